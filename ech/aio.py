@@ -1,0 +1,152 @@
+"""asyncio adapter: the same pump as :mod:`ech.blocking`, on streams."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from ech.client.config import ClientConfig
+from ech.client.connection import ClientConnection
+from ech.errors import ConnectionClosedError, PeerAlert
+from ech.events import (
+    ConnectionClosed,
+    DataReceived,
+    Event,
+    HandshakeComplete,
+    SessionTicketReceived,
+)
+from ech.server.config import ServerConfig
+from ech.server.connection import ServerConnection
+from ech.tls.connection import Connection
+from ech.tls.enums import AlertDescription
+from ech.tls.session import SessionTicket
+
+_READ_SIZE = 65536
+
+
+class TLSStream:
+    """A TLS connection over an asyncio stream pair."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        connection: Connection,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.connection = connection
+        self.handshake: HandshakeComplete | None = None
+        self.session_tickets: list[SessionTicket] = []
+        self.events: list[Event] = []
+        self._incoming = bytearray()
+        self._eof = False
+
+    async def _flush(self) -> None:
+        data = self.connection.data_to_send()
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def _pump(self) -> None:
+        data = await self.reader.read(_READ_SIZE)
+        try:
+            events = self.connection.receive_data(data)
+        finally:
+            await self._flush()
+        for event in events:
+            self.events.append(event)
+            if isinstance(event, DataReceived):
+                self._incoming += event.data
+            elif isinstance(event, HandshakeComplete):
+                self.handshake = event
+            elif isinstance(event, SessionTicketReceived):
+                self.session_tickets.append(event.ticket)
+            elif isinstance(event, ConnectionClosed):
+                self._eof = True
+                if event.alert not in (None, AlertDescription.CLOSE_NOTIFY):
+                    raise PeerAlert(event.alert)
+
+    async def do_handshake(self) -> HandshakeComplete:
+        """Run the handshake to completion (see :meth:`ech.blocking.TLSSocket.do_handshake`)."""
+        await self._flush()
+        while self.handshake is None:
+            if self._eof:
+                raise ConnectionClosedError("connection closed during the handshake")
+            await self._pump()
+        return self.handshake
+
+    async def recv(self, max_bytes: int = _READ_SIZE) -> bytes:
+        """Up to ``max_bytes`` of application data; ``b""`` once the peer closed."""
+        while not self._incoming and not self._eof:
+            await self._pump()
+        out = bytes(self._incoming[:max_bytes])
+        del self._incoming[:max_bytes]
+        return out
+
+    async def send(self, data: bytes) -> None:
+        """Send application data."""
+        self.connection.send(data)
+        await self._flush()
+
+    async def close(self) -> None:
+        """Send close_notify and close the transport."""
+        try:
+            self.connection.close()
+            await self._flush()
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except (OSError, ConnectionError):
+                pass
+
+
+async def open_connection(
+    host: str,
+    port: int,
+    config: ClientConfig,
+    server_name: str | None = None,
+    *,
+    session: SessionTicket | None = None,
+) -> TLSStream:
+    """Connect and complete a TLS 1.3 handshake as a client."""
+    reader, writer = await asyncio.open_connection(host, port)
+    connection = ClientConnection(config, server_name or host, session=session)
+    stream = TLSStream(reader, writer, connection)
+    try:
+        connection.start()
+        await stream.do_handshake()
+    except BaseException:
+        writer.close()
+        raise
+    return stream
+
+
+async def start_server(
+    handler: Callable[[TLSStream], Awaitable[None]],
+    host: str,
+    port: int,
+    config: ServerConfig,
+) -> asyncio.Server:
+    """Serve TLS 1.3: ``handler`` gets each stream after its handshake.
+
+    Handshake failures close that connection (the alert was sent) and never
+    reach ``handler``.
+    """
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stream = TLSStream(reader, writer, ServerConnection(config))
+        try:
+            await stream.do_handshake()
+        except (Exception,):
+            writer.close()
+            return
+        try:
+            await handler(stream)
+        finally:
+            await stream.close()
+
+    return await asyncio.start_server(on_connect, host, port)

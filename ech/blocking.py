@@ -1,0 +1,164 @@
+"""Blocking-socket adapter: a pump loop around a sans-IO connection.
+
+Works for both roles. :func:`connect` opens a client connection;
+:func:`wrap_server` runs the server side on an accepted socket.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from ech.client.config import ClientConfig
+from ech.client.connection import ClientConnection
+from ech.errors import Alert, ConnectionClosedError, PeerAlert
+from ech.events import (
+    ConnectionClosed,
+    DataReceived,
+    Event,
+    HandshakeComplete,
+    SessionTicketReceived,
+)
+from ech.server.config import ServerConfig
+from ech.server.connection import ServerConnection
+from ech.tls.connection import Connection
+from ech.tls.enums import AlertDescription
+from ech.tls.session import SessionTicket
+
+_RECV_SIZE = 65536
+
+
+class TLSSocket:
+    """A TLS connection over a connected blocking socket."""
+
+    def __init__(self, sock: socket.socket, connection: Connection) -> None:
+        self.socket = sock
+        self.connection = connection
+        self.handshake: HandshakeComplete | None = None
+        self.session_tickets: list[SessionTicket] = []
+        self.events: list[Event] = []
+        self._incoming = bytearray()
+        self._eof = False
+
+    def _flush(self) -> None:
+        data = self.connection.data_to_send()
+        if data:
+            self.socket.sendall(data)
+
+    def _pump(self) -> None:
+        data = self.socket.recv(_RECV_SIZE)
+        try:
+            events = self.connection.receive_data(data)
+        finally:
+            # Alerts are queued before receive_data raises: send them first.
+            self._flush()
+        for event in events:
+            self.events.append(event)
+            if isinstance(event, DataReceived):
+                self._incoming += event.data
+            elif isinstance(event, HandshakeComplete):
+                self.handshake = event
+            elif isinstance(event, SessionTicketReceived):
+                self.session_tickets.append(event.ticket)
+            elif isinstance(event, ConnectionClosed):
+                self._eof = True
+                if event.alert not in (None, AlertDescription.CLOSE_NOTIFY):
+                    raise PeerAlert(event.alert)
+
+    def do_handshake(self) -> HandshakeComplete:
+        """Run the handshake to completion.
+
+        Raises:
+            Alert: the peer broke the protocol (the alert was sent).
+            PeerAlert: the peer aborted.
+            ConnectionClosedError: the transport closed first.
+        """
+        self._flush()
+        while self.handshake is None:
+            if self._eof:
+                raise ConnectionClosedError("connection closed during the handshake")
+            self._pump()
+        return self.handshake
+
+    def recv(self, max_bytes: int = _RECV_SIZE) -> bytes:
+        """Up to ``max_bytes`` of application data; ``b""`` once the peer closed."""
+        while not self._incoming and not self._eof:
+            self._pump()
+        out = bytes(self._incoming[:max_bytes])
+        del self._incoming[:max_bytes]
+        return out
+
+    def recv_exactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes of application data.
+
+        Raises:
+            ConnectionClosedError: the peer closed before ``n`` bytes came.
+        """
+        while len(self._incoming) < n:
+            if self._eof:
+                raise ConnectionClosedError("peer closed before enough data arrived")
+            self._pump()
+        out = bytes(self._incoming[:n])
+        del self._incoming[:n]
+        return out
+
+    def sendall(self, data: bytes) -> None:
+        """Send application data."""
+        self.connection.send(data)
+        self._flush()
+
+    def update_keys(self, *, request_peer: bool = True) -> None:
+        """Send a KeyUpdate (RFC 8446 §4.6.3)."""
+        self.connection.update_keys(request_peer=request_peer)
+        self._flush()
+
+    def close(self) -> None:
+        """Send close_notify and close the socket."""
+        try:
+            self.connection.close()
+            self._flush()
+        except OSError:
+            pass
+        finally:
+            self.socket.close()
+
+    def __enter__(self) -> TLSSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def connect(
+    host: str,
+    port: int,
+    config: ClientConfig,
+    server_name: str | None = None,
+    *,
+    session: SessionTicket | None = None,
+    timeout: float | None = 30.0,
+) -> TLSSocket:
+    """Open a TCP connection and complete a TLS 1.3 handshake as a client.
+
+    ``server_name`` defaults to ``host``.
+    """
+    sock = socket.create_connection((host, port), timeout=timeout)
+    connection = ClientConnection(config, server_name or host, session=session)
+    tls = TLSSocket(sock, connection)
+    try:
+        connection.start()
+        tls.do_handshake()
+    except BaseException:
+        sock.close()
+        raise
+    return tls
+
+
+def wrap_server(sock: socket.socket, config: ServerConfig) -> TLSSocket:
+    """Complete a TLS 1.3 handshake as the server on an accepted socket."""
+    tls = TLSSocket(sock, ServerConnection(config))
+    try:
+        tls.do_handshake()
+    except (Alert, PeerAlert, ConnectionClosedError, OSError):
+        sock.close()
+        raise
+    return tls

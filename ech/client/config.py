@@ -1,0 +1,83 @@
+"""Client configuration: what a client offers and whom it trusts."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+
+from ech.tls.certificates import load_trust_store
+from ech.tls.enums import NamedGroup
+from ech.tls.groups import KeyShare, generate_key_share
+from ech.tls.messages import ClientHello
+from ech.tls.records import PaddingPolicy
+from ech.tls.signatures import SUPPORTED_SIGNATURE_SCHEMES
+from ech.tls.suites import DEFAULT_CIPHER_SUITES
+
+DEFAULT_CLIENT_GROUPS: tuple[int, ...] = (
+    NamedGroup.X25519,
+    NamedGroup.X25519MLKEM768,
+    NamedGroup.SECP256R1,
+    NamedGroup.SECP384R1,
+)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Settings shared by many client connections.
+
+    Attributes:
+        cafile: PEM file of trusted CAs; None means the system store.
+        trust_store: CA certificates to trust instead of ``cafile``.
+        verify_certificates: check the server's chain and name. Only turn
+            this off in tests of the codec itself.
+        alpn_protocols: ALPN names to offer, in preference order.
+        cipher_suites: TLS 1.3 suites to offer, in preference order.
+        groups: groups for supported_groups, in preference order.
+        key_share_groups: groups to send key shares for in the first hello.
+        signature_algorithms: schemes we accept in CertificateVerify.
+        compatibility_mode: middlebox compatibility (RFC 8446 §D.4): a
+            random legacy_session_id and a change_cipher_spec record.
+        random: source of randomness, injectable for reproducible traces.
+        now: clock in seconds, injectable.
+        key_share_factory: makes a key share for a group, injectable.
+        client_hello_hook: rewrites each ClientHello before binders are
+            computed and it is sent; for tests, fuzzing and trace replay.
+        record_padding: TLSInnerPlaintext padding policy (RFC 8446 §5.4).
+    """
+
+    cafile: str | Path | None = None
+    trust_store: tuple[x509.Certificate, ...] | None = None
+    verify_certificates: bool = True
+    alpn_protocols: tuple[str, ...] = ()
+    cipher_suites: tuple[int, ...] = DEFAULT_CIPHER_SUITES
+    groups: tuple[int, ...] = DEFAULT_CLIENT_GROUPS
+    key_share_groups: tuple[int, ...] = (NamedGroup.X25519,)
+    signature_algorithms: tuple[int, ...] = SUPPORTED_SIGNATURE_SCHEMES
+    compatibility_mode: bool = True
+    random: Callable[[int], bytes] = os.urandom
+    now: Callable[[], float] = time.time
+    key_share_factory: Callable[[int], KeyShare] = generate_key_share
+    client_hello_hook: Callable[[ClientHello], ClientHello] | None = None
+    record_padding: PaddingPolicy | None = None
+    _trust: list[tuple[x509.Certificate, ...]] = field(
+        default_factory=list, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if not self.cipher_suites or not self.groups:
+            raise ValueError("cipher_suites and groups must not be empty")
+        if not set(self.key_share_groups) <= set(self.groups):
+            raise ValueError("key_share_groups must be a subset of groups")
+
+    def trusted_certificates(self) -> tuple[x509.Certificate, ...]:
+        """The CA certificates to validate against, loaded once."""
+        if self.trust_store is not None:
+            return self.trust_store
+        if not self._trust:
+            self._trust.append(load_trust_store(self.cafile))
+        return self._trust[0]

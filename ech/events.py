@@ -1,0 +1,67 @@
+"""Events that sans-IO connections return from ``receive_data``.
+
+Frozen, slotted dataclasses, as in h11 and aioquic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ech.tls.enums import AlertDescription, CipherSuite, NamedGroup
+from ech.tls.session import SessionTicket
+
+
+class Event:
+    """Base class of all connection events."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeComplete(Event):
+    """The handshake finished and application data may flow.
+
+    ``server_name`` is the name the client asked for (SNI) and, on the
+    client, the name the certificate was checked against.
+    """
+
+    cipher_suite: CipherSuite
+    group: NamedGroup | None
+    alpn_protocol: str | None
+    server_name: str | None
+    resumed: bool
+    hello_retry: bool
+    version: str = "TLSv1.3"
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived(Event):
+    """Application data from the peer."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTicketReceived(Event):
+    """The server issued a ticket the client can resume with (RFC 8446 §4.6.1)."""
+
+    ticket: SessionTicket
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdateReceived(Event):
+    """The peer updated its sending keys (RFC 8446 §4.6.3)."""
+
+    update_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed(Event):
+    """The peer closed the connection.
+
+    ``alert`` is ``CLOSE_NOTIFY`` for an orderly close, the fatal alert the
+    peer sent when it aborted, or None when the transport ended without an
+    alert (a truncation attack is indistinguishable from that).
+    """
+
+    alert: AlertDescription | None

@@ -1,0 +1,142 @@
+"""A throwaway certificate authority for demos and tests.
+
+Real deployments bring their own certificates; this makes a CA and leaf
+certificates on the fly so ``ech demo`` and the test suite need nothing
+from outside. Private keys are written with mode 0600.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ech.tls.certificates import CertifiedKey
+
+KeyType = Literal["p256", "p384", "ed25519", "rsa2048"]
+
+
+def generate_key(key_type: KeyType) -> CertificateIssuerPrivateKeyTypes:
+    """A fresh private key of ``key_type``."""
+    if key_type == "p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    return rsa.generate_private_key(65537, 2048)
+
+
+def _hash_for(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | None:
+    return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+
+
+def write_private_key(path: Path, key: CertificateIssuerPrivateKeyTypes) -> None:
+    """Write ``key`` as PKCS#8 PEM, readable by its owner only."""
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    os.chmod(path, 0o600)
+
+
+@dataclass
+class TestCA:
+    """A self-signed CA that issues leaf certificates."""
+
+    __test__ = False  # not a pytest class
+
+    key: CertificateIssuerPrivateKeyTypes = field(repr=False)
+    certificate: x509.Certificate
+
+    @classmethod
+    def create(cls, name: str = "ech test CA", key_type: KeyType = "p256") -> TestCA:
+        """Make a new CA valid from yesterday for ten years."""
+        key = generate_key(key_type)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False,
+                    key_encipherment=False, data_encipherment=False,
+                    key_agreement=False, key_cert_sign=True, crl_sign=True,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .sign(key, _hash_for(key))
+        )
+        return cls(key, cert)
+
+    @property
+    def pem(self) -> bytes:
+        """The CA certificate in PEM."""
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def issue(self, *names: str, key_type: KeyType = "p256") -> CertifiedKey:
+        """A leaf certificate for DNS names or IP addresses, with its key."""
+        key = generate_key(key_type)
+        now = datetime.datetime.now(datetime.UTC)
+        alt_names: list[x509.GeneralName] = []
+        for name in names:
+            try:
+                alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
+            except ValueError:
+                alt_names.append(x509.DNSName(name))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    self.key.public_key()  # type: ignore[arg-type]  # CA keys are EC/Ed25519/RSA
+                ),
+                critical=False,
+            )
+            .sign(self.key, _hash_for(self.key))
+        )
+        return CertifiedKey((cert,), key)
+
+    def write(self, directory: Path, certified: CertifiedKey, stem: str) -> tuple[Path, Path]:
+        """Write ``stem.pem`` (chain) and ``stem.key`` (0600) into ``directory``."""
+        cert_path = directory / f"{stem}.pem"
+        key_path = directory / f"{stem}.key"
+        cert_path.write_bytes(
+            b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certified.chain)
+        )
+        write_private_key(key_path, certified.private_key)  # type: ignore[arg-type]  # we made it
+        return cert_path, key_path

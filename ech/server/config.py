@@ -1,0 +1,79 @@
+"""Server configuration: certificates, preferences, ticket keys."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from ech.tls.certificates import CertifiedKey
+from ech.tls.enums import NamedGroup
+from ech.tls.groups import KeyShare, generate_key_share
+from ech.tls.messages import EncryptedExtensions, ServerHello
+from ech.tls.records import PaddingPolicy
+from ech.tls.signatures import sign
+from ech.tls.suites import DEFAULT_CIPHER_SUITES
+
+DEFAULT_SERVER_GROUPS: tuple[int, ...] = (
+    NamedGroup.X25519MLKEM768,
+    NamedGroup.X25519,
+    NamedGroup.SECP256R1,
+    NamedGroup.SECP384R1,
+)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings shared by all connections of one server.
+
+    Attributes:
+        certificates: chains with keys; chosen by SNI, the first is default.
+        alpn_protocols: ALPN names we speak, in preference order.
+        cipher_suites: suites in our preference order.
+        groups: key exchange groups in our preference order. A group the
+            client sent a share for wins over a better one it did not, so
+            HelloRetryRequest happens only when no share fits.
+        session_tickets: issue tickets for PSK resumption (psk_dhe_ke).
+        tickets_per_connection: tickets sent after each full handshake.
+        ticket_lifetime: seconds a ticket stays valid (at most 7 days).
+        ticket_key: AES-256-GCM key sealing our stateless tickets.
+        cookie_key: HMAC key for HelloRetryRequest cookies.
+        random, now: injectable randomness and clock.
+        key_share_factory: makes our (EC)DHE share for a group, injectable.
+        signer: signs CertificateVerify; injectable for trace replay.
+        server_hello_hook, encrypted_extensions_hook: rewrite those
+            messages before they are sent; for tests and trace replay.
+        record_padding: TLSInnerPlaintext padding policy (RFC 8446 §5.4).
+    """
+
+    certificates: tuple[CertifiedKey, ...]
+    alpn_protocols: tuple[str, ...] = ()
+    cipher_suites: tuple[int, ...] = DEFAULT_CIPHER_SUITES
+    groups: tuple[int, ...] = DEFAULT_SERVER_GROUPS
+    session_tickets: bool = True
+    tickets_per_connection: int = 1
+    ticket_lifetime: int = 7200
+    ticket_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+    cookie_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+    random: Callable[[int], bytes] = os.urandom
+    now: Callable[[], float] = time.time
+    key_share_factory: Callable[[int], KeyShare] = generate_key_share
+    signer: Callable[[PrivateKeyTypes, int, bytes], bytes] = sign
+    server_hello_hook: Callable[[ServerHello], ServerHello] | None = None
+    encrypted_extensions_hook: (
+        Callable[[EncryptedExtensions], EncryptedExtensions] | None
+    ) = None
+    record_padding: PaddingPolicy | None = None
+
+    def __post_init__(self) -> None:
+        if not self.certificates:
+            raise ValueError("a server needs at least one certificate")
+        if not self.cipher_suites or not self.groups:
+            raise ValueError("cipher_suites and groups must not be empty")
+        if not 0 < self.ticket_lifetime <= 604800:
+            raise ValueError("ticket_lifetime must be within 1 second and 7 days")
+        if len(self.ticket_key) != 32:
+            raise ValueError("ticket_key must be 32 bytes")

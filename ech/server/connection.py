@@ -1,0 +1,427 @@
+"""The sans-IO TLS 1.3 server (RFC 8446 §4, state machine of §A.2)."""
+
+from __future__ import annotations
+
+import enum
+import hmac
+from dataclasses import dataclass
+
+from ech.errors import (
+    DecodeError,
+    DecryptError,
+    HandshakeFailure,
+    IllegalParameter,
+    MissingExtension,
+    NoApplicationProtocol,
+    ProtocolVersion,
+    UnexpectedMessage,
+)
+from ech.events import HandshakeComplete
+from ech.server.config import ServerConfig
+from ech.server.tickets import TicketState, open_ticket, seal_ticket
+from ech.tls import extensions as ext
+from ech.tls.certificates import CertifiedKey
+from ech.tls.connection import Connection
+from ech.tls.enums import (
+    TLS13,
+    CipherSuite,
+    ContentType,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+    PskKeyExchangeMode,
+    SignatureScheme,
+)
+from ech.tls.extensions import Extension, KeyShareEntry, OfferedPsks
+from ech.tls.groups import SUPPORTED_GROUPS
+from ech.tls.key_schedule import (
+    EarlySecret,
+    finished_verify_data,
+    hmac_bytes,
+    resumption_psk,
+    verify_finished,
+)
+from ech.tls.messages import (
+    HELLO_RETRY_REQUEST_RANDOM,
+    Certificate,
+    CertificateEntry,
+    CertificateVerify,
+    ClientHello,
+    EncryptedExtensions,
+    Finished,
+    NewSessionTicket,
+    ServerHello,
+)
+from ech.tls.records import frame_handshake
+from ech.tls.signatures import SERVER_CONTEXT, choose_scheme, signed_content
+from ech.tls.suites import SUITES, SuiteParams
+from ech.tls.transcript import Transcript
+from ech.tls.groups import KeyShare
+
+E = ExtensionType
+
+
+class ServerState(enum.Enum):
+    """RFC 8446 §A.2 server states (the sending states are transient)."""
+
+    WAIT_CH = "wait_ch"
+    WAIT_CH2 = "wait_ch2"
+    WAIT_FINISHED = "wait_finished"
+    CONNECTED = "connected"
+
+
+@dataclass(frozen=True, slots=True)
+class _Negotiated:
+    """What the first ClientHello fixed, kept across a HelloRetryRequest."""
+
+    suite: SuiteParams
+    group: int
+    cookie: bytes
+
+
+class ServerConnection(Connection):
+    """One TLS 1.3 server connection. Performs no I/O."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        super().__init__(config.record_padding)
+        self.config = config
+        self.state = ServerState.WAIT_CH
+        self._transcript = Transcript()
+        self._retry: _Negotiated | None = None
+        self._client_hs_secret = b""
+        self._client_ap_secret = b""
+        self._resumption_master_secret = b""
+        self._expected_client_finished = b""
+        self._ticket_state: TicketState | None = None
+        self.server_name: str | None = None
+        self.cipher_suite: CipherSuite | None = None
+        self.group: NamedGroup | None = None
+        self.alpn_protocol: str | None = None
+        self.resumed = False
+        self.hello_retry = False
+        self.client_hello: ClientHello | None = None
+
+    # dispatch -----------------------------------------------------------------
+
+    def _handle_handshake(self, msg_type: int, body: bytes, raw: bytes) -> None:
+        state = self.state
+        if (
+            state in (ServerState.WAIT_CH, ServerState.WAIT_CH2)
+            and msg_type == HandshakeType.CLIENT_HELLO
+        ):
+            if self._records.read_protected:
+                raise UnexpectedMessage("ClientHello under encryption")
+            self._on_client_hello(ClientHello.parse(body), raw)
+        elif state is ServerState.WAIT_FINISHED and msg_type == HandshakeType.FINISHED:
+            self._on_finished(Finished.parse(body), raw)
+        else:
+            raise UnexpectedMessage(f"{HandshakeType(msg_type)} in state {state.value}")
+
+    # ClientHello ----------------------------------------------------------------
+
+    def _on_client_hello(self, ch: ClientHello, raw: bytes) -> None:
+        self.client_hello = ch
+        ext.check_unique(ch.extensions)
+        if ch.legacy_compression_methods != b"\x00":
+            raise IllegalParameter("legacy_compression_methods must be [null]")
+        versions = ch.extension(E.SUPPORTED_VERSIONS)
+        if versions is None or TLS13 not in ext.decode_client_versions(versions):
+            raise ProtocolVersion("client does not offer TLS 1.3")
+        if ch.has_extension(E.PRE_SHARED_KEY) and ch.extensions[-1].type != E.PRE_SHARED_KEY:
+            raise IllegalParameter("pre_shared_key is not the last extension")
+        suite = self._select_suite(ch)
+        group, client_share = self._select_group(ch)
+        if client_share is None:
+            self._send_hello_retry_request(ch, raw, suite, group)
+            return
+        self._check_retry_consistency(ch)
+
+        sni = ch.extension(E.SERVER_NAME)
+        self.server_name = ext.decode_server_name(sni) if sni is not None else None
+        self.alpn_protocol = self._select_alpn(ch)
+        self._suite = suite
+        self.cipher_suite = suite.suite
+        self.group = NamedGroup(group)
+        if self._retry is None:
+            self._transcript.set_algorithm(suite.hash)
+        psk = self._accept_psk(ch, raw, suite)
+        self._transcript.add(raw)
+
+        certified: CertifiedKey | None = None
+        scheme: int | None = None
+        if psk is None:
+            certified, scheme = self._select_certificate(ch)
+
+        share = self.config.key_share_factory(group) if group != NamedGroup.X25519MLKEM768 else None
+        server_share, shared_secret = self._key_exchange(group, client_share, share)
+        extensions = [
+            Extension(E.KEY_SHARE, ext.encode_server_key_share(KeyShareEntry(group, server_share))),
+        ]
+        if psk is not None:
+            extensions.append(Extension(E.PRE_SHARED_KEY, ext.encode_u16(0)))
+        extensions.append(Extension(E.SUPPORTED_VERSIONS, ext.encode_u16(TLS13)))
+        sh = ServerHello(
+            random=self.config.random(32),
+            legacy_session_id_echo=ch.legacy_session_id,
+            cipher_suite=suite.suite,
+            extensions=tuple(extensions),
+        )
+        if self.config.server_hello_hook is not None:
+            sh = self.config.server_hello_hook(sh)
+        self._transcript.add(self._send_handshake(sh))
+        if ch.legacy_session_id and self._retry is None:
+            self._records.write_change_cipher_spec()  # RFC 8446 §D.4
+
+        algorithm = suite.hash
+        hs = EarlySecret.from_psk(algorithm, psk).handshake_secret(shared_secret)
+        hello_hash = self._transcript.digest()
+        self._client_hs_secret = hs.client_handshake_traffic_secret(hello_hash)
+        self._set_write_secret(hs.server_handshake_traffic_secret(hello_hash))
+        self._set_read_secret(self._client_hs_secret)
+        self._ccs_allowed = True
+
+        ee = EncryptedExtensions(tuple(self._encrypted_extensions(ch)))
+        if self.config.encrypted_extensions_hook is not None:
+            ee = self.config.encrypted_extensions_hook(ee)
+        self._transcript.add(self._send_handshake(ee))
+        if certified is not None and scheme is not None:
+            entries = tuple(CertificateEntry(der) for der in certified.chain_der)
+            self._transcript.add(self._send_handshake(Certificate(b"", entries)))
+            content = signed_content(SERVER_CONTEXT, self._transcript.digest())
+            signature = self.config.signer(certified.private_key, scheme, content)
+            self._transcript.add(self._send_handshake(CertificateVerify(scheme, signature)))
+        verify_data = finished_verify_data(
+            algorithm, self._write_secret, self._transcript.digest()
+        )
+        self._transcript.add(self._send_handshake(Finished(verify_data)))
+
+        master = hs.master_secret()
+        finished_hash = self._transcript.digest()
+        self._client_ap_secret = master.client_application_traffic_secret(finished_hash)
+        self.exporter_master_secret = master.exporter_master_secret(finished_hash)
+        self._set_write_secret(master.server_application_traffic_secret(finished_hash))
+        self._expected_client_finished = finished_verify_data(
+            algorithm, self._client_hs_secret, finished_hash
+        )
+        self._master = master
+        self.state = ServerState.WAIT_FINISHED
+
+    def _select_suite(self, ch: ClientHello) -> SuiteParams:
+        if self._retry is not None:
+            # RFC 8446 §4.1.4: the same suite as in the HelloRetryRequest.
+            if self._retry.suite.suite not in ch.cipher_suites:
+                raise IllegalParameter("second ClientHello dropped the HRR's suite")
+            return self._retry.suite
+        for suite in self.config.cipher_suites:
+            if suite in ch.cipher_suites and suite in SUITES:
+                return SUITES[suite]
+        raise HandshakeFailure("no cipher suite in common")
+
+    def _select_group(self, ch: ClientHello) -> tuple[int, bytes | None]:
+        """Our group and the client's share for it (None: HelloRetryRequest)."""
+        groups_data = ch.extension(E.SUPPORTED_GROUPS)
+        shares_data = ch.extension(E.KEY_SHARE)
+        if groups_data is None or shares_data is None:
+            # We support only psk_dhe_ke and certificates with (EC)DHE (§9.2).
+            raise MissingExtension("supported_groups and key_share are required")
+        client_groups = ext.decode_u16_list(groups_data)
+        shares: dict[int, bytes] = {}
+        for entry in ext.decode_client_key_shares(shares_data):
+            if entry.group not in client_groups or entry.group in shares:
+                raise IllegalParameter("key share not in supported_groups, or repeated")
+            shares[entry.group] = entry.key_exchange
+        if self._retry is not None:
+            group = self._retry.group
+            if list(shares) != [group]:
+                raise IllegalParameter("second ClientHello lacks the requested share")
+            return group, shares[group]
+        ours = [g for g in self.config.groups if g in SUPPORTED_GROUPS]
+        for group in ours:
+            if group in shares:
+                return group, shares[group]
+        for group in ours:
+            if group in client_groups:
+                return group, None
+        raise HandshakeFailure("no key exchange group in common")
+
+    def _key_exchange(
+        self, group: int, client_share: bytes, share: KeyShare | None
+    ) -> tuple[bytes, bytes]:
+        from ech.tls.groups import respond_to_key_share
+
+        if share is None:
+            return respond_to_key_share(group, client_share)
+        return share.public, share.exchange(client_share)
+
+    def _send_hello_retry_request(
+        self, ch: ClientHello, raw: bytes, suite: SuiteParams, group: int
+    ) -> None:
+        if self._retry is not None:
+            raise IllegalParameter("second ClientHello still has no usable key share")
+        self._transcript.set_algorithm(suite.hash)
+        self._transcript.add(raw)
+        # The cookie binds the retry to ClientHello1; a stateless server could
+        # rebuild the transcript from it (RFC 8446 §4.2.2).
+        cookie = hmac_bytes(suite.hash, self.config.cookie_key, self._transcript.digest())
+        self._transcript.rewrite_for_hello_retry()
+        hrr = ServerHello(
+            random=HELLO_RETRY_REQUEST_RANDOM,
+            legacy_session_id_echo=ch.legacy_session_id,
+            cipher_suite=suite.suite,
+            extensions=(
+                Extension(E.SUPPORTED_VERSIONS, ext.encode_u16(TLS13)),
+                Extension(E.KEY_SHARE, ext.encode_u16(group)),
+                Extension(E.COOKIE, ext.encode_cookie(cookie)),
+            ),
+        )
+        if self.config.server_hello_hook is not None:
+            hrr = self.config.server_hello_hook(hrr)
+        self._transcript.add(self._send_handshake(hrr))
+        if ch.legacy_session_id:
+            self._records.write_change_cipher_spec()  # RFC 8446 §D.4
+        self._retry = _Negotiated(suite, group, cookie)
+        self.hello_retry = True
+        self._ccs_allowed = True
+        self.state = ServerState.WAIT_CH2
+
+    def _check_retry_consistency(self, ch: ClientHello) -> None:
+        retry = self._retry
+        if retry is None:
+            return
+        cookie = ch.extension(E.COOKIE)
+        if cookie is None:
+            raise MissingExtension("second ClientHello without the cookie")
+        if not hmac.compare_digest(ext.decode_cookie(cookie), retry.cookie):
+            raise IllegalParameter("second ClientHello with a wrong cookie")
+        if ch.has_extension(E.EARLY_DATA):
+            raise IllegalParameter("early_data after HelloRetryRequest")
+
+    def _select_alpn(self, ch: ClientHello) -> str | None:
+        data = ch.extension(E.APPLICATION_LAYER_PROTOCOL_NEGOTIATION)
+        if data is None or not self.config.alpn_protocols:
+            return None
+        offered = ext.decode_alpn(data)
+        for name in self.config.alpn_protocols:
+            if name.encode() in offered:
+                return name
+        raise NoApplicationProtocol("no ALPN protocol in common")  # RFC 7301 §3.2
+
+    def _select_certificate(self, ch: ClientHello) -> tuple[CertifiedKey, int]:
+        algorithms = ch.extension(E.SIGNATURE_ALGORITHMS)
+        if algorithms is None:
+            raise MissingExtension("signature_algorithms is required")
+        offered = ext.decode_u16_list(algorithms)
+        named = [c for c in self.config.certificates if self.server_name and c.matches(self.server_name)]
+        for candidate in (*named, *self.config.certificates):
+            scheme = choose_scheme(candidate.private_key, offered)
+            if scheme is not None:
+                return candidate, scheme
+        raise HandshakeFailure("no certificate fits the client's signature_algorithms")
+
+    def _encrypted_extensions(self, ch: ClientHello) -> list[Extension]:
+        out: list[Extension] = []
+        if self.server_name is not None and any(
+            c.matches(self.server_name) for c in self.config.certificates
+        ):
+            out.append(Extension(E.SERVER_NAME, b""))  # RFC 6066 §3
+        if self.alpn_protocol is not None:
+            out.append(
+                Extension(
+                    E.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
+                    ext.encode_alpn([self.alpn_protocol.encode()]),
+                )
+            )
+        return out
+
+    # PSK resumption ----------------------------------------------------------------
+
+    def _accept_psk(self, ch: ClientHello, raw: bytes, suite: SuiteParams) -> bytes | None:
+        """Validate the offered tickets; return the PSK of the one we take."""
+        data = ch.extension(E.PRE_SHARED_KEY)
+        if data is None:
+            return None
+        modes_data = ch.extension(E.PSK_KEY_EXCHANGE_MODES)
+        if modes_data is None:
+            raise MissingExtension("pre_shared_key without psk_key_exchange_modes")
+        offered = OfferedPsks.parse(data)
+        if PskKeyExchangeMode.PSK_DHE_KE not in ext.decode_psk_modes(modes_data):
+            return None
+        if not self.config.session_tickets:
+            return None
+        now_ms = int(self.config.now() * 1000)
+        for index, identity in enumerate(offered.identities):
+            state = open_ticket(self.config.ticket_key, identity.identity)
+            if state is None or index != 0:
+                continue  # we answer only the first identity (selected_identity 0)
+            if SUITES.get(state.cipher_suite) is None or (
+                SUITES[state.cipher_suite].hash.name != suite.hash.name
+            ):
+                continue
+            if not 0 <= now_ms - state.issued_at_ms < state.lifetime * 1000:
+                continue
+            if state.server_name != (self.server_name or ""):
+                continue
+            truncated = raw[: len(raw) - len(offered.encode_binders())]
+            transcript = self._transcript.copy()
+            transcript.add(truncated)
+            binder_key = EarlySecret.from_psk(suite.hash, state.psk).binder_key()
+            if not verify_finished(
+                suite.hash, binder_key, transcript.digest(), offered.binders[index]
+            ):
+                raise DecryptError("PSK binder does not verify")
+            self.resumed = True
+            self._ticket_state = state
+            return state.psk
+        return None
+
+    # client Finished -----------------------------------------------------------------
+
+    def _on_finished(self, finished: Finished, raw: bytes) -> None:
+        suite = self._suite
+        assert suite is not None  # negotiated
+        if len(finished.verify_data) != suite.hash.digest_size:
+            raise DecodeError("Finished has the wrong length")
+        if not hmac.compare_digest(finished.verify_data, self._expected_client_finished):
+            raise DecryptError("client Finished does not verify")
+        self._transcript.add(raw)
+        self._set_read_secret(self._client_ap_secret)
+        self._resumption_master_secret = self._master.resumption_master_secret(
+            self._transcript.digest()
+        )
+        self.state = ServerState.CONNECTED
+        assert self.cipher_suite is not None  # negotiated
+        self._connected(
+            HandshakeComplete(
+                cipher_suite=self.cipher_suite,
+                group=self.group,
+                alpn_protocol=self.alpn_protocol,
+                server_name=self.server_name,
+                resumed=self.resumed,
+                hello_retry=self.hello_retry,
+            )
+        )
+        if self.config.session_tickets:
+            for _ in range(self.config.tickets_per_connection):
+                self.send_session_ticket()
+
+    def send_session_ticket(self) -> None:
+        """Issue one more ticket (RFC 8446 §4.6.1)."""
+        suite = self._suite
+        if self.state is not ServerState.CONNECTED or suite is None:
+            raise RuntimeError("tickets are sent after the handshake")
+        nonce = self.config.random(8)
+        age_add = int.from_bytes(self.config.random(4), "big")
+        psk = resumption_psk(suite.hash, self._resumption_master_secret, nonce)
+        state = TicketState(
+            cipher_suite=suite.suite,
+            psk=psk,
+            issued_at_ms=int(self.config.now() * 1000),
+            ticket_age_add=age_add,
+            lifetime=self.config.ticket_lifetime,
+            server_name=self.server_name or "",
+            alpn_protocol=self.alpn_protocol or "",
+        )
+        ticket = seal_ticket(self.config.ticket_key, self.config.random(12), state)
+        self._send_handshake(
+            NewSessionTicket(self.config.ticket_lifetime, age_add, nonce, ticket)
+        )

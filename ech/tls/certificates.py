@@ -1,0 +1,147 @@
+"""Certificates: the server's chains and keys, and the client's path validation.
+
+Validation is ``cryptography.x509.verification`` (RFC 5280 paths, RFC 6125
+DNS-ID matching); we only choose the trust store and map failures to alerts.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.x509.verification import (
+    DNSName,
+    IPAddress,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
+
+from ech.errors import BadCertificate, DecodeError
+
+
+@dataclass(frozen=True)
+class CertifiedKey:
+    """A certificate chain (leaf first) and the leaf's private key."""
+
+    chain: tuple[x509.Certificate, ...]
+    private_key: PrivateKeyTypes = field(repr=False)
+
+    @classmethod
+    def load(cls, cert_path: str | Path, key_path: str | Path) -> CertifiedKey:
+        """Read a PEM chain and a PEM private key (PKCS#8 or traditional)."""
+        chain = tuple(x509.load_pem_x509_certificates(Path(cert_path).read_bytes()))
+        key = serialization.load_pem_private_key(Path(key_path).read_bytes(), None)
+        return cls(chain, key)
+
+    @functools.cached_property
+    def chain_der(self) -> tuple[bytes, ...]:
+        """The chain in DER, as the Certificate message carries it."""
+        return tuple(c.public_bytes(serialization.Encoding.DER) for c in self.chain)
+
+    @functools.cached_property
+    def dns_names(self) -> tuple[str, ...]:
+        """The leaf's subjectAltName DNS names, lower-cased."""
+        try:
+            san = self.chain[0].extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            )
+        except x509.ExtensionNotFound:
+            return ()
+        return tuple(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
+
+    def matches(self, server_name: str) -> bool:
+        """Whether the leaf names ``server_name`` (exactly or by one wildcard label)."""
+        name = server_name.lower().rstrip(".")
+        for pattern in self.dns_names:
+            if pattern == name:
+                return True
+            if pattern.startswith("*.") and "." in name:
+                if name.split(".", 1)[1] == pattern[2:]:
+                    return True
+        return False
+
+
+def select_certificate(
+    certificates: Sequence[CertifiedKey], server_name: str | None
+) -> CertifiedKey:
+    """The first certificate naming ``server_name``, else the first one."""
+    if server_name is not None:
+        for candidate in certificates:
+            if candidate.matches(server_name):
+                return candidate
+    return certificates[0]
+
+
+@functools.cache
+def system_trust_store() -> tuple[x509.Certificate, ...]:
+    """The operating system's CA certificates (OpenSSL's default CA file)."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return tuple(x509.load_pem_x509_certificates(Path(candidate).read_bytes()))
+    return ()
+
+
+def load_trust_store(cafile: str | Path | None) -> tuple[x509.Certificate, ...]:
+    """CA certificates from a PEM file, or the system store when None."""
+    if cafile is None:
+        return system_trust_store()
+    return tuple(x509.load_pem_x509_certificates(Path(cafile).read_bytes()))
+
+
+def verify_server_chain(
+    chain_der: Sequence[bytes],
+    server_name: str,
+    trust: Sequence[x509.Certificate],
+    now: float,
+) -> x509.Certificate:
+    """Validate the server's chain for ``server_name`` and return the leaf.
+
+    Raises:
+        BadCertificate: a certificate does not parse, the path does not
+            validate, or the leaf does not name ``server_name``.
+    """
+    try:
+        certs = [x509.load_der_x509_certificate(der) for der in chain_der]
+    except ValueError:
+        raise BadCertificate("certificate does not parse") from None
+    if not certs:
+        raise DecodeError("empty certificate chain")
+    if not trust:
+        raise BadCertificate("no trusted CA certificates configured")
+    try:
+        subject: DNSName | IPAddress = IPAddress(ipaddress.ip_address(server_name))
+    except ValueError:
+        subject = DNSName(server_name)
+    verifier = (
+        PolicyBuilder()
+        .store(Store(list(trust)))
+        .time(datetime.fromtimestamp(now, UTC))
+        .build_server_verifier(subject)
+    )
+    try:
+        verifier.verify(certs[0], certs[1:])
+    except VerificationError as error:
+        raise BadCertificate(f"certificate verification failed: {error}") from None
+    return certs[0]
+
+
+def parse_leaf(der: bytes) -> x509.Certificate:
+    """Parse a certificate without validating it.
+
+    Raises:
+        BadCertificate: it does not parse.
+    """
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise BadCertificate("certificate does not parse") from None

@@ -1,0 +1,357 @@
+"""Extensions: kept raw in wire order, with typed views decoded on demand.
+
+The message model stores every extension as an :class:`Extension` of
+``(type, data)`` exactly as received (RFC 8446 §4.2), so unknown and GREASE
+extensions survive a parse/encode round trip byte for byte. The functions
+below decode and encode the bodies TLS 1.3 gives meaning to. They check only
+syntax; meaning (which extension may appear where, duplicates) is the state
+machine's job, so test harnesses can still build deliberately bad messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Self
+
+from ech.errors import DecodeError, IllegalParameter
+from ech.tls.wire import Reader, Writer, encode_u16_list
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """One extension exactly as it appeared on the wire (RFC 8446 §4.2)."""
+
+    type: int
+    data: bytes
+
+
+class HasExtensions:
+    """Look-ups shared by every message that carries an extension block."""
+
+    __slots__ = ()
+    extensions: tuple[Extension, ...]
+
+    def extension(self, ext_type: int) -> bytes | None:
+        """The body of the first extension of ``ext_type``, or None."""
+        for ext in self.extensions:
+            if ext.type == ext_type:
+                return ext.data
+        return None
+
+    def has_extension(self, ext_type: int) -> bool:
+        """Whether an extension of ``ext_type`` is present."""
+        return any(ext.type == ext_type for ext in self.extensions)
+
+
+def read_extensions(r: Reader, *, min_len: int = 0) -> tuple[Extension, ...]:
+    """Read an ``Extension extensions<min_len..2^16-1>`` block."""
+    out: list[Extension] = []
+    with r.vector(2, min_len=min_len):
+        while r.remaining():
+            ext_type = r.u16()
+            out.append(Extension(ext_type, r.opaque(2)))
+    return tuple(out)
+
+
+def write_extensions(w: Writer, extensions: Iterable[Extension]) -> None:
+    """Write an extension block."""
+    with w.vector(2):
+        for ext in extensions:
+            w.u16(ext.type)
+            w.opaque(2, ext.data)
+
+
+def check_unique(extensions: Sequence[Extension]) -> None:
+    """RFC 8446 §4.2: no two extensions of the same type in one block.
+
+    Raises:
+        IllegalParameter: a type appears twice.
+    """
+    seen: set[int] = set()
+    for ext in extensions:
+        if ext.type in seen:
+            raise IllegalParameter(f"duplicate extension {ext.type:#06x}")
+        seen.add(ext.type)
+
+
+def _parse(data: bytes) -> Reader:
+    return Reader(data)
+
+
+# server_name (RFC 6066 §3) -------------------------------------------------
+
+
+def decode_server_name(data: bytes) -> str:
+    """Return the host_name from a ClientHello server_name body.
+
+    Raises:
+        DecodeError: malformed list, or no host_name entry.
+        IllegalParameter: the name is not ASCII (RFC 6066 §3 forbids other
+            encodings; IDNs travel as A-labels).
+    """
+    r = _parse(data)
+    host: bytes | None = None
+    with r.vector(2, min_len=1):
+        while r.remaining():
+            name_type = r.u8()
+            name = r.opaque(2, min_len=1)
+            if name_type == 0:
+                if host is not None:
+                    raise IllegalParameter("two host_name entries in server_name")
+                host = name
+    r.expect_end()
+    if host is None:
+        raise DecodeError("server_name without host_name")
+    try:
+        return host.decode("ascii")
+    except UnicodeDecodeError:
+        raise IllegalParameter("server_name is not ASCII") from None
+
+
+def encode_server_name(host: str) -> bytes:
+    """Encode a ClientHello server_name body naming one DNS host."""
+    w = Writer()
+    with w.vector(2):
+        w.u8(0)
+        w.opaque(2, host.encode("ascii"))
+    return w.getvalue()
+
+
+# supported_versions (RFC 8446 §4.2.1) ----------------------------------------
+
+
+def decode_client_versions(data: bytes) -> tuple[int, ...]:
+    """ClientHello supported_versions: ``ProtocolVersion versions<2..254>``."""
+    r = _parse(data)
+    versions = tuple(r.items(1, r.u16, min_len=2, max_len=254))
+    r.expect_end()
+    return versions
+
+
+def encode_client_versions(versions: Sequence[int]) -> bytes:
+    """Encode ClientHello supported_versions."""
+    return encode_u16_list(tuple(versions), 1)
+
+
+def decode_u16(data: bytes) -> int:
+    """A body that is exactly one uint16 (selected_version, selected_group, ...)."""
+    r = _parse(data)
+    value = r.u16()
+    r.expect_end()
+    return value
+
+
+def encode_u16(value: int) -> bytes:
+    """Encode a body that is one uint16."""
+    return value.to_bytes(2, "big")
+
+
+# supported_groups, signature_algorithms(_cert) ------------------------------
+
+
+def decode_u16_list(data: bytes) -> tuple[int, ...]:
+    """``uint16 list<2..2^16-1>``, the shape of supported_groups and signature_algorithms."""
+    r = _parse(data)
+    values = tuple(r.items(2, r.u16, min_len=2))
+    r.expect_end()
+    return values
+
+
+def encode_u16_vector(values: Sequence[int]) -> bytes:
+    """Encode a ``uint16 list<2..2^16-1>``."""
+    return encode_u16_list(tuple(values), 2)
+
+
+# key_share (RFC 8446 §4.2.8) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyShareEntry:
+    """``KeyShareEntry``: a group and its key_exchange bytes."""
+
+    group: int
+    key_exchange: bytes
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        """Read one entry."""
+        group = r.u16()
+        return cls(group, r.opaque(2, min_len=1))
+
+    def write(self, w: Writer) -> None:
+        """Write one entry."""
+        w.u16(self.group)
+        w.opaque(2, self.key_exchange)
+
+
+def decode_client_key_shares(data: bytes) -> tuple[KeyShareEntry, ...]:
+    """ClientHello key_share: ``KeyShareEntry client_shares<0..2^16-1>``."""
+    r = _parse(data)
+    shares = tuple(r.items(2, lambda: KeyShareEntry.read(r)))
+    r.expect_end()
+    return shares
+
+
+def encode_client_key_shares(shares: Sequence[KeyShareEntry]) -> bytes:
+    """Encode ClientHello key_share."""
+    w = Writer()
+    with w.vector(2):
+        for share in shares:
+            share.write(w)
+    return w.getvalue()
+
+
+def decode_server_key_share(data: bytes) -> KeyShareEntry:
+    """ServerHello key_share: one ``KeyShareEntry``."""
+    r = _parse(data)
+    share = KeyShareEntry.read(r)
+    r.expect_end()
+    return share
+
+
+def encode_server_key_share(share: KeyShareEntry) -> bytes:
+    """Encode ServerHello key_share."""
+    w = Writer()
+    share.write(w)
+    return w.getvalue()
+
+
+# application_layer_protocol_negotiation (RFC 7301 §3.1) ---------------------
+
+
+def decode_alpn(data: bytes) -> tuple[bytes, ...]:
+    """``ProtocolName protocol_name_list<2..2^16-1>``, each ``opaque<1..2^8-1>``."""
+    r = _parse(data)
+    names = tuple(r.items(2, lambda: r.opaque(1, min_len=1), min_len=2))
+    r.expect_end()
+    return names
+
+
+def encode_alpn(names: Sequence[bytes]) -> bytes:
+    """Encode an ALPN protocol list."""
+    w = Writer()
+    with w.vector(2):
+        for name in names:
+            w.opaque(1, name)
+    return w.getvalue()
+
+
+# psk_key_exchange_modes (RFC 8446 §4.2.9) ------------------------------------
+
+
+def decode_psk_modes(data: bytes) -> tuple[int, ...]:
+    """``PskKeyExchangeMode ke_modes<1..255>``."""
+    r = _parse(data)
+    modes = tuple(r.items(1, r.u8, min_len=1))
+    r.expect_end()
+    return modes
+
+
+def encode_psk_modes(modes: Sequence[int]) -> bytes:
+    """Encode psk_key_exchange_modes."""
+    return bytes([len(modes), *modes])
+
+
+# pre_shared_key (RFC 8446 §4.2.11) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PskIdentity:
+    """``PskIdentity``: an opaque identity and its obfuscated ticket age."""
+
+    identity: bytes
+    obfuscated_ticket_age: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedPsks:
+    """ClientHello pre_shared_key body."""
+
+    identities: tuple[PskIdentity, ...]
+    binders: tuple[bytes, ...]
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """Decode the body.
+
+        Raises:
+            DecodeError: malformed, or identity and binder counts differ.
+        """
+        r = _parse(data)
+
+        def identity() -> PskIdentity:
+            ident = r.opaque(2, min_len=1)
+            return PskIdentity(ident, r.u32())
+
+        identities = tuple(r.items(2, identity, min_len=7))
+        binders = tuple(r.items(2, lambda: r.opaque(1, min_len=32), min_len=33))
+        r.expect_end()
+        if len(identities) != len(binders):
+            raise IllegalParameter("pre_shared_key identity and binder counts differ")
+        return cls(identities, binders)
+
+    def encode(self) -> bytes:
+        """Encode the body."""
+        w = Writer()
+        with w.vector(2):
+            for ident in self.identities:
+                w.opaque(2, ident.identity)
+                w.u32(ident.obfuscated_ticket_age)
+        w.raw(self.encode_binders())
+        return w.getvalue()
+
+    def encode_binders(self) -> bytes:
+        """Encode just ``PskBinderEntry binders<33..2^16-1>``: the tail of the hello."""
+        w = Writer()
+        with w.vector(2):
+            for binder in self.binders:
+                w.opaque(1, binder)
+        return w.getvalue()
+
+
+# early_data (RFC 8446 §4.2.10) and cookie (§4.2.2) ---------------------------
+
+
+def decode_empty(data: bytes) -> None:
+    """An extension whose body must be empty (early_data in CH/EE, ...).
+
+    Raises:
+        DecodeError: the body is not empty.
+    """
+    if data:
+        raise DecodeError("extension body must be empty")
+
+
+def decode_cookie(data: bytes) -> bytes:
+    """``opaque cookie<1..2^16-1>``."""
+    r = _parse(data)
+    cookie = r.opaque(2, min_len=1)
+    r.expect_end()
+    return cookie
+
+
+def encode_cookie(cookie: bytes) -> bytes:
+    """Encode a cookie extension body."""
+    w = Writer()
+    w.opaque(2, cookie)
+    return w.getvalue()
+
+
+def decode_u32(data: bytes) -> int:
+    """A body that is exactly one uint32 (early_data in NewSessionTicket)."""
+    r = _parse(data)
+    value = r.u32()
+    r.expect_end()
+    return value
+
+
+def decode_padding(data: bytes) -> int:
+    """RFC 7685 padding: all zero bytes; returns the length.
+
+    Raises:
+        DecodeError: a byte is not zero.
+    """
+    if data.count(0) != len(data):
+        raise DecodeError("padding extension holds non-zero bytes")
+    return len(data)

@@ -1,0 +1,333 @@
+"""TLS 1.3 handshake message bodies (RFC 8446 §4).
+
+Each message is an immutable value with ``parse(body)`` and ``encode()``.
+The 4-byte handshake header lives in :mod:`ech.tls.handshake`. For every
+body that parses, ``type(m).parse(body).encode() == body``: extensions stay
+raw and in wire order, which ECH's AAD and outer-extension compression
+depend on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+from ech.errors import DecodeError
+from ech.tls.enums import TLS12, HandshakeType
+from ech.tls.extensions import (
+    Extension,
+    HasExtensions,
+    read_extensions,
+    write_extensions,
+)
+from ech.tls.wire import Reader, Writer
+
+#: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest").
+HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
+    "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
+)
+
+
+def replace_extension(
+    extensions: tuple[Extension, ...], ext: Extension
+) -> tuple[Extension, ...]:
+    """Replace the first extension of ``ext.type`` in place, or append it."""
+    for i, old in enumerate(extensions):
+        if old.type == ext.type:
+            return (*extensions[:i], ext, *extensions[i + 1 :])
+    return (*extensions, ext)
+
+
+class Message(HasExtensions):
+    """Base of the handshake message values."""
+
+    __slots__ = ()
+    msg_type: ClassVar[HandshakeType]
+    extensions: tuple[Extension, ...] = ()
+
+    @classmethod
+    def parse(cls, body: bytes) -> Self:
+        """Decode a message body (without the handshake header).
+
+        Raises:
+            DecodeError: the body is malformed.
+        """
+        r = Reader(body)
+        msg = cls._read(r)
+        r.expect_end()
+        return msg
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        """Encode the body (without the handshake header)."""
+        w = Writer()
+        self._write(w)
+        return w.getvalue()
+
+    def _write(self, w: Writer) -> None:
+        raise NotImplementedError
+
+    def with_extension(self, ext: Extension) -> Self:
+        """A copy with ``ext`` replacing its namesake in place (or appended)."""
+        return dataclasses.replace(  # type: ignore[type-var]  # subclasses are dataclasses
+            self, extensions=replace_extension(self.extensions, ext)
+        )
+
+    def without_extension(self, ext_type: int) -> Self:
+        """A copy with every extension of ``ext_type`` removed."""
+        return dataclasses.replace(  # type: ignore[type-var]  # subclasses are dataclasses
+            self, extensions=tuple(e for e in self.extensions if e.type != ext_type)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello(Message):
+    """RFC 8446 §4.1.2."""
+
+    msg_type: ClassVar[HandshakeType] = HandshakeType.CLIENT_HELLO
+    random: bytes
+    legacy_session_id: bytes
+    cipher_suites: tuple[int, ...]
+    extensions: tuple[Extension, ...]
+    legacy_version: int = TLS12
+    legacy_compression_methods: bytes = b"\x00"
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        legacy_version = r.u16()
+        random = r.raw(32)
+        session_id = r.opaque(1, max_len=32)
+        suites = tuple(r.items(2, r.u16, min_len=2))
+        compression = r.opaque(1, min_len=1)
+        extensions = read_extensions(r, min_len=8)
+        return cls(random, session_id, suites, extensions, legacy_version, compression)
+
+    def _write(self, w: Writer) -> None:
+        w.u16(self.legacy_version)
+        w.raw(self.random)
+        w.opaque(1, self.legacy_session_id)
+        with w.vector(2):
+            for suite in self.cipher_suites:
+                w.u16(suite)
+        w.opaque(1, self.legacy_compression_methods)
+        write_extensions(w, self.extensions)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello(Message):
+    """RFC 8446 §4.1.3; also HelloRetryRequest (§4.1.4), told apart by ``random``."""
+
+    msg_type: ClassVar[HandshakeType] = HandshakeType.SERVER_HELLO
+    random: bytes
+    legacy_session_id_echo: bytes
+    cipher_suite: int
+    extensions: tuple[Extension, ...]
+    legacy_version: int = TLS12
+    legacy_compression_method: int = 0
+
+    @property
+    def is_hello_retry_request(self) -> bool:
+        """RFC 8446 §4.1.3: an HRR carries the special random value."""
+        return self.random == HELLO_RETRY_REQUEST_RANDOM
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        legacy_version = r.u16()
+        random = r.raw(32)
+        session_id = r.opaque(1, max_len=32)
+        suite = r.u16()
+        compression = r.u8()
+        extensions = read_extensions(r, min_len=6)
+        return cls(random, session_id, suite, extensions, legacy_version, compression)
+
+    def _write(self, w: Writer) -> None:
+        w.u16(self.legacy_version)
+        w.raw(self.random)
+        w.opaque(1, self.legacy_session_id_echo)
+        w.u16(self.cipher_suite)
+        w.u8(self.legacy_compression_method)
+        write_extensions(w, self.extensions)
+
+    def with_random(self, random: bytes) -> Self:
+        """A copy with another ``random`` (ECH confirmation zeroes its tail)."""
+        return dataclasses.replace(self, random=random)
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedExtensions(Message):
+    """RFC 8446 §4.3.1."""
+
+    msg_type: ClassVar[HandshakeType] = HandshakeType.ENCRYPTED_EXTENSIONS
+    extensions: tuple[Extension, ...] = ()
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        return cls(read_extensions(r))
+
+    def _write(self, w: Writer) -> None:
+        write_extensions(w, self.extensions)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest(Message):
+    """RFC 8446 §4.3.2."""
+
+    msg_type: ClassVar[HandshakeType] = HandshakeType.CERTIFICATE_REQUEST
+    certificate_request_context: bytes
+    extensions: tuple[Extension, ...]
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        context = r.opaque(1)
+        return cls(context, read_extensions(r, min_len=2))
+
+    def _write(self, w: Writer) -> None:
+        w.opaque(1, self.certificate_request_context)
+        write_extensions(w, self.extensions)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateEntry(HasExtensions):
+    """One ``CertificateEntry`` of an X.509 chain (RFC 8446 §4.4.2)."""
+
+    cert_data: bytes
+    extensions: tuple[Extension, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate(Message):
+    """RFC 8446 §4.4.2 (X.509 certificate type only)."""
+
+    msg_type: ClassVar[HandshakeType] = HandshakeType.CERTIFICATE
+    certificate_request_context: bytes
+    certificate_list: tuple[CertificateEntry, ...]
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        context = r.opaque(1)
+
+        def entry() -> CertificateEntry:
+            cert_data = r.opaque(3, min_len=1)
+            return CertificateEntry(cert_data, read_extensions(r))
+
+        return cls(context, tuple(r.items(3, entry)))
+
+    def _write(self, w: Writer) -> None:
+        w.opaque(1, self.certificate_request_context)
+        with w.vector(3):
+            for entry in self.certificate_list:
+                w.opaque(3, entry.cert_data)
+                write_extensions(w, entry.extensions)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateVerify(Message):
+    """RFC 8446 §4.4.3."""
+
+    msg_type: ClassVar[HandshakeType] = HandshakeType.CERTIFICATE_VERIFY
+    algorithm: int
+    signature: bytes
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        algorithm = r.u16()
+        return cls(algorithm, r.opaque(2))
+
+    def _write(self, w: Writer) -> None:
+        w.u16(self.algorithm)
+        w.opaque(2, self.signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished(Message):
+    """RFC 8446 §4.4.4. The length of ``verify_data`` is checked by the caller."""
+
+    msg_type: ClassVar[HandshakeType] = HandshakeType.FINISHED
+    verify_data: bytes
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        return cls(r.rest())
+
+    def _write(self, w: Writer) -> None:
+        w.raw(self.verify_data)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSessionTicket(Message):
+    """RFC 8446 §4.6.1."""
+
+    msg_type: ClassVar[HandshakeType] = HandshakeType.NEW_SESSION_TICKET
+    ticket_lifetime: int
+    ticket_age_add: int
+    ticket_nonce: bytes
+    ticket: bytes
+    extensions: tuple[Extension, ...] = ()
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        lifetime = r.u32()
+        age_add = r.u32()
+        nonce = r.opaque(1)
+        ticket = r.opaque(2, min_len=1)
+        return cls(lifetime, age_add, nonce, ticket, read_extensions(r))
+
+    def _write(self, w: Writer) -> None:
+        w.u32(self.ticket_lifetime)
+        w.u32(self.ticket_age_add)
+        w.opaque(1, self.ticket_nonce)
+        w.opaque(2, self.ticket)
+        write_extensions(w, self.extensions)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdate(Message):
+    """RFC 8446 §4.6.3."""
+
+    msg_type: ClassVar[HandshakeType] = HandshakeType.KEY_UPDATE
+    request_update: int
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        value = r.u8()
+        if value > 1:
+            raise DecodeError("KeyUpdate request_update out of range")
+        return cls(value)
+
+    def _write(self, w: Writer) -> None:
+        w.u8(self.request_update)
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfEarlyData(Message):
+    """RFC 8446 §4.5: an empty body."""
+
+    msg_type: ClassVar[HandshakeType] = HandshakeType.END_OF_EARLY_DATA
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        return cls()
+
+    def _write(self, w: Writer) -> None:
+        pass
+
+
+MESSAGE_CLASSES: dict[int, type[Message]] = {
+    cls.msg_type: cls
+    for cls in (
+        ClientHello,
+        ServerHello,
+        EncryptedExtensions,
+        CertificateRequest,
+        Certificate,
+        CertificateVerify,
+        Finished,
+        NewSessionTicket,
+        KeyUpdate,
+        EndOfEarlyData,
+    )
+}

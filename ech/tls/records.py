@@ -1,0 +1,235 @@
+"""The TLS 1.3 record layer (RFC 8446 §5).
+
+Frames, protects and deprotects records; hides content types inside
+``TLSInnerPlaintext``; counts sequence numbers; enforces the size limits;
+and fragments and reassembles handshake messages across records. It knows
+nothing of handshake states: the connection tells it when keys change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+
+from ech.errors import BadRecordMac, DecodeError, RecordOverflow, UnexpectedMessage
+from ech.tls.enums import ContentType
+from ech.tls.key_schedule import traffic_keys
+from ech.tls.suites import AEAD, SuiteParams
+from ech.tls.wire import FrameBuffer, handshake_header, record_header
+
+MAX_PLAINTEXT = 1 << 14
+#: RFC 8446 §5.2: TLSCiphertext.length must not exceed 2^14 + 256.
+MAX_CIPHERTEXT = MAX_PLAINTEXT + 256
+MAX_SEQUENCE = (1 << 64) - 1
+
+#: Given the content type and the length of a record's content, how many zero
+#: bytes of padding to add (RFC 8446 §5.4). The result is clipped so that the
+#: record still fits the size limit.
+PaddingPolicy = Callable[[int, int], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One received record, after deprotection."""
+
+    content_type: int
+    payload: bytes
+
+
+class _Protection:
+    """One direction's AEAD state: key, IV and sequence number."""
+
+    __slots__ = ("aead", "iv", "seq")
+
+    def __init__(self, suite: SuiteParams, secret: bytes) -> None:
+        keys = traffic_keys(suite.hash, secret, suite.key_length)
+        self.aead: AEAD = suite.aead_factory(keys.key)
+        self.iv = int.from_bytes(keys.iv, "big")
+        self.seq = 0
+
+    def nonce(self) -> bytes:
+        if self.seq >= MAX_SEQUENCE:
+            # RFC 8446 §5.3: never wrap; we key-update long before this.
+            raise RuntimeError("record sequence number exhausted")
+        nonce = (self.iv ^ self.seq).to_bytes(12, "big")
+        self.seq += 1
+        return nonce
+
+
+class RecordLayer:
+    """Both directions of one connection's record stream. Performs no I/O."""
+
+    def __init__(self, padding: PaddingPolicy | None = None) -> None:
+        self._frames = FrameBuffer(5, 2)
+        self._read: _Protection | None = None
+        self._write: _Protection | None = None
+        self._padding = padding
+        self._out = bytearray()
+        self.eof = False
+
+    # keys ------------------------------------------------------------------
+
+    def set_read_key(self, suite: SuiteParams, secret: bytes) -> None:
+        """Protect inbound records with a traffic secret from now on."""
+        self._read = _Protection(suite, secret)
+
+    def set_write_key(self, suite: SuiteParams, secret: bytes) -> None:
+        """Protect outbound records with a traffic secret from now on."""
+        self._write = _Protection(suite, secret)
+
+    @property
+    def read_protected(self) -> bool:
+        """Whether inbound records are expected to be protected."""
+        return self._read is not None
+
+    # inbound ---------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        """Buffer bytes from the transport."""
+        self._frames.feed(data)
+
+    def buffered(self) -> int:
+        """Bytes received but not yet parsed into records."""
+        return len(self._frames)
+
+    def next_record(self) -> Record | None:
+        """Parse and deprotect the next complete record, if there is one.
+
+        Raises:
+            RecordOverflow: a record is longer than RFC 8446 §5 allows.
+            BadRecordMac: a protected record does not authenticate.
+            UnexpectedMessage: a record has a content type not allowed here.
+            DecodeError: a record is malformed.
+        """
+        peeked = self._frames.peek()
+        if peeked is None:
+            return None
+        content_type, length = peeked
+        limit = MAX_CIPHERTEXT if self._read is not None else MAX_PLAINTEXT
+        if length > limit:
+            raise RecordOverflow(f"record of {length} bytes")
+        frame = self._frames.pop(length)
+        if frame is None:
+            return None
+        header, fragment = frame
+        if content_type not in (
+            ContentType.CHANGE_CIPHER_SPEC,
+            ContentType.ALERT,
+            ContentType.HANDSHAKE,
+            ContentType.APPLICATION_DATA,
+        ):
+            raise UnexpectedMessage(f"unknown record content type {content_type}")
+        if self._read is None or content_type == ContentType.CHANGE_CIPHER_SPEC:
+            if content_type == ContentType.APPLICATION_DATA:
+                raise UnexpectedMessage("application data before keys")
+            if not fragment and content_type != ContentType.APPLICATION_DATA:
+                # RFC 8446 §5.1: zero-length handshake or alert fragments are forbidden.
+                raise DecodeError("empty plaintext record")
+            return Record(content_type, fragment)
+        if content_type != ContentType.APPLICATION_DATA:
+            raise UnexpectedMessage("unprotected record after keys were set")
+        return self._deprotect(header, fragment)
+
+    def _deprotect(self, header: bytes, fragment: bytes) -> Record:
+        assert self._read is not None  # checked by the caller
+        try:
+            inner = self._read.aead.decrypt(self._read.nonce(), fragment, header)
+        except InvalidTag:
+            raise BadRecordMac("record failed to authenticate") from None
+        # TLSInnerPlaintext: content, type, zeros (RFC 8446 §5.2, §5.4).
+        end = len(inner.rstrip(b"\x00"))
+        if end == 0:
+            raise UnexpectedMessage("protected record holds no content type")
+        if end - 1 > MAX_PLAINTEXT:
+            raise RecordOverflow("protected record content too long")
+        content_type = inner[end - 1]
+        content = inner[: end - 1]
+        if not content and content_type != ContentType.APPLICATION_DATA:
+            raise UnexpectedMessage("empty protected handshake or alert record")
+        return Record(content_type, content)
+
+    # outbound --------------------------------------------------------------
+
+    def write(self, content_type: int, data: bytes) -> None:
+        """Queue ``data`` as one or more records of ``content_type``."""
+        if not data and content_type != ContentType.APPLICATION_DATA:
+            raise ValueError("only application data records may be empty")
+        for start in range(0, max(len(data), 1), MAX_PLAINTEXT):
+            self._write_record(content_type, data[start : start + MAX_PLAINTEXT])
+
+    def write_change_cipher_spec(self) -> None:
+        """Queue the middlebox-compatibility CCS record (RFC 8446 §D.4)."""
+        self._out += record_header(ContentType.CHANGE_CIPHER_SPEC, 1) + b"\x01"
+
+    def _write_record(self, content_type: int, fragment: bytes) -> None:
+        protection = self._write
+        if protection is None:
+            self._out += record_header(content_type, len(fragment)) + fragment
+            return
+        pad = 0
+        if self._padding is not None:
+            pad = max(0, min(self._padding(content_type, len(fragment)),
+                             MAX_PLAINTEXT - len(fragment)))
+        inner = fragment + bytes((content_type,)) + bytes(pad)
+        length = len(inner) + 16
+        header = record_header(ContentType.APPLICATION_DATA, length)
+        self._out += header
+        self._out += protection.aead.encrypt(protection.nonce(), inner, header)
+
+    def data_to_send(self) -> bytes:
+        """Take everything queued for the transport."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+
+class HandshakeReassembler:
+    """Joins handshake messages split across records, and splits coalesced ones."""
+
+    def __init__(self, max_message_size: int) -> None:
+        self._frames = FrameBuffer(4, 3)
+        self._max = max_message_size
+
+    def feed(self, data: bytes) -> None:
+        """Add the payload of one handshake record."""
+        self._frames.feed(data)
+
+    def pop(self) -> tuple[int, bytes, bytes] | None:
+        """The next whole message as ``(msg_type, body, raw bytes with header)``.
+
+        Raises:
+            DecodeError: a message is longer than ``max_message_size`` (RFC
+                8446 leaves the limit to implementations; we bound memory).
+        """
+        peeked = self._frames.peek()
+        if peeked is None:
+            return None
+        msg_type, length = peeked
+        if length > self._max:
+            raise DecodeError(f"handshake message of {length} bytes is too long")
+        frame = self._frames.pop(length)
+        if frame is None:
+            return None
+        header, body = frame
+        return msg_type, body, header + body
+
+    def check_key_change(self) -> None:
+        """RFC 8446 §5.1: a message must not span a key change.
+
+        Raises:
+            UnexpectedMessage: bytes of a message are pending at a key change.
+        """
+        if len(self._frames):
+            raise UnexpectedMessage("handshake message spans a key change")
+
+    @property
+    def pending(self) -> bool:
+        """Whether part of a message is buffered."""
+        return bool(len(self._frames))
+
+
+def frame_handshake(msg_type: int, body: bytes) -> bytes:
+    """Prefix a handshake body with its type and 24-bit length (RFC 8446 §4)."""
+    return handshake_header(msg_type, len(body)) + body

@@ -1,0 +1,240 @@
+"""The one place that reads and writes TLS vectors (RFC 8446 §3).
+
+Everything else in ``ech`` calls :class:`Reader` and :class:`Writer`; no
+other module slices bytes by offset. A :class:`Reader` runs over untrusted
+input, so every failure is a :class:`~ech.errors.DecodeError` alert. A
+:class:`Writer` builds our own messages, so a vector too long for its length
+prefix is our bug and raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Literal, TypeVar
+
+from ech.errors import DecodeError
+
+LengthPrefix = Literal[1, 2, 3]
+T = TypeVar("T")
+
+_MAX = {1: 0xFF, 2: 0xFFFF, 3: 0xFFFFFF}
+
+
+class Reader:
+    """A cursor over untrusted bytes.
+
+    Length-prefixed vectors are read inside :meth:`vector` scopes, which must
+    be consumed exactly, as RFC 8446 §3.4 requires of every vector.
+    """
+
+    __slots__ = ("_data", "_end", "_pos")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = bytes(data)
+        self._pos = 0
+        self._end = len(self._data)
+
+    def _take(self, n: int) -> int:
+        start = self._pos
+        if n > self._end - start:
+            raise DecodeError("truncated data")
+        self._pos = start + n
+        return start
+
+    def u8(self) -> int:
+        """Read one byte."""
+        start = self._take(1)
+        return self._data[start]
+
+    def u16(self) -> int:
+        """Read a big-endian 16-bit integer."""
+        start = self._take(2)
+        return (self._data[start] << 8) | self._data[start + 1]
+
+    def u24(self) -> int:
+        """Read a big-endian 24-bit integer."""
+        start = self._take(3)
+        return int.from_bytes(self._data[start : start + 3], "big")
+
+    def u32(self) -> int:
+        """Read a big-endian 32-bit integer."""
+        start = self._take(4)
+        return int.from_bytes(self._data[start : start + 4], "big")
+
+    def uint(self, size: LengthPrefix) -> int:
+        """Read an integer of ``size`` bytes."""
+        start = self._take(size)
+        return int.from_bytes(self._data[start : start + size], "big")
+
+    def raw(self, n: int) -> bytes:
+        """Read exactly ``n`` bytes."""
+        start = self._take(n)
+        return self._data[start : start + n]
+
+    def rest(self) -> bytes:
+        """Read everything left in the current scope."""
+        return self.raw(self._end - self._pos)
+
+    def opaque(
+        self, prefix: LengthPrefix, *, min_len: int = 0, max_len: int | None = None
+    ) -> bytes:
+        """Read ``opaque x<min_len..max_len>`` with a ``prefix``-byte length."""
+        length = self.uint(prefix)
+        if length < min_len or (max_len is not None and length > max_len):
+            raise DecodeError(f"vector length {length} out of range")
+        return self.raw(length)
+
+    def items(
+        self,
+        prefix: LengthPrefix,
+        read_item: Callable[[], T],
+        *,
+        min_len: int = 0,
+        max_len: int | None = None,
+    ) -> list[T]:
+        """Read a vector of items, each parsed by ``read_item``."""
+        out: list[T] = []
+        with self.vector(prefix, min_len=min_len, max_len=max_len):
+            while self._pos < self._end:
+                out.append(read_item())
+        return out
+
+    @contextmanager
+    def vector(
+        self, prefix: LengthPrefix, *, min_len: int = 0, max_len: int | None = None
+    ) -> Iterator[None]:
+        """Scope reads to one vector, which must be consumed exactly."""
+        length = self.uint(prefix)
+        if length < min_len or (max_len is not None and length > max_len):
+            raise DecodeError(f"vector length {length} out of range")
+        if length > self._end - self._pos:
+            raise DecodeError("truncated vector")
+        outer_end = self._end
+        self._end = self._pos + length
+        yield
+        if self._pos != self._end:
+            raise DecodeError("trailing bytes in vector")
+        self._end = outer_end
+
+    def remaining(self) -> int:
+        """Bytes left in the current scope."""
+        return self._end - self._pos
+
+    def expect_end(self) -> None:
+        """Fail unless the input is fully consumed."""
+        if self._pos != self._end:
+            raise DecodeError("trailing bytes")
+
+
+class Writer:
+    """Builds one TLS structure."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def u8(self, value: int) -> None:
+        """Write one byte."""
+        self._buf.append(value)
+
+    def u16(self, value: int) -> None:
+        """Write a big-endian 16-bit integer."""
+        self._buf += value.to_bytes(2, "big")
+
+    def u24(self, value: int) -> None:
+        """Write a big-endian 24-bit integer."""
+        self._buf += value.to_bytes(3, "big")
+
+    def u32(self, value: int) -> None:
+        """Write a big-endian 32-bit integer."""
+        self._buf += value.to_bytes(4, "big")
+
+    def raw(self, data: bytes) -> None:
+        """Write bytes as they are."""
+        self._buf += data
+
+    def opaque(self, prefix: LengthPrefix, data: bytes) -> None:
+        """Write ``data`` behind a ``prefix``-byte length."""
+        if len(data) > _MAX[prefix]:
+            raise ValueError(f"{len(data)} bytes do not fit a {prefix}-byte length")
+        self._buf += len(data).to_bytes(prefix, "big")
+        self._buf += data
+
+    @contextmanager
+    def vector(self, prefix: LengthPrefix) -> Iterator[None]:
+        """Write a placeholder length and patch it with the real one on exit."""
+        start = len(self._buf)
+        self._buf += b"\xff" * prefix
+        yield
+        length = len(self._buf) - start - prefix
+        if length > _MAX[prefix]:
+            raise ValueError(f"{length} bytes do not fit a {prefix}-byte length")
+        self._buf[start : start + prefix] = length.to_bytes(prefix, "big")
+
+    def getvalue(self) -> bytes:
+        """The bytes written so far."""
+        return bytes(self._buf)
+
+
+def encode_u16_list(values: tuple[int, ...] | list[int], prefix: LengthPrefix) -> bytes:
+    """Encode a vector of uint16 values, a shape TLS uses everywhere."""
+    w = Writer()
+    with w.vector(prefix):
+        for v in values:
+            w.u16(v)
+    return w.getvalue()
+
+
+class FrameBuffer:
+    """A byte stream cut into type-length-value frames.
+
+    TLS has two such streams: records (1-byte type, 2-byte version, 2-byte
+    length; RFC 8446 §5.1) and handshake messages (1-byte type, 3-byte
+    length; §4). Frames may arrive split or coalesced in any way.
+    """
+
+    __slots__ = ("_buf", "_header", "_length_size")
+
+    def __init__(self, header_size: int, length_size: int) -> None:
+        self._buf = bytearray()
+        self._header = header_size
+        self._length_size = length_size
+
+    def feed(self, data: bytes) -> None:
+        """Append bytes from the stream."""
+        self._buf += data
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def peek(self) -> tuple[int, int] | None:
+        """``(type, body length)`` of the next frame, once its header is in."""
+        buf = self._buf
+        if len(buf) < self._header:
+            return None
+        start = self._header - self._length_size
+        return buf[0], int.from_bytes(buf[start : self._header], "big")
+
+    def pop(self, body_length: int) -> tuple[bytes, bytes] | None:
+        """Take ``(header, body)`` of the next frame, if it is complete."""
+        end = self._header + body_length
+        if len(self._buf) < end:
+            return None
+        header = bytes(self._buf[: self._header])
+        body = bytes(self._buf[self._header : end])
+        del self._buf[:end]
+        return header, body
+
+
+def record_header(content_type: int, length: int) -> bytes:
+    """A TLSPlaintext/TLSCiphertext header (RFC 8446 §5.1, legacy version 0x0303)."""
+    return bytes((content_type, 3, 3)) + length.to_bytes(2, "big")
+
+
+def handshake_header(msg_type: int, length: int) -> bytes:
+    """A handshake message header: type and 24-bit length (RFC 8446 §4)."""
+    if length >= 1 << 24:
+        raise ValueError("handshake message too long")
+    return bytes((msg_type,)) + length.to_bytes(3, "big")

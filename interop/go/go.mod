@@ -1,0 +1,3 @@
+module echinterop
+
+go 1.27
