@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from ech.client.config import ClientConfig
@@ -68,7 +69,7 @@ class TLSStream:
                     raise PeerAlert(event.alert)
 
     async def do_handshake(self) -> HandshakeComplete:
-        """Run the handshake to completion (see :meth:`ech.blocking.TLSSocket.do_handshake`)."""
+        """Run the handshake to completion, as ``TLSSocket.do_handshake`` does."""
         await self._flush()
         while self.handshake is None:
             if self._eof:
@@ -98,10 +99,8 @@ class TLSStream:
             pass
         finally:
             self.writer.close()
-            try:
+            with contextlib.suppress(OSError, ConnectionError):
                 await self.writer.wait_closed()
-            except (OSError, ConnectionError):
-                pass
 
 
 async def open_connection(
@@ -137,11 +136,13 @@ async def start_server(
     reach ``handler``.
     """
 
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def on_connect(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         stream = TLSStream(reader, writer, ServerConnection(config))
         try:
             await stream.do_handshake()
-        except (Exception,):
+        except Exception:
             writer.close()
             return
         try:

@@ -17,7 +17,10 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    PrivateKeyTypes,
+)
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ech.tls.certificates import CertifiedKey
@@ -40,7 +43,7 @@ def _hash_for(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | None:
     return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
 
 
-def write_private_key(path: Path, key: CertificateIssuerPrivateKeyTypes) -> None:
+def write_private_key(path: Path, key: PrivateKeyTypes) -> None:
     """Write ``key`` as PKCS#8 PEM, readable by its owner only."""
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -76,18 +79,26 @@ class TestCA:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.BasicConstraints(ca=True, path_length=None), critical=True
+            )
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False,
-                    key_encipherment=False, data_encipherment=False,
-                    key_agreement=False, key_cert_sign=True, crl_sign=True,
-                    encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
             .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                critical=False,
             )
             .sign(key, _hash_for(key))
         )
@@ -110,20 +121,24 @@ class TestCA:
                 alt_names.append(x509.DNSName(name))
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .subject_name(
+                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+            )
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=90))
             .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.BasicConstraints(ca=False, path_length=None), critical=True
+            )
             .add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
             )
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    self.key.public_key()  # type: ignore[arg-type]  # CA keys are EC/Ed25519/RSA
+                    self.key.public_key()
                 ),
                 critical=False,
             )
@@ -131,12 +146,16 @@ class TestCA:
         )
         return CertifiedKey((cert,), key)
 
-    def write(self, directory: Path, certified: CertifiedKey, stem: str) -> tuple[Path, Path]:
+    def write(
+        self, directory: Path, certified: CertifiedKey, stem: str
+    ) -> tuple[Path, Path]:
         """Write ``stem.pem`` (chain) and ``stem.key`` (0600) into ``directory``."""
         cert_path = directory / f"{stem}.pem"
         key_path = directory / f"{stem}.key"
         cert_path.write_bytes(
-            b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certified.chain)
+            b"".join(
+                c.public_bytes(serialization.Encoding.PEM) for c in certified.chain
+            )
         )
-        write_private_key(key_path, certified.private_key)  # type: ignore[arg-type]  # we made it
+        write_private_key(key_path, certified.private_key)
         return cert_path, key_path

@@ -22,7 +22,7 @@ from ech.errors import (
 from ech.events import HandshakeComplete, SessionTicketReceived
 from ech.tls import extensions as ext
 from ech.tls.certificates import parse_leaf, verify_server_chain
-from ech.tls.connection import Connection
+from ech.tls.connection import Connection, required
 from ech.tls.enums import (
     TLS13,
     CipherSuite,
@@ -187,7 +187,11 @@ class ClientConnection(Connection):
         )
         if config.alpn_protocols:
             names = [p.encode() for p in config.alpn_protocols]
-            out.append(Extension(E.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, ext.encode_alpn(names)))
+            out.append(
+                Extension(
+                    E.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, ext.encode_alpn(names)
+                )
+            )
         out.append(Extension(E.SUPPORTED_VERSIONS, ext.encode_client_versions([TLS13])))
         out.append(
             Extension(
@@ -216,11 +220,12 @@ class ClientConnection(Connection):
 
     def _add_psk(self, hello: ClientHello) -> ClientHello:
         """Append pre_shared_key with its binder (RFC 8446 §4.2.11.2)."""
-        session = self._session
-        assert session is not None  # checked by the caller
+        session = required(self._session, "session")
         suite = SUITES[session.cipher_suite]
         algorithm = suite.hash
-        identity = PskIdentity(session.ticket, session.obfuscated_age(self.config.now()))
+        identity = PskIdentity(
+            session.ticket, session.obfuscated_age(self.config.now())
+        )
         placeholder = OfferedPsks((identity,), (bytes(algorithm.digest_size),))
         hello = hello.without_extension(E.PRE_SHARED_KEY).with_extension(
             Extension(E.PRE_SHARED_KEY, placeholder.encode())
@@ -260,7 +265,10 @@ class ClientConnection(Connection):
             and msg_type == HandshakeType.CERTIFICATE
         ):
             self._on_certificate(Certificate.parse(body), raw)
-        elif state is ClientState.WAIT_CV and msg_type == HandshakeType.CERTIFICATE_VERIFY:
+        elif (
+            state is ClientState.WAIT_CV
+            and msg_type == HandshakeType.CERTIFICATE_VERIFY
+        ):
             self._on_certificate_verify(CertificateVerify.parse(body), raw)
         elif state is ClientState.WAIT_FINISHED and msg_type == HandshakeType.FINISHED:
             self._on_finished(Finished.parse(body), raw)
@@ -278,8 +286,7 @@ class ClientConnection(Connection):
     def _check_server_hello_common(
         self, sh: ServerHello, allowed: set[ExtensionType]
     ) -> SuiteParams:
-        hello = self._hello
-        assert hello is not None  # sent in start()
+        hello = required(self._hello, "ClientHello")
         ext.check_unique(sh.extensions)
         versions = sh.extension(E.SUPPORTED_VERSIONS)
         if versions is None:
@@ -297,9 +304,13 @@ class ClientConnection(Connection):
         offered = {e.type for e in hello.extensions}
         for extension in sh.extensions:
             if extension.type not in offered and extension.type != E.COOKIE:
-                raise UnsupportedExtension(f"unrequested extension {extension.type:#06x}")
+                raise UnsupportedExtension(
+                    f"unrequested extension {extension.type:#06x}"
+                )
             if extension.type not in allowed:
-                raise IllegalParameter(f"extension {extension.type:#06x} not allowed here")
+                raise IllegalParameter(
+                    f"extension {extension.type:#06x} not allowed here"
+                )
         return SUITES[sh.cipher_suite]
 
     def _on_server_hello(self, sh: ServerHello, raw: bytes) -> None:
@@ -349,8 +360,7 @@ class ClientConnection(Connection):
         if self._hello_retry:
             raise UnexpectedMessage("second HelloRetryRequest")
         suite = self._check_server_hello_common(hrr, _HRR_EXTENSIONS)
-        hello = self._hello
-        assert hello is not None  # sent in start()
+        hello = required(self._hello, "ClientHello")
         selected_group: int | None = None
         group_data = hrr.extension(E.KEY_SHARE)
         if group_data is not None:
@@ -371,7 +381,9 @@ class ClientConnection(Connection):
         self._transcript.rewrite_for_hello_retry()
         self._transcript.add(raw)
         if selected_group is not None:
-            self._key_shares = {selected_group: self.config.key_share_factory(selected_group)}
+            self._key_shares = {
+                selected_group: self.config.key_share_factory(selected_group)
+            }
         if self._session is not None and (
             SUITES[self._session.cipher_suite].hash.name != suite.hash.name
         ):
@@ -393,27 +405,37 @@ class ClientConnection(Connection):
     # the server's encrypted flight -------------------------------------------------
 
     def _on_encrypted_extensions(self, ee: EncryptedExtensions, raw: bytes) -> None:
-        hello = self._hello
-        assert hello is not None  # sent in start()
+        hello = required(self._hello, "ClientHello")
         ext.check_unique(ee.extensions)
         offered = {e.type for e in hello.extensions}
         for extension in ee.extensions:
             if extension.type not in offered:
-                raise UnsupportedExtension(f"unrequested extension {extension.type:#06x}")
+                raise UnsupportedExtension(
+                    f"unrequested extension {extension.type:#06x}"
+                )
             if extension.type in _NOT_IN_EE:
-                raise IllegalParameter(f"extension {extension.type:#06x} not allowed in EE")
+                raise IllegalParameter(
+                    f"extension {extension.type:#06x} not allowed in EE"
+                )
         alpn = ee.extension(E.APPLICATION_LAYER_PROTOCOL_NEGOTIATION)
         if alpn is not None:
             names = ext.decode_alpn(alpn)
-            if len(names) != 1 or names[0].decode("latin-1") not in self.config.alpn_protocols:
-                raise IllegalParameter("server selected an ALPN protocol we did not offer")
+            if (
+                len(names) != 1
+                or names[0].decode("latin-1") not in self.config.alpn_protocols
+            ):
+                raise IllegalParameter(
+                    "server selected an ALPN protocol we did not offer"
+                )
             self.alpn_protocol = names[0].decode("latin-1")
         sni = ee.extension(E.SERVER_NAME)
         if sni is not None:
             ext.decode_empty(sni)
         self._transcript.add(raw)
         self.state = (
-            ClientState.WAIT_FINISHED if self._psk_accepted else ClientState.WAIT_CERT_CR
+            ClientState.WAIT_FINISHED
+            if self._psk_accepted
+            else ClientState.WAIT_CERT_CR
         )
 
     def _on_certificate(self, certificate: Certificate, raw: bytes) -> None:
@@ -428,7 +450,6 @@ class ClientConnection(Connection):
                 )
         chain = [entry.cert_data for entry in certificate.certificate_list]
         if self.config.verify_certificates:
-            assert self.server_name is not None  # checked in __init__
             leaf = verify_server_chain(
                 chain,
                 self._verification_name(),
@@ -443,27 +464,29 @@ class ClientConnection(Connection):
 
     def _verification_name(self) -> str:
         """The name the certificate must carry; ECH rejection changes it."""
-        assert self.server_name is not None  # checked in __init__
-        return self.server_name
+        return required(self.server_name, "server_name")
 
     def _on_certificate_verify(self, cv: CertificateVerify, raw: bytes) -> None:
         if cv.algorithm not in self.config.signature_algorithms:
             raise IllegalParameter("CertificateVerify with a scheme we did not offer")
-        assert self._peer_key is not None  # set in WAIT_CERT
         content = signed_content(SERVER_CONTEXT, self._transcript.digest())
+        if self._peer_key is None:
+            raise RuntimeError("internal error: no server public key")
         verify(self._peer_key, cv.algorithm, cv.signature, content)
         self._transcript.add(raw)
         self.state = ClientState.WAIT_FINISHED
 
     def _on_finished(self, finished: Finished, raw: bytes) -> None:
-        suite = self._suite
-        hs = self._handshake_secret
-        assert suite is not None and hs is not None  # set by ServerHello
+        suite = required(self._suite, "cipher suite")
+        hs = required(self._handshake_secret, "handshake secret")
         algorithm = suite.hash
         if len(finished.verify_data) != algorithm.digest_size:
             raise DecodeError("Finished has the wrong length")
         if not verify_finished(
-            algorithm, self._server_hs_secret, self._transcript.digest(), finished.verify_data
+            algorithm,
+            self._server_hs_secret,
+            self._transcript.digest(),
+            finished.verify_data,
         ):
             raise DecryptError("server Finished does not verify")
         self._transcript.add(raw)
@@ -471,10 +494,14 @@ class ClientConnection(Connection):
         server_finished_hash = self._transcript.digest()
         client_ap = master.client_application_traffic_secret(server_finished_hash)
         server_ap = master.server_application_traffic_secret(server_finished_hash)
-        self.exporter_master_secret = master.exporter_master_secret(server_finished_hash)
+        self.exporter_master_secret = master.exporter_master_secret(
+            server_finished_hash
+        )
         self._set_read_secret(server_ap)
         if self._certificate_request is not None:
-            empty = Certificate(self._certificate_request.certificate_request_context, ())
+            empty = Certificate(
+                self._certificate_request.certificate_request_context, ()
+            )
             self._transcript.add(self._send_handshake(empty))
         verify_data = finished_verify_data(
             algorithm, self._client_hs_secret, self._transcript.digest()
@@ -485,10 +512,9 @@ class ClientConnection(Connection):
             self._transcript.digest()
         )
         self.state = ClientState.CONNECTED
-        assert self.cipher_suite is not None  # set by ServerHello
         self._connected(
             HandshakeComplete(
-                cipher_suite=self.cipher_suite,
+                cipher_suite=required(self.cipher_suite, "cipher suite"),
                 group=self.group,
                 alpn_protocol=self.alpn_protocol,
                 server_name=self.server_name,
@@ -500,8 +526,7 @@ class ClientConnection(Connection):
     # after the handshake ----------------------------------------------------------
 
     def _on_new_session_ticket(self, nst: NewSessionTicket) -> None:
-        suite = self._suite
-        assert suite is not None  # connected
+        suite = required(self._suite, "cipher suite")
         if nst.ticket_lifetime > 604800:
             raise IllegalParameter("ticket lifetime over 7 days")
         ext.check_unique(nst.extensions)
@@ -513,7 +538,9 @@ class ClientConnection(Connection):
             return
         ticket = SessionTicket(
             ticket=nst.ticket,
-            psk=resumption_psk(suite.hash, self._resumption_master_secret, nst.ticket_nonce),
+            psk=resumption_psk(
+                suite.hash, self._resumption_master_secret, nst.ticket_nonce
+            ),
             cipher_suite=suite.suite,
             server_name=self.server_name,
             alpn_protocol=self.alpn_protocol,

@@ -21,19 +21,17 @@ from ech.server.config import ServerConfig
 from ech.server.tickets import TicketState, open_ticket, seal_ticket
 from ech.tls import extensions as ext
 from ech.tls.certificates import CertifiedKey
-from ech.tls.connection import Connection
+from ech.tls.connection import Connection, required
 from ech.tls.enums import (
     TLS13,
     CipherSuite,
-    ContentType,
     ExtensionType,
     HandshakeType,
     NamedGroup,
     PskKeyExchangeMode,
-    SignatureScheme,
 )
 from ech.tls.extensions import Extension, KeyShareEntry, OfferedPsks
-from ech.tls.groups import SUPPORTED_GROUPS
+from ech.tls.groups import SUPPORTED_GROUPS, KeyShare
 from ech.tls.key_schedule import (
     EarlySecret,
     finished_verify_data,
@@ -52,11 +50,9 @@ from ech.tls.messages import (
     NewSessionTicket,
     ServerHello,
 )
-from ech.tls.records import frame_handshake
 from ech.tls.signatures import SERVER_CONTEXT, choose_scheme, signed_content
 from ech.tls.suites import SUITES, SuiteParams
 from ech.tls.transcript import Transcript
-from ech.tls.groups import KeyShare
 
 E = ExtensionType
 
@@ -127,7 +123,10 @@ class ServerConnection(Connection):
         versions = ch.extension(E.SUPPORTED_VERSIONS)
         if versions is None or TLS13 not in ext.decode_client_versions(versions):
             raise ProtocolVersion("client does not offer TLS 1.3")
-        if ch.has_extension(E.PRE_SHARED_KEY) and ch.extensions[-1].type != E.PRE_SHARED_KEY:
+        if (
+            ch.has_extension(E.PRE_SHARED_KEY)
+            and ch.extensions[-1].type != E.PRE_SHARED_KEY
+        ):
             raise IllegalParameter("pre_shared_key is not the last extension")
         suite = self._select_suite(ch)
         group, client_share = self._select_group(ch)
@@ -152,10 +151,17 @@ class ServerConnection(Connection):
         if psk is None:
             certified, scheme = self._select_certificate(ch)
 
-        share = self.config.key_share_factory(group) if group != NamedGroup.X25519MLKEM768 else None
+        share = (
+            self.config.key_share_factory(group)
+            if group != NamedGroup.X25519MLKEM768
+            else None
+        )
         server_share, shared_secret = self._key_exchange(group, client_share, share)
         extensions = [
-            Extension(E.KEY_SHARE, ext.encode_server_key_share(KeyShareEntry(group, server_share))),
+            Extension(
+                E.KEY_SHARE,
+                ext.encode_server_key_share(KeyShareEntry(group, server_share)),
+            ),
         ]
         if psk is not None:
             extensions.append(Extension(E.PRE_SHARED_KEY, ext.encode_u16(0)))
@@ -189,7 +195,9 @@ class ServerConnection(Connection):
             self._transcript.add(self._send_handshake(Certificate(b"", entries)))
             content = signed_content(SERVER_CONTEXT, self._transcript.digest())
             signature = self.config.signer(certified.private_key, scheme, content)
-            self._transcript.add(self._send_handshake(CertificateVerify(scheme, signature)))
+            self._transcript.add(
+                self._send_handshake(CertificateVerify(scheme, signature))
+            )
         verify_data = finished_verify_data(
             algorithm, self._write_secret, self._transcript.digest()
         )
@@ -262,7 +270,9 @@ class ServerConnection(Connection):
         self._transcript.add(raw)
         # The cookie binds the retry to ClientHello1; a stateless server could
         # rebuild the transcript from it (RFC 8446 §4.2.2).
-        cookie = hmac_bytes(suite.hash, self.config.cookie_key, self._transcript.digest())
+        cookie = hmac_bytes(
+            suite.hash, self.config.cookie_key, self._transcript.digest()
+        )
         self._transcript.rewrite_for_hello_retry()
         hrr = ServerHello(
             random=HELLO_RETRY_REQUEST_RANDOM,
@@ -311,7 +321,11 @@ class ServerConnection(Connection):
         if algorithms is None:
             raise MissingExtension("signature_algorithms is required")
         offered = ext.decode_u16_list(algorithms)
-        named = [c for c in self.config.certificates if self.server_name and c.matches(self.server_name)]
+        named = [
+            c
+            for c in self.config.certificates
+            if self.server_name and c.matches(self.server_name)
+        ]
         for candidate in (*named, *self.config.certificates):
             scheme = choose_scheme(candidate.private_key, offered)
             if scheme is not None:
@@ -335,7 +349,9 @@ class ServerConnection(Connection):
 
     # PSK resumption ----------------------------------------------------------------
 
-    def _accept_psk(self, ch: ClientHello, raw: bytes, suite: SuiteParams) -> bytes | None:
+    def _accept_psk(
+        self, ch: ClientHello, raw: bytes, suite: SuiteParams
+    ) -> bytes | None:
         """Validate the offered tickets; return the PSK of the one we take."""
         data = ch.extension(E.PRE_SHARED_KEY)
         if data is None:
@@ -377,11 +393,12 @@ class ServerConnection(Connection):
     # client Finished -----------------------------------------------------------------
 
     def _on_finished(self, finished: Finished, raw: bytes) -> None:
-        suite = self._suite
-        assert suite is not None  # negotiated
+        suite = required(self._suite, "cipher suite")
         if len(finished.verify_data) != suite.hash.digest_size:
             raise DecodeError("Finished has the wrong length")
-        if not hmac.compare_digest(finished.verify_data, self._expected_client_finished):
+        if not hmac.compare_digest(
+            finished.verify_data, self._expected_client_finished
+        ):
             raise DecryptError("client Finished does not verify")
         self._transcript.add(raw)
         self._set_read_secret(self._client_ap_secret)
@@ -389,10 +406,9 @@ class ServerConnection(Connection):
             self._transcript.digest()
         )
         self.state = ServerState.CONNECTED
-        assert self.cipher_suite is not None  # negotiated
         self._connected(
             HandshakeComplete(
-                cipher_suite=self.cipher_suite,
+                cipher_suite=required(self.cipher_suite, "cipher suite"),
                 group=self.group,
                 alpn_protocol=self.alpn_protocol,
                 server_name=self.server_name,

@@ -17,13 +17,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.verification import (
-    DNSName,
-    IPAddress,
-    PolicyBuilder,
-    Store,
-    VerificationError,
-)
+from cryptography.x509 import DNSName, IPAddress
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from ech.errors import BadCertificate, DecodeError
 
@@ -64,9 +59,9 @@ class CertifiedKey:
         for pattern in self.dns_names:
             if pattern == name:
                 return True
-            if pattern.startswith("*.") and "." in name:
-                if name.split(".", 1)[1] == pattern[2:]:
-                    return True
+            # RFC 6125 §6.4.3: a wildcard covers exactly one leftmost label.
+            if pattern.startswith("*.") and name.partition(".")[2] == pattern[2:]:
+                return True
         return False
 
 
@@ -85,7 +80,11 @@ def select_certificate(
 def system_trust_store() -> tuple[x509.Certificate, ...]:
     """The operating system's CA certificates (OpenSSL's default CA file)."""
     paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
+    for candidate in (
+        paths.cafile,
+        paths.openssl_cafile,
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
         if candidate and Path(candidate).is_file():
             return tuple(x509.load_pem_x509_certificates(Path(candidate).read_bytes()))
     return ()

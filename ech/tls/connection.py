@@ -9,7 +9,9 @@ the peer caused, the matching alert is queued *before* the
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from typing import TypeVar
 
 from ech.errors import (
     Alert,
@@ -31,6 +33,20 @@ from ech.tls.messages import KeyUpdate, Message
 from ech.tls.records import HandshakeReassembler, PaddingPolicy, RecordLayer
 from ech.tls.suites import SuiteParams
 from ech.tls.wire import Reader, handshake_header
+
+T = TypeVar("T")
+
+
+def required(value: T | None, what: str) -> T:
+    """``value``, which the state machine guarantees is set by now.
+
+    None here is our bug, never the peer's doing, so it is a RuntimeError
+    (which ``receive_data`` turns into an internal_error alert).
+    """
+    if value is None:
+        raise RuntimeError(f"internal error: {what} is not set")
+    return value
+
 
 #: Largest handshake message we buffer. Certificate chains are the biggest.
 MAX_HANDSHAKE_MESSAGE = 1 << 18
@@ -175,15 +191,13 @@ class Connection:
 
     def _set_read_secret(self, secret: bytes) -> None:
         """Install inbound keys; a message must not straddle the change (§5.1)."""
-        assert self._suite is not None  # negotiated before any key change
         self._reassembler.check_key_change()
         self._read_secret = secret
-        self._records.set_read_key(self._suite, secret)
+        self._records.set_read_key(required(self._suite, "cipher suite"), secret)
 
     def _set_write_secret(self, secret: bytes) -> None:
-        assert self._suite is not None  # negotiated before any key change
         self._write_secret = secret
-        self._records.set_write_key(self._suite, secret)
+        self._records.set_write_key(required(self._suite, "cipher suite"), secret)
 
     def _connected(self, event: Event) -> None:
         self._phase = Phase.CONNECTED
@@ -238,8 +252,8 @@ class Connection:
         self._events.append(ConnectionClosed(description))
 
     def _receive_key_update(self, message: KeyUpdate) -> None:
-        assert self._suite is not None  # connected
-        self._set_read_secret(next_traffic_secret(self._suite.hash, self._read_secret))
+        suite = required(self._suite, "cipher suite")
+        self._set_read_secret(next_traffic_secret(suite.hash, self._read_secret))
         requested = message.request_update == KeyUpdateRequest.UPDATE_REQUESTED
         self._events.append(KeyUpdateReceived(requested))
         # §4.6.3: answer every request, even when our own requests cross it.
@@ -247,9 +261,9 @@ class Connection:
             self._send_key_update(KeyUpdateRequest.UPDATE_NOT_REQUESTED)
 
     def _send_key_update(self, request: int) -> None:
-        assert self._suite is not None  # connected
+        suite = required(self._suite, "cipher suite")
         self._send_handshake(KeyUpdate(request))
-        self._set_write_secret(next_traffic_secret(self._suite.hash, self._write_secret))
+        self._set_write_secret(next_traffic_secret(suite.hash, self._write_secret))
 
     def _send_alert(self, description: int, level: int = AlertLevel.FATAL) -> None:
         self._records.write(ContentType.ALERT, bytes((level, description)))
@@ -257,10 +271,9 @@ class Connection:
     def _fail(self, description: AlertDescription) -> None:
         if self._phase is not Phase.FAILED:
             self._phase = Phase.FAILED
-            try:
+            # Best effort: failing to queue the alert must not mask the error.
+            with contextlib.suppress(Exception):
                 self._send_alert(description)
-            except Exception:  # noqa: BLE001, S110 - best effort while failing
-                pass
 
 
 __all__ = ["Connection", "DecodeError", "InternalError", "Phase"]

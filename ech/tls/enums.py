@@ -101,7 +101,7 @@ class CipherSuite(_OpenIntEnum):
 
 
 class NamedGroup(_OpenIntEnum):
-    """Key exchange groups (RFC 8446 §4.2.7; X25519MLKEM768 from draft-ietf-tls-ecdhe-mlkem)."""
+    """Key exchange groups (RFC 8446 §4.2.7; draft-ietf-tls-ecdhe-mlkem)."""
 
     SECP256R1 = 0x0017
     SECP384R1 = 0x0018

@@ -151,7 +151,7 @@ def encode_u16(value: int) -> bytes:
 
 
 def decode_u16_list(data: bytes) -> tuple[int, ...]:
-    """``uint16 list<2..2^16-1>``, the shape of supported_groups and signature_algorithms."""
+    """``uint16 list<2..2^16-1>``: supported_groups, signature_algorithms."""
     r = _parse(data)
     values = tuple(r.items(2, r.u16, min_len=2))
     r.expect_end()

@@ -105,7 +105,9 @@ class EarlySecret:
     secret: bytes = field(repr=False)
 
     @classmethod
-    def from_psk(cls, algorithm: hashes.HashAlgorithm, psk: bytes | None) -> EarlySecret:
+    def from_psk(
+        cls, algorithm: hashes.HashAlgorithm, psk: bytes | None
+    ) -> EarlySecret:
         """Start the schedule with a PSK, or with zeros for a full handshake."""
         zeros = bytes(algorithm.digest_size)
         return cls(algorithm, hkdf_extract(algorithm, zeros, psk or zeros))

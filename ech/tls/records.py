@@ -121,7 +121,8 @@ class RecordLayer:
             ContentType.APPLICATION_DATA,
         ):
             raise UnexpectedMessage(f"unknown record content type {content_type}")
-        if self._read is None or content_type == ContentType.CHANGE_CIPHER_SPEC:
+        protection = self._read
+        if protection is None or content_type == ContentType.CHANGE_CIPHER_SPEC:
             if content_type == ContentType.APPLICATION_DATA:
                 raise UnexpectedMessage("application data before keys")
             if not fragment and content_type != ContentType.APPLICATION_DATA:
@@ -130,12 +131,13 @@ class RecordLayer:
             return Record(content_type, fragment)
         if content_type != ContentType.APPLICATION_DATA:
             raise UnexpectedMessage("unprotected record after keys were set")
-        return self._deprotect(header, fragment)
+        return self._deprotect(protection, header, fragment)
 
-    def _deprotect(self, header: bytes, fragment: bytes) -> Record:
-        assert self._read is not None  # checked by the caller
+    def _deprotect(
+        self, protection: _Protection, header: bytes, fragment: bytes
+    ) -> Record:
         try:
-            inner = self._read.aead.decrypt(self._read.nonce(), fragment, header)
+            inner = protection.aead.decrypt(protection.nonce(), fragment, header)
         except InvalidTag:
             raise BadRecordMac("record failed to authenticate") from None
         # TLSInnerPlaintext: content, type, zeros (RFC 8446 §5.2, §5.4).
@@ -170,8 +172,13 @@ class RecordLayer:
             return
         pad = 0
         if self._padding is not None:
-            pad = max(0, min(self._padding(content_type, len(fragment)),
-                             MAX_PLAINTEXT - len(fragment)))
+            pad = max(
+                0,
+                min(
+                    self._padding(content_type, len(fragment)),
+                    MAX_PLAINTEXT - len(fragment),
+                ),
+            )
         inner = fragment + bytes((content_type,)) + bytes(pad)
         length = len(inner) + 16
         header = record_header(ContentType.APPLICATION_DATA, length)

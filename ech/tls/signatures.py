@@ -49,7 +49,11 @@ def signed_content(context: bytes, transcript_hash: bytes) -> bytes:
 def schemes_for_key(key: PrivateKeyTypes) -> tuple[SignatureScheme, ...]:
     """The schemes we can sign with ``key``, best first."""
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        return tuple(s for s, (curve, _) in _ECDSA.items() if isinstance(key.curve, curve))  # type: ignore[misc]
+        return tuple(
+            SignatureScheme(s)
+            for s, (curve, _) in _ECDSA.items()
+            if isinstance(key.curve, curve)
+        )
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return (S.ED25519,)
     if isinstance(key, rsa.RSAPrivateKey):
@@ -57,7 +61,9 @@ def schemes_for_key(key: PrivateKeyTypes) -> tuple[SignatureScheme, ...]:
     return ()
 
 
-def choose_scheme(key: PrivateKeyTypes, offered: Sequence[int]) -> SignatureScheme | None:
+def choose_scheme(
+    key: PrivateKeyTypes, offered: Sequence[int]
+) -> SignatureScheme | None:
     """The first scheme of ours for ``key`` that the peer offered."""
     for scheme in schemes_for_key(key):
         if scheme in offered:
@@ -108,7 +114,7 @@ def verify(
             key.verify(signature, content)
         else:
             raise IllegalParameter(
-                f"signature scheme {SignatureScheme(scheme)} does not fit the certificate key"
+                f"{SignatureScheme(scheme)} does not fit the certificate key"
             )
     except InvalidSignature:
         raise DecryptError("CertificateVerify signature does not verify") from None

@@ -48,8 +48,9 @@ class Transcript:
 
         Call after ``set_algorithm`` with exactly ClientHello1 added.
         """
+        if self._algorithm is None:
+            raise RuntimeError("transcript hash algorithm not set")
         first_hash = self.digest()
-        assert self._algorithm is not None  # set by digest() succeeding
         self._hash = hashes.Hash(self._algorithm)
         self._hash.update(
             bytes([HandshakeType.MESSAGE_HASH, 0, 0, len(first_hash)]) + first_hash
