@@ -39,6 +39,17 @@ class TLSSocket:
         self._incoming = bytearray()
         self._eof = False
 
+    @property
+    def negotiated(self) -> HandshakeComplete:
+        """The finished handshake's parameters.
+
+        Raises:
+            RuntimeError: the handshake has not completed.
+        """
+        if self.handshake is None:
+            raise RuntimeError("the handshake has not completed")
+        return self.handshake
+
     def _flush(self) -> None:
         data = self.connection.data_to_send()
         if data:
