@@ -157,14 +157,14 @@ class ServerConnection(Connection):
             else None
         )
         server_share, shared_secret = self._key_exchange(group, client_share, share)
-        extensions = [
-            Extension(
-                E.KEY_SHARE,
-                ext.encode_server_key_share(KeyShareEntry(group, server_share)),
-            ),
-        ]
+        # Extension order as in RFC 8448's traces; any order is valid.
+        extensions: list[Extension] = []
         if psk is not None:
             extensions.append(Extension(E.PRE_SHARED_KEY, ext.encode_u16(0)))
+        key_share = KeyShareEntry(group, server_share)
+        extensions.append(
+            Extension(E.KEY_SHARE, ext.encode_server_key_share(key_share))
+        )
         extensions.append(Extension(E.SUPPORTED_VERSIONS, ext.encode_u16(TLS13)))
         sh = ServerHello(
             random=self.config.random(32),
@@ -279,9 +279,9 @@ class ServerConnection(Connection):
             legacy_session_id_echo=ch.legacy_session_id,
             cipher_suite=suite.suite,
             extensions=(
-                Extension(E.SUPPORTED_VERSIONS, ext.encode_u16(TLS13)),
                 Extension(E.KEY_SHARE, ext.encode_u16(group)),
                 Extension(E.COOKIE, ext.encode_cookie(cookie)),
+                Extension(E.SUPPORTED_VERSIONS, ext.encode_u16(TLS13)),
             ),
         )
         if self.config.server_hello_hook is not None:
@@ -289,6 +289,10 @@ class ServerConnection(Connection):
         self._transcript.add(self._send_handshake(hrr))
         if ch.legacy_session_id:
             self._records.write_change_cipher_spec()  # RFC 8446 §D.4
+        # Expect back the cookie actually sent (a hook may have replaced it).
+        sent_cookie = hrr.extension(E.COOKIE)
+        if sent_cookie is not None:
+            cookie = ext.decode_cookie(sent_cookie)
         self._retry = _Negotiated(suite, group, cookie)
         self.hello_retry = True
         self._ccs_allowed = True
