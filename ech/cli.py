@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="a loopback TLS 1.3 session, explained")
-    args = parser.parse_args(argv)
+    parser.parse_args(argv)
     from ech.demo import run
 
     return run()
