@@ -128,7 +128,6 @@ class ClientConnection(Connection):
         self._handshake_secret: HandshakeSecret | None = None
         self._client_hs_secret = b""
         self._server_hs_secret = b""
-        self._resumption_master_secret = b""
         self._certificate_request: CertificateRequest | None = None
         self._peer_key: CertificateIssuerPublicKeyTypes | None = None
         self.cipher_suite: CipherSuite | None = None
@@ -494,9 +493,8 @@ class ClientConnection(Connection):
         server_finished_hash = self._transcript.digest()
         client_ap = master.client_application_traffic_secret(server_finished_hash)
         server_ap = master.server_application_traffic_secret(server_finished_hash)
-        self.exporter_master_secret = master.exporter_master_secret(
-            server_finished_hash
-        )
+        self._master = master
+        self._server_finished_hash = server_finished_hash
         self._set_read_secret(server_ap)
         if self._certificate_request is not None:
             empty = Certificate(
@@ -508,9 +506,7 @@ class ClientConnection(Connection):
         )
         self._transcript.add(self._send_handshake(Finished(verify_data)))
         self._set_write_secret(client_ap)
-        self._resumption_master_secret = master.resumption_master_secret(
-            self._transcript.digest()
-        )
+        self._client_finished_hash = self._transcript.digest()
         self.state = ClientState.CONNECTED
         self._connected(
             HandshakeComplete(

@@ -31,7 +31,7 @@ from ech.tls.enums import (
     PskKeyExchangeMode,
 )
 from ech.tls.extensions import Extension, KeyShareEntry, OfferedPsks
-from ech.tls.groups import SUPPORTED_GROUPS, KeyShare
+from ech.tls.groups import SUPPORTED_GROUPS, KeyShare, respond_to_key_share
 from ech.tls.key_schedule import (
     EarlySecret,
     finished_verify_data,
@@ -50,7 +50,7 @@ from ech.tls.messages import (
     NewSessionTicket,
     ServerHello,
 )
-from ech.tls.signatures import SERVER_CONTEXT, choose_scheme, signed_content
+from ech.tls.signatures import SERVER_CONTEXT, signed_content
 from ech.tls.suites import SUITES, SuiteParams
 from ech.tls.transcript import Transcript
 
@@ -86,7 +86,6 @@ class ServerConnection(Connection):
         self._retry: _Negotiated | None = None
         self._client_hs_secret = b""
         self._client_ap_secret = b""
-        self._resumption_master_secret = b""
         self._expected_client_finished = b""
         self._ticket_state: TicketState | None = None
         self.server_name: str | None = None
@@ -206,7 +205,7 @@ class ServerConnection(Connection):
         master = hs.master_secret()
         finished_hash = self._transcript.digest()
         self._client_ap_secret = master.client_application_traffic_secret(finished_hash)
-        self.exporter_master_secret = master.exporter_master_secret(finished_hash)
+        self._server_finished_hash = finished_hash
         self._set_write_secret(master.server_application_traffic_secret(finished_hash))
         self._expected_client_finished = finished_verify_data(
             algorithm, self._client_hs_secret, finished_hash
@@ -255,8 +254,6 @@ class ServerConnection(Connection):
     def _key_exchange(
         self, group: int, client_share: bytes, share: KeyShare | None
     ) -> tuple[bytes, bytes]:
-        from ech.tls.groups import respond_to_key_share
-
         if share is None:
             return respond_to_key_share(group, client_share)
         return share.public, share.exchange(client_share)
@@ -331,9 +328,9 @@ class ServerConnection(Connection):
             if self.server_name and c.matches(self.server_name)
         ]
         for candidate in (*named, *self.config.certificates):
-            scheme = choose_scheme(candidate.private_key, offered)
-            if scheme is not None:
-                return candidate, scheme
+            for scheme in candidate.signature_schemes:
+                if scheme in offered:
+                    return candidate, scheme
         raise HandshakeFailure("no certificate fits the client's signature_algorithms")
 
     def _encrypted_extensions(self, ch: ClientHello) -> list[Extension]:
@@ -406,9 +403,7 @@ class ServerConnection(Connection):
             raise DecryptError("client Finished does not verify")
         self._transcript.add(raw)
         self._set_read_secret(self._client_ap_secret)
-        self._resumption_master_secret = self._master.resumption_master_secret(
-            self._transcript.digest()
-        )
+        self._client_finished_hash = self._transcript.digest()
         self.state = ServerState.CONNECTED
         self._connected(
             HandshakeComplete(

@@ -21,6 +21,8 @@ from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from ech.errors import BadCertificate, DecodeError
+from ech.tls.enums import SignatureScheme
+from ech.tls.signatures import schemes_for_key
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class CertifiedKey:
         except x509.ExtensionNotFound:
             return ()
         return tuple(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
+
+    @functools.cached_property
+    def signature_schemes(self) -> tuple[SignatureScheme, ...]:
+        """The schemes this key signs with, best first (computed once)."""
+        return schemes_for_key(self.private_key)
 
     def matches(self, server_name: str) -> bool:
         """Whether the leaf names ``server_name`` (exactly or by one wildcard label)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 from typing import TypeVar
 
 from ech.errors import (
@@ -28,7 +29,7 @@ from ech.tls.enums import (
     HandshakeType,
     KeyUpdateRequest,
 )
-from ech.tls.key_schedule import next_traffic_secret
+from ech.tls.key_schedule import MasterSecret, exporter, next_traffic_secret
 from ech.tls.messages import KeyUpdate, Message
 from ech.tls.records import HandshakeReassembler, PaddingPolicy, RecordLayer
 from ech.tls.suites import SuiteParams
@@ -76,6 +77,11 @@ class Connection:
         self._received_close = False
         #: Whether a plaintext change_cipher_spec may still arrive (RFC 8446 §5).
         self._ccs_allowed = False
+        # Set when the handshake's Finished messages are done; the exporter and
+        # resumption secrets are derived from them only when first needed.
+        self._master: MasterSecret | None = None
+        self._server_finished_hash = b""
+        self._client_finished_hash = b""
 
     # public API ------------------------------------------------------------
 
@@ -164,6 +170,27 @@ class Connection:
             else KeyUpdateRequest.UPDATE_NOT_REQUESTED
         )
         self._send_key_update(request)
+
+    @functools.cached_property
+    def exporter_master_secret(self) -> bytes:
+        """``exporter_master_secret`` (RFC 8446 §7.1), once the handshake is done."""
+        master = required(self._master, "master secret")
+        return master.exporter_master_secret(self._server_finished_hash)
+
+    def export_keying_material(
+        self, label: bytes, context: bytes, length: int
+    ) -> bytes:
+        """TLS-Exporter (RFC 8446 §7.5)."""
+        suite = required(self._suite, "cipher suite")
+        return exporter(suite.hash, self.exporter_master_secret, label, context, length)
+
+    @functools.cached_property
+    def _resumption_master_secret(self) -> bytes:
+        """``resumption_master_secret``: needed only when tickets are issued or used."""
+        if not self._client_finished_hash:
+            raise RuntimeError("internal error: client Finished not processed")
+        master = required(self._master, "master secret")
+        return master.resumption_master_secret(self._client_finished_hash)
 
     # for subclasses ----------------------------------------------------------
 

@@ -7,6 +7,7 @@ the transcript range they take, following Go's ``tls13.go``.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass, field
 
@@ -14,12 +15,21 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
-from ech.tls.wire import Writer
+from ech.tls.wire import Writer, encode_opaque
 
 
 def hkdf_extract(algorithm: hashes.HashAlgorithm, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract (RFC 5869 §2.2); an empty salt means Hash.length zeros."""
     return HKDF.extract(algorithm, salt or bytes(algorithm.digest_size), ikm)
+
+
+@functools.lru_cache(maxsize=128)
+def _label_prefix(length: int, label: bytes) -> bytes:
+    """``uint16 length`` and ``opaque label<7..255>`` of HkdfLabel; few distinct."""
+    w = Writer()
+    w.u16(length)
+    w.opaque(1, b"tls13 " + label)
+    return w.getvalue()
 
 
 def hkdf_expand_label(
@@ -30,18 +40,24 @@ def hkdf_expand_label(
     length: int,
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1): the label is prefixed ``tls13 ``."""
-    w = Writer()
-    w.u16(length)
-    w.opaque(1, b"tls13 " + label)
-    w.opaque(1, context)
-    return HKDFExpand(algorithm, length, w.getvalue()).derive(secret)
+    info = _label_prefix(length, label) + encode_opaque(1, context)
+    return HKDFExpand(algorithm, length, info).derive(secret)
 
 
 def hash_bytes(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
     """Transcript-Hash of a byte string."""
+    if not data and algorithm.name in _EMPTY_HASHES:
+        return _EMPTY_HASHES[algorithm.name]
     h = hashes.Hash(algorithm)
     h.update(data)
-    return h.finalize()
+    digest = h.finalize()
+    if not data:
+        _EMPTY_HASHES[algorithm.name] = digest
+    return digest
+
+
+#: Hash of the empty string per algorithm, needed at every stage of the schedule.
+_EMPTY_HASHES: dict[str, bytes] = {}
 
 
 def hmac_bytes(algorithm: hashes.HashAlgorithm, key: bytes, data: bytes) -> bytes:

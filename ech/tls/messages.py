@@ -59,6 +59,11 @@ class Message(HasExtensions):
         return msg
 
     @classmethod
+    def read(cls, r: Reader) -> Self:
+        """Decode one message body from ``r``, leaving what follows it."""
+        return cls._read(r)
+
+    @classmethod
     def _read(cls, r: Reader) -> Self:
         raise NotImplementedError
 

@@ -67,6 +67,10 @@ class RecordLayer:
         self._write: _Protection | None = None
         self._padding = padding
         self._out = bytearray()
+        # Handshake messages are coalesced into as few records as possible
+        # (RFC 8446 §5.1 allows it; RFC 8448's traces do it) until a key
+        # change, another content type, or the transport takes the bytes.
+        self._handshake = bytearray()
         self.eof = False
 
     # keys ------------------------------------------------------------------
@@ -77,6 +81,7 @@ class RecordLayer:
 
     def set_write_key(self, suite: SuiteParams, secret: bytes) -> None:
         """Protect outbound records with a traffic secret from now on."""
+        self._flush_handshake()
         self._write = _Protection(suite, secret)
 
     @property
@@ -158,11 +163,25 @@ class RecordLayer:
         """Queue ``data`` as one or more records of ``content_type``."""
         if not data and content_type != ContentType.APPLICATION_DATA:
             raise ValueError("only application data records may be empty")
+        if content_type == ContentType.HANDSHAKE:
+            self._handshake += data
+            return
+        self._flush_handshake()
+        self._write_fragments(content_type, data)
+
+    def _write_fragments(self, content_type: int, data: bytes) -> None:
         for start in range(0, max(len(data), 1), MAX_PLAINTEXT):
             self._write_record(content_type, data[start : start + MAX_PLAINTEXT])
 
+    def _flush_handshake(self) -> None:
+        if self._handshake:
+            data = bytes(self._handshake)
+            self._handshake.clear()
+            self._write_fragments(ContentType.HANDSHAKE, data)
+
     def write_change_cipher_spec(self) -> None:
         """Queue the middlebox-compatibility CCS record (RFC 8446 §D.4)."""
+        self._flush_handshake()
         self._out += record_header(ContentType.CHANGE_CIPHER_SPEC, 1) + b"\x01"
 
     def _write_record(self, content_type: int, fragment: bytes) -> None:
@@ -187,6 +206,7 @@ class RecordLayer:
 
     def data_to_send(self) -> bytes:
         """Take everything queued for the transport."""
+        self._flush_handshake()
         out = bytes(self._out)
         self._out.clear()
         return out
