@@ -25,6 +25,7 @@ from ech.tls.connection import Connection, required
 from ech.tls.enums import (
     TLS13,
     CipherSuite,
+    ContentType,
     ExtensionType,
     HandshakeType,
     NamedGroup,
@@ -41,8 +42,6 @@ from ech.tls.key_schedule import (
 )
 from ech.tls.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
-    Certificate,
-    CertificateEntry,
     CertificateVerify,
     ClientHello,
     EncryptedExtensions,
@@ -190,8 +189,8 @@ class ServerConnection(Connection):
             ee = self.config.encrypted_extensions_hook(ee)
         self._transcript.add(self._send_handshake(ee))
         if certified is not None and scheme is not None:
-            entries = tuple(CertificateEntry(der) for der in certified.chain_der)
-            self._transcript.add(self._send_handshake(Certificate(b"", entries)))
+            self._records.write(ContentType.HANDSHAKE, certified.certificate_message)
+            self._transcript.add(certified.certificate_message)
             content = signed_content(SERVER_CONTEXT, self._transcript.digest())
             signature = self.config.signer(certified.private_key, scheme, content)
             self._transcript.add(

@@ -22,6 +22,8 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from ech.errors import BadCertificate, DecodeError
 from ech.tls.enums import SignatureScheme
+from ech.tls.messages import Certificate, CertificateEntry
+from ech.tls.records import frame_handshake
 from ech.tls.signatures import schemes_for_key
 
 
@@ -54,6 +56,12 @@ class CertifiedKey:
         except x509.ExtensionNotFound:
             return ()
         return tuple(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
+
+    @functools.cached_property
+    def certificate_message(self) -> bytes:
+        """Our TLS 1.3 Certificate message (with header), encoded once per key."""
+        message = Certificate(b"", tuple(CertificateEntry(d) for d in self.chain_der))
+        return frame_handshake(message.msg_type, message.encode())
 
     @functools.cached_property
     def signature_schemes(self) -> tuple[SignatureScheme, ...]:

@@ -124,7 +124,7 @@ def encode_server_name(host: str) -> bytes:
 def decode_client_versions(data: bytes) -> tuple[int, ...]:
     """ClientHello supported_versions: ``ProtocolVersion versions<2..254>``."""
     r = _parse(data)
-    versions = tuple(r.items(1, r.u16, min_len=2, max_len=254))
+    versions = r.u16_items(1, min_len=2, max_len=254)
     r.expect_end()
     return versions
 
@@ -153,7 +153,7 @@ def encode_u16(value: int) -> bytes:
 def decode_u16_list(data: bytes) -> tuple[int, ...]:
     """``uint16 list<2..2^16-1>``: supported_groups, signature_algorithms."""
     r = _parse(data)
-    values = tuple(r.items(2, r.u16, min_len=2))
+    values = r.u16_items(2, min_len=2)
     r.expect_end()
     return values
 

@@ -106,7 +106,7 @@ class ClientHello(Message):
         legacy_version = r.u16()
         random = r.raw(32)
         session_id = r.opaque(1, max_len=32)
-        suites = tuple(r.items(2, r.u16, min_len=2))
+        suites = r.u16_items(2, min_len=2)
         compression = r.opaque(1, min_len=1)
         extensions = read_extensions(r, min_len=8)
         return cls(random, session_id, suites, extensions, legacy_version, compression)

@@ -9,6 +9,7 @@ prefix is our bug and raises ``ValueError``.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
@@ -83,6 +84,15 @@ class Reader:
         if length < min_len or (max_len is not None and length > max_len):
             raise DecodeError(f"vector length {length} out of range")
         return self.raw(length)
+
+    def u16_items(
+        self, prefix: LengthPrefix, *, min_len: int = 0, max_len: int | None = None
+    ) -> tuple[int, ...]:
+        """Read ``uint16 list<min_len..max_len>`` in one step (a hot shape)."""
+        data = self.opaque(prefix, min_len=min_len, max_len=max_len)
+        if len(data) % 2:
+            raise DecodeError("odd length for a uint16 vector")
+        return struct.unpack(f">{len(data) // 2}H", data)
 
     def items(
         self,
