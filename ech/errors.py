@@ -13,9 +13,12 @@ Wrong use of the API raises ``ValueError``, ``TypeError`` or
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ech.tls.enums import AlertDescription
+
+if TYPE_CHECKING:
+    from ech.config import ECHConfigList
 
 
 class TLSError(Exception):
@@ -134,6 +137,24 @@ class PeerAlert(TLSError):
     def __init__(self, description: AlertDescription) -> None:
         super().__init__(f"peer sent fatal alert {description}")
         self.description = description
+
+
+class ECHRejectedError(TLSError):
+    """The server rejected ECH (RFC 9849 §6.1.6): a normal outcome, not a violation.
+
+    ``retry_configs`` is the server's authenticated list, or None. With
+    usable configs, retry once on a new connection with them.
+    """
+
+    def __init__(self, retry_configs: ECHConfigList | None, public_name: str) -> None:
+        super().__init__(f"ECH rejected by {public_name}")
+        self.retry_configs = retry_configs
+        self.public_name = public_name
+
+    @property
+    def can_retry(self) -> bool:
+        """Whether the retry configs hold one we can use."""
+        return self.retry_configs is not None and bool(self.retry_configs.usable())
 
 
 class ConnectionClosedError(TLSError):

@@ -5,10 +5,29 @@ Frozen, slotted dataclasses, as in h11 and aioquic.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
+from ech.config import ECHConfigList
 from ech.tls.enums import AlertDescription, CipherSuite, NamedGroup
 from ech.tls.session import SessionTicket
+
+
+class ECHStatus(enum.Enum):
+    """What became of Encrypted Client Hello on a connection (RFC 9849).
+
+    ``REJECTED`` on a server also covers GREASE: by design (§10.10.4) a
+    server cannot tell a GREASE extension from one for a key it lacks.
+    """
+
+    NOT_OFFERED = "not_offered"
+    GREASE = "grease"
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class Event:
@@ -32,6 +51,21 @@ class HandshakeComplete(Event):
     resumed: bool
     hello_retry: bool
     version: str = "TLSv1.3"
+    ech_status: ECHStatus = ECHStatus.NOT_OFFERED
+    outer_server_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ECHRejected(Event):
+    """The server rejected ECH; the connection is over (RFC 9849 §6.1.6).
+
+    The outer handshake was authenticated for ``public_name``, so
+    ``retry_configs`` (None if the server sent none) can be trusted for one
+    retry on a new connection. ``ech_required`` has been queued.
+    """
+
+    retry_configs: ECHConfigList | None
+    public_name: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ class ClientConfig:
         client_hello_hook: rewrites each ClientHello before binders are
             computed and it is sent; for tests, fuzzing and trace replay.
         record_padding: TLSInnerPlaintext padding policy (RFC 8446 §5.4).
+        ech_grease: send a GREASE encrypted_client_hello when the connection
+            has no ECH configs (RFC 9849 §6.2).
     """
 
     cafile: str | Path | None = None
@@ -64,6 +66,7 @@ class ClientConfig:
     key_share_factory: Callable[[int], KeyShare] = generate_key_share
     client_hello_hook: Callable[[ClientHello], ClientHello] | None = None
     record_padding: PaddingPolicy | None = None
+    ech_grease: bool = False
     _trust: list[tuple[x509.Certificate, ...]] = field(
         default_factory=list, repr=False, compare=False
     )

@@ -10,6 +10,19 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 
 from ech.client.config import ClientConfig
+from ech.client.ech import (
+    ECHOffer,
+    grease_extension,
+    inner_marker,
+    select_config,
+    with_extension_before_psk,
+)
+from ech.config import ECHConfigList
+from ech.confirmation import (
+    accept_confirmation,
+    confirmation_matches,
+    hrr_accept_confirmation,
+)
 from ech.errors import (
     DecodeError,
     DecryptError,
@@ -19,12 +32,18 @@ from ech.errors import (
     UnexpectedMessage,
     UnsupportedExtension,
 )
-from ech.events import HandshakeComplete, SessionTicketReceived
+from ech.events import ECHRejected, ECHStatus, HandshakeComplete, SessionTicketReceived
+from ech.extension import (
+    CONFIRMATION_LENGTH,
+    parse_hrr_confirmation,
+    parse_retry_configs,
+)
 from ech.tls import extensions as ext
 from ech.tls.certificates import parse_leaf, verify_server_chain
 from ech.tls.connection import Connection, required
 from ech.tls.enums import (
     TLS13,
+    AlertDescription,
     CipherSuite,
     ContentType,
     ExtensionType,
@@ -61,7 +80,12 @@ E = ExtensionType
 
 #: Extensions a ServerHello may carry (RFC 8446 §4.2 table).
 _SERVER_HELLO_EXTENSIONS = {E.KEY_SHARE, E.PRE_SHARED_KEY, E.SUPPORTED_VERSIONS}
-_HRR_EXTENSIONS = {E.KEY_SHARE, E.COOKIE, E.SUPPORTED_VERSIONS}
+_HRR_EXTENSIONS = {
+    E.KEY_SHARE,
+    E.COOKIE,
+    E.SUPPORTED_VERSIONS,
+    E.ENCRYPTED_CLIENT_HELLO,
+}
 #: Extensions that must never appear in EncryptedExtensions (RFC 8446 §4.2).
 _NOT_IN_EE = {
     E.KEY_SHARE,
@@ -103,6 +127,10 @@ class ClientConnection(Connection):
         server_name: the name to ask for (SNI) and to verify the certificate
             against; an IP address is verified but not sent as SNI.
         session: a ticket from an earlier connection to resume with.
+        ech_configs: the server's ECHConfigList (from DNS, or retry_configs).
+            With a usable config, ``server_name`` travels encrypted in
+            ClientHelloInner and ClientHelloOuter names the config's
+            public_name; without one, GREASE ECH is sent (RFC 9849 §6.2).
     """
 
     def __init__(
@@ -111,6 +139,7 @@ class ClientConnection(Connection):
         server_name: str | None,
         *,
         session: SessionTicket | None = None,
+        ech_configs: ECHConfigList | None = None,
     ) -> None:
         super().__init__(config.record_padding)
         if config.verify_certificates and not server_name:
@@ -134,6 +163,16 @@ class ClientConnection(Connection):
         self.group: NamedGroup | None = None
         self.alpn_protocol: str | None = None
         self.session_tickets: list[SessionTicket] = []
+        self._ech_config = select_config(ech_configs) if ech_configs else None
+        self._ech: ECHOffer | None = None
+        self._ech_grease: Extension | None = None
+        self.ech_status = ECHStatus.NOT_OFFERED
+        if self._ech_config is not None:
+            self.ech_status = ECHStatus.OFFERED
+        elif ech_configs is not None or config.ech_grease:
+            self.ech_status = ECHStatus.GREASE  # checklist #7, #34
+        #: The server's retry_configs after a rejection (authenticated).
+        self.retry_configs: ECHConfigList | None = None
 
     # handshake start -----------------------------------------------------------
 
@@ -144,6 +183,8 @@ class ClientConnection(Connection):
         session_id = self.config.random(32) if self.config.compatibility_mode else b""
         for group in self.config.key_share_groups:
             self._key_shares[group] = self.config.key_share_factory(group)
+        if self._ech_config is not None:
+            self._ech = ECHOffer.start(self._ech_config, self.config.random)
         hello = ClientHello(
             random=self.config.random(32),
             legacy_session_id=session_id,
@@ -210,8 +251,18 @@ class ClientConnection(Connection):
     def _send_client_hello(self, hello: ClientHello) -> None:
         if self.config.client_hello_hook is not None:
             hello = self.config.client_hello_hook(hello)
+        offer = self._ech
+        if offer is not None:
+            hello = with_extension_before_psk(hello, inner_marker())
+        elif self.ech_status is ECHStatus.GREASE:
+            if self._ech_grease is None:  # the same one after HRR (checklist #70)
+                self._ech_grease = grease_extension(hello, self.config.random)
+            hello = with_extension_before_psk(hello, self._ech_grease)
         if self._session is not None:
             hello = self._add_psk(hello)
+        if offer is not None:
+            offer.inner_transcript.add(frame_handshake(hello.msg_type, hello.encode()))
+            hello = offer.seal(hello, self.config.random)
         self._hello = hello
         raw = frame_handshake(hello.msg_type, hello.encode())
         self._records.write(ContentType.HANDSHAKE, raw)
@@ -232,7 +283,9 @@ class ClientConnection(Connection):
         raw = frame_handshake(hello.msg_type, hello.encode())
         # The binder covers the hello up to, not including, the binders list.
         truncated = raw[: len(raw) - len(placeholder.encode_binders())]
-        transcript = self._transcript.copy()
+        # With ECH the PSK belongs to the inner handshake (RFC 9849 §6.1).
+        base = self._ech.inner_transcript if self._ech else self._transcript
+        transcript = base.copy()
         if not self._hello_retry:
             transcript.set_algorithm(algorithm)
         transcript.add(truncated)
@@ -318,10 +371,15 @@ class ClientConnection(Connection):
             return
         suite = self._check_server_hello_common(sh, _SERVER_HELLO_EXTENSIONS)
         algorithm = suite.hash
+        if self.ech_status is ECHStatus.OFFERED:
+            self._decide_ech(sh, suite)
         psk: bytes | None = None
         selected = sh.extension(E.PRE_SHARED_KEY)
         if selected is not None:
             session = self._session
+            if self.ech_status is ECHStatus.REJECTED:
+                # The outer hello only had a GREASE PSK (checklist #49).
+                raise IllegalParameter("PSK selected although ECH was rejected")
             if session is None or ext.decode_u16(selected) != 0:
                 raise IllegalParameter("server selected a PSK we did not offer")
             if SUITES[session.cipher_suite].hash.name != algorithm.name:
@@ -355,6 +413,27 @@ class ClientConnection(Connection):
         self._ccs_allowed = True
         self.state = ClientState.WAIT_EE
 
+    def _decide_ech(self, sh: ServerHello, suite: SuiteParams) -> None:
+        """Accepted iff ServerHello.random ends in accept_confirmation (§6.1.4)."""
+        offer = required(self._ech, "ECH offer")
+        inner_hello = required(offer.inner_hello, "ClientHelloInner")
+        offer.inner_transcript.set_algorithm(suite.hash)
+        expected = accept_confirmation(
+            suite.hash, inner_hello.random, offer.inner_transcript, sh
+        )
+        received = sh.random[32 - CONFIRMATION_LENGTH :]
+        accepted = offer.hrr_accepted is not False and confirmation_matches(
+            expected, received
+        )
+        if offer.hrr_accepted and not accepted:
+            raise IllegalParameter("ECH accepted in HRR but not in ServerHello")
+        if accepted:
+            self.ech_status = ECHStatus.ACCEPTED
+            self._transcript = offer.inner_transcript
+            self._hello = inner_hello
+        else:
+            self.ech_status = ECHStatus.REJECTED
+
     def _on_hello_retry_request(self, hrr: ServerHello, raw: bytes) -> None:
         if self._hello_retry:
             raise UnexpectedMessage("second HelloRetryRequest")
@@ -379,6 +458,7 @@ class ClientConnection(Connection):
         self._transcript.set_algorithm(suite.hash)
         self._transcript.rewrite_for_hello_retry()
         self._transcript.add(raw)
+        self._check_hrr_ech(hrr, raw, suite)
         if selected_group is not None:
             self._key_shares = {
                 selected_group: self.config.key_share_factory(selected_group)
@@ -387,19 +467,41 @@ class ClientConnection(Connection):
             SUITES[self._session.cipher_suite].hash.name != suite.hash.name
         ):
             self._session = None  # the PSK cannot be used with this suite
-        new_extensions = self._hello_extensions(cookie)
+        # With ECH, ClientHelloInner2 follows from ClientHelloInner1 (§6.1.5).
+        base = self._ech.inner_hello if self._ech else None
+        first = base if base is not None else hello
         second = ClientHello(
-            random=hello.random,
-            legacy_session_id=hello.legacy_session_id,
-            cipher_suites=hello.cipher_suites,
-            extensions=new_extensions,
-            legacy_version=hello.legacy_version,
+            random=first.random,
+            legacy_session_id=first.legacy_session_id,
+            cipher_suites=first.cipher_suites,
+            extensions=self._hello_extensions(cookie),
+            legacy_version=first.legacy_version,
         )
         if self.config.compatibility_mode and not self._ccs_sent:
             self._records.write_change_cipher_spec()
             self._ccs_sent = True
         self._send_client_hello(second)
         self.state = ClientState.WAIT_SH
+
+    def _check_hrr_ech(self, hrr: ServerHello, raw: bytes, suite: SuiteParams) -> None:
+        """Read the HRR's ECH confirmation (RFC 9849 §6.1.4, checklist #54, #56)."""
+        data = hrr.extension(E.ENCRYPTED_CLIENT_HELLO)
+        received = parse_hrr_confirmation(data) if data is not None else None
+        offer = self._ech
+        if offer is None:
+            return  # GREASE: syntax checked, value ignored (checklist #71)
+        inner_hello = required(offer.inner_hello, "ClientHelloInner")
+        transcript = offer.inner_transcript
+        transcript.set_algorithm(suite.hash)
+        transcript.rewrite_for_hello_retry()
+        if received is None:
+            offer.hrr_accepted = False
+        else:
+            expected = hrr_accept_confirmation(
+                suite.hash, inner_hello.random, transcript, hrr
+            )
+            offer.hrr_accepted = confirmation_matches(expected, received)
+        transcript.add(raw)
 
     # the server's encrypted flight -------------------------------------------------
 
@@ -430,6 +532,13 @@ class ClientConnection(Connection):
         sni = ee.extension(E.SERVER_NAME)
         if sni is not None:
             ext.decode_empty(sni)
+        ech_data = ee.extension(E.ENCRYPTED_CLIENT_HELLO)
+        if ech_data is not None:
+            if self.ech_status is ECHStatus.ACCEPTED:
+                raise UnsupportedExtension("retry_configs after ECH was accepted")
+            retry_configs = parse_retry_configs(ech_data)  # checklist #61, #71
+            if self.ech_status is ECHStatus.REJECTED:
+                self.retry_configs = retry_configs
         self._transcript.add(raw)
         self.state = (
             ClientState.WAIT_FINISHED
@@ -462,7 +571,9 @@ class ClientConnection(Connection):
         self.state = ClientState.WAIT_CV
 
     def _verification_name(self) -> str:
-        """The name the certificate must carry; ECH rejection changes it."""
+        """The name the certificate must carry: public_name if ECH was rejected."""
+        if self.ech_status is ECHStatus.REJECTED and self._ech is not None:
+            return self._ech.public_name  # RFC 9849 §6.1.7, checklist #65
         return required(self.server_name, "server_name")
 
     def _on_certificate_verify(self, cv: CertificateVerify, raw: bytes) -> None:
@@ -507,6 +618,12 @@ class ClientConnection(Connection):
         self._transcript.add(self._send_handshake(Finished(verify_data)))
         self._set_write_secret(client_ap)
         self._client_finished_hash = self._transcript.digest()
+        if self.ech_status is ECHStatus.REJECTED and self._ech is not None:
+            # RFC 9849 §6.1.6: authenticated for public_name, then abort with
+            # ech_required; never report success, drop tickets (#63, #66).
+            self._fail(AlertDescription.ECH_REQUIRED)
+            self._events.append(ECHRejected(self.retry_configs, self._ech.public_name))
+            return
         self.state = ClientState.CONNECTED
         self._connected(
             HandshakeComplete(
@@ -516,6 +633,8 @@ class ClientConnection(Connection):
                 server_name=self.server_name,
                 resumed=self._psk_accepted,
                 hello_retry=self._hello_retry,
+                ech_status=self.ech_status,
+                outer_server_name=self._ech.public_name if self._ech else self._sni(),
             )
         )
 

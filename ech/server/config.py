@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -9,6 +10,9 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from ech.config import ECHConfigList
+from ech.keys import ECHKey
+from ech.server.ech import index_keys
 from ech.tls.certificates import CertifiedKey
 from ech.tls.enums import NamedGroup
 from ech.tls.groups import KeyShare, generate_key_share
@@ -47,6 +51,14 @@ class ServerConfig:
         server_hello_hook, encrypted_extensions_hook: rewrite those
             messages before they are sent; for tests and trace replay.
         record_padding: TLSInnerPlaintext padding policy (RFC 8446 §5.4).
+        ech_keys: ECH keys we decrypt ClientHelloOuter with (RFC 9849 §7.1).
+        ech_retry_configs: configs sent as retry_configs when ECH is not
+            accepted; None sends every key's config.
+        ech_trial_decryption: try every key rather than only those whose
+            config_id matches (for clients that randomize config_id; §7.1).
+        ech_backend: act as a split-mode backend: answer an inner-form ECH
+            extension with acceptance confirmations (§7.2). Otherwise an inner
+            extension from the network is illegal_parameter (§7).
     """
 
     certificates: tuple[CertifiedKey, ...]
@@ -67,6 +79,24 @@ class ServerConfig:
         Callable[[EncryptedExtensions], EncryptedExtensions] | None
     ) = None
     record_padding: PaddingPolicy | None = None
+    ech_keys: tuple[ECHKey, ...] = ()
+    ech_retry_configs: ECHConfigList | None = None
+    ech_trial_decryption: bool = False
+    ech_backend: bool = False
+
+    @functools.cached_property
+    def ech_key_index(self) -> dict[int, tuple[ECHKey, ...]]:
+        """ECH keys by config_id (computed once)."""
+        return index_keys(self.ech_keys)
+
+    @functools.cached_property
+    def retry_configs(self) -> ECHConfigList | None:
+        """What to send as retry_configs: the configured list, else every key's."""
+        if self.ech_retry_configs is not None:
+            return self.ech_retry_configs
+        if not self.ech_keys:
+            return None
+        return ECHConfigList(tuple(key.config for key in self.ech_keys))
 
     def __post_init__(self) -> None:
         if not self.certificates:

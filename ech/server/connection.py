@@ -6,6 +6,11 @@ import enum
 import hmac
 from dataclasses import dataclass
 
+from ech.confirmation import (
+    accept_confirmation,
+    hello_retry_with_confirmation,
+    hrr_accept_confirmation,
+)
 from ech.errors import (
     DecodeError,
     DecryptError,
@@ -16,8 +21,14 @@ from ech.errors import (
     ProtocolVersion,
     UnexpectedMessage,
 )
-from ech.events import HandshakeComplete
+from ech.events import ECHStatus, HandshakeComplete
+from ech.extension import (
+    CONFIRMATION_LENGTH,
+    encode_retry_configs,
+    parse_client_hello_extension,
+)
 from ech.server.config import ServerConfig
+from ech.server.ech import ECHAccepted, open_client_hello, open_second_client_hello
 from ech.server.tickets import TicketState, open_ticket, seal_ticket
 from ech.tls import extensions as ext
 from ech.tls.certificates import CertifiedKey
@@ -49,6 +60,7 @@ from ech.tls.messages import (
     NewSessionTicket,
     ServerHello,
 )
+from ech.tls.records import frame_handshake
 from ech.tls.signatures import SERVER_CONTEXT, signed_content
 from ech.tls.suites import SUITES, SuiteParams
 from ech.tls.transcript import Transcript
@@ -94,6 +106,9 @@ class ServerConnection(Connection):
         self.resumed = False
         self.hello_retry = False
         self.client_hello: ClientHello | None = None
+        self.ech_status = ECHStatus.NOT_OFFERED
+        self.outer_server_name: str | None = None
+        self._ech: ECHAccepted | None = None
 
     # dispatch -----------------------------------------------------------------
 
@@ -114,8 +129,14 @@ class ServerConnection(Connection):
     # ClientHello ----------------------------------------------------------------
 
     def _on_client_hello(self, ch: ClientHello, raw: bytes) -> None:
-        self.client_hello = ch
         ext.check_unique(ch.extensions)
+        # RFC 9849 §7.1: decide ECH before negotiating anything (checklist #75).
+        inner = self._process_ech(ch)
+        if inner is not None:
+            ch = inner
+            raw = frame_handshake(ch.msg_type, ch.encode())
+            ext.check_unique(ch.extensions)
+        self.client_hello = ch
         if ch.legacy_compression_methods != b"\x00":
             raise IllegalParameter("legacy_compression_methods must be [null]")
         versions = ch.extension(E.SUPPORTED_VERSIONS)
@@ -172,6 +193,12 @@ class ServerConnection(Connection):
         )
         if self.config.server_hello_hook is not None:
             sh = self.config.server_hello_hook(sh)
+        if self.ech_status is ECHStatus.ACCEPTED:
+            # RFC 9849 §7.2: the last 8 bytes of random confirm acceptance.
+            confirmation = accept_confirmation(
+                suite.hash, ch.random, self._transcript, sh
+            )
+            sh = sh.with_random(sh.random[: 32 - CONFIRMATION_LENGTH] + confirmation)
         self._transcript.add(self._send_handshake(sh))
         if ch.legacy_session_id and self._retry is None:
             self._records.write_change_cipher_spec()  # RFC 8446 §D.4
@@ -211,6 +238,40 @@ class ServerConnection(Connection):
         )
         self._master = master
         self.state = ServerState.WAIT_FINISHED
+
+    def _process_ech(self, ch: ClientHello) -> ClientHello | None:
+        """Apply ECH to a ClientHello; return ClientHelloInner if accepted."""
+        first = self._retry is None
+        if first:
+            sni = ch.extension(E.SERVER_NAME)
+            self.outer_server_name = ext.decode_server_name(sni) if sni else None
+        data = ch.extension(E.ENCRYPTED_CLIENT_HELLO)
+        if not first:
+            if self._ech is not None:
+                return open_second_client_hello(ch, self._ech)
+            return None  # rejected or absent on CH1: no decryption (#84)
+        if data is None:
+            return None
+        offer = parse_client_hello_extension(data)
+        if offer is None:
+            if not self.config.ech_backend:
+                raise IllegalParameter("inner ECH extension from the network (#73)")
+            self.ech_status = ECHStatus.ACCEPTED  # we are the backend (§7.2)
+            return None
+        self.ech_status = ECHStatus.REJECTED
+        config = self.config
+        opened = open_client_hello(
+            ch,
+            offer,
+            config.ech_key_index,
+            all_keys=config.ech_keys,
+            trial_decryption=config.ech_trial_decryption,
+        )
+        if opened is None:
+            return None
+        self.ech_status = ECHStatus.ACCEPTED
+        inner, self._ech = opened
+        return inner
 
     def _select_suite(self, ch: ClientHello) -> SuiteParams:
         if self._retry is not None:
@@ -282,6 +343,16 @@ class ServerConnection(Connection):
         )
         if self.config.server_hello_hook is not None:
             hrr = self.config.server_hello_hook(hrr)
+        if self.ech_status is ECHStatus.ACCEPTED:
+            confirmation = hrr_accept_confirmation(
+                suite.hash, ch.random, self._transcript, hrr
+            )
+            hrr = hello_retry_with_confirmation(hrr, confirmation)  # §7.2.1
+        elif self.ech_status is ECHStatus.REJECTED:
+            # Random bytes, so rejection looks like acceptance (§7.1, #81).
+            hrr = hello_retry_with_confirmation(
+                hrr, self.config.random(CONFIRMATION_LENGTH)
+            )
         self._transcript.add(self._send_handshake(hrr))
         if ch.legacy_session_id:
             self._records.write_change_cipher_spec()  # RFC 8446 §D.4
@@ -344,6 +415,12 @@ class ServerConnection(Connection):
                     E.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
                     ext.encode_alpn([self.alpn_protocol.encode()]),
                 )
+            )
+        retry_configs = self.config.retry_configs
+        if self.ech_status is ECHStatus.REJECTED and retry_configs is not None:
+            # RFC 9849 §7.1: a server with ECH configs sends them (#81, #84).
+            out.append(
+                Extension(E.ENCRYPTED_CLIENT_HELLO, encode_retry_configs(retry_configs))
             )
         return out
 
@@ -412,6 +489,8 @@ class ServerConnection(Connection):
                 server_name=self.server_name,
                 resumed=self.resumed,
                 hello_retry=self.hello_retry,
+                ech_status=self.ech_status,
+                outer_server_name=self.outer_server_name,
             )
         )
         if self.config.session_tickets:

@@ -30,7 +30,11 @@ class Transcript:
             self._hash.update(message)
 
     def set_algorithm(self, algorithm: hashes.HashAlgorithm) -> None:
-        """Fix the hash once the cipher suite is known."""
+        """Fix the hash once the cipher suite is known; later calls keep it."""
+        if self._algorithm is not None:
+            if self._algorithm.name != algorithm.name:
+                raise RuntimeError("transcript hash algorithm changed")
+            return
         self._algorithm = algorithm
         self._hash = hashes.Hash(algorithm)
         for message in self._pending:

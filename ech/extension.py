@@ -1,0 +1,94 @@
+"""The encrypted_client_hello extension bodies (RFC 9849 §5).
+
+``ECHClientHello`` travels in ClientHellos (outer or inner form),
+``ECHEncryptedExtensions`` (retry_configs) in EncryptedExtensions, and an
+8-byte confirmation in HelloRetryRequest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Self
+
+from ech.config import ECHConfigList, HpkeSymmetricCipherSuite
+from ech.errors import DecodeError, IllegalParameter
+from ech.tls.wire import Reader, Writer
+
+OUTER = 0
+INNER = 1
+#: The whole body of an inner-form ECHClientHello: just its type.
+INNER_BODY = bytes((INNER,))
+CONFIRMATION_LENGTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ECHClientHelloOuter:
+    """``ECHClientHello`` of type outer (RFC 9849 §5)."""
+
+    cipher_suite: HpkeSymmetricCipherSuite
+    config_id: int
+    enc: bytes
+    payload: bytes
+
+    def encode(self) -> bytes:
+        """The extension body."""
+        w = Writer()
+        w.u8(OUTER)
+        w.u16(self.cipher_suite.kdf_id)
+        w.u16(self.cipher_suite.aead_id)
+        w.u8(self.config_id)
+        w.opaque(2, self.enc)
+        w.opaque(2, self.payload)
+        return w.getvalue()
+
+    def with_payload(self, payload: bytes) -> Self:
+        """A copy with another payload (for ClientHelloOuterAAD, §5.2)."""
+        return dataclasses.replace(self, payload=payload)
+
+
+def parse_client_hello_extension(data: bytes) -> ECHClientHelloOuter | None:
+    """Decode an ``ECHClientHello``: the outer form, or None for the inner form.
+
+    Raises:
+        DecodeError: malformed body.
+        IllegalParameter: an unknown ``ECHClientHelloType`` (RFC 9849 §7).
+    """
+    r = Reader(data)
+    hello_type = r.u8()
+    if hello_type == INNER:
+        r.expect_end()
+        return None
+    if hello_type != OUTER:
+        raise IllegalParameter(f"unknown ECHClientHelloType {hello_type}")
+    suite = HpkeSymmetricCipherSuite(r.u16(), r.u16())
+    config_id = r.u8()
+    enc = r.opaque(2)
+    payload = r.opaque(2, min_len=1)
+    r.expect_end()
+    return ECHClientHelloOuter(suite, config_id, enc, payload)
+
+
+def encode_retry_configs(configs: ECHConfigList) -> bytes:
+    """``ECHEncryptedExtensions``: the retry_configs list (RFC 9849 §5)."""
+    return configs.encode()
+
+
+def parse_retry_configs(data: bytes) -> ECHConfigList:
+    """Decode ``ECHEncryptedExtensions``.
+
+    Raises:
+        DecodeError: malformed (RFC 9849 §6.1.6 requires decode_error).
+    """
+    return ECHConfigList.parse(data)
+
+
+def parse_hrr_confirmation(data: bytes) -> bytes:
+    """Decode ``ECHHelloRetryRequest``: exactly 8 bytes (RFC 9849 §6.1.4).
+
+    Raises:
+        DecodeError: any other length.
+    """
+    if len(data) != CONFIRMATION_LENGTH:
+        raise DecodeError("HRR encrypted_client_hello must hold 8 bytes")
+    return data

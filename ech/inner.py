@@ -1,0 +1,148 @@
+"""EncodedClientHelloInner: compression, padding and reconstruction (RFC 9849 §5.1).
+
+The client replaces a contiguous run of ClientHelloInner extensions that are
+identical in ClientHelloOuter by one ``ech_outer_extensions`` extension,
+empties ``legacy_session_id`` and pads with zeros. The server undoes this
+against the ClientHelloOuter it received, in linear time (Appendix A).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ech.errors import IllegalParameter
+from ech.tls.enums import ExtensionType
+from ech.tls.extensions import Extension
+from ech.tls.messages import ClientHello
+from ech.tls.wire import Reader, Writer
+
+E = ExtensionType
+
+
+def encode_outer_extensions(types: Sequence[int]) -> bytes:
+    """``ExtensionType OuterExtensions<2..254>`` (checklist #26)."""
+    if not 1 <= len(types) <= 127:
+        raise ValueError("ech_outer_extensions names 1 to 127 extensions")
+    w = Writer()
+    with w.vector(1):
+        for ext_type in types:
+            w.u16(ext_type)
+    return w.getvalue()
+
+
+def decode_outer_extensions(data: bytes) -> tuple[int, ...]:
+    """Decode an ``ech_outer_extensions`` body.
+
+    Raises:
+        DecodeError: malformed, empty or odd-length.
+    """
+    r = Reader(data)
+    types = tuple(r.items(1, r.u16, min_len=2, max_len=254))
+    r.expect_end()
+    return types
+
+
+def compress(inner: ClientHello, compressed: Sequence[int]) -> ClientHello:
+    """The ClientHello part of EncodedClientHelloInner (checklist #25-#27).
+
+    ``compressed`` names extensions of ``inner`` that the outer hello carries
+    byte-identical, in the same relative order; they must be contiguous in
+    ``inner`` and are replaced by one ``ech_outer_extensions`` at their place.
+    """
+    wanted = set(compressed)
+    kept: list[Extension] = []
+    names: list[int] = []
+    for ext in inner.extensions:
+        if ext.type in wanted:
+            if not names:
+                kept.append(Extension(E.ECH_OUTER_EXTENSIONS, b""))
+            elif kept[-1].type != E.ECH_OUTER_EXTENSIONS:
+                raise ValueError("compressed extensions must be contiguous")
+            names.append(ext.type)
+        else:
+            kept.append(ext)
+    extensions = tuple(
+        Extension(e.type, encode_outer_extensions(names))
+        if e.type == E.ECH_OUTER_EXTENSIONS
+        else e
+        for e in kept
+    )
+    return ClientHello(
+        random=inner.random,
+        legacy_session_id=b"",
+        cipher_suites=inner.cipher_suites,
+        extensions=extensions,
+        legacy_version=inner.legacy_version,
+        legacy_compression_methods=inner.legacy_compression_methods,
+    )
+
+
+def padding_length(
+    encoded_length: int, server_name_length: int | None, maximum_name_length: int
+) -> int:
+    """Zero bytes to append, by RFC 9849 §6.1.3's recommended scheme.
+
+    First pad the name up to ``maximum_name_length`` (or ``L + 9`` without a
+    server_name; checklist #51), then round the total up to a multiple of 32
+    (checklist #52).
+    """
+    if server_name_length is None:
+        pad = maximum_name_length + 9
+    else:
+        pad = max(0, maximum_name_length - server_name_length)
+    total = encoded_length + pad
+    return pad + 31 - ((total - 1) % 32)
+
+
+def encode_client_hello_inner(compressed_hello: ClientHello, padding: int) -> bytes:
+    """EncodedClientHelloInner: the compressed hello, then ``padding`` zeros."""
+    return compressed_hello.encode() + bytes(padding)
+
+
+def decode_client_hello_inner(data: bytes, outer: ClientHello) -> ClientHello:
+    """Rebuild ClientHelloInner from its encoding and ClientHelloOuter.
+
+    Raises:
+        DecodeError: the inner hello does not parse.
+        IllegalParameter: non-zero padding (checklist #29), or an
+            ``ech_outer_extensions`` that references a missing, repeated,
+            misordered or encrypted_client_hello extension (#31, #32).
+    """
+    r = Reader(data)
+    encoded = ClientHello.read(r)
+    if any(r.rest()):
+        raise IllegalParameter("EncodedClientHelloInner padding is not zero")
+    extensions: list[Extension] = []
+    outer_extensions = outer.extensions
+    cursor = 0
+    expanded = False
+    for ext in encoded.extensions:
+        if ext.type != E.ECH_OUTER_EXTENSIONS:
+            extensions.append(ext)
+            continue
+        if expanded:
+            raise IllegalParameter("two ech_outer_extensions in ClientHelloInner")
+        expanded = True
+        # RFC 9849 Appendix A: one forward scan over the outer extensions.
+        for wanted in decode_outer_extensions(ext.data):
+            if wanted == E.ENCRYPTED_CLIENT_HELLO:
+                raise IllegalParameter("ech_outer_extensions references ECH")
+            while (
+                cursor < len(outer_extensions)
+                and outer_extensions[cursor].type != wanted
+            ):
+                cursor += 1
+            if cursor == len(outer_extensions):
+                raise IllegalParameter(
+                    f"ech_outer_extensions: {wanted:#06x} missing or out of order"
+                )
+            extensions.append(outer_extensions[cursor])
+            cursor += 1
+    return ClientHello(
+        random=encoded.random,
+        legacy_session_id=outer.legacy_session_id,
+        cipher_suites=encoded.cipher_suites,
+        extensions=tuple(extensions),
+        legacy_version=encoded.legacy_version,
+        legacy_compression_methods=encoded.legacy_compression_methods,
+    )

@@ -1,0 +1,149 @@
+"""The client-facing server's side of ECH (RFC 9849 §7.1).
+
+:func:`open_client_hello` is a pure function from a ClientHelloOuter and our
+keys to a ClientHelloInner (or None), run before any other negotiation
+(checklist #75). Failing to decrypt is not an error: the client may be
+sending GREASE, or hold an old config (§7.1, #82).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ech import hpke
+from ech.config import HpkeSymmetricCipherSuite
+from ech.errors import DecryptError, IllegalParameter, MissingExtension
+from ech.extension import ECHClientHelloOuter, parse_client_hello_extension
+from ech.inner import decode_client_hello_inner
+from ech.keys import ECHKey
+from ech.tls import extensions as ext
+from ech.tls.enums import TLS13, ExtensionType, is_grease
+from ech.tls.extensions import Extension
+from ech.tls.messages import ClientHello
+
+E = ExtensionType
+
+
+@dataclass(frozen=True)
+class ECHAccepted:
+    """What stays fixed after the first ClientHelloOuter decrypted (§7.1.1)."""
+
+    key: ECHKey
+    cipher_suite: HpkeSymmetricCipherSuite
+    config_id: int
+    context: hpke.RecipientContext = field(repr=False)
+
+
+def index_keys(keys: Sequence[ECHKey]) -> dict[int, tuple[ECHKey, ...]]:
+    """Keys by config_id, for O(1) candidate selection (method 1 of §7.1)."""
+    index: dict[int, list[ECHKey]] = {}
+    for key in keys:
+        index.setdefault(key.config.config_id, []).append(key)
+    return {config_id: tuple(found) for config_id, found in index.items()}
+
+
+def client_hello_outer_aad(outer: ClientHello, offer: ECHClientHelloOuter) -> bytes:
+    """ClientHelloOuterAAD: the hello with the payload zeroed (§5.2, #33)."""
+    zeroed = offer.with_payload(bytes(len(offer.payload)))
+    return outer.with_extension(
+        Extension(E.ENCRYPTED_CLIENT_HELLO, zeroed.encode())
+    ).encode()
+
+
+def check_inner(inner: ClientHello) -> None:
+    """ClientHelloInner must be marked inner and offer only TLS 1.3+ (#78).
+
+    GREASE values in supported_versions are ignored, as Chrome sends them.
+
+    Raises:
+        IllegalParameter: either rule is broken.
+    """
+    marker = inner.extension(E.ENCRYPTED_CLIENT_HELLO)
+    if marker is None or parse_client_hello_extension(marker) is not None:
+        raise IllegalParameter("ClientHelloInner lacks the inner ECH extension")
+    versions = inner.extension(E.SUPPORTED_VERSIONS)
+    if versions is None:
+        raise IllegalParameter("ClientHelloInner does not offer TLS 1.3")
+    offered = [v for v in ext.decode_client_versions(versions) if not is_grease(v)]
+    if not offered or min(offered) < TLS13:
+        raise IllegalParameter("ClientHelloInner offers TLS 1.2 or older")
+
+
+def _open(
+    outer: ClientHello,
+    offer: ECHClientHelloOuter,
+    context: hpke.RecipientContext,
+) -> ClientHello | None:
+    try:
+        encoded = context.open(client_hello_outer_aad(outer, offer), offer.payload)
+    except hpke.HPKEError:
+        return None
+    inner = decode_client_hello_inner(encoded, outer)
+    check_inner(inner)
+    return inner
+
+
+def open_client_hello(
+    outer: ClientHello,
+    offer: ECHClientHelloOuter,
+    keys: Mapping[int, tuple[ECHKey, ...]],
+    *,
+    all_keys: Sequence[ECHKey] = (),
+    trial_decryption: bool = False,
+) -> tuple[ClientHello, ECHAccepted] | None:
+    """Decrypt the first ClientHelloOuter's payload (RFC 9849 §7.1, #76, #77).
+
+    Returns:
+        ClientHelloInner and the state to keep, or None if no key opens it.
+
+    Raises:
+        DecodeError, IllegalParameter: it decrypted but the inner hello is
+            malformed or breaks §5.1 or §7.1 (#29-#32, #78).
+    """
+    candidates = all_keys if trial_decryption else keys.get(offer.config_id, ())
+    for key in candidates:
+        contents = key.config.contents
+        if contents is None or offer.cipher_suite not in contents.cipher_suites:
+            continue
+        try:
+            context = hpke.setup_base_recipient(
+                contents.kem_id,
+                offer.cipher_suite.kdf_id,
+                offer.cipher_suite.aead_id,
+                offer.enc,
+                key.private_key,
+                key.config.hpke_info(),
+            )
+        except hpke.HPKEError:
+            continue
+        inner = _open(outer, offer, context)
+        if inner is not None:
+            return inner, ECHAccepted(key, offer.cipher_suite, offer.config_id, context)
+    return None
+
+
+def open_second_client_hello(outer: ClientHello, accepted: ECHAccepted) -> ClientHello:
+    """ClientHelloInner2 from ClientHelloOuter2, after HRR (RFC 9849 §7.1.1, #83).
+
+    Raises:
+        MissingExtension: ClientHelloOuter2 has no encrypted_client_hello.
+        IllegalParameter: suite or config_id changed, or enc is not empty.
+        DecryptError: the payload does not open with the first context.
+    """
+    data = outer.extension(E.ENCRYPTED_CLIENT_HELLO)
+    if data is None:
+        raise MissingExtension("second ClientHelloOuter without ECH")
+    offer = parse_client_hello_extension(data)
+    if offer is None:
+        raise IllegalParameter("second ClientHelloOuter with an inner ECH")
+    if (
+        offer.cipher_suite != accepted.cipher_suite
+        or offer.config_id != accepted.config_id
+        or offer.enc
+    ):
+        raise IllegalParameter("second ClientHelloOuter changed its ECH parameters")
+    inner = _open(outer, offer, accepted.context)
+    if inner is None:
+        raise DecryptError("second ClientHelloOuter does not decrypt")
+    return inner
