@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
-from ech.errors import ConnectionClosedError, PeerAlert
+from ech.config import ECHConfigList
+from ech.errors import ConnectionClosedError, ECHRejectedError, PeerAlert
 from ech.events import (
     ConnectionClosed,
     DataReceived,
+    ECHRejected,
     Event,
     HandshakeComplete,
     SessionTicketReceived,
@@ -38,6 +40,8 @@ class TLSStream:
         self.writer = writer
         self.connection = connection
         self.handshake: HandshakeComplete | None = None
+        #: Whether this connection is the one retry after an ECH rejection.
+        self.retried = False
         self.session_tickets: list[SessionTicket] = []
         self.events: list[Event] = []
         self._incoming = bytearray()
@@ -64,8 +68,12 @@ class TLSStream:
         data = await self.reader.read(_READ_SIZE)
         try:
             events = self.connection.receive_data(data)
-        finally:
-            await self._flush()
+        except BaseException:
+            # Send the queued alert; a peer that hung up must not hide the error.
+            with contextlib.suppress(OSError, ConnectionError):
+                await self._flush()
+            raise
+        await self._flush()
         for event in events:
             self.events.append(event)
             if isinstance(event, DataReceived):
@@ -74,6 +82,9 @@ class TLSStream:
                 self.handshake = event
             elif isinstance(event, SessionTicketReceived):
                 self.session_tickets.append(event.ticket)
+            elif isinstance(event, ECHRejected):
+                self._eof = True
+                raise ECHRejectedError(event.retry_configs, event.public_name)
             elif isinstance(event, ConnectionClosed):
                 self._eof = True
                 if event.alert not in (None, AlertDescription.CLOSE_NOTIFY):
@@ -121,15 +132,44 @@ async def open_connection(
     server_name: str | None = None,
     *,
     session: SessionTicket | None = None,
+    ech_configs: ECHConfigList | None = None,
+    ech_retry: bool = True,
 ) -> TLSStream:
-    """Connect and complete a TLS 1.3 handshake as a client."""
+    """Connect and complete a TLS 1.3 handshake as a client.
+
+    ECH and its one retry work as in :func:`ech.blocking.connect`.
+    """
+    name = server_name or host
+    try:
+        return await _open_once(host, port, config, name, session, ech_configs)
+    except ECHRejectedError as rejection:
+        if not (ech_retry and rejection.can_retry):
+            raise
+        stream = await _open_once(
+            host, port, config, name, session, rejection.retry_configs
+        )
+        stream.retried = True
+        return stream
+
+
+async def _open_once(
+    host: str,
+    port: int,
+    config: ClientConfig,
+    server_name: str,
+    session: SessionTicket | None,
+    ech_configs: ECHConfigList | None,
+) -> TLSStream:
     reader, writer = await asyncio.open_connection(host, port)
-    connection = ClientConnection(config, server_name or host, session=session)
+    connection = ClientConnection(
+        config, server_name, session=session, ech_configs=ech_configs
+    )
     stream = TLSStream(reader, writer, connection)
     try:
         connection.start()
         await stream.do_handshake()
     except BaseException:
+        writer.write(connection.data_to_send())
         writer.close()
         raise
     return stream

@@ -6,14 +6,17 @@ Works for both roles. :func:`connect` opens a client connection;
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
-from ech.errors import Alert, ConnectionClosedError, PeerAlert
+from ech.config import ECHConfigList
+from ech.errors import Alert, ConnectionClosedError, ECHRejectedError, PeerAlert
 from ech.events import (
     ConnectionClosed,
     DataReceived,
+    ECHRejected,
     Event,
     HandshakeComplete,
     SessionTicketReceived,
@@ -34,6 +37,8 @@ class TLSSocket:
         self.socket = sock
         self.connection = connection
         self.handshake: HandshakeComplete | None = None
+        #: Whether this connection is the one retry after an ECH rejection.
+        self.retried = False
         self.session_tickets: list[SessionTicket] = []
         self.events: list[Event] = []
         self._incoming = bytearray()
@@ -59,9 +64,13 @@ class TLSSocket:
         data = self.socket.recv(_RECV_SIZE)
         try:
             events = self.connection.receive_data(data)
-        finally:
-            # Alerts are queued before receive_data raises: send them first.
-            self._flush()
+        except BaseException:
+            # Alerts are queued before receive_data raises: send them, but a
+            # peer that already hung up must not hide the TLS error.
+            with contextlib.suppress(OSError):
+                self._flush()
+            raise
+        self._flush()
         for event in events:
             self.events.append(event)
             if isinstance(event, DataReceived):
@@ -70,6 +79,9 @@ class TLSSocket:
                 self.handshake = event
             elif isinstance(event, SessionTicketReceived):
                 self.session_tickets.append(event.ticket)
+            elif isinstance(event, ECHRejected):
+                self._eof = True
+                raise ECHRejectedError(event.retry_configs, event.public_name)
             elif isinstance(event, ConnectionClosed):
                 self._eof = True
                 if event.alert not in (None, AlertDescription.CLOSE_NOTIFY):
@@ -146,19 +158,54 @@ def connect(
     server_name: str | None = None,
     *,
     session: SessionTicket | None = None,
+    ech_configs: ECHConfigList | None = None,
+    ech_retry: bool = True,
     timeout: float | None = 30.0,
 ) -> TLSSocket:
     """Open a TCP connection and complete a TLS 1.3 handshake as a client.
 
-    ``server_name`` defaults to ``host``.
+    ``server_name`` defaults to ``host``. With ``ech_configs`` the name is
+    sent encrypted (RFC 9849). If the server rejects ECH and returns
+    retry_configs we can use, and ``ech_retry`` is set, one new connection
+    is made with them (§6.1.6); a second rejection is raised. There is never
+    a fallback to a cleartext ClientHello (§8.1.1).
+
+    Raises:
+        ECHRejectedError: ECH was rejected and not (or no longer) retried.
     """
+    name = server_name or host
+    try:
+        return _connect_once(host, port, config, name, session, ech_configs, timeout)
+    except ECHRejectedError as rejection:
+        if not (ech_retry and rejection.can_retry):
+            raise
+        tls = _connect_once(
+            host, port, config, name, session, rejection.retry_configs, timeout
+        )
+        tls.retried = True
+        return tls
+
+
+def _connect_once(
+    host: str,
+    port: int,
+    config: ClientConfig,
+    server_name: str,
+    session: SessionTicket | None,
+    ech_configs: ECHConfigList | None,
+    timeout: float | None,
+) -> TLSSocket:
     sock = socket.create_connection((host, port), timeout=timeout)
-    connection = ClientConnection(config, server_name or host, session=session)
+    connection = ClientConnection(
+        config, server_name, session=session, ech_configs=ech_configs
+    )
     tls = TLSSocket(sock, connection)
     try:
         connection.start()
         tls.do_handshake()
     except BaseException:
+        with contextlib.suppress(OSError):
+            sock.sendall(connection.data_to_send())
         sock.close()
         raise
     return tls

@@ -58,7 +58,7 @@ class ClientConfig:
     alpn_protocols: tuple[str, ...] = ()
     cipher_suites: tuple[int, ...] = DEFAULT_CIPHER_SUITES
     groups: tuple[int, ...] = DEFAULT_CLIENT_GROUPS
-    key_share_groups: tuple[int, ...] = (NamedGroup.X25519,)
+    key_share_groups: tuple[int, ...] = (NamedGroup.X25519MLKEM768, NamedGroup.X25519)
     signature_algorithms: tuple[int, ...] = SUPPORTED_SIGNATURE_SCHEMES
     compatibility_mode: bool = True
     random: Callable[[int], bytes] = os.urandom

@@ -71,6 +71,8 @@ class RecordLayer:
         # (RFC 8446 §5.1 allows it; RFC 8448's traces do it) until a key
         # change, another content type, or the transport takes the bytes.
         self._handshake = bytearray()
+        #: Whether a protected record arrived under the current read keys.
+        self._protected_seen = False
         self.eof = False
 
     # keys ------------------------------------------------------------------
@@ -78,6 +80,7 @@ class RecordLayer:
     def set_read_key(self, suite: SuiteParams, secret: bytes) -> None:
         """Protect inbound records with a traffic secret from now on."""
         self._read = _Protection(suite, secret)
+        self._protected_seen = False
 
     def set_write_key(self, suite: SuiteParams, secret: bytes) -> None:
         """Protect outbound records with a traffic secret from now on."""
@@ -135,8 +138,14 @@ class RecordLayer:
                 raise DecodeError("empty plaintext record")
             return Record(content_type, fragment)
         if content_type != ContentType.APPLICATION_DATA:
+            if content_type == ContentType.ALERT and not self._protected_seen:
+                # A peer that has not switched keys yet (OpenSSL rejecting our
+                # certificate) sends its alert in the clear; take its reason.
+                return Record(content_type, fragment)
             raise UnexpectedMessage("unprotected record after keys were set")
-        return self._deprotect(protection, header, fragment)
+        record = self._deprotect(protection, header, fragment)
+        self._protected_seen = True
+        return record
 
     def _deprotect(
         self, protection: _Protection, header: bytes, fragment: bytes
