@@ -40,8 +40,10 @@ class TLSStream:
         self.writer = writer
         self.connection = connection
         self.handshake: HandshakeComplete | None = None
-        #: Whether this connection is the one retry after an ECH rejection.
+        #: Whether this connection is the one retry after an ECH rejection,
+        #: and the retry_configs it used.
         self.retried = False
+        self.retry_configs: ECHConfigList | None = None
         self.session_tickets: list[SessionTicket] = []
         self.events: list[Event] = []
         self._incoming = bytearray()
@@ -149,6 +151,7 @@ async def open_connection(
             host, port, config, name, session, rejection.retry_configs
         )
         stream.retried = True
+        stream.retry_configs = rejection.retry_configs
         return stream
 
 
@@ -179,10 +182,12 @@ async def start_server(
     handler: Callable[[TLSStream], Awaitable[None]],
     host: str,
     port: int,
-    config: ServerConfig,
+    config: ServerConfig | Callable[[], ServerConfig],
 ) -> asyncio.Server:
     """Serve TLS 1.3: ``handler`` gets each stream after its handshake.
 
+    ``config`` may be a callable returning the current configuration, read
+    once per connection: that is how keys rotate without a restart.
     Handshake failures close that connection (the alert was sent) and never
     reach ``handler``.
     """
@@ -190,7 +195,8 @@ async def start_server(
     async def on_connect(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        stream = TLSStream(reader, writer, ServerConnection(config))
+        current = config() if callable(config) else config
+        stream = TLSStream(reader, writer, ServerConnection(current))
         try:
             await stream.do_handshake()
         except Exception:

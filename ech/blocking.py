@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Callable
 
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
@@ -29,6 +30,9 @@ from ech.tls.session import SessionTicket
 
 _RECV_SIZE = 65536
 
+#: Opens a TCP connection to ``(host, port)`` with a timeout.
+SocketFactory = Callable[[tuple[str, int], float | None], socket.socket]
+
 
 class TLSSocket:
     """A TLS connection over a connected blocking socket."""
@@ -37,8 +41,10 @@ class TLSSocket:
         self.socket = sock
         self.connection = connection
         self.handshake: HandshakeComplete | None = None
-        #: Whether this connection is the one retry after an ECH rejection.
+        #: Whether this connection is the one retry after an ECH rejection,
+        #: and the retry_configs it used.
         self.retried = False
+        self.retry_configs: ECHConfigList | None = None
         self.session_tickets: list[SessionTicket] = []
         self.events: list[Event] = []
         self._incoming = bytearray()
@@ -161,6 +167,7 @@ def connect(
     ech_configs: ECHConfigList | None = None,
     ech_retry: bool = True,
     timeout: float | None = 30.0,
+    socket_factory: SocketFactory = socket.create_connection,
 ) -> TLSSocket:
     """Open a TCP connection and complete a TLS 1.3 handshake as a client.
 
@@ -170,32 +177,36 @@ def connect(
     is made with them (§6.1.6); a second rejection is raised. There is never
     a fallback to a cleartext ClientHello (§8.1.1).
 
+    ``socket_factory`` opens the TCP connection, as
+    ``socket.create_connection((host, port), timeout)`` does by default.
+
     Raises:
         ECHRejectedError: ECH was rejected and not (or no longer) retried.
     """
     name = server_name or host
+
+    def once(configs: ECHConfigList | None) -> TLSSocket:
+        sock = socket_factory((host, port), timeout)
+        return _handshake(sock, config, name, session, configs)
+
     try:
-        return _connect_once(host, port, config, name, session, ech_configs, timeout)
+        return once(ech_configs)
     except ECHRejectedError as rejection:
         if not (ech_retry and rejection.can_retry):
             raise
-        tls = _connect_once(
-            host, port, config, name, session, rejection.retry_configs, timeout
-        )
+        tls = once(rejection.retry_configs)
         tls.retried = True
+        tls.retry_configs = rejection.retry_configs
         return tls
 
 
-def _connect_once(
-    host: str,
-    port: int,
+def _handshake(
+    sock: socket.socket,
     config: ClientConfig,
     server_name: str,
     session: SessionTicket | None,
     ech_configs: ECHConfigList | None,
-    timeout: float | None,
 ) -> TLSSocket:
-    sock = socket.create_connection((host, port), timeout=timeout)
     connection = ClientConnection(
         config, server_name, session=session, ech_configs=ech_configs
     )

@@ -1,22 +1,251 @@
-"""The ``ech`` command line."""
+"""The ``ech`` command line: keygen, serve, connect, demo.
+
+The flags and the ``--json`` field names are a contract scripts rely on; see
+README.md. Exit status is 0 only when the command did what was asked.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
+import signal
 import sys
+from pathlib import Path
+
+from ech import hpke
+from ech.aio import TLSStream, start_server
+from ech.blocking import connect as tls_connect
+from ech.client.config import ClientConfig
+from ech.config import ECHConfigList, InvalidECHConfigList
+from ech.errors import ECHRejectedError, TLSError
+from ech.events import ECHStatus
+from ech.keys import generate_ech_key, load_ech_key, write_ech_key
+from ech.server.config import ServerConfig
+from ech.server.status_page import serve_status, status_fields
+from ech.tls.certificates import CertifiedKey
+
+KEMS: dict[str, int] = {
+    "x25519": hpke.KEM.DHKEM_X25519_HKDF_SHA256,
+    "p256": hpke.KEM.DHKEM_P256_HKDF_SHA256,
+    "p384": hpke.KEM.DHKEM_P384_HKDF_SHA384,
+    "p521": hpke.KEM.DHKEM_P521_HKDF_SHA512,
+    "x448": hpke.KEM.DHKEM_X448_HKDF_SHA512,
+}
+
+log = logging.getLogger("ech")
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _config_list(text: str) -> ECHConfigList:
+    """Base64 text, or ``@FILE`` holding it."""
+    try:
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text()
+        return ECHConfigList.from_base64(text)
+    except (OSError, InvalidECHConfigList) as error:
+        raise argparse.ArgumentTypeError(f"bad ECHConfigList: {error}") from None
+
+
+# keygen ---------------------------------------------------------------------
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """Write an RFC 9934 ECH key file and print its base64 ECHConfigList."""
+    key = generate_ech_key(
+        args.public_name,
+        kem_id=KEMS[args.kem],
+        config_id=args.config_id,
+        maximum_name_length=args.max_name_length,
+    )
+    write_ech_key(args.output, key)
+    print(ECHConfigList((key.config,)).to_base64())
+    return 0
+
+
+# serve ----------------------------------------------------------------------
+
+
+def _server_config(args: argparse.Namespace) -> ServerConfig:
+    if len(args.cert) != len(args.key):
+        raise SystemExit("ech serve: give one --key for each --cert")
+    certificates = tuple(
+        CertifiedKey.load(cert, key)
+        for cert, key in zip(args.cert, args.key, strict=True)
+    )
+    ech_keys = tuple(load_ech_key(path) for path in args.ech_key)
+    for ech_key in ech_keys:
+        name = ech_key.config.public_name
+        if not any(c.matches(name) for c in certificates):
+            # RFC 9849 §8.1: without it, rejected clients cannot recover.
+            log.warning("no certificate names public_name %s: retries will fail", name)
+    return ServerConfig(
+        certificates=certificates,
+        alpn_protocols=("http/1.1",),
+        ech_keys=ech_keys,
+    )
+
+
+async def _serve(config: ServerConfig, host: str, port: int) -> None:
+    async def handler(stream: TLSStream) -> None:
+        fields = status_fields(stream.negotiated)
+        log.info("handshake %s", json.dumps(fields, sort_keys=True))
+        try:
+            await serve_status(stream)
+        except (TLSError, OSError) as error:
+            log.info("connection ended: %s", error)
+
+    server = await start_server(handler, host, port, config)
+    bound = server.sockets[0].getsockname()
+    print(f"listening on {bound[0]}:{bound[1]}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run a client-facing server answering HTTP/1.1 with the status page."""
+    host, port = args.listen
+    asyncio.run(_serve(_server_config(args), host, port))
+    return 0
+
+
+# connect --------------------------------------------------------------------
+
+
+def _expected_status(args: argparse.Namespace) -> ECHStatus:
+    if args.ech_config_list is not None:
+        return ECHStatus.ACCEPTED
+    return ECHStatus.GREASE if args.grease else ECHStatus.NOT_OFFERED
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    """Handshake, GET /, report the outcome."""
+    host, port = args.address
+    config = ClientConfig(
+        cafile=args.ca, alpn_protocols=("http/1.1",), ech_grease=args.grease
+    )
+    result: dict[str, object] = {
+        "ech_status": None,
+        "retried": False,
+        "retry_configs": None,
+    }
+    status = 1
+    try:
+        with tls_connect(
+            host,
+            port,
+            config,
+            args.sni,
+            ech_configs=args.ech_config_list,
+            ech_retry=not args.no_retry,
+        ) as tls:
+            result.update(status_fields(tls.negotiated))
+            result["retried"] = tls.retried
+            if tls.retry_configs is not None:
+                result["retry_configs"] = tls.retry_configs.to_base64()
+            request = f"GET / HTTP/1.1\r\nHost: {args.sni}\r\nConnection: close\r\n\r\n"
+            tls.sendall(request.encode())
+            response = bytearray()
+            while chunk := tls.recv():
+                response += chunk
+            head, _, body = bytes(response).partition(b"\r\n\r\n")
+            result["http_status"] = head.split(b"\r\n", 1)[0].decode("latin-1")
+            try:
+                result["server_view"] = json.loads(body)
+            except ValueError:
+                result["body"] = body.decode("utf-8", "replace")
+        if result["ech_status"] == str(_expected_status(args)):
+            status = 0
+    except ECHRejectedError as rejection:
+        result["ech_status"] = str(ECHStatus.REJECTED)
+        result["outer_server_name"] = rejection.public_name
+        if rejection.retry_configs is not None:
+            result["retry_configs"] = rejection.retry_configs.to_base64()
+        result["error"] = str(rejection)
+    except (TLSError, OSError) as error:
+        result["error"] = f"{type(error).__name__}: {error}"
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for name, value in result.items():
+            if name != "server_view":
+                print(f"{name:>18}: {value}")
+        if "server_view" in result:
+            print(f"{'server saw':>18}: {json.dumps(result['server_view'])}")
+    return status
+
+
+# demo -----------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The loopback ECH demo."""
+    from ech.demo import run
+
+    return run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``ech`` command."""
+    parser = argparse.ArgumentParser(
+        prog="ech", description="TLS 1.3 with Encrypted Client Hello (RFC 9849)."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    keygen = commands.add_parser("keygen", help="make an ECH key file (RFC 9934 PEM)")
+    keygen.add_argument("--public-name", required=True)
+    keygen.add_argument("--kem", choices=sorted(KEMS), default="x25519")
+    keygen.add_argument("--config-id", type=int, choices=range(256), metavar="N")
+    keygen.add_argument("--max-name-length", type=int, default=0, metavar="N")
+    keygen.add_argument("-o", "--output", required=True, type=Path)
+    keygen.set_defaults(func=cmd_keygen)
+
+    serve = commands.add_parser("serve", help="run a client-facing server")
+    serve.add_argument("--listen", required=True, type=_host_port, metavar="HOST:PORT")
+    serve.add_argument("--cert", action="append", required=True, default=[])
+    serve.add_argument("--key", action="append", required=True, default=[])
+    serve.add_argument("--ech-key", action="append", default=[], metavar="KEY.pem")
+    serve.set_defaults(func=cmd_serve)
+
+    conn = commands.add_parser("connect", help="connect, GET /, report")
+    conn.add_argument("address", type=_host_port, metavar="HOST:PORT")
+    conn.add_argument("--sni", required=True)
+    conn.add_argument("--ech-config-list", type=_config_list, metavar="B64|@FILE")
+    conn.add_argument("--ca", metavar="CA.pem")
+    conn.add_argument("--grease", action="store_true")
+    conn.add_argument("--no-retry", action="store_true")
+    conn.add_argument("--json", action="store_true")
+    conn.set_defaults(func=cmd_connect)
+
+    demo = commands.add_parser("demo", help="a loopback ECH session, explained")
+    demo.set_defaults(func=cmd_demo)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ech`` command."""
-    parser = argparse.ArgumentParser(
-        prog="ech", description="TLS 1.3 with Encrypted Client Hello (RFC 9849)."
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO
+        if args.verbose or args.command == "serve"
+        else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="a loopback TLS 1.3 session, explained")
-    parser.parse_args(argv)
-    from ech.demo import run
-
-    return run()
+    status: int = args.func(args)
+    return status
 
 
 if __name__ == "__main__":

@@ -1,116 +1,267 @@
-"""``ech demo``: a loopback TLS 1.3 session between our client and our server.
+"""``ech demo``: Encrypted Client Hello on loopback, explained.
 
-Everything is made on the spot (a CA, a certificate) and nothing leaves
-127.0.0.1. It shows a full handshake, a HelloRetryRequest, a resumption
-with a session ticket, and a KeyUpdate, and prints what was negotiated.
-The ECH demo replaces this once ECH lands (issue 3).
+Everything is made on the spot (a CA, certificates, ECH keys) and nothing
+leaves 127.0.0.1. The client connects to a client-facing server with ECH,
+and the demo shows what the network saw next to what the server used,
+checking that the real name never crossed the wire in the clear. Then the
+server rotates its key: the client's stale config is rejected, it retries
+with the authenticated retry_configs, and is accepted. Last, a GREASE
+connection, which looks like ECH on the wire but hides nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ech.blocking import TLSSocket, connect, wrap_server
+from ech.aio import TLSStream, start_server
+from ech.blocking import TLSSocket, connect
 from ech.client.config import ClientConfig
-from ech.errors import TLSError
-from ech.events import HandshakeComplete
+from ech.config import ECHConfigList
+from ech.errors import ECHRejectedError
+from ech.keys import ECHKey, generate_ech_key
 from ech.pki import TestCA
 from ech.server.config import ServerConfig
-from ech.tls.enums import NamedGroup
-from ech.tls.session import SessionTicket
+from ech.server.status_page import serve_status
+from ech.tls import extensions as ext
+from ech.tls.enums import ContentType, ExtensionType, HandshakeType
+from ech.tls.messages import ClientHello
+from ech.tls.wire import Reader
 
-NAME = "demo.example"
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
-
-@contextmanager
-def _echo_server(config: ServerConfig) -> Iterator[int]:
-    """Serve TLS echo on 127.0.0.1 in a thread; yields the port."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                sock, _ = listener.accept()
-            except TimeoutError:
-                continue
-            sock.settimeout(10)
-            try:
-                with wrap_server(sock, config) as tls:
-                    while data := tls.recv():
-                        tls.sendall(data)
-            except (TLSError, OSError):
-                pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
+PUBLIC_NAME = "public.example"
+HIDDEN_NAME = "secret.example"
 
 
-def _describe(label: str, hs: HandshakeComplete) -> str:
-    flags = [f for f, on in (("HRR", hs.hello_retry), ("resumed", hs.resumed)) if on]
-    return (
-        f"  {label:<28} {hs.version}  {hs.cipher_suite!s:<28} "
-        f"{hs.group!s:<15} alpn={hs.alpn_protocol or '-':<9} {' '.join(flags)}"
+class RecordingSocket(socket.socket):
+    """A TCP socket that keeps a copy of every byte it sends."""
+
+    sent: bytearray
+
+    def sendall(self, data: ReadableBuffer, flags: int = 0, /) -> None:
+        """Send, and remember what went out."""
+        self.sent += bytes(data)
+        super().sendall(data, flags)
+
+
+@dataclass
+class Wire:
+    """Every byte the client put on the network, per connection."""
+
+    connections: list[bytes] = field(default_factory=list)
+    _sockets: list[RecordingSocket] = field(default_factory=list)
+
+    def open(self, address: tuple[str, int], timeout: float | None) -> socket.socket:
+        """A socket factory for :func:`ech.blocking.connect`."""
+        sock = RecordingSocket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.sent = bytearray()
+        sock.settimeout(timeout)
+        sock.connect(address)
+        self._sockets.append(sock)
+        return sock
+
+    def collect(self) -> bytes:
+        """All bytes sent since the last call."""
+        data = b"".join(bytes(s.sent) for s in self._sockets)
+        self._sockets.clear()
+        return data
+
+
+def first_client_hello(stream: bytes) -> ClientHello:
+    """Parse the ClientHello at the start of a client's byte stream."""
+    r = Reader(stream)
+    content_type = r.u8()
+    r.u16()
+    record = Reader(r.opaque(2))
+    if (
+        content_type != ContentType.HANDSHAKE
+        or record.u8() != HandshakeType.CLIENT_HELLO
+    ):
+        raise ValueError("stream does not start with a ClientHello")
+    return ClientHello.parse(record.opaque(3))
+
+
+def outer_name(stream: bytes) -> str:
+    """The server_name a network observer reads in the first ClientHello."""
+    sni = first_client_hello(stream).extension(ExtensionType.SERVER_NAME)
+    return ext.decode_server_name(sni) if sni is not None else "(none)"
+
+
+class DemoServer:
+    """``ech serve`` in a thread, with a key that can be rotated live."""
+
+    def __init__(self, ca: TestCA, key: ECHKey) -> None:
+        self._certificates = (ca.issue(PUBLIC_NAME), ca.issue(HIDDEN_NAME))
+        self.config = self._make_config(key)
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),))
+
+    def _make_config(self, key: ECHKey) -> ServerConfig:
+        return ServerConfig(
+            certificates=self._certificates,
+            alpn_protocols=("http/1.1",),
+            ech_keys=(key,),
+        )
+
+    def rotate(self, key: ECHKey) -> None:
+        """Serve with ``key`` only, from the next connection on."""
+        self.config = self._make_config(key)
+
+    async def _main(self) -> None:
+        async def handler(stream: TLSStream) -> None:
+            await serve_status(stream)
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = await start_server(handler, "127.0.0.1", 0, lambda: self.config)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        async with server:
+            await self._stop.wait()
+
+    @contextmanager
+    def running(self) -> Iterator[DemoServer]:
+        """Run the server for the ``with`` block."""
+        self._thread.start()
+        self._ready.wait(10)
+        try:
+            yield self
+        finally:
+            if self._loop is not None and self._stop is not None:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(10)
+
+
+def _get(tls: TLSSocket) -> dict[str, str]:
+    tls.sendall(
+        f"GET / HTTP/1.1\r\nHost: {HIDDEN_NAME}\r\nConnection: close\r\n\r\n".encode()
     )
+    response = bytearray()
+    while chunk := tls.recv():
+        response += chunk
+    view: dict[str, str] = json.loads(bytes(response).partition(b"\r\n\r\n")[2])
+    return view
 
 
-def _echo(tls: TLSSocket, payload: bytes) -> bool:
-    tls.sendall(payload)
-    return tls.recv_exactly(len(payload)) == payload
+def _show(
+    title: str, wire: bytes, seen_by_server: dict[str, str], client_status: str
+) -> bool:
+    leaked = HIDDEN_NAME.encode() in wire
+    print(f"\n{title}")
+    print(f"  {'the network saw (outer SNI)':<34} {outer_name(wire)}")
+    print(f"  {'the server used (inner SNI)':<34} {seen_by_server['server_name']}")
+    server_status = seen_by_server["ech_status"]
+    suite, group = seen_by_server["cipher_suite"], seen_by_server["group"]
+    print(f"  {'ECH, client / server':<34} {client_status} / {server_status}")
+    print(f"  {'negotiated':<34} {suite}, {group}")
+    print(
+        f"  {HIDDEN_NAME!r} in the client's bytes:  "
+        f"{'YES (in clear)' if leaked else 'no'} ({len(wire)} bytes checked)"
+    )
+    return leaked
 
 
 def run() -> int:
     """Run the demo; returns the process exit status."""
     ca = TestCA.create()
-    server_config = ServerConfig(
-        certificates=(ca.issue(NAME),),
-        alpn_protocols=("h2", "http/1.1"),
-        groups=(NamedGroup.X25519MLKEM768, NamedGroup.X25519, NamedGroup.SECP256R1),
-    )
+    first_key = generate_ech_key(PUBLIC_NAME)
+    published = ECHConfigList((first_key.config,))
     client = ClientConfig(trust_store=(ca.certificate,), alpn_protocols=("http/1.1",))
-    print(f"ech demo: TLS 1.3 on 127.0.0.1, server certificate for {NAME!r}\n")
+    wire = Wire()
     ok = True
-    with _echo_server(server_config) as port:
-        ticket: SessionTicket | None = None
-        with connect("127.0.0.1", port, client, NAME) as tls:
-            print(_describe("full handshake (X25519)", tls.negotiated))
-            ok &= _echo(tls, b"x" * 100_000)
-            tls.update_keys()
-            ok &= _echo(tls, b"after KeyUpdate")
-            print("  KeyUpdate both ways, 100 kB echoed intact:", "yes" if ok else "NO")
-            ticket = tls.session_tickets[0] if tls.session_tickets else None
+    print("ech demo: Encrypted Client Hello on 127.0.0.1")
+    print(f"  client-facing server {PUBLIC_NAME!r}, hidden name {HIDDEN_NAME!r}")
+    print(f"  published ECHConfigList: {published.to_base64()[:48]}...")
+    with DemoServer(ca, first_key).running() as server:
+        port = server.port
 
-        pq = ClientConfig(
-            trust_store=(ca.certificate,),
-            key_share_groups=(NamedGroup.X25519MLKEM768,),
+        # 1. ECH accepted: the name travels encrypted.
+        with connect(
+            "127.0.0.1",
+            port,
+            client,
+            HIDDEN_NAME,
+            ech_configs=published,
+            socket_factory=wire.open,
+        ) as tls:
+            status = str(tls.negotiated.ech_status)
+            view = _get(tls)
+        leaked = _show("1. ECH with the published config", wire.collect(), view, status)
+        ok &= status == "accepted" and view["server_name"] == HIDDEN_NAME and not leaked
+
+        # 2. Key rotation: the client's config is stale.
+        server.rotate(generate_ech_key(PUBLIC_NAME))
+        print(
+            "\n2. the server rotates its ECH key; the client still holds the old config"
         )
-        with connect("127.0.0.1", port, pq, NAME) as tls:
-            print(_describe("post-quantum hybrid share", tls.negotiated))
-
-        p384 = ClientConfig(
-            trust_store=(ca.certificate,),
-            groups=(NamedGroup.SECP384R1, NamedGroup.SECP256R1),
-            key_share_groups=(NamedGroup.SECP384R1,),
+        try:
+            connect(
+                "127.0.0.1",
+                port,
+                client,
+                HIDDEN_NAME,
+                ech_configs=published,
+                ech_retry=False,
+                socket_factory=wire.open,
+            ).close()
+            print("  unexpected: the stale config was accepted")
+            ok = False
+        except ECHRejectedError as rejection:
+            retry = rejection.retry_configs
+            print(
+                f"  rejected: the server authenticated as {rejection.public_name!r},"
+                f" retry_configs {retry.to_base64()[:32] if retry else None}..."
+            )
+            ok &= HIDDEN_NAME.encode() not in wire.collect()
+        with connect(
+            "127.0.0.1",
+            port,
+            client,
+            HIDDEN_NAME,
+            ech_configs=published,
+            socket_factory=wire.open,
+        ) as tls:
+            status = str(tls.negotiated.ech_status)
+            retried = tls.retried
+            view = _get(tls)
+        leaked = _show(
+            f"3. reconnect: retried with retry_configs = {retried}",
+            wire.collect(),
+            view,
+            status,
         )
-        with connect("127.0.0.1", port, p384, NAME) as tls:
-            print(_describe("share the server won't take", tls.negotiated))
-            ok &= tls.negotiated.hello_retry
+        ok &= retried and status == "accepted" and not leaked
 
-        if ticket is None:
-            print("  no session ticket arrived")
-            return 1
-        with connect("127.0.0.1", port, client, NAME, session=ticket) as tls:
-            print(_describe("resumed with a ticket", tls.negotiated))
-            ok &= tls.negotiated.resumed
+        # 4. GREASE: looks like ECH, hides nothing.
+        grease = ClientConfig(
+            trust_store=(ca.certificate,), alpn_protocols=("http/1.1",), ech_grease=True
+        )
+        with connect(
+            "127.0.0.1", port, grease, HIDDEN_NAME, socket_factory=wire.open
+        ) as tls:
+            status = str(tls.negotiated.ech_status)
+            view = _get(tls)
+        data = wire.collect()
+        _show(
+            "4. GREASE ECH (no config): an ECH extension, but the name is in clear",
+            data,
+            view,
+            status,
+        )
+        has_ech = first_client_hello(data).has_extension(
+            ExtensionType.ENCRYPTED_CLIENT_HELLO
+        )
+        ok &= status == "grease" and has_ech
     print("\nall checks passed" if ok else "\nSOME CHECKS FAILED")
     return 0 if ok else 1
