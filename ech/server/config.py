@@ -44,6 +44,9 @@ class ServerConfig:
         tickets_per_connection: tickets sent after each full handshake.
         ticket_lifetime: seconds a ticket stays valid (at most 7 days).
         ticket_key: AES-256-GCM key sealing our stateless tickets.
+        hello_retry_cookie: send a cookie in HelloRetryRequest (RFC 8446
+            §4.2.2). Never sent when the client offered ECH (see
+            ``ServerConnection._send_hello_retry_request``).
         cookie_key: HMAC key for HelloRetryRequest cookies.
         random, now: injectable randomness and clock.
         key_share_factory: makes our (EC)DHE share for a group, injectable.
@@ -69,6 +72,7 @@ class ServerConfig:
     tickets_per_connection: int = 1
     ticket_lifetime: int = 7200
     ticket_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+    hello_retry_cookie: bool = True
     cookie_key: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     random: Callable[[int], bytes] = os.urandom
     now: Callable[[], float] = time.time

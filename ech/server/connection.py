@@ -83,7 +83,7 @@ class _Negotiated:
 
     suite: SuiteParams
     group: int
-    cookie: bytes
+    cookie: bytes | None
 
 
 class ServerConnection(Connection):
@@ -325,21 +325,25 @@ class ServerConnection(Connection):
             raise IllegalParameter("second ClientHello still has no usable key share")
         self._transcript.set_algorithm(suite.hash)
         self._transcript.add(raw)
+        extensions = [Extension(E.KEY_SHARE, ext.encode_u16(group))]
         # The cookie binds the retry to ClientHello1; a stateless server could
-        # rebuild the transcript from it (RFC 8446 §4.2.2).
-        cookie = hmac_bytes(
-            suite.hash, self.config.cookie_key, self._transcript.digest()
-        )
+        # rebuild the transcript from it (RFC 8446 §4.2.2). We keep state, so
+        # it is optional, and left out when the client offered ECH: a cleartext
+        # cookie can tell backends apart (RFC 9849 §10.8), and Go 1.27's client
+        # references it from ClientHelloInner2 without copying it into
+        # ClientHelloOuter2, which then fails reconstruction.
+        if self.config.hello_retry_cookie and self.ech_status is ECHStatus.NOT_OFFERED:
+            cookie = hmac_bytes(
+                suite.hash, self.config.cookie_key, self._transcript.digest()
+            )
+            extensions.append(Extension(E.COOKIE, ext.encode_cookie(cookie)))
+        extensions.append(Extension(E.SUPPORTED_VERSIONS, ext.encode_u16(TLS13)))
         self._transcript.rewrite_for_hello_retry()
         hrr = ServerHello(
             random=HELLO_RETRY_REQUEST_RANDOM,
             legacy_session_id_echo=ch.legacy_session_id,
             cipher_suite=suite.suite,
-            extensions=(
-                Extension(E.KEY_SHARE, ext.encode_u16(group)),
-                Extension(E.COOKIE, ext.encode_cookie(cookie)),
-                Extension(E.SUPPORTED_VERSIONS, ext.encode_u16(TLS13)),
-            ),
+            extensions=tuple(extensions),
         )
         if self.config.server_hello_hook is not None:
             hrr = self.config.server_hello_hook(hrr)
@@ -356,11 +360,10 @@ class ServerConnection(Connection):
         self._transcript.add(self._send_handshake(hrr))
         if ch.legacy_session_id:
             self._records.write_change_cipher_spec()  # RFC 8446 §D.4
-        # Expect back the cookie actually sent (a hook may have replaced it).
+        # Expect back the cookie actually sent (a hook may have changed it).
         sent_cookie = hrr.extension(E.COOKIE)
-        if sent_cookie is not None:
-            cookie = ext.decode_cookie(sent_cookie)
-        self._retry = _Negotiated(suite, group, cookie)
+        cookie_sent = ext.decode_cookie(sent_cookie) if sent_cookie else None
+        self._retry = _Negotiated(suite, group, cookie_sent)
         self.hello_retry = True
         self._ccs_allowed = True
         self.state = ServerState.WAIT_CH2
@@ -370,9 +373,12 @@ class ServerConnection(Connection):
         if retry is None:
             return
         cookie = ch.extension(E.COOKIE)
-        if cookie is None:
+        if retry.cookie is None:
+            if cookie is not None:
+                raise IllegalParameter("second ClientHello with an unasked cookie")
+        elif cookie is None:
             raise MissingExtension("second ClientHello without the cookie")
-        if not hmac.compare_digest(ext.decode_cookie(cookie), retry.cookie):
+        elif not hmac.compare_digest(ext.decode_cookie(cookie), retry.cookie):
             raise IllegalParameter("second ClientHello with a wrong cookie")
         if ch.has_extension(E.EARLY_DATA):
             raise IllegalParameter("early_data after HelloRetryRequest")

@@ -206,3 +206,12 @@ type echRejected struct {
 	Connection   int    `json:"connection"`
 	RetryConfigs string `json:"retry_configs"` // base64 RetryConfigList; "" if none
 }
+
+// reportRejection prints the "ech_rejected" line for connection index.
+func reportRejection(index int, rejection *tls.ECHRejectionError) {
+	emitJSON(echRejected{
+		Event:        "ech_rejected",
+		Connection:   index,
+		RetryConfigs: base64.StdEncoding.EncodeToString(rejection.RetryConfigList),
+	})
+}

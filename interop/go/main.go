@@ -5,11 +5,21 @@
 //
 //	tlspeer server -listen 127.0.0.1:0 -cert C.pem -key K.pem [-cert ... -key ...]
 //	               [-curves LIST] [-alpn LIST] [-ciphers LIST] [-tickets=BOOL] [-keyupdate]
+//	               [-ech-key ECH.pem ...] [-ech-key-no-retry ECH.pem ...]
 //	tlspeer client -connect HOST:PORT -sni NAME -ca CA.pem [-curves LIST] [-alpn LIST]
 //	               [-send-bytes N] [-resume] [-keyupdate] [-timeout DUR]
+//	               [-ech-config-list B64 [-ech-retry]]
 //
 // Both subcommands print one JSON object per line on stdout (see connInfo).
 // The server first prints "LISTENING host:port".
+//
+// ECH (RFC 9849): -ech-key and -ech-key-no-retry take RFC 9934 key files
+// (PKCS#8 PRIVATE KEY + ECHCONFIG blocks); the configs of -ech-key files are
+// also sent as retry_configs. With -ech-config-list the client offers ECH;
+// when the server rejects it the client prints
+// {"event":"ech_rejected","connection":N,"retry_configs":"<b64>"} and, with
+// -ech-retry and a non-empty list, reconnects once with those configs;
+// otherwise it exits with status 3.
 package main
 
 import (
@@ -68,6 +78,11 @@ func main() {
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(2)
+	}
+	var exit *exitError
+	if errors.As(err, &exit) {
+		fmt.Fprintf(os.Stderr, "tlspeer: %v\n", err)
+		os.Exit(exit.code)
 	}
 	if err != nil {
 		fatalf("%v", err)
@@ -129,9 +144,8 @@ func parseCurves(s string) ([]tls.CurveID, error) {
 	return out, nil
 }
 
-// tlsOptions are the options common to client and server. Future ECH flags
-// (-ech-config-list for the client, -ech-key for the server) belong here or
-// in the role-specific option structs and are applied in the config builders.
+// tlsOptions are the options common to client and server. The ECH flags
+// are role-specific (serverOptions, clientOptions).
 type tlsOptions struct {
 	curves    string
 	alpn      string
@@ -180,6 +194,8 @@ type connInfo struct {
 	EchoOK     *bool `json:"echo_ok,omitempty"`
 	Bytes      *int  `json:"bytes,omitempty"`
 	KeyUpdate  bool  `json:"key_update_sent,omitempty"`
+	// ECHRetried: this connection used the server's retry_configs.
+	ECHRetried bool `json:"ech_retried,omitempty"`
 }
 
 // groupName returns a stable name for a key exchange group.
@@ -217,10 +233,12 @@ func describe(event string, st tls.ConnectionState) connInfo {
 
 type serverOptions struct {
 	tlsOptions
-	listen  string
-	certs   stringList
-	keys    stringList
-	tickets bool
+	listen       string
+	certs        stringList
+	keys         stringList
+	tickets      bool
+	echKeys      stringList
+	echKeysQuiet stringList
 }
 
 func buildServerConfig(o *serverOptions) (*tls.Config, error) {
@@ -242,6 +260,11 @@ func buildServerConfig(o *serverOptions) (*tls.Config, error) {
 		cfg.Certificates = append(cfg.Certificates, pair)
 	}
 	cfg.SessionTicketsDisabled = !o.tickets
+	echKeys, err := loadECHKeys(o.echKeys, o.echKeysQuiet)
+	if err != nil {
+		return nil, err
+	}
+	cfg.EncryptedClientHelloKeys = echKeys
 	return cfg, nil
 }
 
@@ -253,6 +276,8 @@ func runServer(args []string) error {
 	fs.Var(&o.certs, "cert", "PEM certificate chain (repeatable; pair with -key)")
 	fs.Var(&o.keys, "key", "PEM private key (repeatable; pair with -cert)")
 	fs.BoolVar(&o.tickets, "tickets", true, "issue session tickets (enables resumption)")
+	fs.Var(&o.echKeys, "ech-key", "RFC 9934 ECH key file; its configs are accepted and sent as retry_configs (repeatable)")
+	fs.Var(&o.echKeysQuiet, "ech-key-no-retry", "RFC 9934 ECH key file; accepted but not sent as retry_configs (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -314,6 +339,8 @@ type clientOptions struct {
 	sendBytes int
 	resume    bool
 	timeout   time.Duration
+	echList   string
+	echRetry  bool
 }
 
 func buildClientConfig(o *clientOptions) (*tls.Config, error) {
@@ -332,6 +359,11 @@ func buildClientConfig(o *clientOptions) (*tls.Config, error) {
 	cfg.RootCAs = pool
 	if o.resume {
 		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(8)
+	}
+	if o.echList != "" {
+		if cfg.EncryptedClientHelloConfigList, err = decodeConfigList(o.echList); err != nil {
+			return nil, err
+		}
 	}
 	return cfg, nil
 }
@@ -419,6 +451,8 @@ func runClient(args []string) error {
 	fs.IntVar(&o.sendBytes, "send-bytes", 1024, "number of bytes to send and expect echoed")
 	fs.BoolVar(&o.resume, "resume", false, "connect twice; the second connection must resume")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-connection timeout")
+	fs.StringVar(&o.echList, "ech-config-list", "", "offer ECH with this base64 ECHConfigList (with its 2-byte length)")
+	fs.BoolVar(&o.echRetry, "ech-retry", false, "on ECH rejection, reconnect once with the server's retry_configs")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -427,6 +461,9 @@ func runClient(args []string) error {
 	}
 	if o.sendBytes < 0 {
 		return errors.New("-send-bytes must be >= 0")
+	}
+	if o.echRetry && o.echList == "" {
+		return errors.New("-ech-retry needs -ech-config-list")
 	}
 	cfg, err := buildClientConfig(o)
 	if err != nil {
@@ -437,7 +474,7 @@ func runClient(args []string) error {
 		rounds = 2
 	}
 	for i := 1; i <= rounds; i++ {
-		info, err := clientOnce(o, cfg, i)
+		info, err := clientWithECHRetry(o, cfg, i)
 		if err != nil {
 			return err
 		}
@@ -447,4 +484,29 @@ func runClient(args []string) error {
 		}
 	}
 	return nil
+}
+
+// clientWithECHRetry runs clientOnce and handles an ECH rejection: it prints
+// an "ech_rejected" line and, with -ech-retry and a non-empty
+// RetryConfigList, reconnects once with that list (RFC 9849 §6.1.6). A
+// rejection that is not retried is an exitError with exitECHRejected. On a
+// successful retry cfg keeps the new list, so a -resume round uses it too.
+func clientWithECHRetry(o *clientOptions, cfg *tls.Config, index int) (connInfo, error) {
+	info, err := clientOnce(o, cfg, index)
+	var rejection *tls.ECHRejectionError
+	if !errors.As(err, &rejection) {
+		return info, err
+	}
+	reportRejection(index, rejection)
+	if !o.echRetry || len(rejection.RetryConfigList) == 0 {
+		return info, &exitError{exitECHRejected, err}
+	}
+	cfg.EncryptedClientHelloConfigList = rejection.RetryConfigList
+	info, err = clientOnce(o, cfg, index)
+	info.ECHRetried = true
+	if errors.As(err, &rejection) {
+		reportRejection(index, rejection)
+		return info, &exitError{exitECHRejected, fmt.Errorf("retry: %w", err)}
+	}
+	return info, err
 }

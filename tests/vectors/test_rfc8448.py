@@ -413,6 +413,7 @@ def test_s3_client_full_handshake() -> None:
         server_name="server",
         resumed=False,
         hello_retry=False,
+        outer_server_name="server",  # no ECH: the network saw the real name
     )
     assert_bytes(
         client.data_to_send(), t["client_finished_record"], "§3 client Finished"
