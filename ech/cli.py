@@ -59,13 +59,16 @@ def _config_list(text: str) -> ECHConfigList:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     """Write an RFC 9934 ECH key file and print its base64 ECHConfigList."""
-    key = generate_ech_key(
-        args.public_name,
-        kem_id=KEMS[args.kem],
-        config_id=args.config_id,
-        maximum_name_length=args.max_name_length,
-    )
-    write_ech_key(args.output, key)
+    try:
+        key = generate_ech_key(
+            args.public_name,
+            kem_id=KEMS[args.kem],
+            config_id=args.config_id,
+            maximum_name_length=args.max_name_length,
+        )
+        write_ech_key(args.output, key)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"ech keygen: {error}") from None
     print(ECHConfigList((key.config,)).to_base64())
     return 0
 
@@ -76,11 +79,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 def _server_config(args: argparse.Namespace) -> ServerConfig:
     if len(args.cert) != len(args.key):
         raise SystemExit("ech serve: give one --key for each --cert")
-    certificates = tuple(
-        CertifiedKey.load(cert, key)
-        for cert, key in zip(args.cert, args.key, strict=True)
-    )
-    ech_keys = tuple(load_ech_key(path) for path in args.ech_key)
+    try:
+        certificates = tuple(
+            CertifiedKey.load(cert, key)
+            for cert, key in zip(args.cert, args.key, strict=True)
+        )
+        ech_keys = tuple(load_ech_key(path) for path in args.ech_key)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"ech serve: {error}") from None
     for ech_key in ech_keys:
         name = ech_key.config.public_name
         if not any(c.matches(name) for c in certificates):

