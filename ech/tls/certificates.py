@@ -126,7 +126,7 @@ def verify_server_chain(
     """
     try:
         certs = [x509.load_der_x509_certificate(der) for der in chain_der]
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise BadCertificate("certificate does not parse") from None
     if not certs:
         raise DecodeError("empty certificate chain")
@@ -157,5 +157,5 @@ def parse_leaf(der: bytes) -> x509.Certificate:
     """
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise BadCertificate("certificate does not parse") from None

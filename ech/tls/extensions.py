@@ -46,12 +46,7 @@ class HasExtensions:
 
 def read_extensions(r: Reader, *, min_len: int = 0) -> tuple[Extension, ...]:
     """Read an ``Extension extensions<min_len..2^16-1>`` block."""
-    out: list[Extension] = []
-    with r.vector(2, min_len=min_len):
-        while r.remaining():
-            ext_type = r.u16()
-            out.append(Extension(ext_type, r.opaque(2)))
-    return tuple(out)
+    return tuple(Extension(t, d) for t, d in r.typed_opaques(2, min_len=min_len))
 
 
 def write_extensions(w: Writer, extensions: Iterable[Extension]) -> None:

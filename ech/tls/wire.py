@@ -94,6 +94,31 @@ class Reader:
             raise DecodeError("odd length for a uint16 vector")
         return struct.unpack(f">{len(data) // 2}H", data)
 
+    def typed_opaques(
+        self, prefix: LengthPrefix, *, min_len: int = 0
+    ) -> list[tuple[int, bytes]]:
+        """Read a vector of ``(uint16 type, opaque data<0..2^16-1>)`` pairs.
+
+        The shape of every extension block (RFC 8446 §4.2) and of ECHConfig
+        extensions; one tight loop, since every handshake message has one.
+        """
+        out: list[tuple[int, bytes]] = []
+        data = self._data
+        with self.vector(prefix, min_len=min_len):
+            pos, end = self._pos, self._end
+            while pos < end:
+                if end - pos < 4:
+                    raise DecodeError("truncated extension header")
+                ext_type = (data[pos] << 8) | data[pos + 1]
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                pos += 4
+                if length > end - pos:
+                    raise DecodeError("truncated extension body")
+                out.append((ext_type, data[pos : pos + length]))
+                pos += length
+            self._pos = pos
+        return out
+
     def items(
         self,
         prefix: LengthPrefix,
