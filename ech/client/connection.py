@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPublicKeyTypes,
 )
@@ -24,6 +25,7 @@ from ech.confirmation import (
     hrr_accept_confirmation,
 )
 from ech.errors import (
+    BadCertificate,
     DecodeError,
     DecryptError,
     IllegalParameter,
@@ -566,7 +568,10 @@ class ClientConnection(Connection):
             )
         else:
             leaf = parse_leaf(chain[0])
-        self._peer_key = leaf.public_key()  # type: ignore[assignment]  # TLS keys only
+        try:
+            self._peer_key = leaf.public_key()  # type: ignore[assignment]  # TLS keys only
+        except (ValueError, UnsupportedAlgorithm):
+            raise BadCertificate("certificate public key does not parse") from None
         self._transcript.add(raw)
         self.state = ClientState.WAIT_CV
 

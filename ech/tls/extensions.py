@@ -271,7 +271,8 @@ class OfferedPsks:
         """Decode the body.
 
         Raises:
-            DecodeError: malformed, or identity and binder counts differ.
+            DecodeError: malformed.
+            IllegalParameter: identity and binder counts differ.
         """
         r = _parse(data)
 

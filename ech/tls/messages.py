@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from ech.errors import DecodeError
+from ech.errors import IllegalParameter
 from ech.tls.enums import TLS12, HandshakeType
 from ech.tls.extensions import (
     Extension,
@@ -300,7 +300,8 @@ class KeyUpdate(Message):
     def _read(cls, r: Reader) -> Self:
         value = r.u8()
         if value > 1:
-            raise DecodeError("KeyUpdate request_update out of range")
+            # RFC 8446 §4.6.3: any other value is illegal_parameter.
+            raise IllegalParameter("KeyUpdate request_update out of range")
         return cls(value)
 
     def _write(self, w: Writer) -> None:

@@ -162,6 +162,9 @@ class RecordLayer:
             raise RecordOverflow("protected record content too long")
         content_type = inner[end - 1]
         content = inner[: end - 1]
+        if content_type == ContentType.CHANGE_CIPHER_SPEC:
+            # RFC 8446 §5: change_cipher_spec is only ever sent in the clear.
+            raise UnexpectedMessage("protected change_cipher_spec record")
         if not content and content_type != ContentType.APPLICATION_DATA:
             raise UnexpectedMessage("empty protected handshake or alert record")
         return Record(content_type, content)

@@ -1,0 +1,68 @@
+"""Shared pytest configuration: hypothesis profiles and a throwaway PKI.
+
+Hypothesis profiles: ``dev`` (default, fast) and ``ci`` (more examples,
+derandomized), chosen with the ``HYPOTHESIS_PROFILE`` environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import ech
+from ech.pki import TestCA
+from tests.helpers import SERVER_NAME
+
+settings.register_profile(
+    "dev",
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "ci",
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(scope="session")
+def ca() -> TestCA:
+    """A session-wide test CA (P-256)."""
+    return TestCA.create()
+
+
+@pytest.fixture(scope="session")
+def leaf(ca: TestCA) -> ech.CertifiedKey:
+    """A P-256 leaf for ``example.test``."""
+    return ca.issue(SERVER_NAME)
+
+
+@pytest.fixture(scope="session")
+def ed25519_leaf(ca: TestCA) -> ech.CertifiedKey:
+    """An Ed25519 leaf for ``example.test`` (deterministic signatures)."""
+    return ca.issue(SERVER_NAME, key_type="ed25519")
+
+
+@pytest.fixture(scope="session")
+def other_ca() -> TestCA:
+    """A CA the clients do not trust."""
+    return TestCA.create("untrusted CA")
+
+
+@pytest.fixture(scope="session")
+def client_config(ca: TestCA) -> ech.ClientConfig:
+    """A client trusting :func:`ca` (frozen, so shared; vary with ``replace``)."""
+    return ech.ClientConfig(trust_store=(ca.certificate,))
+
+
+@pytest.fixture(scope="session")
+def server_config(leaf: ech.CertifiedKey) -> ech.ServerConfig:
+    """A server presenting :func:`leaf` (frozen, so shared)."""
+    return ech.ServerConfig(certificates=(leaf,))
