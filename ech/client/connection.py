@@ -173,8 +173,9 @@ class ClientConnection(Connection):
             self.ech_status = ECHStatus.OFFERED
         elif ech_configs is not None or config.ech_grease:
             self.ech_status = ECHStatus.GREASE  # checklist #7, #34
-        #: The server's retry_configs after a rejection (authenticated).
+        #: The server's retry_configs after a rejection, once authenticated.
         self.retry_configs: ECHConfigList | None = None
+        self._pending_retry_configs: ECHConfigList | None = None
 
     # handshake start -----------------------------------------------------------
 
@@ -258,7 +259,9 @@ class ClientConnection(Connection):
             hello = with_extension_before_psk(hello, inner_marker())
         elif self.ech_status is ECHStatus.GREASE:
             if self._ech_grease is None:  # the same one after HRR (checklist #70)
-                self._ech_grease = grease_extension(hello, self.config.random)
+                # Sized like a real offer's inner hello, PSK included (#69, #99).
+                sized = self._add_psk(hello) if self._session is not None else hello
+                self._ech_grease = grease_extension(sized, self.config.random)
             hello = with_extension_before_psk(hello, self._ech_grease)
         if self._session is not None:
             hello = self._add_psk(hello)
@@ -540,7 +543,8 @@ class ClientConnection(Connection):
                 raise UnsupportedExtension("retry_configs after ECH was accepted")
             retry_configs = parse_retry_configs(ech_data)  # checklist #61, #71
             if self.ech_status is ECHStatus.REJECTED:
-                self.retry_configs = retry_configs
+                # Trusted only once the outer handshake is authenticated (#60).
+                self._pending_retry_configs = retry_configs
         self._transcript.add(raw)
         self.state = (
             ClientState.WAIT_FINISHED
@@ -626,6 +630,7 @@ class ClientConnection(Connection):
         if self.ech_status is ECHStatus.REJECTED and self._ech is not None:
             # RFC 9849 §6.1.6: authenticated for public_name, then abort with
             # ech_required; never report success, drop tickets (#63, #66).
+            self.retry_configs = self._pending_retry_configs
             self._fail(AlertDescription.ECH_REQUIRED)
             self._events.append(ECHRejected(self.retry_configs, self._ech.public_name))
             return

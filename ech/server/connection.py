@@ -258,8 +258,11 @@ class ServerConnection(Connection):
                 raise IllegalParameter("inner ECH extension from the network (#73)")
             self.ech_status = ECHStatus.ACCEPTED  # we are the backend (§7.2)
             return None
-        self.ech_status = ECHStatus.REJECTED
         config = self.config
+        if config.ech_backend and not config.ech_keys:
+            # A split-mode backend only ever sees inner hellos (§7, #73).
+            raise IllegalParameter("outer ECH extension sent to a backend")
+        self.ech_status = ECHStatus.REJECTED
         opened = open_client_hello(
             ch,
             offer,

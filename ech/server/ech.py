@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ech import hpke
 from ech.config import HpkeSymmetricCipherSuite
-from ech.errors import DecryptError, IllegalParameter, MissingExtension
+from ech.errors import DecodeError, DecryptError, IllegalParameter, MissingExtension
 from ech.extension import ECHClientHelloOuter, parse_client_hello_extension
 from ech.inner import decode_client_hello_inner
 from ech.keys import ECHKey
@@ -60,8 +60,12 @@ def check_inner(inner: ClientHello) -> None:
         IllegalParameter: either rule is broken.
     """
     marker = inner.extension(E.ENCRYPTED_CLIENT_HELLO)
-    if marker is None or parse_client_hello_extension(marker) is not None:
-        raise IllegalParameter("ClientHelloInner lacks the inner ECH extension")
+    try:
+        is_inner = marker is not None and parse_client_hello_extension(marker) is None
+    except DecodeError:
+        is_inner = False
+    if not is_inner:
+        raise IllegalParameter("ClientHelloInner lacks a well-formed inner ECH")
     versions = inner.extension(E.SUPPORTED_VERSIONS)
     if versions is None:
         raise IllegalParameter("ClientHelloInner does not offer TLS 1.3")
