@@ -9,25 +9,20 @@ from collections.abc import Awaitable, Callable
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
 from ech.config import ECHConfigList
-from ech.errors import ConnectionClosedError, ECHRejectedError, PeerAlert
+from ech.errors import ConnectionClosedError, ECHRejectedError
 from ech.events import (
-    ConnectionClosed,
-    DataReceived,
-    ECHRejected,
-    Event,
     HandshakeComplete,
-    SessionTicketReceived,
 )
 from ech.server.config import ServerConfig
 from ech.server.connection import ServerConnection
+from ech.stream import EventStream
 from ech.tls.connection import Connection
-from ech.tls.enums import AlertDescription
 from ech.tls.session import SessionTicket
 
 _READ_SIZE = 65536
 
 
-class TLSStream:
+class TLSStream(EventStream):
     """A TLS connection over an asyncio stream pair."""
 
     def __init__(
@@ -36,29 +31,9 @@ class TLSStream:
         writer: asyncio.StreamWriter,
         connection: Connection,
     ) -> None:
+        super().__init__(connection)
         self.reader = reader
         self.writer = writer
-        self.connection = connection
-        self.handshake: HandshakeComplete | None = None
-        #: Whether this connection is the one retry after an ECH rejection,
-        #: and the retry_configs it used.
-        self.retried = False
-        self.retry_configs: ECHConfigList | None = None
-        self.session_tickets: list[SessionTicket] = []
-        self.events: list[Event] = []
-        self._incoming = bytearray()
-        self._eof = False
-
-    @property
-    def negotiated(self) -> HandshakeComplete:
-        """The finished handshake's parameters.
-
-        Raises:
-            RuntimeError: the handshake has not completed.
-        """
-        if self.handshake is None:
-            raise RuntimeError("the handshake has not completed")
-        return self.handshake
 
     async def _flush(self) -> None:
         data = self.connection.data_to_send()
@@ -76,21 +51,7 @@ class TLSStream:
                 await self._flush()
             raise
         await self._flush()
-        for event in events:
-            self.events.append(event)
-            if isinstance(event, DataReceived):
-                self._incoming += event.data
-            elif isinstance(event, HandshakeComplete):
-                self.handshake = event
-            elif isinstance(event, SessionTicketReceived):
-                self.session_tickets.append(event.ticket)
-            elif isinstance(event, ECHRejected):
-                self._eof = True
-                raise ECHRejectedError(event.retry_configs, event.public_name)
-            elif isinstance(event, ConnectionClosed):
-                self._eof = True
-                if event.alert not in (None, AlertDescription.CLOSE_NOTIFY):
-                    raise PeerAlert(event.alert)
+        self._absorb(events)
 
     async def do_handshake(self) -> HandshakeComplete:
         """Run the handshake to completion, as ``TLSSocket.do_handshake`` does."""
@@ -105,9 +66,7 @@ class TLSStream:
         """Up to ``max_bytes`` of application data; ``b""`` once the peer closed."""
         while not self._incoming and not self._eof:
             await self._pump()
-        out = bytes(self._incoming[:max_bytes])
-        del self._incoming[:max_bytes]
-        return out
+        return self._take(max_bytes)
 
     async def send(self, data: bytes) -> None:
         """Send application data."""

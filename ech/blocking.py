@@ -15,17 +15,12 @@ from ech.client.connection import ClientConnection
 from ech.config import ECHConfigList
 from ech.errors import Alert, ConnectionClosedError, ECHRejectedError, PeerAlert
 from ech.events import (
-    ConnectionClosed,
-    DataReceived,
-    ECHRejected,
-    Event,
     HandshakeComplete,
-    SessionTicketReceived,
 )
 from ech.server.config import ServerConfig
 from ech.server.connection import ServerConnection
+from ech.stream import EventStream
 from ech.tls.connection import Connection
-from ech.tls.enums import AlertDescription
 from ech.tls.session import SessionTicket
 
 _RECV_SIZE = 65536
@@ -34,32 +29,12 @@ _RECV_SIZE = 65536
 SocketFactory = Callable[[tuple[str, int], float | None], socket.socket]
 
 
-class TLSSocket:
+class TLSSocket(EventStream):
     """A TLS connection over a connected blocking socket."""
 
     def __init__(self, sock: socket.socket, connection: Connection) -> None:
+        super().__init__(connection)
         self.socket = sock
-        self.connection = connection
-        self.handshake: HandshakeComplete | None = None
-        #: Whether this connection is the one retry after an ECH rejection,
-        #: and the retry_configs it used.
-        self.retried = False
-        self.retry_configs: ECHConfigList | None = None
-        self.session_tickets: list[SessionTicket] = []
-        self.events: list[Event] = []
-        self._incoming = bytearray()
-        self._eof = False
-
-    @property
-    def negotiated(self) -> HandshakeComplete:
-        """The finished handshake's parameters.
-
-        Raises:
-            RuntimeError: the handshake has not completed.
-        """
-        if self.handshake is None:
-            raise RuntimeError("the handshake has not completed")
-        return self.handshake
 
     def _flush(self) -> None:
         data = self.connection.data_to_send()
@@ -77,21 +52,7 @@ class TLSSocket:
                 self._flush()
             raise
         self._flush()
-        for event in events:
-            self.events.append(event)
-            if isinstance(event, DataReceived):
-                self._incoming += event.data
-            elif isinstance(event, HandshakeComplete):
-                self.handshake = event
-            elif isinstance(event, SessionTicketReceived):
-                self.session_tickets.append(event.ticket)
-            elif isinstance(event, ECHRejected):
-                self._eof = True
-                raise ECHRejectedError(event.retry_configs, event.public_name)
-            elif isinstance(event, ConnectionClosed):
-                self._eof = True
-                if event.alert not in (None, AlertDescription.CLOSE_NOTIFY):
-                    raise PeerAlert(event.alert)
+        self._absorb(events)
 
     def do_handshake(self) -> HandshakeComplete:
         """Run the handshake to completion.
@@ -112,9 +73,7 @@ class TLSSocket:
         """Up to ``max_bytes`` of application data; ``b""`` once the peer closed."""
         while not self._incoming and not self._eof:
             self._pump()
-        out = bytes(self._incoming[:max_bytes])
-        del self._incoming[:max_bytes]
-        return out
+        return self._take(max_bytes)
 
     def recv_exactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes of application data.
@@ -126,9 +85,7 @@ class TLSSocket:
             if self._eof:
                 raise ConnectionClosedError("peer closed before enough data arrived")
             self._pump()
-        out = bytes(self._incoming[:n])
-        del self._incoming[:n]
-        return out
+        return self._take(n)
 
     def sendall(self, data: bytes) -> None:
         """Send application data."""

@@ -114,19 +114,11 @@ def next_traffic_secret(algorithm: hashes.HashAlgorithm, secret: bytes) -> bytes
 
 
 @dataclass(frozen=True, slots=True)
-class EarlySecret:
-    """Early Secret = HKDF-Extract(0, PSK or zeros)."""
+class _Stage:
+    """One secret of the schedule and the hash it runs on (RFC 8446 §7.1)."""
 
     algorithm: hashes.HashAlgorithm
     secret: bytes = field(repr=False)
-
-    @classmethod
-    def from_psk(
-        cls, algorithm: hashes.HashAlgorithm, psk: bytes | None
-    ) -> EarlySecret:
-        """Start the schedule with a PSK, or with zeros for a full handshake."""
-        zeros = bytes(algorithm.digest_size)
-        return cls(algorithm, hkdf_extract(algorithm, zeros, psk or zeros))
 
     def _derive(self, label: bytes, transcript_hash: bytes) -> bytes:
         return hkdf_expand_label(
@@ -136,6 +128,19 @@ class EarlySecret:
             transcript_hash,
             self.algorithm.digest_size,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class EarlySecret(_Stage):
+    """Early Secret = HKDF-Extract(0, PSK or zeros)."""
+
+    @classmethod
+    def from_psk(
+        cls, algorithm: hashes.HashAlgorithm, psk: bytes | None
+    ) -> EarlySecret:
+        """Start the schedule with a PSK, or with zeros for a full handshake."""
+        zeros = bytes(algorithm.digest_size)
+        return cls(algorithm, hkdf_extract(algorithm, zeros, psk or zeros))
 
     def binder_key(self, *, external: bool = False) -> bytes:
         """``res binder`` (or ``ext binder``) key for PSK binders (§4.2.11.2)."""
@@ -155,20 +160,8 @@ class EarlySecret:
 
 
 @dataclass(frozen=True, slots=True)
-class HandshakeSecret:
+class HandshakeSecret(_Stage):
     """Handshake Secret: yields the handshake traffic secrets."""
-
-    algorithm: hashes.HashAlgorithm
-    secret: bytes = field(repr=False)
-
-    def _derive(self, label: bytes, transcript_hash: bytes) -> bytes:
-        return hkdf_expand_label(
-            self.algorithm,
-            self.secret,
-            label,
-            transcript_hash,
-            self.algorithm.digest_size,
-        )
 
     def client_handshake_traffic_secret(self, hello_hash: bytes) -> bytes:
         """``c hs traffic`` over Transcript-Hash(ClientHello...ServerHello)."""
@@ -186,20 +179,8 @@ class HandshakeSecret:
 
 
 @dataclass(frozen=True, slots=True)
-class MasterSecret:
+class MasterSecret(_Stage):
     """Master Secret: yields application, exporter and resumption secrets."""
-
-    algorithm: hashes.HashAlgorithm
-    secret: bytes = field(repr=False)
-
-    def _derive(self, label: bytes, transcript_hash: bytes) -> bytes:
-        return hkdf_expand_label(
-            self.algorithm,
-            self.secret,
-            label,
-            transcript_hash,
-            self.algorithm.digest_size,
-        )
 
     def client_application_traffic_secret(self, server_finished_hash: bytes) -> bytes:
         """``c ap traffic`` over Transcript-Hash(ClientHello...server Finished)."""
