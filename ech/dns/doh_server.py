@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -115,6 +116,9 @@ class Zone:
         alpn: ALPN ids of the service.
         addresses: IPv4/IPv6 addresses of every host.
         ttl: TTL of every record; keep it below the key rotation period.
+
+    Raises:
+        ValueError: A host outside ``origin`` or an invalid address.
     """
 
     def __init__(
@@ -142,7 +146,7 @@ class Zone:
         self.addresses = tuple(addresses)
         self.ttl = ttl
         for address in self.addresses:
-            dns.rdata.from_text(dns.rdataclass.IN, _address_type(address), address)
+            ipaddress.ip_address(address)  # ValueError for anything else
 
     def snapshot(self) -> dns.zone.Zone:
         """The zone's records as of now."""
@@ -176,7 +180,9 @@ class Zone:
 
 
 def _address_type(address: str) -> dns.rdatatype.RdataType:
-    return dns.rdatatype.AAAA if ":" in address else dns.rdatatype.A
+    if ipaddress.ip_address(address).version == 6:
+        return dns.rdatatype.AAAA
+    return dns.rdatatype.A
 
 
 # -- DNS -------------------------------------------------------------------------

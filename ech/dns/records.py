@@ -142,7 +142,7 @@ class ServiceEndpoint:
             octets round-trip), in record order.
         no_default_alpn: ``no-default-alpn`` is present (§7.1.1).
         ipv4hint: ``ipv4hint`` addresses (§7.3).
-        ipv6hint: ``ipv6hint`` addresses (§7.3).
+        ipv6hint: ``ipv6hint`` addresses (§7.3), in RFC 5952 text.
         ech: The ``ech`` SvcParam as an ECHConfigList (RFC 9848 §3), or
             ``None`` when absent.
         mandatory: The ``mandatory`` SvcParam's keys (§8), all understood.
@@ -269,8 +269,8 @@ def endpoint_from_rdata(
         port=int(port_param.port) if port_param is not None else port,
         alpn=alpn,
         no_default_alpn=ParamKey.NO_DEFAULT_ALPN in params,
-        ipv4hint=tuple(str(a) for a in v4.addresses) if v4 is not None else (),
-        ipv6hint=tuple(str(a) for a in v6.addresses) if v6 is not None else (),
+        ipv4hint=_addresses(v4),
+        ipv6hint=_addresses(v6),
         ech=ech,
         mandatory=mandatory,
     )
@@ -334,6 +334,20 @@ def endpoints_from_rrset(
         rng.shuffle(level)
         endpoints.extend(level)
     return RRsetEndpoints(None, tuple(endpoints), tuple(rejected))
+
+
+def _addresses(
+    param: dns.rdtypes.svcbbase.IPv4HintParam
+    | dns.rdtypes.svcbbase.IPv6HintParam
+    | None,
+) -> tuple[str, ...]:
+    """Hint addresses in RFC 5952 text.
+
+    dnspython writes ``::1:0`` as ``::0.1.0.0``; ``ipaddress`` does not.
+    """
+    if param is None:
+        return ()
+    return tuple(str(ipaddress.ip_address(a)) for a in param.addresses)
 
 
 def _key_text(key: int) -> str:

@@ -177,8 +177,8 @@ class DoHResolver:
         reject_malformed_rrset: Treat an RRset holding any malformed record
             (an ``ech`` value that is not an ECHConfigList) as empty, as
             RFC 9460 §2.2 prescribes ("the client MUST reject the entire
-            RRSet"). By default only that record is dropped, so the other
-            records' ECH configs stay usable.
+            RRSet"); the default. ``False`` drops only that record, keeping
+            the other records' ECH configs usable (a diagnostic mode).
     """
 
     def __init__(
@@ -192,7 +192,7 @@ class DoHResolver:
         cache: MessageCache | None = None,
         max_aliases: int = MAX_ALIASES,
         rng: random.Random | None = None,
-        reject_malformed_rrset: bool = False,
+        reject_malformed_rrset: bool = True,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
@@ -281,6 +281,10 @@ class DoHResolver:
             response = self.exchange(q)
         except _TRANSPORT_ERRORS as err:
             detail = f"{type(err).__name__}: {err}".strip().rstrip(":")
+            if isinstance(err, dns.exception.DNSException) and not isinstance(
+                err, dns.exception.Timeout
+            ):
+                detail = f"malformed response (RFC 9460 §2.2): {detail}"
             raise DNSLookupError(
                 detail, url=self.url, name=qname.to_text(), rdtype=type_text
             ) from err

@@ -1,0 +1,124 @@
+"""ech.dns.publish: zone-file lines and publication warnings."""
+
+from __future__ import annotations
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.svcbbase
+import dns.zone
+import pytest
+
+from ech import hpke
+from ech.config import ECHConfig, ECHConfigList
+from ech.dns.publish import https_rdata, https_record_line, warnings_for
+from ech.dns.records import endpoint_from_rdata
+from ech.keys import generate_ech_key
+from tests.unit.dnsrecords.dns_fakes import p256_configs, x25519_configs
+
+
+def parse_line(line: str) -> tuple[dns.name.Name, int, dns.rdtypes.svcbbase.SVCBBase]:
+    zone = dns.zone.from_text(
+        line + "\n", origin="test.", relativize=False, check_origin=False
+    )
+    ((name, ttl, rdata),) = [
+        (n, t, r) for n, t, r in zone.iterate_rdatas(dns.rdatatype.HTTPS)
+    ]
+    assert isinstance(rdata, dns.rdtypes.svcbbase.SVCBBase)
+    return name, ttl, rdata
+
+
+def test_line_for_port_443() -> None:
+    configs = x25519_configs()
+    line = https_record_line("example.test", configs)
+    assert line == (
+        f'example.test. 300 IN HTTPS 1 . alpn="h2,http/1.1" ech="{configs.to_base64()}"'
+    )
+    name, ttl, rdata = parse_line(line)
+    assert (name.to_text(), ttl) == ("example.test.", 300)
+    endpoint = endpoint_from_rdata(rdata, name)
+    assert endpoint.ech == configs
+    assert (endpoint.target, endpoint.port) == ("example.test", 443)
+
+
+def test_line_for_other_port_uses_prefix_port_param_and_explicit_target() -> None:
+    """RFC 9460 §9.1; interop.md lesson 4."""
+    configs = p256_configs()
+    line = https_record_line(
+        "www.example.test",
+        configs,
+        port=8443,
+        alpn=("h2",),
+        priority=2,
+        ttl=60,
+        ipv4hint=("127.0.0.1",),
+        ipv6hint=("::1",),
+    )
+    assert line.startswith(
+        "_8443._https.www.example.test. 60 IN HTTPS 2 www.example.test. "
+    )
+    name, _, rdata = parse_line(line)
+    endpoint = endpoint_from_rdata(rdata, name, 443)
+    assert endpoint.port == 8443
+    assert endpoint.target == "www.example.test"
+    assert endpoint.alpn == ("h2",)
+    assert endpoint.ipv4hint == ("127.0.0.1",)
+    assert endpoint.ipv6hint == ("::1",)
+    assert endpoint.ech == configs
+
+
+def test_presentation_value_is_plain_base64() -> None:
+    """Checklist #18: standard Base64 of the list, no escape sequences."""
+    configs = x25519_configs()
+    line = https_record_line("example.test", configs, alpn=())
+    assert f'ech="{configs.to_base64()}"' in line
+    assert "\\" not in line
+    assert "alpn" not in line
+
+
+def test_explicit_target() -> None:
+    line = https_record_line("a.test", x25519_configs(), target="svc.example.net")
+    assert " 1 svc.example.net. " in line
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"priority": 0},
+        {"priority": 65536},
+        {"port": 0},
+        {"ttl": -1},
+        {"ipv4hint": ("::1",)},
+        {"ipv6hint": ("127.0.0.1",)},
+    ],
+)
+def test_bad_values(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        https_record_line("a.test", x25519_configs(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_rdata_without_ech() -> None:
+    rdata = https_rdata(None, alpn=("h2",))
+    assert rdata.to_text() == '1 . alpn="h2"'
+
+
+def test_no_warnings_for_the_default_key() -> None:
+    assert warnings_for(x25519_configs()) == []
+    assert warnings_for(p256_configs()) == []  # has an X25519 config too
+
+
+def test_warns_without_x25519() -> None:
+    p256 = generate_ech_key("public.test", kem_id=hpke.KEM.DHKEM_P256_HKDF_SHA256)
+    warnings = warnings_for(ECHConfigList((p256.config,)))
+    assert any("BoringSSL" in w for w in warnings)
+    assert any("mandatory-to-implement" in w for w in warnings)
+
+
+def test_warns_for_unusable_and_repeated_configs() -> None:
+    unknown = ECHConfig(0xFE0C, None, b"\xfe\x0c\x00\x00")
+    key = x25519_configs().configs[0]
+    warnings = warnings_for(ECHConfigList((unknown, key, key)))
+    assert any("config #0 (version 0xfe0c) is not usable" in w for w in warnings)
+    assert any("repeated config_id 1" in w for w in warnings)
+    assert not any("BoringSSL" in w for w in warnings)
