@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable
 
 from ech.client.config import ClientConfig
@@ -139,14 +140,17 @@ async def _open_once(
 
 async def start_server(
     handler: Callable[[TLSStream], Awaitable[None]],
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
     config: ServerConfig | Callable[[], ServerConfig],
+    *,
+    sock: socket.socket | None = None,
 ) -> asyncio.Server:
     """Serve TLS 1.3: ``handler`` gets each stream after its handshake.
 
     ``config`` may be a callable returning the current configuration, read
-    once per connection: that is how keys rotate without a restart.
+    once per connection: that is how keys rotate without a restart. With
+    ``sock``, serve on that bound socket and ignore ``host`` and ``port``.
     Handshake failures close that connection (the alert was sent) and never
     reach ``handler``.
     """
@@ -166,4 +170,6 @@ async def start_server(
         finally:
             await stream.close()
 
+    if sock is not None:
+        return await asyncio.start_server(on_connect, sock=sock)
     return await asyncio.start_server(on_connect, host, port)

@@ -7,8 +7,10 @@ Works for both roles. :func:`connect` opens a client connection;
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
@@ -22,6 +24,9 @@ from ech.server.connection import ServerConnection
 from ech.stream import EventStream
 from ech.tls.connection import Connection
 from ech.tls.session import SessionTicket
+
+if TYPE_CHECKING:
+    from ech.dns.resolver import DoHResolver
 
 _RECV_SIZE = 65536
 
@@ -123,6 +128,7 @@ def connect(
     session: SessionTicket | None = None,
     ech_configs: ECHConfigList | None = None,
     ech_retry: bool = True,
+    resolver: DoHResolver | None = None,
     timeout: float | None = 30.0,
     socket_factory: SocketFactory = socket.create_connection,
 ) -> TLSSocket:
@@ -134,6 +140,11 @@ def connect(
     is made with them (§6.1.6); a second rejection is raised. There is never
     a fallback to a cleartext ClientHello (§8.1.1).
 
+    With a DoH ``resolver`` and no ``ech_configs``, the server name's HTTPS
+    record is looked up first (RFC 9848 §5; nothing is sent before it
+    answers): its ECH configs are used, or GREASE when it has none. Without
+    a resolver there is no DNS traffic at all.
+
     ``socket_factory`` opens the TCP connection, as
     ``socket.create_connection((host, port), timeout)`` does by default.
 
@@ -141,6 +152,12 @@ def connect(
         ECHRejectedError: ECH was rejected and not (or no longer) retried.
     """
     name = server_name or host
+    if resolver is not None and ech_configs is None:
+        from ech.dns.discovery import discover
+
+        ech_configs = discover(resolver, name, port).ech_configs
+        if ech_configs is None:
+            config = dataclasses.replace(config, ech_grease=True)
 
     def once(configs: ECHConfigList | None) -> TLSSocket:
         sock = socket_factory((host, port), timeout)

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import signal
+import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ech import hpke
 from ech.aio import TLSStream, start_server
@@ -24,6 +28,9 @@ from ech.events import ECHStatus
 from ech.keys import generate_ech_key, load_ech_key, write_ech_key
 from ech.server.config import ServerConfig
 from ech.server.status_page import serve_status, status_fields
+
+if TYPE_CHECKING:
+    from ech.dns.resolver import DoHResolver
 from ech.tls.certificates import CertifiedKey
 
 KEMS: dict[str, int] = {
@@ -92,25 +99,41 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         if not any(c.matches(name) for c in certificates):
             # RFC 9849 §8.1: without it, rejected clients cannot recover.
             log.warning("no certificate names public_name %s: retries will fail", name)
+    # With DoH, HTTP/2 comes first: BIND-style DoH clients speak only h2.
+    alpn = ("h2", "http/1.1") if args.doh else ("http/1.1",)
     return ServerConfig(
-        certificates=certificates,
-        alpn_protocols=("http/1.1",),
-        ech_keys=ech_keys,
+        certificates=certificates, alpn_protocols=alpn, ech_keys=ech_keys
     )
 
 
-async def _serve(config: ServerConfig, host: str, port: int) -> None:
+def _common_suffix(names: list[str]) -> str:
+    """The longest DNS suffix all ``names`` share (``.`` if none)."""
+    labels = [name.lower().rstrip(".").split(".")[::-1] for name in names]
+    common: list[str] = []
+    for parts in zip(*labels, strict=False):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    return ".".join(reversed(common)) + "." if common else "."
+
+
+async def _serve(config: ServerConfig, host: str, port: int, doh: str | None) -> None:
+    listener = socket.create_server((host, port))
+    bound_host, bound_port = listener.getsockname()[:2]
+    serve: Callable[[TLSStream], Awaitable[None]] = serve_status
+    if doh is not None:
+        serve = _doh_handler(config, doh, bound_host, bound_port)
+
     async def handler(stream: TLSStream) -> None:
         fields = status_fields(stream.negotiated)
         log.info("handshake %s", json.dumps(fields, sort_keys=True))
         try:
-            await serve_status(stream)
+            await serve(stream)
         except (TLSError, OSError) as error:
             log.info("connection ended: %s", error)
 
-    server = await start_server(handler, host, port, config)
-    bound = server.sockets[0].getsockname()
-    print(f"listening on {bound[0]}:{bound[1]}", flush=True)
+    server = await start_server(handler, None, None, config, sock=listener)
+    print(f"listening on {bound_host}:{bound_port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -119,19 +142,64 @@ async def _serve(config: ServerConfig, host: str, port: int) -> None:
         await stop.wait()
 
 
+def _doh_handler(
+    config: ServerConfig, path: str, host: str, port: int
+) -> Callable[[TLSStream], Awaitable[None]]:
+    """DoH (HTTP/2 or 1.1) for the names we serve, the status page elsewhere.
+
+    The HTTPS records are built from the current ECH keys at query time.
+    """
+    from ech.dns.doh_server import HTTPResponse, Zone, serve_doh, serve_doh_http1
+
+    names = sorted({n for c in config.certificates for n in c.dns_names})
+    zone = Zone(
+        _common_suffix(names),
+        lambda: config.retry_configs,
+        hosts=[name + "." for name in names],  # absolute, not origin-relative
+        port=port,
+        alpn=("h2", "http/1.1"),
+        addresses=("127.0.0.1" if ipaddress.ip_address(host).is_unspecified else host,),
+    )
+
+    async def handler(stream: TLSStream) -> None:
+        body = json.dumps(status_fields(stream.negotiated), indent=2).encode()
+
+        def status_page(method: str, target: str) -> HTTPResponse:
+            headers = (("content-type", "application/json"),)
+            return HTTPResponse(200, headers, body + b"\n")
+
+        if stream.negotiated.alpn_protocol == "h2":
+            await serve_doh(stream, path, zone, other=status_page)
+        else:
+            await serve_doh_http1(stream, path, zone, other=status_page)
+
+    return handler
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run a client-facing server answering HTTP/1.1 with the status page."""
     host, port = args.listen
-    asyncio.run(_serve(_server_config(args), host, port))
+    asyncio.run(_serve(_server_config(args), host, port, args.doh))
     return 0
 
 
 # connect --------------------------------------------------------------------
 
 
-def _expected_status(args: argparse.Namespace) -> ECHStatus:
+def _resolver(args: argparse.Namespace) -> DoHResolver | None:
+    if not args.doh:
+        return None
+    from ech.dns.resolver import DoHResolver
+
+    return DoHResolver(args.doh, cafile=args.ca)
+
+
+def _expected_status(args: argparse.Namespace, tls_status: str | None) -> ECHStatus:
     if args.ech_config_list is not None:
         return ECHStatus.ACCEPTED
+    if args.doh:  # the record decides: ECH if it has configs, GREASE if not
+        grease = tls_status == str(ECHStatus.GREASE)
+        return ECHStatus.GREASE if grease else ECHStatus.ACCEPTED
     return ECHStatus.GREASE if args.grease else ECHStatus.NOT_OFFERED
 
 
@@ -155,6 +223,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
             args.sni,
             ech_configs=args.ech_config_list,
             ech_retry=not args.no_retry,
+            resolver=_resolver(args),
         ) as tls:
             result.update(status_fields(tls.negotiated))
             result["retried"] = tls.retried
@@ -171,7 +240,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
                 result["server_view"] = json.loads(body)
             except ValueError:
                 result["body"] = body.decode("utf-8", "replace")
-        if result["ech_status"] == str(_expected_status(args)):
+        tls_status = str(result["ech_status"])
+        if tls_status == str(_expected_status(args, tls_status)):
             status = 0
     except ECHRejectedError as rejection:
         result["ech_status"] = str(ECHStatus.REJECTED)
@@ -223,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cert", action="append", required=True, default=[])
     serve.add_argument("--key", action="append", required=True, default=[])
     serve.add_argument("--ech-key", action="append", default=[], metavar="KEY.pem")
+    serve.add_argument(
+        "--doh", metavar="PATH", help="also answer DoH (RFC 8484) at PATH for our names"
+    )
     serve.set_defaults(func=cmd_serve)
 
     conn = commands.add_parser("connect", help="connect, GET /, report")
@@ -233,11 +306,53 @@ def build_parser() -> argparse.ArgumentParser:
     conn.add_argument("--grease", action="store_true")
     conn.add_argument("--no-retry", action="store_true")
     conn.add_argument("--json", action="store_true")
+    conn.add_argument(
+        "--doh", metavar="URL", help="look up the ECH configs over DoH (RFC 8484)"
+    )
     conn.set_defaults(func=cmd_connect)
 
     demo = commands.add_parser("demo", help="a loopback ECH session, explained")
     demo.set_defaults(func=cmd_demo)
+    _add_dns_commands(commands)
     return parser
+
+
+def _dns_command(name: str) -> Callable[[argparse.Namespace], int]:
+    """Dispatch to :mod:`ech.dns.commands`, imported only when used."""
+
+    def run(args: argparse.Namespace) -> int:
+        from ech.dns import commands
+
+        status: int = getattr(commands, name)(args)
+        return status
+
+    return run
+
+
+def _add_dns_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    dig = commands.add_parser("dig", help="look up and decode HTTPS records (DoH)")
+    dig.add_argument("name")
+    dig.add_argument("--port", type=int, default=443)
+    dig.add_argument("--doh", metavar="URL", help="DoH resolver URL (RFC 8484)")
+    dig.add_argument("--ca", metavar="FILE", help="CA file for the DoH server")
+    dig.add_argument("--json", action="store_true")
+    dig.set_defaults(func=_dns_command("cmd_dig"))
+
+    get = commands.add_parser("get", help="discover ECH over DoH and GET a URL")
+    get.add_argument("url")
+    get.add_argument("--doh", metavar="URL", help="DoH resolver URL (RFC 8484)")
+    get.add_argument("--ca", metavar="FILE", help="CA file for DoH and the server")
+    get.add_argument("--json", action="store_true")
+    get.set_defaults(func=_dns_command("cmd_get"))
+
+    record = commands.add_parser("dns-record", help="the HTTPS record to publish")
+    record.add_argument("name")
+    record.add_argument("--ech-key", action="append", required=True, metavar="KEY.pem")
+    record.add_argument("--port", type=int, default=443)
+    record.add_argument("--alpn", action="append", metavar="ID")
+    record.set_defaults(func=_dns_command("cmd_dns_record"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -246,7 +246,7 @@ class ECHConfig:
             return f"unsupported version 0x{self.version:04x}"
         if not hpke.is_supported(c.kem_id):
             return f"unsupported KEM 0x{c.kem_id:04x}"
-        if len(c.public_key) != hpke.enc_length(c.kem_id):
+        if len(c.public_key) != hpke.public_key_length(c.kem_id):
             return "public_key length does not match the KEM"
         if self.select_suite() is None:
             return "no supported HPKE cipher suite"

@@ -82,7 +82,7 @@ _TRANSPORT_ERRORS: Final = (
 )
 
 
-class DNSLookupError(Exception):
+class DNSLookupError(OSError):
     """A DoH query failed: transport, HTTP status, bad response, or rcode.
 
     Attributes:

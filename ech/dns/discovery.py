@@ -1,0 +1,60 @@
+"""From a URL's host to what a client needs to connect with ECH (RFC 9848 §5).
+
+One function, :func:`discover`, that the client API and the ``ech`` command
+share: resolve the HTTPS record over DoH before any ClientHello (#107), take
+the ECH configs of the most preferred endpoint, and say whether the record
+promised ECH (SVCB-reliant mode, #105), in which case the client must never
+fall back to a cleartext ClientHello.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ech.config import ECHConfigList
+from ech.dns.records import ServiceEndpoint
+from ech.dns.resolver import DoHResolver, HTTPSResolution
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """The outcome of looking up ``https://host:port``.
+
+    Attributes:
+        host: The origin's host name (the inner SNI).
+        port: The port to connect to (the endpoint's ``port`` if it has one).
+        endpoint: The most preferred ServiceMode endpoint, if any.
+        addresses: Where to connect, from A/AAAA or the endpoint's hints.
+        ech_configs: The endpoint's ECHConfigList; None means use GREASE.
+        resolution: The full HTTPS resolution, for reporting.
+    """
+
+    host: str
+    port: int
+    endpoint: ServiceEndpoint | None
+    addresses: tuple[str, ...]
+    ech_configs: ECHConfigList | None
+    resolution: HTTPSResolution
+
+    @property
+    def ech_required(self) -> bool:
+        """The record promised ECH: no cleartext ClientHello (RFC 9848 §5.1)."""
+        return self.resolution.svcb_reliant
+
+
+def discover(resolver: DoHResolver, host: str, port: int = 443) -> Discovery:
+    """Resolve ``https://host:port`` (RFC 9460 §3, RFC 9848 §5).
+
+    Raises:
+        DNSLookupError: the resolver could not be asked or answered an error.
+    """
+    resolution = resolver.resolve_https(host, port)
+    endpoint = resolution.endpoints[0] if resolution.endpoints else None
+    if endpoint is not None:
+        addresses = tuple(resolver.addresses_for(endpoint))
+        port = endpoint.port or port
+        configs = endpoint.ech
+    else:
+        addresses = tuple(resolver.resolve_addresses(resolution.target_name))
+        configs = None
+    return Discovery(host, port, endpoint, addresses, configs, resolution)
