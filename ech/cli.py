@@ -39,6 +39,13 @@ KEMS: dict[str, int] = {
     "p384": hpke.KEM.DHKEM_P384_HKDF_SHA384,
     "p521": hpke.KEM.DHKEM_P521_HKDF_SHA512,
     "x448": hpke.KEM.DHKEM_X448_HKDF_SHA512,
+    # Post-quantum, draft-ietf-hpke-pq: Go 1.27 takes them; BoringSSL-based
+    # clients use only X25519 configs, so publish one of those too.
+    "mlkem768": hpke.KEM.ML_KEM_768,
+    "mlkem1024": hpke.KEM.ML_KEM_1024,
+    "x25519mlkem768": hpke.KEM.MLKEM768_X25519,
+    "mlkem768p256": hpke.KEM.MLKEM768_P256,
+    "mlkem1024p384": hpke.KEM.MLKEM1024_P384,
 }
 
 log = logging.getLogger("ech")

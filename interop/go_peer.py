@@ -13,7 +13,9 @@ Typical use::
     results = run_go_client(port, "example.test", ca_path, resume=True)
 
 ECH (RFC 9849): ``GoServer(..., ech_keys=[path])`` loads RFC 9934 key files
-(as :func:`ech.keys.write_ech_key` writes them); ``run_go_client(...,
+(as :func:`ech.keys.write_ech_key` writes them, for the DHKEMs and the
+draft-ietf-hpke-pq KEMs alike: ML-KEM PKCS#8 per RFC 9935, hybrid keys as
+:meth:`ech.hpke.PrivateKey.to_pkcs8_pem` documents); ``run_go_client(...,
 ech_config_list=b64, ech_retry=True)`` offers ECH and follows the server's
 retry_configs once. A rejection prints ``{"event": "ech_rejected",
 "connection": N, "retry_configs": "<base64 list>"}``; a rejection that is not

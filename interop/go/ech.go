@@ -7,10 +7,13 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/ecdsa"
+	"crypto/hpke"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -40,6 +43,119 @@ var hpkeKEMs = map[uint16]ecdh.Curve{
 	0x0011: ecdh.P384(),
 	0x0012: ecdh.P521(),
 	0x0020: ecdh.X25519(),
+}
+
+// pqAlgorithms maps the DER of a PKCS#8 AlgorithmIdentifier (parameters
+// absent) to the draft-ietf-hpke-pq KEM whose private key it holds, as
+// ech.hpke.PrivateKey.to_pkcs8_pem writes them:
+//
+//   - ML-KEM-768/1024 (RFC 9935, OIDs 2.16.840.1.101.3.4.4.2/.3): the
+//     privateKey is an ML-KEM-PrivateKey CHOICE; we take the 64-byte seed.
+//   - X-Wing, id-XWing 1.3.6.1.4.1.62253.25722
+//     (draft-connolly-cfrg-xwing-kem): the privateKey is the raw 32-byte seed.
+//   - MLKEM768-P256 and MLKEM1024-P384: no registered OID for this
+//     construction; ech uses UUID OIDs under 2.25 and the raw 32-byte seed.
+//
+// crypto/x509.ParsePKCS8PrivateKey knows none of them (Go 1.27), hence the
+// byte comparison: the UUID arcs do not even fit encoding/asn1's OID type.
+var pqAlgorithms = map[string]uint16{
+	"300b0609608648016503040402":                       0x0041,
+	"300b0609608648016503040403":                       0x0042,
+	"300d060b2b0601040183e62d81c87a":                   0x647a,
+	"301606146982878fa0dfdba7cab2af89c8e3ffa6e09ba50f": 0x0050,
+	"301606146983d19decbdb1ecf2a9afaf9591bbababaf8b57": 0x0051,
+}
+
+// oneAsymmetricKey is PKCS#8 / RFC 5958 with the algorithm kept as raw DER.
+type oneAsymmetricKey struct {
+	Version    int
+	Algorithm  asn1.RawValue
+	PrivateKey []byte
+	Attributes asn1.RawValue  `asn1:"optional,tag:0"`
+	PublicKey  asn1.BitString `asn1:"optional,tag:1"`
+}
+
+// mlkemSeed extracts the 64-byte seed from an RFC 9935 ML-KEM-PrivateKey:
+// the seed choice ([0] IMPLICIT OCTET STRING) or the both choice
+// (SEQUENCE { seed OCTET STRING, expandedKey OCTET STRING }).
+func mlkemSeed(inner []byte) ([]byte, error) {
+	var raw asn1.RawValue
+	if rest, err := asn1.Unmarshal(inner, &raw); err != nil || len(rest) != 0 {
+		return nil, fmt.Errorf("bad ML-KEM-PrivateKey: %v", err)
+	}
+	switch {
+	case raw.Class == asn1.ClassContextSpecific && raw.Tag == 0 && !raw.IsCompound:
+		return raw.Bytes, nil
+	case raw.Class == asn1.ClassUniversal && raw.Tag == asn1.TagSequence:
+		var both struct {
+			Seed     []byte
+			Expanded []byte
+		}
+		if rest, err := asn1.Unmarshal(inner, &both); err != nil || len(rest) != 0 {
+			return nil, fmt.Errorf("bad ML-KEM-PrivateKey both: %v", err)
+		}
+		return both.Seed, nil
+	}
+	return nil, errors.New("ML-KEM-PrivateKey without a seed is not supported")
+}
+
+// echPrivateKey is an ECH private key: its KEM and its RFC 9180
+// SerializePrivateKey / SerializePublicKey forms.
+type echPrivateKey struct {
+	kemID uint16
+	priv  []byte
+	pub   []byte
+}
+
+// parseECHPrivateKey reads the PKCS#8 private key of an ECH key file: a
+// draft-ietf-hpke-pq key (see pqAlgorithms) or an X25519 / NIST-curve key.
+func parseECHPrivateKey(der []byte) (echPrivateKey, error) {
+	var info oneAsymmetricKey
+	if rest, err := asn1.Unmarshal(der, &info); err == nil && len(rest) == 0 {
+		if kemID, ok := pqAlgorithms[hex.EncodeToString(info.Algorithm.FullBytes)]; ok {
+			seed := info.PrivateKey
+			if kemID == 0x0041 || kemID == 0x0042 {
+				var err error
+				if seed, err = mlkemSeed(info.PrivateKey); err != nil {
+					return echPrivateKey{}, err
+				}
+			}
+			kem, err := hpke.NewKEM(kemID)
+			if err != nil {
+				return echPrivateKey{}, err
+			}
+			priv, err := kem.NewPrivateKey(seed)
+			if err != nil {
+				return echPrivateKey{}, fmt.Errorf("KEM 0x%04x private key: %w", kemID, err)
+			}
+			privBytes, err := priv.Bytes()
+			if err != nil {
+				return echPrivateKey{}, err
+			}
+			return echPrivateKey{kemID, privBytes, priv.PublicKey().Bytes()}, nil
+		}
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return echPrivateKey{}, err
+	}
+	var priv *ecdh.PrivateKey
+	switch k := parsed.(type) {
+	case *ecdh.PrivateKey: // X25519
+		priv = k
+	case *ecdsa.PrivateKey: // NIST curves come back as ECDSA keys
+		if priv, err = k.ECDH(); err != nil {
+			return echPrivateKey{}, err
+		}
+	default:
+		return echPrivateKey{}, fmt.Errorf("unsupported ECH private key type %T", parsed)
+	}
+	for kemID, curve := range hpkeKEMs {
+		if curve == priv.Curve() {
+			return echPrivateKey{kemID, priv.Bytes(), priv.PublicKey().Bytes()}, nil
+		}
+	}
+	return echPrivateKey{}, fmt.Errorf("no HPKE KEM for curve %v", priv.Curve())
 }
 
 // splitECHConfigList splits a serialized ECHConfigList (with its 2-byte
@@ -88,7 +204,8 @@ func echConfigKey(config []byte) (kemID uint16, publicKey []byte, ok bool, err e
 }
 
 // loadECHKeyFile reads an RFC 9934 ECH key file: a PKCS#8 "PRIVATE KEY"
-// block and an "ECHCONFIG" block holding the base64 ECHConfigList. It
+// block (any KEM of parseECHPrivateKey) and an "ECHCONFIG" block holding the
+// base64 ECHConfigList. It
 // returns one EncryptedClientHelloKey per config in the list that matches
 // the private key (other versions are skipped; a config with a different
 // key is an error, as crypto/tls would fail the handshake on it).
@@ -122,20 +239,9 @@ func loadECHKeyFile(path string, sendAsRetry bool) ([]tls.EncryptedClientHelloKe
 	if keyDER == nil || configList == nil {
 		return nil, fmt.Errorf("%s: need a PRIVATE KEY and an ECHCONFIG PEM block", path)
 	}
-	parsed, err := x509.ParsePKCS8PrivateKey(keyDER)
+	priv, err := parseECHPrivateKey(keyDER)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var priv *ecdh.PrivateKey
-	switch k := parsed.(type) {
-	case *ecdh.PrivateKey: // X25519
-		priv = k
-	case *ecdsa.PrivateKey: // NIST curves come back as ECDSA keys
-		if priv, err = k.ECDH(); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-	default:
-		return nil, fmt.Errorf("%s: unsupported ECH private key type %T", path, parsed)
 	}
 	configs, err := splitECHConfigList(configList)
 	if err != nil {
@@ -150,15 +256,15 @@ func loadECHKeyFile(path string, sendAsRetry bool) ([]tls.EncryptedClientHelloKe
 		if !ok {
 			continue
 		}
-		if curve, known := hpkeKEMs[kemID]; !known || curve != priv.Curve() {
-			return nil, fmt.Errorf("%s: ECHConfig KEM 0x%04x does not match the %v private key", path, kemID, priv.Curve())
+		if kemID != priv.kemID {
+			return nil, fmt.Errorf("%s: ECHConfig KEM 0x%04x does not match the KEM 0x%04x private key", path, kemID, priv.kemID)
 		}
-		if !bytes.Equal(pub, priv.PublicKey().Bytes()) {
+		if !bytes.Equal(pub, priv.pub) {
 			return nil, fmt.Errorf("%s: ECHConfig public_key does not match the private key", path)
 		}
 		keys = append(keys, tls.EncryptedClientHelloKey{
 			Config:      bytes.Clone(config),
-			PrivateKey:  priv.Bytes(),
+			PrivateKey:  bytes.Clone(priv.priv),
 			SendAsRetry: sendAsRetry,
 		})
 	}

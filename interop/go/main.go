@@ -14,7 +14,8 @@
 // The server first prints "LISTENING host:port".
 //
 // ECH (RFC 9849): -ech-key and -ech-key-no-retry take RFC 9934 key files
-// (PKCS#8 PRIVATE KEY + ECHCONFIG blocks); the configs of -ech-key files are
+// (PKCS#8 PRIVATE KEY + ECHCONFIG blocks; DHKEM or draft-ietf-hpke-pq KEMs,
+// see parseECHPrivateKey); the configs of -ech-key files are
 // also sent as retry_configs. With -ech-config-list the client offers ECH;
 // when the server rejects it the client prints
 // {"event":"ech_rejected","connection":N,"retry_configs":"<b64>"} and, with

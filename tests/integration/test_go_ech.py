@@ -554,13 +554,11 @@ def test_go_client_our_server_hrr_with_ech(
     checks), #58 (second ClientHelloOuter decrypted with the same HPKE
     context), #59 (the final ServerHello confirms acceptance).
 
-    Known failure (Go 1.27 client bug): Go compresses ``cookie`` into
-    ClientHelloInner2 through ech_outer_extensions but copies only key_share
-    into ClientHelloOuter2, so with the cookie our server always puts in HRR
-    the reference is dangling and our server rightly aborts with
-    illegal_parameter (checklist #31a). Passes once our server can omit the
-    cookie (a stateful server needs none, RFC 8446 §4.2.2), as Go's and
-    BoringSSL's servers do.
+    Go 1.27's client compresses ``cookie`` into ClientHelloInner2 through
+    ech_outer_extensions but copies only key_share into ClientHelloOuter2,
+    so an HRR cookie would leave a dangling reference (checklist #31a). Our
+    server keeps HRR state and sends no cookie when ECH is offered (RFC 8446
+    §4.2.2 makes it optional), which is what this test relies on.
     """
     key = make_key(config_id=1)
     server = serve(our_ech_server(ech_leaf, key.key, groups=(NamedGroup.SECP384R1,)))

@@ -154,10 +154,10 @@ def test_unknown_version_is_kept_and_skipped() -> None:
 
 def test_unknown_kem_parses_but_is_unusable() -> None:
     """Checklist #6."""
-    cfg = make_config(kem_id=0x0041, public_key=b"\x00" * 1184)
+    cfg = make_config(kem_id=0x0040, public_key=b"\x00" * 800)
     lst = ECHConfigList.parse(ECHConfigList((cfg,)).encode())
     assert lst.configs[0].contents == cfg.contents
-    assert cfg.unsupported_reason() == "unsupported KEM 0x0041"
+    assert cfg.unsupported_reason() == "unsupported KEM 0x0040"
     assert lst.usable() == ()
 
 

@@ -217,7 +217,8 @@ def test_is_supported_and_lengths() -> None:
     assert hpke.is_supported(0x20, 1, 1)
     assert hpke.is_supported(0x21, 3, 3)
     assert not hpke.is_supported(0x30)
-    assert not hpke.is_supported(0x0041)  # ML-KEM-768: not yet
+    assert hpke.is_supported(0x0041)
+    assert not hpke.is_supported(0x0040)  # ML-KEM-512
     assert not hpke.is_supported(0x20, 4)
     assert not hpke.is_supported(0x20, 1, 0xFFFF)  # export-only cannot seal
     assert [hpke.enc_length(k) for k in (0x10, 0x11, 0x12, 0x20, 0x21)] == [
@@ -244,7 +245,7 @@ def test_pkcs8_pem_round_trip(kem: hpke.KEM) -> None:
     assert back.to_bytes() == sk.to_bytes()
     assert back.public_key_bytes() == sk.public_key_bytes()
     assert back == sk
-    assert len(sk.public_key_bytes()) == hpke.enc_length(kem)
+    assert len(sk.public_key_bytes()) == hpke.public_key_length(kem)
     assert hpke.PrivateKey.from_bytes(kem, sk.to_bytes()) == sk
 
 

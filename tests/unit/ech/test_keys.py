@@ -65,7 +65,7 @@ def test_generate_every_kem(kem: hpke.KEM) -> None:
     assert contents is not None
     assert contents.kem_id == kem
     assert contents.public_key == key.private_key.public_key_bytes()
-    assert len(contents.public_key) == hpke.enc_length(kem)
+    assert len(contents.public_key) == hpke.public_key_length(kem)
     assert contents.cipher_suites == DEFAULT_SUITES
     assert key.config.public_name == "public.example"
     assert key.config.unsupported_reason() is None
@@ -273,7 +273,7 @@ def test_generate_rejects_invalid_public_name(name: str) -> None:
 
 def test_generate_rejects_bad_parameters() -> None:
     with pytest.raises(ValueError, match="KEM"):
-        generate_ech_key("p.example", kem_id=0x0041)
+        generate_ech_key("p.example", kem_id=0x0040)
     with pytest.raises(ValueError, match="suite"):
         generate_ech_key(
             "p.example", cipher_suites=(HpkeSymmetricCipherSuite(1, 0xFFFF),)
