@@ -11,11 +11,10 @@ from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
 from ech.config import ECHConfigList
 from ech.errors import ConnectionClosedError, ECHRejectedError
-from ech.events import (
-    HandshakeComplete,
-)
+from ech.events import ForwardToBackend, HandshakeComplete
 from ech.server.config import ServerConfig
 from ech.server.connection import ServerConnection
+from ech.server.split import relay
 from ech.stream import EventStream
 from ech.tls.connection import Connection
 from ech.tls.session import SessionTicket
@@ -54,10 +53,16 @@ class TLSStream(EventStream):
         await self._flush()
         self._absorb(events)
 
-    async def do_handshake(self) -> HandshakeComplete:
-        """Run the handshake to completion, as ``TLSSocket.do_handshake`` does."""
+    async def do_handshake(self) -> HandshakeComplete | ForwardToBackend:
+        """Run the handshake to completion, as ``TLSSocket.do_handshake`` does.
+
+        A split-mode server returns the :class:`ForwardToBackend` instead
+        when the hello belongs to a backend (see :mod:`ech.server.split`).
+        """
         await self._flush()
         while self.handshake is None:
+            if self.forward is not None:
+                return self.forward
             if self._eof:
                 raise ConnectionClosedError("connection closed during the handshake")
             await self._pump()
@@ -161,9 +166,13 @@ async def start_server(
         current = config() if callable(config) else config
         stream = TLSStream(reader, writer, ServerConnection(current))
         try:
-            await stream.do_handshake()
+            outcome = await stream.do_handshake()
         except Exception:
             writer.close()
+            return
+        if isinstance(outcome, ForwardToBackend):
+            with contextlib.suppress(OSError):
+                await relay(outcome, reader, writer)
             return
         try:
             await handler(stream)

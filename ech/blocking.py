@@ -69,6 +69,8 @@ class TLSSocket(EventStream):
         """
         self._flush()
         while self.handshake is None:
+            if self.forward is not None:
+                raise RuntimeError("split mode (backends) needs the asyncio server")
             if self._eof:
                 raise ConnectionClosedError("connection closed during the handshake")
             self._pump()

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ech.config import ECHConfigList
+
+if TYPE_CHECKING:
+    from ech.server.ech import ECHAccepted
 from ech.tls.enums import AlertDescription, CipherSuite, NamedGroup
 from ech.tls.session import SessionTicket
 
@@ -66,6 +70,25 @@ class ECHRejected(Event):
 
     retry_configs: ECHConfigList | None
     public_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardToBackend(Event):
+    """Split mode: ECH was accepted for a name a backend serves (RFC 9849 §3.1).
+
+    The client-facing server's part is now to relay: ``inner_hello`` (the
+    reconstructed ClientHelloInner, a handshake message with its header)
+    goes to ``backend``, followed by ``pending`` client bytes; then records
+    pass both ways unchanged, except a second ClientHelloOuter after a
+    backend's HRR, which ``accepted`` decrypts (§7.1.1).
+    """
+
+    backend: tuple[str, int]
+    server_name: str
+    outer_server_name: str | None
+    inner_hello: bytes
+    accepted: ECHAccepted
+    pending: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from ech.events import (
     DataReceived,
     ECHRejected,
     Event,
+    ForwardToBackend,
     HandshakeComplete,
     SessionTicketReceived,
 )
@@ -33,6 +34,8 @@ class EventStream:
         self.retried = False
         self.retry_configs: ECHConfigList | None = None
         self.session_tickets: list[SessionTicket] = []
+        #: Split mode: set when the server hands the connection to a backend.
+        self.forward: ForwardToBackend | None = None
         self.events: list[Event] = []
         self._incoming = bytearray()
         self._eof = False
@@ -63,6 +66,8 @@ class EventStream:
                 self.handshake = event
             elif isinstance(event, SessionTicketReceived):
                 self.session_tickets.append(event.ticket)
+            elif isinstance(event, ForwardToBackend):
+                self.forward = event
             elif isinstance(event, ECHRejected):
                 self._eof = True
                 raise ECHRejectedError(event.retry_configs, event.public_name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -62,6 +62,9 @@ class ServerConfig:
         ech_backend: act as a split-mode backend: answer an inner-form ECH
             extension with acceptance confirmations (§7.2). Otherwise an inner
             extension from the network is illegal_parameter (§7).
+        backends: split mode (§3.1): inner names (lower case) served by a
+            backend at ``(host, port)``; an accepted hello for one of them is
+            forwarded there, not completed here.
     """
 
     certificates: tuple[CertifiedKey, ...]
@@ -87,6 +90,7 @@ class ServerConfig:
     ech_retry_configs: ECHConfigList | None = None
     ech_trial_decryption: bool = False
     ech_backend: bool = False
+    backends: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
     @functools.cached_property
     def ech_key_index(self) -> dict[int, tuple[ECHKey, ...]]:

@@ -21,7 +21,7 @@ from ech.errors import (
     ProtocolVersion,
     UnexpectedMessage,
 )
-from ech.events import ECHStatus, HandshakeComplete
+from ech.events import ECHStatus, ForwardToBackend, HandshakeComplete
 from ech.extension import (
     CONFIRMATION_LENGTH,
     encode_retry_configs,
@@ -75,6 +75,8 @@ class ServerState(enum.Enum):
     WAIT_CH2 = "wait_ch2"
     WAIT_FINISHED = "wait_finished"
     CONNECTED = "connected"
+    #: Split mode: the hello went to a backend; see :mod:`ech.server.split`.
+    FORWARDED = "forwarded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,8 @@ class ServerConnection(Connection):
             ch = inner
             raw = frame_handshake(ch.msg_type, ch.encode())
             ext.check_unique(ch.extensions)
+            if self._forward(ch, raw):
+                return
         self.client_hello = ch
         if ch.legacy_compression_methods != b"\x00":
             raise IllegalParameter("legacy_compression_methods must be [null]")
@@ -238,6 +242,36 @@ class ServerConnection(Connection):
         )
         self._master = master
         self.state = ServerState.WAIT_FINISHED
+
+    def _forward(self, inner: ClientHello, raw: bytes) -> bool:
+        """Split mode: hand an accepted inner hello to its backend (§3.1, §7.1).
+
+        Only the first ClientHello is routed; after a backend's HRR the
+        relay (:class:`ech.server.split.SplitRelay`) decrypts the second.
+        """
+        if self._retry is not None or self._ech is None or not self.config.backends:
+            return False
+        sni = inner.extension(E.SERVER_NAME)
+        if sni is None:
+            return False
+        name = ext.decode_server_name(sni)
+        backend = self.config.backends.get(name.lower())
+        if backend is None:
+            return False  # served here: shared mode for this name
+        self.server_name = name
+        self.client_hello = inner
+        self.state = ServerState.FORWARDED
+        self._events.append(
+            ForwardToBackend(
+                backend=backend,
+                server_name=name,
+                outer_server_name=self.outer_server_name,
+                inner_hello=raw,
+                accepted=self._ech,
+                pending=self._records.take_unparsed(),
+            )
+        )
+        return True
 
     def _process_ech(self, ch: ClientHello) -> ClientHello | None:
         """Apply ECH to a ClientHello; return ClientHelloInner if accepted."""

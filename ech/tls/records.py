@@ -98,6 +98,10 @@ class RecordLayer:
         """Buffer bytes from the transport."""
         self._frames.feed(data)
 
+    def take_unparsed(self) -> bytes:
+        """Hand over the bytes received but not yet parsed (a relay takes them)."""
+        return self._frames.take_all()
+
     def buffered(self) -> int:
         """Bytes received but not yet parsed into records."""
         return len(self._frames)

@@ -276,6 +276,12 @@ class FrameBuffer:
     def __len__(self) -> int:
         return len(self._buf)
 
+    def take_all(self) -> bytes:
+        """Everything buffered, leaving the buffer empty."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
     def peek(self) -> tuple[int, int] | None:
         """``(type, body length)`` of the next frame, once its header is in."""
         buf = self._buf

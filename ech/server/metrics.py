@@ -1,0 +1,243 @@
+"""Counters of ``ech serve`` and the plain-HTTP endpoint that exposes them.
+
+The text is the Prometheus exposition format 0.0.4: ``# HELP`` and
+``# TYPE`` lines, then one ``name{label="value"} number`` line per series::
+
+    # HELP ech_connections_total Connections whose ClientHello was read, by ECH outcome.
+    # TYPE ech_connections_total counter
+    ech_connections_total{ech_status="accepted"} 3
+
+``ech_status="rejected"`` includes GREASE: a server cannot tell a GREASE
+extension from one for a key it lacks (RFC 9849 §10.10.4). Only names and
+counts are kept; no key material and no server names reach the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+__all__ = [
+    "CONTENT_TYPE",
+    "METRICS",
+    "Metric",
+    "Metrics",
+    "start_metrics_server",
+]
+
+#: The Content-Type of the 0.0.4 text format.
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+_MAX_REQUEST_HEAD: Final = 8192
+_REQUEST_TIMEOUT: Final = 5.0
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric family: its name, type, help text and label names."""
+
+    name: str
+    kind: Literal["counter", "gauge", "summary"]
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+#: Every metric ``ech serve`` reports, in output order.
+METRICS: Final[tuple[Metric, ...]] = (
+    Metric(
+        "ech_connections_total",
+        "counter",
+        "Connections whose ClientHello was read, by ECH outcome "
+        "(rejected includes GREASE).",
+        ("ech_status",),
+    ),
+    Metric(
+        "ech_connection_outcomes_total",
+        "counter",
+        "Connections by how they ended.",
+        ("outcome",),
+    ),
+    Metric(
+        "ech_alerts_sent_total",
+        "counter",
+        "Fatal alerts sent to clients, by description.",
+        ("alert",),
+    ),
+    Metric(
+        "ech_alerts_received_total",
+        "counter",
+        "Fatal alerts received from clients, by description.",
+        ("alert",),
+    ),
+    Metric(
+        "ech_required_received_total",
+        "counter",
+        "ech_required alerts received: clients that were refused ECH.",
+    ),
+    Metric("ech_connections_open", "gauge", "Connections open now."),
+    Metric(
+        "ech_handshake_seconds",
+        "summary",
+        "Time from accept to a completed handshake.",
+    ),
+    Metric("ech_keys", "gauge", "ECH keys loaded, by policy.", ("policy",)),
+    Metric(
+        "ech_key_reloads_total",
+        "counter",
+        "ECH key reloads, by result (error keeps the previous keys).",
+        ("result",),
+    ),
+)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    if value == int(value) and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
+
+
+class Metrics:
+    """Thread-safe counters and gauges, rendered in the 0.0.4 text format.
+
+    Args:
+        families: the metrics that may be updated; others raise KeyError.
+    """
+
+    def __init__(self, families: Iterable[Metric] = METRICS) -> None:
+        self._families = {family.name: family for family in families}
+        self._values: dict[str, dict[Labels, float]] = {
+            name: {} for name in self._families
+        }
+        self._summaries: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, name: str, labels: dict[str, str]) -> Labels:
+        family = self._families[name]
+        if set(labels) != set(family.labels):
+            raise ValueError(f"{name} takes labels {family.labels}, got {labels}")
+        return tuple((label, labels[label]) for label in family.labels)
+
+    def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
+        """Add ``value`` to a counter (or gauge) series."""
+        key = self._key(name, labels)
+        with self._lock:
+            series = self._values[name]
+            series[key] = series.get(key, 0.0) + value
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        """Set a gauge series."""
+        key = self._key(name, labels)
+        with self._lock:
+            self._values[name][key] = value
+
+    def observe(self, name: str, value: float) -> None:
+        """Add one observation to a summary (its ``_sum`` and ``_count``)."""
+        if self._families[name].kind != "summary":
+            raise ValueError(f"{name} is not a summary")
+        with self._lock:
+            total, count = self._summaries.get(name, (0.0, 0))
+            self._summaries[name] = (total + value, count + 1)
+
+    def value(self, name: str, **labels: str) -> float:
+        """The current value of one series (0 if never set)."""
+        key = self._key(name, labels)
+        with self._lock:
+            return self._values[name].get(key, 0.0)
+
+    def render(self) -> str:
+        """Every family in the Prometheus text format 0.0.4."""
+        lines: list[str] = []
+        with self._lock:
+            snapshot = {name: dict(series) for name, series in self._values.items()}
+            summaries = dict(self._summaries)
+        for name, family in self._families.items():
+            lines.append(f"# HELP {name} {family.help}")
+            lines.append(f"# TYPE {name} {family.kind}")
+            series = snapshot[name]
+            if family.kind == "summary":
+                total, count = summaries.get(name, (0.0, 0))
+                lines.append(f"{name}_sum {_number(total)}")
+                lines.append(f"{name}_count {count}")
+                continue
+            if not family.labels and not series:
+                series = {(): 0.0}
+            for key in sorted(series):
+                text = ",".join(f'{label}="{_escape(value)}"' for label, value in key)
+                selector = f"{{{text}}}" if text else ""
+                lines.append(f"{name}{selector} {_number(series[key])}")
+        return "\n".join(lines) + "\n"
+
+
+def _http_response(status: str, body: bytes, content_type: str) -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+async def _answer(
+    metrics: Metrics, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    try:
+        async with asyncio.timeout(_REQUEST_TIMEOUT):
+            head = await reader.readuntil(b"\r\n\r\n")
+            request_line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+            if len(request_line) != 3 or request_line[0] not in ("GET", "HEAD"):
+                response = _http_response(
+                    "405 Method Not Allowed", b"", "text/plain; charset=utf-8"
+                )
+            elif request_line[1].split("?", 1)[0] not in ("/metrics", "/"):
+                response = _http_response(
+                    "404 Not Found", b"not found\n", "text/plain; charset=utf-8"
+                )
+            else:
+                body = metrics.render().encode()
+                response = _http_response("200 OK", body, CONTENT_TYPE)
+                if request_line[0] == "HEAD":
+                    response = response[: len(response) - len(body)]
+            writer.write(response)
+            await writer.drain()
+    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        pass
+    except (OSError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ConnectionError):
+            await writer.wait_closed()
+
+
+async def start_metrics_server(
+    metrics: Metrics, host: str, port: int
+) -> asyncio.Server:
+    """Serve ``GET /metrics`` (plain HTTP/1.1, one request per connection).
+
+    Requests are bounded (8 KiB head, 5 s) so the endpoint cannot be held.
+    """
+
+    async def on_connect(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await _answer(metrics, reader, writer)
+
+    return await asyncio.start_server(
+        on_connect, host, port, limit=_MAX_REQUEST_HEAD
+    )

@@ -1,0 +1,285 @@
+"""Split mode (RFC 9849 §3.1, §7.1): our client-facing server relays to a backend.
+
+The front end holds the ECH key and certificates for the public name only;
+the backend holds the inner name's certificate and runs in backend mode.
+Backends: ours (``ServerConfig(ech_backend=True)``) and Go's crypto/tls,
+which answers inner ECH extensions as a backend. Each with and without a
+HelloRetryRequest from the backend, the case where the front end must
+decrypt the second ClientHelloOuter with the same HPKE context (#83-#85).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ech import ClientConfig, NamedGroup, ServerConfig
+from ech.aio import start_server
+from ech.blocking import connect
+from ech.config import ECHConfigList
+from ech.errors import DecryptError, IllegalParameter, MissingExtension
+from ech.events import ECHStatus, ForwardToBackend, HandshakeComplete
+from ech.extension import parse_client_hello_extension
+from ech.keys import ECHKey, generate_ech_key
+from ech.pki import TestCA
+from ech.server.connection import ServerConnection
+from ech.server.split import RelayState, SplitRelay
+from ech.server.status_page import serve_status
+from ech.tls.certificates import CertifiedKey
+from ech.tls.enums import ExtensionType
+from ech.tls.messages import ClientHello
+from ech.tls.wire import Reader
+from interop.go_peer import GoServer, build_peer
+
+pytestmark = pytest.mark.interop
+
+PUBLIC, SECRET, LOCAL = "public.example", "secret.example", "local.example"
+
+
+class Front:
+    """An asyncio server (front end, optionally a backend too) in a thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.servers: list[asyncio.Server] = []
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def serve(self, config: ServerConfig) -> int:
+        async def start() -> int:
+            server = await start_server(serve_status, "127.0.0.1", 0, config)
+            self.servers.append(server)
+            port: int = server.sockets[0].getsockname()[1]
+            return port
+
+        return asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+
+    def stop(self) -> None:
+        async def close() -> None:
+            for server in self.servers:
+                server.close()
+                await server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@dataclass(frozen=True)
+class PKI:
+    """Certificates and the ECH key of the test deployment."""
+
+    ca: TestCA
+    public: CertifiedKey
+    secret: CertifiedKey
+    local: CertifiedKey
+    secret_files: tuple[Path, Path]
+    key: ECHKey
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    ca = TestCA.create()
+    secret = ca.issue(SECRET)
+    return PKI(
+        ca=ca,
+        public=ca.issue(PUBLIC),
+        secret=secret,
+        local=ca.issue(LOCAL),
+        secret_files=ca.write(tmp_path_factory.mktemp("split"), secret, "secret"),
+        key=generate_ech_key(PUBLIC),
+    )
+
+
+@contextmanager
+def servers() -> Iterator[Front]:
+    front = Front()
+    try:
+        yield front
+    finally:
+        front.stop()
+
+
+def front_config(pki: PKI, backend_port: int) -> ServerConfig:
+    return ServerConfig(
+        certificates=(pki.public, pki.local),
+        alpn_protocols=("http/1.1",),
+        ech_keys=(pki.key,),
+        backends={SECRET: ("127.0.0.1", backend_port)},
+    )
+
+
+def fetch(pki: PKI, port: int, name: str) -> tuple[HandshakeComplete, bytes]:
+    config = ClientConfig(
+        trust_store=(pki.ca.certificate,), alpn_protocols=("http/1.1",)
+    )
+    configs = ECHConfigList((pki.key.config,))
+    with connect("127.0.0.1", port, config, name, ech_configs=configs) as tls:
+        tls.sendall(f"GET / HTTP/1.1\r\nHost: {name}\r\n\r\n".encode())
+        data = tls.recv()
+        return tls.negotiated, data
+
+
+def page(data: bytes) -> dict[str, object]:
+    view: dict[str, object] = json.loads(data.partition(b"\r\n\r\n")[2])
+    return view
+
+
+@pytest.mark.parametrize("hrr", [False, True], ids=["no-hrr", "hrr"])
+def test_our_front_end_relays_to_our_backend(pki: PKI, hrr: bool) -> None:
+    """checklist #80, #83, #88-#90: forward CHI, relay, backend confirms."""
+    groups = (NamedGroup.SECP384R1,) if hrr else (NamedGroup.X25519,)
+    backend = ServerConfig(
+        certificates=(pki.secret,),
+        alpn_protocols=("http/1.1",),
+        ech_backend=True,
+        groups=groups,
+    )
+    with servers() as run:
+        front_port = run.serve(front_config(pki, run.serve(backend)))
+        hs, data = fetch(pki, front_port, SECRET)
+        assert (hs.ech_status, hs.server_name, hs.hello_retry) == (
+            ECHStatus.ACCEPTED,
+            SECRET,
+            hrr,
+        )
+        seen = page(data)  # the backend's page: it terminated TLS
+        assert (seen["ech_status"], seen["server_name"]) == ("accepted", SECRET)
+        assert seen["hello_retry"] is hrr
+        # A name without a backend is served by the front end (shared mode).
+        hs, data = fetch(pki, front_port, LOCAL)
+        assert (hs.ech_status, page(data)["server_name"]) == (ECHStatus.ACCEPTED, LOCAL)
+
+
+@pytest.mark.parametrize("hrr", [False, True], ids=["no-hrr", "hrr"])
+def test_our_front_end_relays_to_go_backend(pki: PKI, hrr: bool) -> None:
+    """Go's server answers the inner hello as a backend (§7.2); we relay it."""
+    build_peer()
+    cert, key = pki.secret_files
+    curves = ["P384"] if hrr else None
+    with GoServer([(cert, key)], curves=curves) as go, servers() as run:
+        front_port = run.serve(front_config(pki, go.port))
+        hs, data = fetch(pki, front_port, SECRET)
+        assert (hs.ech_status, hs.server_name, hs.hello_retry) == (
+            ECHStatus.ACCEPTED,
+            SECRET,
+            hrr,
+        )
+        assert data  # Go echoes what we sent
+        event = go.wait_event(timeout=10, event="handshake")
+        # Our client verified Go's accept_confirmation (ech_status above).
+        # Go sets ConnectionState.ECHAccepted only when it decrypted the
+        # outer hello itself, so as a backend it reports false.
+        assert event["server_name"] == SECRET
+        assert event["hrr"] is hrr
+
+
+def _forward(pki: PKI) -> tuple[ForwardToBackend, ClientHello]:
+    """Run a client's first flight into a split-mode front end."""
+    from ech import ClientConnection
+
+    client = ClientConnection(
+        ClientConfig(trust_store=(pki.ca.certificate,)),
+        SECRET,
+        ech_configs=ECHConfigList((pki.key.config,)),
+    )
+    client.start()
+    first = client.data_to_send()
+    server = ServerConnection(front_config(pki, 1))
+    (event,) = server.receive_data(first)
+    assert isinstance(event, ForwardToBackend)
+    r = Reader(first)
+    r.raw(5)
+    r.u8()
+    outer = ClientHello.parse(r.opaque(3))
+    return event, outer
+
+
+def _record(hello: ClientHello) -> bytes:
+    body = hello.encode()
+    message = bytes([1]) + len(body).to_bytes(3, "big") + body
+    return bytes([22, 3, 3]) + len(message).to_bytes(2, "big") + message
+
+
+def test_relay_forwards_the_reconstructed_inner_hello(pki: PKI) -> None:
+    """checklist #80: the backend gets ClientHelloInner, never the outer hello."""
+    forward, outer = _forward(pki)
+    relay = SplitRelay(forward)
+    to_backend = relay.data_to_backend()
+    assert SECRET.encode() in to_backend
+    assert forward.server_name == SECRET
+    assert forward.outer_server_name == PUBLIC
+    r = Reader(to_backend)
+    r.raw(5)
+    r.u8()
+    inner = ClientHello.parse(r.opaque(3))
+    marker = inner.extension(ExtensionType.ENCRYPTED_CLIENT_HELLO)
+    assert marker is not None
+    assert parse_client_hello_extension(marker) is None
+    assert inner.legacy_session_id == outer.legacy_session_id  # checklist #30
+
+
+def _after_hrr(pki: PKI) -> tuple[SplitRelay, ClientHello]:
+    forward, outer = _forward(pki)
+    relay = SplitRelay(forward)
+    relay.data_to_backend()
+    hrr_random = bytes.fromhex(
+        "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
+    )
+    from ech.tls.extensions import Extension
+    from ech.tls.messages import ServerHello
+
+    hrr = ServerHello(
+        hrr_random, outer.legacy_session_id, 0x1301, (Extension(43, b"\x03\x04"),)
+    )
+    body = hrr.encode()
+    message = bytes([2]) + len(body).to_bytes(3, "big") + body
+    relay.backend_data(bytes([22, 3, 3]) + len(message).to_bytes(2, "big") + message)
+    assert relay.state is RelayState.WAIT_SECOND_HELLO
+    return relay, outer
+
+
+def test_second_hello_without_ech_is_missing_extension(pki: PKI) -> None:
+    """checklist #83: CHO2 must carry ECH after an accepted CHO1."""
+    relay, outer = _after_hrr(pki)
+    with pytest.raises(MissingExtension):
+        relay.client_data(
+            _record(outer.without_extension(ExtensionType.ENCRYPTED_CLIENT_HELLO))
+        )
+    assert relay.data_to_client().endswith(bytes([2, 109]))  # alert queued
+
+
+def test_second_hello_reusing_enc_is_illegal_parameter(pki: PKI) -> None:
+    """checklist #83: enc must be empty in CHO2."""
+    relay, outer = _after_hrr(pki)
+    with pytest.raises(IllegalParameter):
+        relay.client_data(_record(outer))  # CHO1 again: non-empty enc
+
+
+def test_second_hello_that_does_not_open_is_decrypt_error(
+    pki: PKI,
+) -> None:
+    """checklist #83: a payload the context cannot open is decrypt_error."""
+    relay, outer = _after_hrr(pki)
+    data = outer.extension(ExtensionType.ENCRYPTED_CLIENT_HELLO)
+    assert data is not None
+    offer = parse_client_hello_extension(data)
+    assert offer is not None
+    from dataclasses import replace
+
+    from ech.tls.extensions import Extension
+
+    bad = replace(offer, enc=b"", payload=bytes(len(offer.payload)))
+    second = outer.with_extension(
+        Extension(ExtensionType.ENCRYPTED_CLIENT_HELLO, bad.encode())
+    )
+    with pytest.raises(DecryptError):
+        relay.client_data(_record(second))
