@@ -178,5 +178,22 @@ def cmd_dns_record(args: argparse.Namespace) -> int:
     for warning in warnings_for(configs):
         print(f"warning: {warning}", file=sys.stderr)
     alpn = tuple(args.alpn) if args.alpn else DEFAULT_ALPN
-    print(https_record_line(args.name, configs, port=args.port, alpn=alpn))
+    if args.port != 443 and not (args.ipv4hint or args.ipv6hint):
+        print(
+            "warning: for a port other than 443 give --ipv4hint/--ipv6hint: the"
+            f" record's owner _{args.port}._https.{args.name} has no addresses",
+            file=sys.stderr,
+        )
+    try:
+        line = https_record_line(
+            args.name,
+            configs,
+            port=args.port,
+            alpn=alpn,
+            ipv4hint=args.ipv4hint or (),
+            ipv6hint=args.ipv6hint or (),
+        )
+    except ValueError as error:
+        raise SystemExit(f"ech dns-record: {error}") from None
+    print(line)
     return 0

@@ -52,6 +52,10 @@ def discover(resolver: DoHResolver, host: str, port: int = 443) -> Discovery:
     endpoint = resolution.endpoints[0] if resolution.endpoints else None
     if endpoint is not None:
         addresses = tuple(resolver.addresses_for(endpoint))
+        if not addresses and endpoint.target.startswith(f"_{port}._https."):
+            # A "." target at a _PORT._https owner (an underscore name, never
+            # an address) without hints: use the origin's, as curl does.
+            addresses = tuple(resolver.resolve_addresses(host))
         port = endpoint.port or port
         configs = endpoint.ech
     else:

@@ -101,10 +101,11 @@ class Zone:
 
     For every host ``h`` (a name relative to ``origin``, ``@`` for the apex):
 
-    * ``query_name(h, port) HTTPS 1 T alpn=... [port=P] ech=...`` where ``T``
-      is ``.`` for port 443 and ``h`` otherwise (RFC 9460 §2.5.2, §9.1),
-      with ``ech`` the configs ``ech_configs()`` returns at query time
-      (none when it returns ``None``);
+    * ``query_name(h, port) HTTPS 1 . alpn=... [port=P ipv4hint=... ipv6hint=...]
+      ech=...``: TargetName ``.`` (the owner, RFC 9460 §2.5.2), and for
+      ports other than 443 the owner ``_P._https.h`` (§9.1) with address
+      hints, the only form curl uses there; ``ech`` is what
+      ``ech_configs()`` returns at query time (none when it returns ``None``);
     * ``h A``/``AAAA`` for each of ``addresses``;
     * a SOA at the origin, for negative answers (RFC 2308).
 
@@ -162,8 +163,18 @@ class Zone:
         configs = self.ech_configs()
         for host in self.hosts:
             owner = dns.name.from_text(query_name(host.to_text(), self.port))
-            target = "." if self.port == 443 else host.to_text()
-            rdata = https_rdata(configs, port=self.port, alpn=self.alpn, target=target)
+            # TargetName "." with address hints: for other ports curl uses
+            # only such records (RFC 9460 §2.5.2, §7.3 allow it).
+            v4 = [a for a in self.addresses if ipaddress.ip_address(a).version == 4]
+            v6 = [a for a in self.addresses if ipaddress.ip_address(a).version == 6]
+            hints = self.port != 443
+            rdata = https_rdata(
+                configs,
+                port=self.port,
+                alpn=self.alpn,
+                ipv4hint=v4 if hints else (),
+                ipv6hint=v6 if hints else (),
+            )
             zone.find_rdataset(owner, dns.rdatatype.HTTPS, create=True).add(
                 rdata, self.ttl
             )

@@ -130,7 +130,10 @@ def https_record_line(
 
     The owner is ``name.`` for port 443, else ``_PORT._https.name.`` with a
     ``port`` SvcParam (RFC 9460 §9.1; interop.md lesson 4: curl looks
-    there). Example::
+    there). TargetName is ``.``: curl 8.23 ignores records at
+    ``_PORT._https`` owners with any other target, so for other ports give
+    address hints (the owner ``_PORT._https.name`` has no addresses).
+    Example::
 
         example.test. 300 IN HTTPS 1 . alpn="h2,http/1.1" ech="AEX+DQBB..."
 
@@ -139,9 +142,8 @@ def https_record_line(
         ech_configs: The ECHConfigList to publish.
         port: The origin's port.
         alpn: ALPN ids of the service.
-        target: TargetName. ``None`` picks ``.`` for port 443 and ``name``
-            otherwise: ``.`` means the owner name (RFC 9460 §2.5.2), and
-            ``_PORT._https.name`` has no addresses.
+        target: TargetName; ``None`` means ``.`` (the owner, RFC 9460
+            §2.5.2), which clients reach by the hints or the origin's address.
         priority: SvcPriority (1 = most preferred).
         ttl: Record TTL in seconds; keep it below the key rotation period.
         ipv4hint: Optional ``ipv4hint`` addresses.
@@ -157,7 +159,7 @@ def https_record_line(
         raise ValueError("ttl must be within 0..2^31-1 (RFC 2181 §8)")
     owner = dns.name.from_text(query_name(name, port))
     if target is None:
-        target = "." if port == 443 else dns.name.from_text(name).to_text()
+        target = "."
     elif not target.endswith("."):
         target += "."
     rdata = https_rdata(

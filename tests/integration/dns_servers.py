@@ -4,7 +4,8 @@
 * :func:`dns_zone`: ``example.test`` with HTTPS records carrying ``ech=``
   values from :func:`ech.keys.generate_ech_key` (an X25519 list and a
   P-256 + X25519 list), ``alpn``, ``port``, hints, an AliasMode record, a
-  CNAME, a ``_8443._https`` owner, loops, an unknown mandatory key, and two
+  CNAME, ``_8443._https`` (TargetName ``.`` with hints) and ``_7443._https``
+  (``.`` without hints) owners, loops, an unknown mandatory key, and two
   malformed ``ech`` values. BIND 9.18 and Unbound 1.17 load them from
   presentation format as they are: neither checks that an ``ech`` value is
   an ECHConfigList, nor even its length prefix.
@@ -125,7 +126,15 @@ def make_zone() -> TestZone:
     o = ORIGIN
     published = (
         https_record_line(o, x25519, ipv4hint=("127.0.0.1",)),
-        https_record_line(o, x25519, port=8443, alpn=("h2",)),
+        https_record_line(
+            o,
+            x25519,
+            port=8443,
+            alpn=("h2",),
+            ipv4hint=("127.0.0.1",),
+            ipv6hint=("::1",),
+        ),
+        https_record_line(o, x25519, port=7443, alpn=("h2",)),
         https_record_line(
             f"published.{o}",
             p256_x25519,

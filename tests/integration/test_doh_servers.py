@@ -32,6 +32,7 @@ import pytest
 from ech.aio import TLSStream, start_server
 from ech.config import ECHConfigList
 from ech.dns.cache import TTLCache
+from ech.dns.discovery import discover
 from ech.dns.doh_server import HTTPResponse, Zone, serve_doh, serve_doh_http1
 from ech.dns.records import ServiceEndpoint
 from ech.dns.resolver import DNSLookupError, DoHResolver
@@ -111,16 +112,41 @@ def test_priorities_targets_hints_addresses(
 
 
 def test_port_prefix(doh_server: DoHServer, dns_zone: TestZone) -> None:
+    """TargetName "." at _8443._https.NAME is that owner; it has no A/AAAA."""
     with doh_server.resolver() as doh:
         result = doh.resolve_https("example.test", 8443)
+        (endpoint,) = result.endpoints
+        addresses = doh.addresses_for(endpoint)
+        found = discover(doh, "example.test", 8443)
     assert result.query_name == "_8443._https.example.test"
-    (endpoint,) = result.endpoints
-    assert (endpoint.target, endpoint.port, endpoint.alpn) == (
-        "example.test",
-        8443,
-        ("h2",),
+    assert result.target_name == "example.test"
+    assert endpoint == ServiceEndpoint(
+        priority=1,
+        target="_8443._https.example.test",
+        port=8443,
+        alpn=("h2",),
+        ipv4hint=("127.0.0.1",),
+        ipv6hint=("::1",),
+        ech=dns_zone.x25519,
     )
-    assert endpoint.ech == dns_zone.x25519
+    assert addresses == ["127.0.0.1", "::1"]  # the hints
+    assert (found.addresses, found.port) == (("127.0.0.1", "::1"), 8443)
+    assert found.ech_configs == dns_zone.x25519
+
+
+def test_port_prefix_without_hints_falls_back_to_the_origin(
+    doh_server: DoHServer, dns_zone: TestZone
+) -> None:
+    with doh_server.resolver() as doh:
+        (endpoint,) = doh.resolve_https("example.test", 7443).endpoints
+        addresses = doh.addresses_for(endpoint)
+        found = discover(doh, "example.test", 7443)
+    assert endpoint.target == "_7443._https.example.test"
+    assert (endpoint.ipv4hint, endpoint.ipv6hint) == ((), ())
+    assert addresses == []  # nothing at the owner, no hints
+    assert found.addresses == ("127.0.0.1", "::1")  # example.test's A and AAAA
+    assert found.port == 7443
+    assert found.ech_configs == dns_zone.x25519
 
 
 @pytest.mark.parametrize("name", ["alias", "cname"])
@@ -208,6 +234,7 @@ def test_auto_negotiates(doh_server: DoHServer, dns_zone: TestZone) -> None:
         "example.test",
         "www.example.test",
         "_8443._https.example.test",
+        "_7443._https.example.test",
         "badech.example.test",
         "mixed.example.test",
         "published.example.test",
@@ -326,10 +353,16 @@ def test_our_responder(
     with ours.resolver(post=post, http_version=version) as doh:
         result = doh.resolve_https("www.example.test", 8443)
         assert doh.resolve_addresses("www.example.test") == ["127.0.0.1"]
-    (endpoint,) = result.endpoints
-    assert (endpoint.target, endpoint.port) == ("www.example.test", 8443)
+        (endpoint,) = result.endpoints
+        # "." is the owner, which has no addresses: the hints give them.
+        assert doh.resolve_addresses(endpoint.target) == []
+        assert doh.addresses_for(endpoint) == ["127.0.0.1"]
+        found = discover(doh, "www.example.test", 8443)
+    assert (endpoint.target, endpoint.port) == ("_8443._https.www.example.test", 8443)
+    assert (endpoint.ipv4hint, endpoint.ipv6hint) == (("127.0.0.1",), ())
     assert endpoint.ech == dns_zone.x25519
     assert result.svcb_reliant
+    assert (found.addresses, found.port) == (("127.0.0.1",), 8443)
 
 
 @pytest.mark.parametrize("get", [False, True], ids=["POST", "GET"])
@@ -338,7 +371,8 @@ def test_kdig_reads_our_responder(
 ) -> None:
     (line,) = kdig(ours.port, ours.ca_path, "_8443._https.example.test", get=get)
     assert f"ech={dns_zone.x25519.to_base64()}" in line
-    assert line.startswith("1 example.test. alpn=h2,http/1.1 port=8443 ")
+    assert line.startswith("1 . alpn=h2,http/1.1 port=8443 ipv4hint=127.0.0.1 ")
+    assert "ipv6hint" not in line  # the zone has no IPv6 address
     assert kdig(ours.port, ours.ca_path, "www.example.test", "A", get=get) == [
         "127.0.0.1"
     ]

@@ -54,9 +54,11 @@ def test_https_answer_with_addresses_in_additional() -> None:
     (rrset,) = response.answer
     parsed = endpoints_from_rrset(rrset)
     (endpoint,) = parsed.endpoints
+    assert rrset[0].target == dns.name.root  # TargetName "." (the owner)
     assert endpoint.target == "www.example.test"
     assert endpoint.port == 443
     assert endpoint.alpn == ("h2", "http/1.1")
+    assert (endpoint.ipv4hint, endpoint.ipv6hint) == ((), ())  # A/AAAA suffice
     assert endpoint.ech == x25519_configs()
     additional = {(r.name.to_text(), r.rdtype) for r in response.additional}
     assert additional == {
@@ -66,11 +68,20 @@ def test_https_answer_with_addresses_in_additional() -> None:
 
 
 def test_other_port_publishes_at_prefixed_name() -> None:
+    """TargetName "." with hints: the only form curl 8.23 applies there."""
     zone = make_zone(8443)
     response = ask(zone, "_8443._https.example.test.")
-    (endpoint,) = endpoints_from_rrset(response.answer[0]).endpoints
-    assert (endpoint.target, endpoint.port) == ("example.test", 8443)
-    assert response.additional  # the target's addresses
+    (rrset,) = response.answer
+    (rdata,) = rrset
+    assert rdata.target == dns.name.root
+    (endpoint,) = endpoints_from_rrset(rrset).endpoints
+    # "." means the owner (RFC 9460 §2.5.2), which has no addresses ...
+    assert (endpoint.target, endpoint.port) == ("_8443._https.example.test", 8443)
+    assert not response.additional
+    # ... so the zone's addresses travel as hints (RFC 9460 §7.3).
+    assert endpoint.ipv4hint == ("127.0.0.1",)
+    assert endpoint.ipv6hint == ("::1",)
+    assert endpoint.ech == x25519_configs()
     # Nothing at the bare name for HTTPS; the prefix labels are empty
     # non-terminals (RFC 8020: NODATA, not NXDOMAIN).
     for name in ("example.test.", "_https.example.test."):
@@ -78,6 +89,18 @@ def test_other_port_publishes_at_prefixed_name() -> None:
         assert nodata.rcode() == dns.rcode.NOERROR
         assert not nodata.answer
         assert nodata.authority[0].rdtype == dns.rdatatype.SOA
+
+
+def test_hints_only_for_other_ports_and_by_family() -> None:
+    v4_only = Zone(
+        "example.test", Keys(x25519_configs()), port=8443, addresses=("192.0.2.1",)
+    )
+    (endpoint,) = endpoints_from_rrset(
+        ask(v4_only, "_8443._https.example.test.").answer[0]
+    ).endpoints
+    assert (endpoint.ipv4hint, endpoint.ipv6hint) == (("192.0.2.1",), ())
+    assert "ipv4hint" not in make_zone(443).to_text()
+    assert "ipv6hint" not in make_zone(443).to_text()
 
 
 def test_rotation_shows_at_once() -> None:
@@ -162,7 +185,12 @@ def test_edns_and_id_are_echoed() -> None:
 
 def test_zone_text_lists_every_record() -> None:
     text = make_zone(8443).to_text()
-    assert "_8443._https.www.example.test. 60 IN HTTPS 1 www.example.test." in text
+    assert (
+        '_8443._https.www.example.test. 60 IN HTTPS 1 . alpn="h2,http/1.1" port="8443"'
+        f' ipv4hint="127.0.0.1" ech="{x25519_configs().to_base64()}" ipv6hint="::1"'
+    ) in text
+    assert "www.example.test. 60 IN A 127.0.0.1" in text
+    assert "www.example.test. 60 IN AAAA ::1" in text
     assert "example.test. 60 IN SOA" in text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.name
 import dns.rdata
 import dns.rdtypes.svcbbase
 import pytest
@@ -35,9 +36,11 @@ def test_pq_config_round_trips_through_a_zone_line(kem: int) -> None:
     assert wire is not None
     again = dns.rdata.from_wire(rdclass, rdtype, wire, 0, len(wire))
     assert isinstance(again, dns.rdtypes.svcbbase.SVCBBase)
-    endpoint = endpoint_from_rdata(again, "secret.example", 8443)
+    assert again.target == dns.name.root
+    endpoint = endpoint_from_rdata(again, owner, 8443)
     assert endpoint.ech == configs
     assert endpoint.port == 8443
+    assert endpoint.target == "_8443._https.secret.example"
 
 
 def test_list_without_x25519_is_warned_about() -> None:

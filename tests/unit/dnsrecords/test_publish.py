@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -11,10 +13,11 @@ import dns.zone
 import pytest
 
 from ech import hpke
+from ech.cli import main
 from ech.config import ECHConfig, ECHConfigList
 from ech.dns.publish import https_rdata, https_record_line, warnings_for
 from ech.dns.records import endpoint_from_rdata
-from ech.keys import generate_ech_key
+from ech.keys import generate_ech_key, write_ech_key
 from tests.unit.dnsrecords.dns_fakes import p256_configs, x25519_configs
 
 
@@ -42,8 +45,12 @@ def test_line_for_port_443() -> None:
     assert (endpoint.target, endpoint.port) == ("example.test", 443)
 
 
-def test_line_for_other_port_uses_prefix_port_param_and_explicit_target() -> None:
-    """RFC 9460 §9.1; interop.md lesson 4."""
+def test_line_for_other_port_uses_prefix_port_param_dot_target_and_hints() -> None:
+    """RFC 9460 §9.1; interop.md lesson 4.
+
+    TargetName is ``.``: curl 8.23 ignores ``_PORT._https`` records with any
+    other target. The owner has no addresses, so the hints carry them.
+    """
     configs = p256_configs()
     line = https_record_line(
         "www.example.test",
@@ -55,17 +62,40 @@ def test_line_for_other_port_uses_prefix_port_param_and_explicit_target() -> Non
         ipv4hint=("127.0.0.1",),
         ipv6hint=("::1",),
     )
-    assert line.startswith(
-        "_8443._https.www.example.test. 60 IN HTTPS 2 www.example.test. "
+    assert line == (
+        '_8443._https.www.example.test. 60 IN HTTPS 2 . alpn="h2" port="8443"'
+        f' ipv4hint="127.0.0.1" ech="{configs.to_base64()}" ipv6hint="::1"'
     )
     name, _, rdata = parse_line(line)
+    assert rdata.target == dns.name.root
     endpoint = endpoint_from_rdata(rdata, name, 443)
     assert endpoint.port == 8443
-    assert endpoint.target == "www.example.test"
+    assert endpoint.target == "_8443._https.www.example.test"  # "." is the owner
     assert endpoint.alpn == ("h2",)
     assert endpoint.ipv4hint == ("127.0.0.1",)
     assert endpoint.ipv6hint == ("::1",)
     assert endpoint.ech == configs
+
+
+def test_line_for_other_port_without_hints_has_dot_target_and_no_hints() -> None:
+    configs = x25519_configs()
+    line = https_record_line("www.example.test", configs, port=8443)
+    assert line == (
+        '_8443._https.www.example.test. 300 IN HTTPS 1 . alpn="h2,http/1.1"'
+        f' port="8443" ech="{configs.to_base64()}"'
+    )
+    assert "hint" not in line
+    name, _, rdata = parse_line(line)
+    endpoint = endpoint_from_rdata(rdata, name, 8443)
+    assert endpoint.target == "_8443._https.www.example.test"
+    assert (endpoint.ipv4hint, endpoint.ipv6hint) == ((), ())
+
+
+def test_explicit_target_for_other_port_is_kept() -> None:
+    line = https_record_line(
+        "a.test", x25519_configs(), port=9443, target="backend.example.test"
+    )
+    assert line.startswith("_9443._https.a.test. 300 IN HTTPS 1 backend.example.test. ")
 
 
 def test_presentation_value_is_plain_base64() -> None:
@@ -122,3 +152,80 @@ def test_warns_for_unusable_and_repeated_configs() -> None:
     assert any("config #0 (version 0xfe0c) is not usable" in w for w in warnings)
     assert any("repeated config_id 1" in w for w in warnings)
     assert not any("BoringSSL" in w for w in warnings)
+
+
+# -- ech dns-record ----------------------------------------------------------------
+
+
+HINT_WARNING = (
+    "warning: for a port other than 443 give --ipv4hint/--ipv6hint: the"
+    " record's owner _8443._https.www.example.test has no addresses\n"
+)
+
+
+def dns_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[str, str]:
+    """``ech dns-record www.example.test`` for an X25519 key; (stdout, stderr)."""
+    key_path = tmp_path / "ech.pem"
+    write_ech_key(key_path, generate_ech_key("public.test", config_id=7))
+    status = main(["dns-record", "www.example.test", "--ech-key", str(key_path), *args])
+    assert status == 0
+    out, err = capsys.readouterr()
+    return out, err
+
+
+def test_dns_record_for_443_needs_no_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, err = dns_record(tmp_path, capsys)
+    assert err == ""
+    assert out.startswith('www.example.test. 300 IN HTTPS 1 . alpn="h2,http/1.1" ech=')
+
+
+def test_dns_record_for_other_port_warns_without_hints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, err = dns_record(tmp_path, capsys, "--port", "8443")
+    assert err == HINT_WARNING
+    assert out.startswith(
+        '_8443._https.www.example.test. 300 IN HTTPS 1 . alpn="h2,http/1.1"'
+        ' port="8443" ech='
+    )
+    assert "hint" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "v4", "v6"),
+    [
+        (["--ipv4hint", "127.0.0.1"], ("127.0.0.1",), ()),
+        (["--ipv6hint", "::1"], (), ("::1",)),
+        (
+            ["--ipv4hint", "192.0.2.1", "--ipv4hint", "192.0.2.2", "--ipv6hint", "::1"],
+            ("192.0.2.1", "192.0.2.2"),
+            ("::1",),
+        ),
+    ],
+)
+def test_dns_record_for_other_port_with_hints(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    v4: tuple[str, ...],
+    v6: tuple[str, ...],
+) -> None:
+    out, err = dns_record(tmp_path, capsys, "--port", "8443", *args)
+    assert err == ""
+    name, _, rdata = parse_line(out.strip())
+    assert name.to_text() == "_8443._https.www.example.test."
+    assert rdata.target == dns.name.root
+    endpoint = endpoint_from_rdata(rdata, name, 8443)
+    assert endpoint.target == "_8443._https.www.example.test"
+    assert (endpoint.port, endpoint.ipv4hint, endpoint.ipv6hint) == (8443, v4, v6)
+
+
+def test_dns_record_rejects_a_bad_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit, match=r"^ech dns-record: .*::1"):
+        dns_record(tmp_path, capsys, "--port", "8443", "--ipv4hint", "::1")

@@ -11,6 +11,7 @@ import httpx2
 import pytest
 
 from ech.dns.cache import TTLCache
+from ech.dns.discovery import discover
 from ech.dns.resolver import DNSLookupError, DoHResolver, HTTPSResolution
 from tests.unit.dnsrecords.dns_fakes import (
     URL,
@@ -37,6 +38,9 @@ www 300 IN A 127.0.0.1
 backend 300 IN A 127.0.0.2
 backend 300 IN AAAA ::2
 _8443._https 300 IN HTTPS 1 example.test. port=8443 ech={X}
+_8443._https.www 300 IN HTTPS ( 1 . port=8443 ipv4hint=192.0.2.7
+    ipv6hint=2001:db8::7 ech={X} )
+_9443._https 300 IN HTTPS 1 . port=9443 ech={X}
 alias 300 IN HTTPS 0 www.example.test.
 cname 60 IN CNAME www.example.test.
 outside 300 IN CNAME svc.example.net.
@@ -106,6 +110,20 @@ def test_port_prefix_query_name() -> None:
     assert result.target_name == "example.test"  # no alias: the origin host
     (endpoint,) = result.endpoints
     assert (endpoint.target, endpoint.port) == ("example.test", 8443)
+
+
+def test_dot_target_at_port_prefix_is_the_prefixed_owner() -> None:
+    """RFC 9460 §2.5.2: "." at _8443._https.NAME means that owner, not NAME."""
+    fake = resolver()
+    result = fake.resolve_https("www.example.test", 8443)
+    assert result.query_name == "_8443._https.www.example.test"
+    (endpoint,) = result.endpoints
+    assert (endpoint.target, endpoint.port) == ("_8443._https.www.example.test", 8443)
+    assert endpoint.ipv4hint == ("192.0.2.7",)
+    assert endpoint.ipv6hint == ("2001:db8::7",)
+    # The owner has no A/AAAA: the hints are the addresses (RFC 9460 §7.3).
+    assert fake.addresses_for(endpoint) == ["192.0.2.7", "2001:db8::7"]
+    assert ("_8443._https.www.example.test.", "A") in fake.queries
 
 
 def test_alias_mode_is_followed_without_prefix() -> None:
@@ -305,6 +323,56 @@ def test_addresses_for_prefers_dns_then_hints() -> None:
     assert fake.addresses_for(www_first) == ["127.0.0.2", "::2"]  # hint ignored
     (hinted,) = fake.resolve_https("hintonly.example.test").endpoints
     assert fake.addresses_for(hinted) == ["192.0.2.1", "2001:db8::1"]
+
+
+# -- discover: where to connect -------------------------------------------------------
+
+
+def test_discover_dot_target_with_hints_connects_to_the_hints() -> None:
+    fake = resolver()
+    found = discover(fake, "www.example.test", 8443)
+    assert found.endpoint is not None
+    assert found.endpoint.target == "_8443._https.www.example.test"
+    assert found.addresses == ("192.0.2.7", "2001:db8::7")  # not www's 127.0.0.1
+    assert ("www.example.test.", "A") not in fake.queries  # no fallback needed
+    assert found.port == 8443
+    assert found.ech_configs == x25519_configs()
+    assert found.ech_required
+
+
+def test_discover_dot_target_without_hints_falls_back_to_the_origin() -> None:
+    """As curl does: the prefixed owner has no addresses and there are no hints."""
+    fake = resolver()
+    found = discover(fake, "example.test", 9443)
+    assert found.endpoint is not None
+    assert found.endpoint.target == "_9443._https.example.test"
+    assert (found.endpoint.ipv4hint, found.endpoint.ipv6hint) == ((), ())
+    assert found.addresses == ("127.0.0.1",)  # the origin's A
+    assert fake.queries[-4:] == [
+        ("_9443._https.example.test.", "A"),
+        ("_9443._https.example.test.", "AAAA"),
+        ("example.test.", "A"),
+        ("example.test.", "AAAA"),
+    ]
+    assert found.port == 9443
+    assert found.ech_configs == x25519_configs()
+    assert found.ech_required
+
+
+def test_discover_named_target_uses_its_addresses() -> None:
+    found = discover(resolver(), "www.example.test")
+    assert found.endpoint is not None
+    assert found.endpoint.target == "backend.example.test"
+    assert found.addresses == ("127.0.0.2", "::2")
+    assert found.port == 18443
+
+
+def test_discover_without_record_uses_the_origin() -> None:
+    found = discover(resolver(), "backend.example.test")
+    assert found.endpoint is None
+    assert found.addresses == ("127.0.0.2", "::2")
+    assert found.ech_configs is None
+    assert not found.ech_required
 
 
 @pytest.mark.parametrize(
