@@ -100,7 +100,6 @@ class ServerConnection(Connection):
         self._client_hs_secret = b""
         self._client_ap_secret = b""
         self._expected_client_finished = b""
-        self._ticket_state: TicketState | None = None
         self.server_name: str | None = None
         self.cipher_suite: CipherSuite | None = None
         self.group: NamedGroup | None = None
@@ -168,7 +167,17 @@ class ServerConnection(Connection):
             self._transcript.set_algorithm(suite.hash)
         psk = self._accept_psk(ch, raw, suite)
         self._transcript.add(raw)
+        self._send_server_flight(ch, suite, group, client_share, psk)
 
+    def _send_server_flight(
+        self,
+        ch: ClientHello,
+        suite: SuiteParams,
+        group: int,
+        client_share: bytes,
+        psk: bytes | None,
+    ) -> None:
+        """ServerHello, then EE, [Certificate, CertificateVerify], Finished."""
         certified: CertifiedKey | None = None
         scheme: int | None = None
         if psk is None:
@@ -506,7 +515,6 @@ class ServerConnection(Connection):
             ):
                 raise DecryptError("PSK binder does not verify")
             self.resumed = True
-            self._ticket_state = state
             return state.psk
         return None
 
