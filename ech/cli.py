@@ -7,31 +7,26 @@ README.md. Exit status is 0 only when the command did what was asked.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import ipaddress
 import json
 import logging
-import signal
-import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ech import hpke
-from ech.aio import TLSStream, start_server
 from ech.blocking import connect as tls_connect
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList, InvalidECHConfigList
 from ech.errors import ECHRejectedError, TLSError
 from ech.events import ECHStatus
-from ech.keys import generate_ech_key, load_ech_key, write_ech_key
-from ech.server.config import ServerConfig
-from ech.server.status_page import serve_status, status_fields
+from ech.keys import generate_ech_key, write_ech_key
+from ech.server.keyring import KeyringError, rotate
+from ech.server.service import Limits, ServeError, ServeOptions, run_serve
+from ech.server.status_page import status_fields
 
 if TYPE_CHECKING:
     from ech.dns.resolver import DoHResolver
-from ech.tls.certificates import CertifiedKey
 
 KEMS: dict[str, int] = {
     "x25519": hpke.KEM.DHKEM_X25519_HKDF_SHA256,
@@ -58,6 +53,14 @@ def _host_port(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _backend(text: str) -> tuple[str, tuple[str, int]]:
+    """``NAME=HOST:PORT`` of ``--backend``."""
+    name, sep, address = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=HOST:PORT, got {text!r}")
+    return name.lower().rstrip("."), _host_port(address)
+
+
 def _config_list(text: str) -> ECHConfigList:
     """Base64 text, or ``@FILE`` holding it."""
     try:
@@ -72,7 +75,17 @@ def _config_list(text: str) -> ECHConfigList:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    """Write an RFC 9934 ECH key file and print its base64 ECHConfigList."""
+    """Write an RFC 9934 ECH key file and print its base64 ECHConfigList.
+
+    With ``--rotate DIR``, rotate the keys of a key directory instead (see
+    :mod:`ech.server.keyring`) and print the configs to publish.
+    """
+    if args.rotate is not None:
+        return _rotate(args)
+    if args.output is None:
+        raise SystemExit("ech keygen: give -o FILE, or --rotate DIR")
+    if args.keep is not None or args.retire_after is not None:
+        raise SystemExit("ech keygen: --keep and --retire-after need --rotate")
     try:
         key = generate_ech_key(
             args.public_name,
@@ -87,107 +100,68 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rotate(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        raise SystemExit("ech keygen: give -o FILE or --rotate DIR, not both")
+    try:
+        rotation = rotate(
+            args.rotate,
+            args.public_name,
+            kem_id=KEMS[args.kem],
+            config_id=args.config_id,
+            maximum_name_length=args.max_name_length,
+            keep=args.keep,
+            retire_after=args.retire_after,
+        )
+    except (KeyringError, ValueError, OSError) as error:
+        raise SystemExit(f"ech keygen: {error}") from None
+    config_id = rotation.key.config.config_id
+    print(f"advertised: {rotation.path} (config_id {config_id})", file=sys.stderr)
+    for path in rotation.demoted:
+        print(f"accept-only: {path}", file=sys.stderr)
+    for path in rotation.removed:
+        print(f"removed: {path}", file=sys.stderr)
+    print(rotation.published.to_base64())
+    return 0
+
+
 # serve ----------------------------------------------------------------------
 
 
-def _server_config(args: argparse.Namespace) -> ServerConfig:
-    if len(args.cert) != len(args.key):
-        raise SystemExit("ech serve: give one --key for each --cert")
+def _serve_options(args: argparse.Namespace) -> ServeOptions:
     try:
-        certificates = tuple(
-            CertifiedKey.load(cert, key)
-            for cert, key in zip(args.cert, args.key, strict=True)
+        limits = Limits(
+            handshake_timeout=args.handshake_timeout,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
+            max_client_hello=args.max_client_hello,
+            shutdown_timeout=args.shutdown_timeout,
         )
-        ech_keys = tuple(load_ech_key(path) for path in args.ech_key)
-    except (ValueError, OSError) as error:
+    except ValueError as error:
         raise SystemExit(f"ech serve: {error}") from None
-    for ech_key in ech_keys:
-        name = ech_key.config.public_name
-        if not any(c.matches(name) for c in certificates):
-            # RFC 9849 §8.1: without it, rejected clients cannot recover.
-            log.warning("no certificate names public_name %s: retries will fail", name)
-    # With DoH, HTTP/2 comes first: BIND-style DoH clients speak only h2.
-    alpn = ("h2", "http/1.1") if args.doh else ("http/1.1",)
-    return ServerConfig(
-        certificates=certificates, alpn_protocols=alpn, ech_keys=ech_keys
+    return ServeOptions(
+        listen=args.listen,
+        certs=tuple(Path(p) for p in args.cert),
+        keys=tuple(Path(p) for p in args.key),
+        ech_keys=tuple(Path(p) for p in args.ech_key),
+        ech_key_dirs=tuple(args.ech_key_dir),
+        key_poll=args.key_poll,
+        trial_decryption=args.trial_decryption,
+        doh=args.doh,
+        require_ech=(tuple(args.require_ech) if args.require_ech is not None else None),
+        metrics=args.metrics,
+        limits=limits,
+        backends=dict(args.backend),
+        backend_mode=args.backend_mode,
     )
-
-
-def _common_suffix(names: list[str]) -> str:
-    """The longest DNS suffix all ``names`` share (``.`` if none)."""
-    labels = [name.lower().rstrip(".").split(".")[::-1] for name in names]
-    common: list[str] = []
-    for parts in zip(*labels, strict=False):
-        if len(set(parts)) != 1:
-            break
-        common.append(parts[0])
-    return ".".join(reversed(common)) + "." if common else "."
-
-
-async def _serve(config: ServerConfig, host: str, port: int, doh: str | None) -> None:
-    listener = socket.create_server((host, port))
-    bound_host, bound_port = listener.getsockname()[:2]
-    serve: Callable[[TLSStream], Awaitable[None]] = serve_status
-    if doh is not None:
-        serve = _doh_handler(config, doh, bound_host, bound_port)
-
-    async def handler(stream: TLSStream) -> None:
-        fields = status_fields(stream.negotiated)
-        log.info("handshake %s", json.dumps(fields, sort_keys=True))
-        try:
-            await serve(stream)
-        except (TLSError, OSError) as error:
-            log.info("connection ended: %s", error)
-
-    server = await start_server(handler, None, None, config, sock=listener)
-    print(f"listening on {bound_host}:{bound_port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with server:
-        await stop.wait()
-
-
-def _doh_handler(
-    config: ServerConfig, path: str, host: str, port: int
-) -> Callable[[TLSStream], Awaitable[None]]:
-    """DoH (HTTP/2 or 1.1) for the names we serve, the status page elsewhere.
-
-    The HTTPS records are built from the current ECH keys at query time.
-    """
-    from ech.dns.doh_server import HTTPResponse, Zone, serve_doh, serve_doh_http1
-
-    names = sorted({n for c in config.certificates for n in c.dns_names})
-    zone = Zone(
-        _common_suffix(names),
-        lambda: config.retry_configs,
-        hosts=[name + "." for name in names],  # absolute, not origin-relative
-        port=port,
-        alpn=("h2", "http/1.1"),
-        addresses=("127.0.0.1" if ipaddress.ip_address(host).is_unspecified else host,),
-    )
-
-    async def handler(stream: TLSStream) -> None:
-        body = json.dumps(status_fields(stream.negotiated), indent=2).encode()
-
-        def status_page(method: str, target: str) -> HTTPResponse:
-            headers = (("content-type", "application/json"),)
-            return HTTPResponse(200, headers, body + b"\n")
-
-        if stream.negotiated.alpn_protocol == "h2":
-            await serve_doh(stream, path, zone, other=status_page)
-        else:
-            await serve_doh_http1(stream, path, zone, other=status_page)
-
-    return handler
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run a client-facing server answering HTTP/1.1 with the status page."""
-    host, port = args.listen
-    asyncio.run(_serve(_server_config(args), host, port, args.doh))
-    return 0
+    """Run a client-facing server (see :mod:`ech.server.service`)."""
+    try:
+        return run_serve(_serve_options(args))
+    except ServeError as error:
+        raise SystemExit(f"ech serve: {error}") from None
 
 
 # connect --------------------------------------------------------------------
@@ -292,7 +266,28 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--kem", choices=sorted(KEMS), default="x25519")
     keygen.add_argument("--config-id", type=int, choices=range(256), metavar="N")
     keygen.add_argument("--max-name-length", type=int, default=0, metavar="N")
-    keygen.add_argument("-o", "--output", required=True, type=Path)
+    keygen.add_argument("-o", "--output", type=Path)
+    keygen.add_argument(
+        "--rotate",
+        type=Path,
+        metavar="DIR",
+        help="add an advertised key to key directory DIR, demote the others "
+        "to accept-only (*.accept.pem); prints the configs to publish",
+    )
+    retire = keygen.add_mutually_exclusive_group()
+    retire.add_argument(
+        "--keep",
+        type=_non_negative(int),
+        metavar="N",
+        help="with --rotate: keep the N newest accept-only keys, drop older ones",
+    )
+    retire.add_argument(
+        "--retire-after",
+        type=_non_negative(float),
+        metavar="SECONDS",
+        help="with --rotate: drop accept-only keys demoted longer ago "
+        "(at least the HTTPS record's TTL)",
+    )
     keygen.set_defaults(func=cmd_keygen)
 
     serve = commands.add_parser("serve", help="run a client-facing server")
@@ -301,8 +296,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--key", action="append", required=True, default=[])
     serve.add_argument("--ech-key", action="append", default=[], metavar="KEY.pem")
     serve.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        type=_backend,
+        metavar="NAME=HOST:PORT",
+        help="split mode: relay accepted hellos for NAME to this backend",
+    )
+    serve.add_argument(
+        "--backend-mode",
+        action="store_true",
+        help="act as a split-mode backend: confirm ECH for inner hellos (§7.2)",
+    )
+    serve.add_argument(
         "--doh", metavar="PATH", help="also answer DoH (RFC 8484) at PATH for our names"
     )
+    _add_serve_service_flags(serve)
     serve.set_defaults(func=cmd_serve)
 
     conn = commands.add_parser("connect", help="connect, GET /, report")
@@ -322,6 +331,104 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     _add_dns_commands(commands)
     return parser
+
+
+def _non_negative(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+        return value
+
+    return parse
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = _non_negative(kind)(text)
+        if value == 0:
+            raise argparse.ArgumentTypeError("must be positive")
+        return value
+
+    return parse
+
+
+def _add_serve_service_flags(serve: argparse.ArgumentParser) -> None:
+    """Keys, limits, logs and shutdown of ``ech serve`` (ech.server.service)."""
+    defaults = Limits()
+    serve.add_argument(
+        "--ech-key-dir",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="ECH keys: DIR/*.pem advertised, DIR/*.accept.pem accept-only",
+    )
+    serve.add_argument(
+        "--key-poll",
+        type=_non_negative(float),
+        default=5.0,
+        metavar="SECONDS",
+        help="reload ECH keys when their files change, checked this often "
+        "(0: only on SIGHUP; default 5)",
+    )
+    serve.add_argument(
+        "--trial-decryption",
+        action="store_true",
+        help="try every ECH key, not only those with the config_id (RFC 9849 §7.1)",
+    )
+    serve.add_argument(
+        "--require-ech",
+        nargs="*",
+        metavar="NAME",
+        help="refuse (unrecognized_name) handshakes to NAME without ECH; "
+        "no NAME: every certificate name but the public names",
+    )
+    serve.add_argument(
+        "--metrics",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics",
+    )
+    serve.add_argument(
+        "--handshake-timeout",
+        type=_positive(float),
+        default=defaults.handshake_timeout,
+        metavar="SECONDS",
+        help="close a connection whose handshake takes longer (default %(default)g)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=defaults.idle_timeout,
+        metavar="SECONDS",
+        help="close a connection idle this long (default %(default)g)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=defaults.max_connections,
+        metavar="N",
+        help="close connections beyond N at once (default %(default)d)",
+    )
+    serve.add_argument(
+        "--max-client-hello",
+        type=_positive(int),
+        default=defaults.max_client_hello,
+        metavar="BYTES",
+        help="refuse (decode_error) a longer ClientHello (default %(default)d)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=_non_negative(float),
+        default=defaults.shutdown_timeout,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, let connections finish this long "
+        "(default %(default)g)",
+    )
 
 
 def _dns_command(name: str) -> Callable[[argparse.Namespace], int]:
@@ -359,6 +466,8 @@ def _add_dns_commands(
     record.add_argument("--ech-key", action="append", required=True, metavar="KEY.pem")
     record.add_argument("--port", type=int, default=443)
     record.add_argument("--alpn", action="append", metavar="ID")
+    record.add_argument("--ipv4hint", action="append", metavar="ADDRESS")
+    record.add_argument("--ipv6hint", action="append", metavar="ADDRESS")
     record.set_defaults(func=_dns_command("cmd_dns_record"))
 
 

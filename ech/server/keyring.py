@@ -173,9 +173,7 @@ def _load(path: Path, policy: KeyPolicy) -> KeyEntry:
     return KeyEntry(path, key, policy, mtime)
 
 
-def load_keyset(
-    files: Sequence[Path] = (), directories: Sequence[Path] = ()
-) -> KeySet:
+def load_keyset(files: Sequence[Path] = (), directories: Sequence[Path] = ()) -> KeySet:
     """Read every key: ``files`` in order, then each directory newest first.
 
     Raises:
@@ -186,9 +184,7 @@ def load_keyset(
     found: list[KeyEntry] = []
     for directory in directories:
         for path in _key_files(directory):
-            policy = policy_of(path)
-            assert policy is not None  # _key_files keeps only key files
-            found.append(_load(path, policy))
+            found.append(_load(path, policy_of(path) or KeyPolicy.RETRY))
     found.sort(key=lambda e: (-e.mtime, e.path.name))
     entries = explicit + found
     advertised = [e for e in entries if e.policy is KeyPolicy.RETRY]
@@ -313,7 +309,10 @@ class Keyring:
         """Reload whenever a key file changes, polling every ``interval`` s."""
         while True:
             await asyncio.sleep(interval)
-            self.reload(force=False)
+            try:
+                self.reload(force=False)
+            except Exception:  # a bug must not stop the watching
+                log.exception("ECH key reload failed")
 
 
 # rotation ---------------------------------------------------------------------
@@ -333,7 +332,8 @@ class Rotation:
     def published(self) -> ECHConfigList:
         """The ECHConfigList to publish in DNS now: the advertised configs."""
         configs = self.keyset.retry_configs
-        assert configs is not None  # the new key is advertised
+        if configs is None:  # pragma: no cover - the new key is advertised
+            raise RuntimeError("no advertised key after a rotation")
         return configs
 
 

@@ -238,6 +238,4 @@ async def start_metrics_server(
     ) -> None:
         await _answer(metrics, reader, writer)
 
-    return await asyncio.start_server(
-        on_connect, host, port, limit=_MAX_REQUEST_HEAD
-    )
+    return await asyncio.start_server(on_connect, host, port, limit=_MAX_REQUEST_HEAD)

@@ -177,11 +177,13 @@ async def relay(
     client_writer: asyncio.StreamWriter,
     *,
     connect: Connector = asyncio.open_connection,
-    chunk: int = 65536,
+    chunk: int = 16384,
+    idle_timeout: float | None = None,
 ) -> SplitRelay:
     """Carry out a :class:`ForwardToBackend` over asyncio streams.
 
-    Returns when either side closes; both connections are closed then.
+    Returns when either side closes, or neither side sent anything for
+    ``idle_timeout`` seconds; both connections are closed then.
 
     Raises:
         OSError: the backend cannot be reached (the client is sent an
@@ -207,8 +209,24 @@ async def relay(
             client_writer.write(to_client)
             await client_writer.drain()
 
+    last_activity = [asyncio.get_running_loop().time()]
+
     async def pump(reader: asyncio.StreamReader, feed: Callable[[bytes], None]) -> None:
-        while data := await reader.read(chunk):
+        loop = asyncio.get_running_loop()
+        while True:
+            if idle_timeout is None:
+                data = await reader.read(chunk)
+            else:
+                try:
+                    data = await asyncio.wait_for(reader.read(chunk), idle_timeout)
+                except TimeoutError:
+                    # Idle only if the other direction was quiet too.
+                    if loop.time() - last_activity[0] >= idle_timeout:
+                        return
+                    continue
+            if not data:
+                return
+            last_activity[0] = loop.time()
             feed(data)
             await flush()
 

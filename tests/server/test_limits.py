@@ -1,0 +1,278 @@
+"""Limits under abuse: slowloris, oversized hellos, floods, idle and slow readers.
+
+Every client here is bounded in count and time, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import pytest
+
+from ech.aio import TLSStream, open_connection
+from ech.client.config import ClientConfig
+from ech.client.connection import ClientConnection
+from ech.errors import PeerAlert, TLSError
+from ech.server.metrics import Metrics
+from ech.server.service import HandshakeLengthGuard, Limits
+from ech.tls.enums import AlertDescription
+from ech.tls.extensions import Extension
+from ech.tls.messages import ClientHello
+from tests.server.conftest import (
+    HIDDEN_NAME,
+    IO_TIMEOUT,
+    PUBLIC_NAME,
+    ServerPKI,
+    config_list,
+    ech_key,
+    fetch,
+    run_service,
+)
+
+PLAIN_DECODE_ERROR = bytes((0x15, 3, 3, 0, 2, 2, AlertDescription.DECODE_ERROR))
+
+
+def outcomes(metrics: Metrics, outcome: str) -> float:
+    return metrics.value("ech_connection_outcomes_total", outcome=outcome)
+
+
+async def read_until_closed(reader: asyncio.StreamReader, limit: float) -> bytes:
+    """Everything the server sends until it closes (fails after ``limit`` s)."""
+    received = bytearray()
+    async with asyncio.timeout(limit):
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(4096):
+                received += chunk
+    return bytes(received)
+
+
+def client_hello_bytes(pki: ServerPKI, name: str = PUBLIC_NAME) -> bytes:
+    connection = ClientConnection(pki.client_config(), name)
+    connection.start()
+    return connection.data_to_send()
+
+
+# the ClientHello length guard -----------------------------------------------------
+
+
+def test_guard_sees_lengths_across_fragments() -> None:
+    body = bytes(100)
+    message = bytes((1,)) + len(body).to_bytes(3, "big") + body
+    # One message split over two records, a CCS record between flights.
+    records = (
+        b"\x16\x03\x01\x00\x30"
+        + message[:0x30]
+        + b"\x14\x03\x03\x00\x01\x01"
+        + b"\x16\x03\x01"
+        + (len(message) - 0x30).to_bytes(2, "big")
+        + message[0x30:]
+    )
+    for limit, expected in ((100, None), (99, 100)):
+        guard = HandshakeLengthGuard(limit)
+        found = [guard.feed(records[i : i + 1]) for i in range(len(records))]
+        assert [f for f in found if f is not None] == (
+            [] if expected is None else [expected]
+        )
+    guard = HandshakeLengthGuard(99)
+    assert guard.feed(records) == 100
+
+
+# handshake timeout -------------------------------------------------------------------
+
+
+def test_slowloris_clients_are_cut_off_and_others_served(server_pki: ServerPKI) -> None:
+    limits = Limits(handshake_timeout=0.5)
+    hello = client_hello_bytes(server_pki)
+
+    async def slowloris(port: int) -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = time.monotonic()
+
+        async def dribble() -> None:
+            with contextlib.suppress(ConnectionError):
+                for byte in hello:
+                    writer.write(bytes((byte,)))
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+
+        dribbler = asyncio.create_task(dribble())
+        try:
+            received = await read_until_closed(reader, 5.0)
+        finally:
+            dribbler.cancel()
+            writer.close()
+        assert received == b""  # no alert on a timeout, just the close
+        return time.monotonic() - started
+
+    async def main() -> None:
+        async with run_service(server_pki.server_config(), limits=limits) as running:
+            attackers = [
+                asyncio.create_task(slowloris(running.port)) for _ in range(10)
+            ]
+            await asyncio.sleep(0.1)
+            started = time.monotonic()
+            _, page = await fetch(running.port, server_pki.client_config(), PUBLIC_NAME)
+            assert page["server_name"] == PUBLIC_NAME
+            assert time.monotonic() - started < 2.0  # not blocked by them
+            held = await asyncio.gather(*attackers)
+            assert all(0.4 < seconds < 3.0 for seconds in held), held
+            metrics = running.service.metrics
+            assert outcomes(metrics, "handshake_timeout") == 10
+            assert outcomes(metrics, "completed") == 1
+
+    asyncio.run(main())
+
+
+# ClientHello size ----------------------------------------------------------------
+
+
+def test_oversized_client_hello_header_is_refused_at_once(
+    server_pki: ServerPKI,
+) -> None:
+    limits = Limits(max_client_hello=4096)
+
+    async def main() -> None:
+        async with run_service(server_pki.server_config(), limits=limits) as running:
+            reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+            # A record starting a 1 MiB ClientHello; the body never comes.
+            writer.write(b"\x16\x03\x01\x40\x00" + b"\x01\x10\x00\x00" + bytes(64))
+            received = await read_until_closed(reader, IO_TIMEOUT)
+            writer.close()
+            assert received == PLAIN_DECODE_ERROR
+            metrics = running.service.metrics
+            assert outcomes(metrics, "client_hello_too_large") == 1
+            sent = metrics.value("ech_alerts_sent_total", alert="decode_error")
+            assert sent == 1
+
+    asyncio.run(main())
+
+
+def test_client_hello_limit_with_real_clients(server_pki: ServerPKI) -> None:
+    limits = Limits(max_client_hello=4096)
+    key = ech_key(7)
+
+    def pad(size: int) -> ClientConfig:
+        def hook(hello: ClientHello) -> ClientHello:
+            return hello.with_extension(Extension(0x1A1A, bytes(size)))
+
+        return server_pki.client_config(client_hello_hook=hook)
+
+    async def main() -> None:
+        config = server_pki.server_config([key])
+        async with run_service(config, limits=limits) as running:
+            # Under the limit: plain and ECH handshakes work.
+            _, page = await fetch(running.port, pad(1000), PUBLIC_NAME)
+            assert page["server_name"] == PUBLIC_NAME
+            _, page = await fetch(
+                running.port,
+                server_pki.client_config(),
+                HIDDEN_NAME,
+                ech_configs=config_list(key),
+            )
+            assert page["ech_status"] == "accepted"
+            with pytest.raises(PeerAlert) as refused:
+                async with asyncio.timeout(IO_TIMEOUT):
+                    await open_connection(
+                        "127.0.0.1", running.port, pad(5000), PUBLIC_NAME
+                    )
+            assert refused.value.description == AlertDescription.DECODE_ERROR
+
+    asyncio.run(main())
+
+
+def test_garbage_flood_is_refused_quickly(server_pki: ServerPKI) -> None:
+    async def main() -> None:
+        async with run_service(server_pki.server_config()) as running:
+            reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+            # A record longer than TLS allows (record_overflow), then a flood.
+            writer.write(b"\x16\x03\x01\xff\xff" + bytes(1 << 20))
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            received = await read_until_closed(reader, IO_TIMEOUT)
+            writer.close()
+            assert received[:1] == b"\x15"  # an alert, then the close
+            assert outcomes(running.service.metrics, "handshake_failed") == 1
+
+    asyncio.run(main())
+
+
+# connections ------------------------------------------------------------------------
+
+
+def test_max_connections_closes_extra_ones_at_once(server_pki: ServerPKI) -> None:
+    limits = Limits(max_connections=3)
+    client = server_pki.client_config()
+
+    async def connect(port: int) -> TLSStream:
+        async with asyncio.timeout(IO_TIMEOUT):
+            return await open_connection("127.0.0.1", port, client, PUBLIC_NAME)
+
+    async def main() -> None:
+        async with run_service(server_pki.server_config(), limits=limits) as running:
+            held = [await connect(running.port) for _ in range(3)]
+            started = time.monotonic()
+            with pytest.raises((TLSError, OSError)):
+                await connect(running.port)
+            assert time.monotonic() - started < 2.0
+            metrics = running.service.metrics
+            assert outcomes(metrics, "over_capacity") == 1
+            await held.pop().close()
+            async with asyncio.timeout(IO_TIMEOUT):
+                while running.service.open_connections > 2:
+                    await asyncio.sleep(0.01)
+            held.append(await connect(running.port))  # room again
+            for stream in held:
+                await stream.close()
+
+    asyncio.run(main())
+
+
+def test_idle_connection_is_closed(server_pki: ServerPKI) -> None:
+    limits = Limits(idle_timeout=0.3)
+
+    async def main() -> None:
+        async with run_service(server_pki.server_config(), limits=limits) as running:
+            async with asyncio.timeout(IO_TIMEOUT):
+                stream = await open_connection(
+                    "127.0.0.1", running.port, server_pki.client_config(), PUBLIC_NAME
+                )
+                started = time.monotonic()
+                assert await stream.recv() == b""
+            assert 0.25 < time.monotonic() - started < 3.0
+            await stream.close()
+            async with asyncio.timeout(IO_TIMEOUT):
+                while running.service.open_connections:
+                    await asyncio.sleep(0.01)
+            assert outcomes(running.service.metrics, "idle_timeout") == 1
+
+    asyncio.run(main())
+
+
+def test_client_that_never_reads_is_dropped(server_pki: ServerPKI) -> None:
+    """Pipelined requests, responses never read: writes stall, then time out."""
+    limits = Limits(idle_timeout=0.5)
+    request = b"GET / HTTP/1.1\r\nHost: public.example\r\n\r\n"
+
+    async def main() -> None:
+        async with run_service(server_pki.server_config(), limits=limits) as running:
+            async with asyncio.timeout(IO_TIMEOUT):
+                stream = await open_connection(
+                    "127.0.0.1", running.port, server_pki.client_config(), PUBLIC_NAME
+                )
+            flood = request * 300  # ~12 KB of requests, ~130 KB of answers each
+            with contextlib.suppress(TimeoutError, OSError, TLSError):
+                async with asyncio.timeout(8.0):
+                    for _ in range(200):
+                        await stream.send(flood)
+            # Meanwhile others are served.
+            _, page = await fetch(running.port, server_pki.client_config(), PUBLIC_NAME)
+            assert page["server_name"] == PUBLIC_NAME
+            async with asyncio.timeout(IO_TIMEOUT):
+                while running.service.open_connections:
+                    await asyncio.sleep(0.05)
+            stream.writer.transport.abort()
+            assert outcomes(running.service.metrics, "idle_timeout") == 1
+
+    asyncio.run(main())

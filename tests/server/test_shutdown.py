@@ -1,0 +1,116 @@
+"""Graceful shutdown of ``ech serve`` on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from ech.aio import TLSStream, open_connection
+from tests.server.conftest import (
+    IO_TIMEOUT,
+    PUBLIC_NAME,
+    ServeProcess,
+    ServerPKI,
+    serve_process,
+)
+
+
+async def connect(server: ServeProcess, pki: ServerPKI) -> TLSStream:
+    async with asyncio.timeout(IO_TIMEOUT):
+        return await open_connection(
+            "127.0.0.1", server.port, pki.client_config(), PUBLIC_NAME
+        )
+
+
+async def until_refused(port: int) -> None:
+    """Wait until the listening socket is closed."""
+    async with asyncio.timeout(IO_TIMEOUT):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except ConnectionRefusedError:
+                return
+            writer.close()
+            await asyncio.sleep(0.02)
+
+
+async def exit_code(server: ServeProcess, limit: float) -> tuple[int, float]:
+    started = time.monotonic()
+    code = await asyncio.to_thread(server.process.wait, limit)
+    return code, time.monotonic() - started
+
+
+def test_open_connection_finishes_after_sigterm(
+    server_pki: ServerPKI, tmp_path: Path
+) -> None:
+    args = [*server_pki.cert_args(), "--shutdown-timeout", "5"]
+    with serve_process(args, tmp_path / "serve.log") as server:
+
+        async def main() -> None:
+            stream = await connect(server, server_pki)
+            server.process.send_signal(signal.SIGTERM)
+            await until_refused(server.port)
+            # The open connection is still served, then the server exits.
+            request = f"GET / HTTP/1.1\r\nHost: {PUBLIC_NAME}\r\nConnection: close"
+            await stream.send(request.encode() + b"\r\n\r\n")
+            response = bytearray()
+            async with asyncio.timeout(IO_TIMEOUT):
+                while chunk := await stream.recv():
+                    response += chunk
+            await stream.close()
+            assert response.startswith(b"HTTP/1.1 200 OK")
+            code, seconds = await exit_code(server, IO_TIMEOUT)
+            assert code == 0
+            assert seconds < 3.0
+
+        asyncio.run(main())
+        outcomes = [line["outcome"] for line in server.connections()]
+        # Probes of until_refused that got in before the signal end peer_closed.
+        assert outcomes.count("completed") == 1
+        assert set(outcomes) <= {"completed", "peer_closed"}
+    assert "Traceback" not in server.log()
+
+
+def test_lingering_connection_closed_at_deadline(
+    server_pki: ServerPKI, tmp_path: Path
+) -> None:
+    args = [*server_pki.cert_args(), "--shutdown-timeout", "0.5"]
+    with serve_process(args, tmp_path / "serve.log") as server:
+
+        async def main() -> None:
+            stream = await connect(server, server_pki)
+            started = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(IO_TIMEOUT):
+                assert await stream.recv() == b""  # close_notify at the deadline
+            assert 0.4 < time.monotonic() - started < 4.0
+            await stream.close()
+            code, _ = await exit_code(server, IO_TIMEOUT)
+            assert code == 0
+
+        asyncio.run(main())
+        outcomes = [line["outcome"] for line in server.connections()]
+        assert outcomes == ["shutdown"]
+
+
+def test_second_signal_stops_waiting(server_pki: ServerPKI, tmp_path: Path) -> None:
+    args = [*server_pki.cert_args(), "--shutdown-timeout", "60"]
+    with serve_process(args, tmp_path / "serve.log") as server:
+
+        async def main() -> None:
+            stream = await connect(server, server_pki)
+            server.process.send_signal(signal.SIGTERM)
+            await until_refused(server.port)
+            server.process.send_signal(signal.SIGINT)
+            try:
+                code, seconds = await exit_code(server, 5.0)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("the second signal did not stop it") from None
+            assert code == 0
+            assert seconds < 4.0
+            await stream.close()
+
+        asyncio.run(main())
