@@ -36,12 +36,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Final
+
+from timing import Side, pump
 
 import ech
 from ech.config import ECHConfigList, HpkeSymmetricCipherSuite
@@ -61,32 +61,6 @@ GO_MISSING: Final = (
 )
 ECH_CPU_TARGET_MS: Final = 0.1  # ECH may add at most this much server CPU
 GO_SERVER_RATIO_TARGET: Final = 2.0  # our server stays below this times Go's
-
-
-class Side:
-    """Accumulates the CPU time (and optionally a profile) of one side."""
-
-    __slots__ = ("_start", "ns", "profiler")
-
-    def __init__(self, profiler: cProfile.Profile | None = None) -> None:
-        self.profiler = profiler
-        self.ns = 0
-        self._start = 0
-
-    def __enter__(self) -> None:
-        if self.profiler is not None:
-            self.profiler.enable()
-        self._start = time.process_time_ns()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.ns += time.process_time_ns() - self._start
-        if self.profiler is not None:
-            self.profiler.disable()
 
 
 @dataclass(frozen=True)
@@ -182,23 +156,7 @@ def handshake(
     first_flight = len(to_server)
     with ss:
         server = ech.ServerConnection(fx.server_ech if use_ech else fx.server_plain)
-    client_done = server_done = False
-    to_client = b""
-    while not (client_done and server_done):
-        if not to_server and not to_client:
-            raise RuntimeError("ech handshake stalled")
-        if to_server:
-            with ss:
-                events = server.receive_data(to_server)
-                to_client = server.data_to_send()
-            to_server = b""
-            server_done |= any(isinstance(e, ech.HandshakeComplete) for e in events)
-        if to_client:
-            with cs:
-                events = client.receive_data(to_client)
-                to_server = client.data_to_send()
-            to_client = b""
-            client_done |= any(isinstance(e, ech.HandshakeComplete) for e in events)
+    pump(client, server, to_server, cs, ss)
     return client, server, first_flight
 
 
@@ -440,7 +398,7 @@ def profile(fx: Fixture, count: int, warmup: int) -> None:
         handshake(fx, True, Side(), Side())
     profiler = cProfile.Profile()
     for _ in range(count):
-        client, server, _ = handshake(fx, True, Side(), Side(profiler))
+        client, server, _ = handshake(fx, True, Side(), Side(profiler=profiler))
         check(client, server, True)
     stats = pstats.Stats(profiler, stream=sys.stdout)
     stats.strip_dirs()

@@ -31,8 +31,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Final
+
+from timing import Side, pump
 
 import ech
 from ech import hpke
@@ -62,27 +63,6 @@ LABELS: Final = {
     KEM.MLKEM1024_P384: "MLKEM1024-P384 (0x0051)",
 }
 HPKE_PAYLOAD: Final = bytes(300)  # about a padded EncodedClientHelloInner
-
-
-class Side:
-    """Accumulates the CPU time of one side of a handshake."""
-
-    __slots__ = ("_start", "ns")
-
-    def __init__(self) -> None:
-        self.ns = 0
-        self._start = 0
-
-    def __enter__(self) -> None:
-        self._start = time.process_time_ns()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.ns += time.process_time_ns() - self._start
 
 
 @dataclass(frozen=True)
@@ -151,23 +131,7 @@ def handshake(
     first_flight = len(to_server)
     with ss:
         server = ech.ServerConnection(fx.server)
-    client_done = server_done = False
-    to_client = b""
-    while not (client_done and server_done):
-        if not to_server and not to_client:
-            raise RuntimeError("ech handshake stalled")
-        if to_server:
-            with ss:
-                events = server.receive_data(to_server)
-                to_client = server.data_to_send()
-            to_server = b""
-            server_done |= any(isinstance(e, ech.HandshakeComplete) for e in events)
-        if to_client:
-            with cs:
-                events = client.receive_data(to_client)
-                to_server = client.data_to_send()
-            to_client = b""
-            client_done |= any(isinstance(e, ech.HandshakeComplete) for e in events)
+    pump(client, server, to_server, cs, ss)
     return client, server, first_flight
 
 

@@ -41,12 +41,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from types import TracebackType
 
 import aioquic.tls as aq
 from aioquic._buffer import Buffer  # aioquic.buffer does not re-export it
 from cryptography.hazmat.backends.openssl import backend as crypto_backend
 from cryptography.hazmat.primitives.asymmetric import ec
+from timing import Side, pump
 
 import ech
 from ech.pki import TestCA
@@ -54,33 +54,6 @@ from ech.pki import TestCA
 SERVER_NAME = "example.test"
 CIPHER = "TLS_AES_128_GCM_SHA256"
 Clock = Callable[[], int]
-
-
-class Side:
-    """Accumulates the time (and optionally a profile) of one side's calls."""
-
-    __slots__ = ("_start", "clock", "ns", "profiler")
-
-    def __init__(self, clock: Clock, profiler: cProfile.Profile | None = None) -> None:
-        self.clock = clock
-        self.profiler = profiler
-        self.ns = 0
-        self._start = 0
-
-    def __enter__(self) -> None:
-        if self.profiler is not None:
-            self.profiler.enable()
-        self._start = self.clock()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.ns += self.clock() - self._start
-        if self.profiler is not None:
-            self.profiler.disable()
 
 
 @dataclass(frozen=True)
@@ -193,23 +166,7 @@ def handshake_ech(fx: Fixture, cs: Side, ss: Side) -> str:
         to_server = client.data_to_send()
     with ss:
         server = ech.ServerConnection(fx.ech_server)
-    client_done = server_done = False
-    to_client = b""
-    while not (client_done and server_done):
-        if not to_server and not to_client:
-            raise RuntimeError("ech handshake stalled")
-        if to_server:
-            with ss:
-                events = server.receive_data(to_server)
-                to_client = server.data_to_send()
-            to_server = b""
-            server_done |= any(isinstance(e, ech.HandshakeComplete) for e in events)
-        if to_client:
-            with cs:
-                events = client.receive_data(to_client)
-                to_server = client.data_to_send()
-            to_client = b""
-            client_done |= any(isinstance(e, ech.HandshakeComplete) for e in events)
+    pump(client, server, to_server, cs, ss)
     suite = client.cipher_suite
     group = client.group
     return f"{suite.name if suite else '?'} / {group.name if group else '?'}"
