@@ -139,8 +139,10 @@ class EarlySecret(_Stage):
         cls, algorithm: hashes.HashAlgorithm, psk: bytes | None
     ) -> EarlySecret:
         """Start the schedule with a PSK, or with zeros for a full handshake."""
+        if not psk:
+            return _no_psk_early_secret(type(algorithm))
         zeros = bytes(algorithm.digest_size)
-        return cls(algorithm, hkdf_extract(algorithm, zeros, psk or zeros))
+        return cls(algorithm, hkdf_extract(algorithm, zeros, psk))
 
     def binder_key(self, *, external: bool = False) -> bytes:
         """``res binder`` (or ``ext binder``) key for PSK binders (§4.2.11.2)."""
@@ -153,10 +155,39 @@ class EarlySecret(_Stage):
 
     def handshake_secret(self, shared_secret: bytes) -> HandshakeSecret:
         """Mix in the (EC)DHE shared secret."""
-        salt = self._derive(b"derived", hash_bytes(self.algorithm, b""))
         return HandshakeSecret(
-            self.algorithm, hkdf_extract(self.algorithm, salt, shared_secret)
+            self.algorithm,
+            hkdf_extract(self.algorithm, self._derived_salt(), shared_secret),
         )
+
+    def _derived_salt(self) -> bytes:
+        """``Derive-Secret(., "derived", "")``, the salt of the next stage."""
+        return self._derive(b"derived", hash_bytes(self.algorithm, b""))
+
+
+@dataclass(frozen=True, slots=True)
+class _NoPskEarlySecret(EarlySecret):
+    """The Early Secret of a full handshake: HKDF-Extract(0, 0).
+
+    It and its ``derived`` salt depend only on the hash, so every full
+    handshake shares one instance per hash (see :func:`_no_psk_early_secret`).
+    """
+
+    derived_salt: bytes = field(default=b"", repr=False)
+
+    def _derived_salt(self) -> bytes:
+        return self.derived_salt
+
+
+@functools.cache
+def _no_psk_early_secret(
+    algorithm_type: type[hashes.HashAlgorithm],
+) -> _NoPskEarlySecret:
+    """The full handshake's Early Secret for one hash, derived once."""
+    algorithm = algorithm_type()
+    zeros = bytes(algorithm.digest_size)
+    early = EarlySecret(algorithm, hkdf_extract(algorithm, zeros, zeros))
+    return _NoPskEarlySecret(algorithm, early.secret, early._derived_salt())
 
 
 @dataclass(frozen=True, slots=True)
