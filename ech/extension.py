@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Self
 
@@ -44,7 +43,7 @@ class ECHClientHelloOuter:
 
     def with_payload(self, payload: bytes) -> Self:
         """A copy with another payload (for ClientHelloOuterAAD, §5.2)."""
-        return dataclasses.replace(self, payload=payload)
+        return type(self)(self.cipher_suite, self.config_id, self.enc, payload)
 
 
 def parse_client_hello_extension(data: bytes) -> ECHClientHelloOuter | None:

@@ -159,7 +159,15 @@ class ServerHello(Message):
 
     def with_random(self, random: bytes) -> Self:
         """A copy with another ``random`` (ECH confirmation zeroes its tail)."""
-        return dataclasses.replace(self, random=random)
+        # Built directly: dataclasses.replace costs twice as much, on a hot path.
+        return type(self)(
+            random,
+            self.legacy_session_id_echo,
+            self.cipher_suite,
+            self.extensions,
+            self.legacy_version,
+            self.legacy_compression_method,
+        )
 
 
 @dataclass(frozen=True, slots=True)
