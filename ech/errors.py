@@ -89,6 +89,10 @@ class DecodeError(Alert):
     description = AlertDescription.DECODE_ERROR
 
 
+class MessageTooLong(DecodeError):
+    """A handshake message longer than the local limit (sent as decode_error)."""
+
+
 class DecryptError(Alert):
     """RFC 8446 §6.2 ``decrypt_error``: a signature or Finished check failed."""
 

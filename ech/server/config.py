@@ -65,6 +65,9 @@ class ServerConfig:
         backends: split mode (§3.1): inner names (lower case) served by a
             backend at ``(host, port)``; an accepted hello for one of them is
             forwarded there, not completed here.
+        max_client_hello: longest handshake message a client may send, its
+            ClientHello above all; longer ones are refused with decode_error
+            as soon as their header arrives.
     """
 
     certificates: tuple[CertifiedKey, ...]
@@ -91,6 +94,7 @@ class ServerConfig:
     ech_trial_decryption: bool = False
     ech_backend: bool = False
     backends: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    max_client_hello: int = 1 << 16
 
     @functools.cached_property
     def ech_key_index(self) -> dict[int, tuple[ECHKey, ...]]:

@@ -92,7 +92,9 @@ class ServerConnection(Connection):
     """One TLS 1.3 server connection. Performs no I/O."""
 
     def __init__(self, config: ServerConfig) -> None:
-        super().__init__(config.record_padding)
+        # A client sends nothing longer than its ClientHello, so one limit
+        # bounds what a client can make us buffer.
+        super().__init__(config.record_padding, config.max_client_hello)
         self.config = config
         self.state = ServerState.WAIT_CH
         self._transcript = Transcript()

@@ -19,11 +19,10 @@ Limits (defaults in :class:`Limits`; ``ech serve`` flags in brackets):
   (not queued: queueing would let a flood hold memory). The kernel's listen
   backlog is the only queue. Such closes are counted (``over_capacity``),
   logged at DEBUG, and warned about at most every 10 s.
-* maximum ClientHello [``--max-client-hello``, 16384 bytes]: the
-  handshake-message length of each ClientHello is read from the plaintext
-  records before the sans-IO connection sees them; a longer one is refused
-  with a ``decode_error`` alert (what :class:`HandshakeReassembler` sends
-  for its own, larger, limit) as soon as its 4-byte header arrives.
+* maximum ClientHello [``--max-client-hello``, 16384 bytes]: passed to the
+  sans-IO connection as ``ServerConfig.max_client_hello``, whose handshake
+  reassembler refuses a longer message with ``decode_error`` as soon as its
+  4-byte header is in a complete record (records are at most 16 KiB).
 * bounded buffers: each read takes at most ``buffer_size`` bytes, and the
   asyncio reader stops reading from the socket once it holds twice that,
   so a connection's memory is bounded whatever the client sends.
@@ -51,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -68,6 +68,7 @@ from ech.aio import TLSStream
 from ech.errors import (
     Alert,
     ConnectionClosedError,
+    MessageTooLong,
     PeerAlert,
     TLSError,
 )
@@ -79,7 +80,8 @@ from ech.server.metrics import Metrics, start_metrics_server
 from ech.server.split import relay
 from ech.server.status_page import serve_status, status_fields
 from ech.tls.certificates import CertifiedKey
-from ech.tls.enums import AlertDescription, ContentType
+from ech.tls.enums import AlertDescription, AlertLevel, ContentType
+from ech.tls.wire import record_header
 
 __all__ = [
     "REQUIRE_ECH_ALERT",
@@ -197,66 +199,7 @@ class ConnectionTimeoutError(ConnectionClosedError):
 
 def _plain_alert(description: AlertDescription) -> bytes:
     """A fatal alert record in the clear (before any key is in use)."""
-    return bytes((ContentType.ALERT, 3, 3, 0, 2, 2, description))
-
-
-class HandshakeLengthGuard:
-    """Reads plaintext records far enough to see each handshake message length.
-
-    Feed it the bytes of the ClientHello flight(s) before the connection
-    parses them; :meth:`feed` reports the first message longer than
-    ``limit`` as soon as its 4-byte header is in. It keeps 9 bytes of state.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._record_header = bytearray()
-        self._record_type = 0
-        self._record_left = 0
-        self._message_header = bytearray()
-        self._message_left = 0
-
-    def feed(self, data: bytes) -> int | None:
-        """Consume ``data``; the length of a too-long message, if one started."""
-        view = memoryview(data)
-        while view:
-            if self._record_left == 0:
-                need = 5 - len(self._record_header)
-                self._record_header += view[:need]
-                view = view[need:]
-                if len(self._record_header) < 5:
-                    return None
-                self._record_type = self._record_header[0]
-                self._record_left = int.from_bytes(self._record_header[3:5], "big")
-                self._record_header.clear()
-                continue
-            take = min(self._record_left, len(view))
-            if self._record_type == ContentType.HANDSHAKE:
-                too_long = self._handshake(view[:take])
-                if too_long is not None:
-                    return too_long
-            view = view[take:]
-            self._record_left -= take
-        return None
-
-    def _handshake(self, view: memoryview) -> int | None:
-        while view:
-            if self._message_left == 0:
-                need = 4 - len(self._message_header)
-                self._message_header += view[:need]
-                view = view[need:]
-                if len(self._message_header) < 4:
-                    return None
-                length = int.from_bytes(self._message_header[1:4], "big")
-                self._message_header.clear()
-                if length > self.limit:
-                    return length
-                self._message_left = length
-                continue
-            take = min(self._message_left, len(view))
-            view = view[take:]
-            self._message_left -= take
-        return None
+    return record_header(ContentType.ALERT, 2) + bytes((AlertLevel.FATAL, description))
 
 
 class ServiceStream(TLSStream):
@@ -266,7 +209,6 @@ class ServiceStream(TLSStream):
         reader, writer: the accepted connection.
         connection: a new server connection.
         read_size: most bytes taken per read.
-        max_client_hello: longest ClientHello accepted, or None.
         refuse: called once the ClientHello is processed and before the
             server's flight is sent; an alert to abort with, or None.
 
@@ -283,7 +225,6 @@ class ServiceStream(TLSStream):
         connection: ServerConnection,
         *,
         read_size: int = 16384,
-        max_client_hello: int | None = None,
         refuse: Callable[[ServerConnection], AlertDescription | None] | None = None,
     ) -> None:
         super().__init__(reader, writer, connection)
@@ -293,9 +234,6 @@ class ServiceStream(TLSStream):
         self.alert_sent: AlertDescription | None = None
         self.alert_received: AlertDescription | None = None
         self._read_size = read_size
-        self._hello = (
-            HandshakeLengthGuard(max_client_hello) if max_client_hello else None
-        )
         self._refuse_check = refuse
 
     async def _io(self, awaitable: Awaitable[T]) -> T:
@@ -339,16 +277,6 @@ class ServiceStream(TLSStream):
         data = await self._io(self.reader.read(self._read_size))
         server = self.server
         hello = server.state in _HELLO_STATES
-        if hello and self._hello is not None and data:
-            length = self._hello.feed(data)
-            if length is not None:
-                message = f"ClientHello of {length} bytes exceeds {self._hello.limit}"
-                await self._refuse(
-                    AlertDescription.DECODE_ERROR,
-                    RefusedError(
-                        AlertDescription.DECODE_ERROR, "client_hello_too_large", message
-                    ),
-                )
         try:
             events = server.receive_data(data)
         except BaseException as error:
@@ -360,6 +288,11 @@ class ServiceStream(TLSStream):
                 await self._check_refusal()
             with contextlib.suppress(OSError, ConnectionError, TLSError):
                 await self._flush()
+            if hello and isinstance(error, MessageTooLong):
+                # ServerConfig.max_client_hello (the connection sent the alert).
+                raise RefusedError(
+                    AlertDescription.DECODE_ERROR, "client_hello_too_large", str(error)
+                ) from error
             raise
         if hello:
             await self._check_refusal()
@@ -423,6 +356,8 @@ class Service:
         self._connections: set[asyncio.Task[object]] = set()
         self._closing = False
         self._capacity_warned = -math.inf
+        self._limited_source: ServerConfig | None = None
+        self._limited_config: ServerConfig | None = None
 
     @property
     def open_connections(self) -> int:
@@ -491,17 +426,26 @@ class Service:
             return REQUIRE_ECH_ALERT
         return None
 
+    def _limited(self, config: ServerConfig) -> ServerConfig:
+        """``config`` with our ClientHello limit, made once per config object."""
+        limited = self._limited_config
+        if config is not self._limited_source or limited is None:
+            limited = dataclasses.replace(
+                config, max_client_hello=self.limits.max_client_hello
+            )
+            self._limited_source, self._limited_config = config, limited
+        return limited
+
     def new_stream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> ServiceStream:
         """A stream over a new ServerConnection built from the current config."""
-        connection = ServerConnection(self._provider())
+        connection = ServerConnection(self._limited(self._provider()))
         return ServiceStream(
             reader,
             writer,
             connection,
             read_size=self.limits.buffer_size,
-            max_client_hello=self.limits.max_client_hello,
             refuse=self._refusal if self.require_ech is not None else None,
         )
 
@@ -837,6 +781,7 @@ def base_config(options: ServeOptions) -> ServerConfig:
         ech_trial_decryption=options.trial_decryption,
         backends=options.backends,
         ech_backend=options.backend_mode,
+        max_client_hello=options.limits.max_client_hello,
     )
 
 

@@ -65,9 +65,13 @@ class Phase(enum.Enum):
 class Connection:
     """The role-independent half of a TLS 1.3 connection."""
 
-    def __init__(self, padding: PaddingPolicy | None = None) -> None:
+    def __init__(
+        self,
+        padding: PaddingPolicy | None = None,
+        max_handshake_message: int = MAX_HANDSHAKE_MESSAGE,
+    ) -> None:
         self._records = RecordLayer(padding)
-        self._reassembler = HandshakeReassembler(MAX_HANDSHAKE_MESSAGE)
+        self._reassembler = HandshakeReassembler(max_handshake_message)
         self._phase = Phase.HANDSHAKE
         self._events: list[Event] = []
         self._suite: SuiteParams | None = None

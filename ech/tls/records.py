@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 
-from ech.errors import BadRecordMac, DecodeError, RecordOverflow, UnexpectedMessage
+from ech.errors import (
+    BadRecordMac,
+    DecodeError,
+    MessageTooLong,
+    RecordOverflow,
+    UnexpectedMessage,
+)
 from ech.tls.enums import ContentType
 from ech.tls.key_schedule import traffic_keys
 from ech.tls.suites import AEAD, SuiteParams
@@ -251,7 +257,10 @@ class HandshakeReassembler:
             return None
         msg_type, length = peeked
         if length > self._max:
-            raise DecodeError(f"handshake message of {length} bytes is too long")
+            # Refused as soon as its header is in: memory stays bounded.
+            raise MessageTooLong(
+                f"handshake message of {length} bytes exceeds {self._max}"
+            )
         frame = self._frames.pop(length)
         if frame is None:
             return None

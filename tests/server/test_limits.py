@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 
 import pytest
@@ -14,9 +15,10 @@ import pytest
 from ech.aio import TLSStream, open_connection
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
-from ech.errors import PeerAlert, TLSError
+from ech.errors import DecodeError, MessageTooLong, PeerAlert, TLSError
+from ech.server.connection import ServerConnection
 from ech.server.metrics import Metrics
-from ech.server.service import HandshakeLengthGuard, Limits
+from ech.server.service import Limits
 from ech.tls.enums import AlertDescription
 from ech.tls.extensions import Extension
 from ech.tls.messages import ClientHello
@@ -54,29 +56,34 @@ def client_hello_bytes(pki: ServerPKI, name: str = PUBLIC_NAME) -> bytes:
     return connection.data_to_send()
 
 
-# the ClientHello length guard -----------------------------------------------------
+# the ClientHello length limit (sans-IO, ServerConfig.max_client_hello) ------------
 
 
-def test_guard_sees_lengths_across_fragments() -> None:
+def test_limit_sees_lengths_across_fragments(server_pki: ServerPKI) -> None:
+    """A message split over records is refused once its header shows the length."""
     body = bytes(100)
     message = bytes((1,)) + len(body).to_bytes(3, "big") + body
-    # One message split over two records, a CCS record between flights.
+    # One message split over two records.
     records = (
         b"\x16\x03\x01\x00\x30"
         + message[:0x30]
-        + b"\x14\x03\x03\x00\x01\x01"
         + b"\x16\x03\x01"
         + (len(message) - 0x30).to_bytes(2, "big")
         + message[0x30:]
     )
-    for limit, expected in ((100, None), (99, 100)):
-        guard = HandshakeLengthGuard(limit)
-        found = [guard.feed(records[i : i + 1]) for i in range(len(records))]
-        assert [f for f in found if f is not None] == (
-            [] if expected is None else [expected]
-        )
-    guard = HandshakeLengthGuard(99)
-    assert guard.feed(records) == 100
+    for limit, too_long in ((100, False), (99, True)):
+        config = dataclasses.replace(server_pki.server_config(), max_client_hello=limit)
+        connection = ServerConnection(config)
+
+        def feed_bytewise(conn: ServerConnection = connection) -> None:
+            for i in range(len(records)):
+                conn.receive_data(records[i : i + 1])
+
+        with pytest.raises(DecodeError) as raised:
+            feed_bytewise()
+        assert isinstance(raised.value, MessageTooLong) is too_long
+        # The alert went out in the clear, before anything else.
+        assert connection.data_to_send() == PLAIN_DECODE_ERROR
 
 
 # handshake timeout -------------------------------------------------------------------
@@ -136,8 +143,8 @@ def test_oversized_client_hello_header_is_refused_at_once(
     async def main() -> None:
         async with run_service(server_pki.server_config(), limits=limits) as running:
             reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
-            # A record starting a 1 MiB ClientHello; the body never comes.
-            writer.write(b"\x16\x03\x01\x40\x00" + b"\x01\x10\x00\x00" + bytes(64))
+            # A whole record starting a 1 MiB ClientHello; the rest never comes.
+            writer.write(b"\x16\x03\x01\x00\x44" + b"\x01\x10\x00\x00" + bytes(64))
             received = await read_until_closed(reader, IO_TIMEOUT)
             writer.close()
             assert received == PLAIN_DECODE_ERROR

@@ -71,7 +71,8 @@ def test_limit_flags(server_pki: ServerPKI, tmp_path: Path) -> None:
             return bytes(received), time.monotonic() - started
 
         async def main() -> None:
-            received, _ = await exchange(b"\x16\x03\x01\x10\x00\x01\x00\x08\x01")
+            # A whole record whose ClientHello header claims 2049 bytes.
+            received, _ = await exchange(b"\x16\x03\x01\x00\x04\x01\x00\x08\x01")
             assert received == bytes(
                 (0x15, 3, 3, 0, 2, 2, AlertDescription.DECODE_ERROR)
             )
