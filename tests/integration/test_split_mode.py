@@ -65,6 +65,12 @@ class Front:
         async def close() -> None:
             for server in self.servers:
                 server.close()
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for server in self.servers:
                 await server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
