@@ -80,17 +80,6 @@ class CertifiedKey:
         return False
 
 
-def select_certificate(
-    certificates: Sequence[CertifiedKey], server_name: str | None
-) -> CertifiedKey:
-    """The first certificate naming ``server_name``, else the first one."""
-    if server_name is not None:
-        for candidate in certificates:
-            if candidate.matches(server_name):
-                return candidate
-    return certificates[0]
-
-
 @functools.cache
 def system_trust_store() -> tuple[x509.Certificate, ...]:
     """The operating system's CA certificates (OpenSSL's default CA file)."""

@@ -149,7 +149,7 @@ class Connection:
             raise ConnectionClosedError("connection failed")
         if self._sent_close:
             raise RuntimeError("send() after close()")
-        if self._phase is not Phase.CONNECTED and not self._can_send_early():
+        if self._phase is not Phase.CONNECTED:
             raise RuntimeError("send() before the handshake completed")
         if data:
             self._records.write(ContentType.APPLICATION_DATA, bytes(data))
@@ -197,9 +197,6 @@ class Connection:
         return master.resumption_master_secret(self._client_finished_hash)
 
     # for subclasses ----------------------------------------------------------
-
-    def _can_send_early(self) -> bool:
-        return False
 
     def _handle_handshake(self, msg_type: int, body: bytes, raw: bytes) -> None:
         raise NotImplementedError

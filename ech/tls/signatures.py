@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -59,16 +57,6 @@ def schemes_for_key(key: PrivateKeyTypes) -> tuple[SignatureScheme, ...]:
     if isinstance(key, rsa.RSAPrivateKey):
         return (S.RSA_PSS_RSAE_SHA256, S.RSA_PSS_RSAE_SHA384, S.RSA_PSS_RSAE_SHA512)
     return ()
-
-
-def choose_scheme(
-    key: PrivateKeyTypes, offered: Sequence[int]
-) -> SignatureScheme | None:
-    """The first scheme of ours for ``key`` that the peer offered."""
-    for scheme in schemes_for_key(key):
-        if scheme in offered:
-            return scheme
-    return None
 
 
 def sign(key: PrivateKeyTypes, scheme: int, content: bytes) -> bytes:
