@@ -80,8 +80,8 @@ from ech.server.metrics import Metrics, start_metrics_server
 from ech.server.split import relay
 from ech.server.status_page import serve_status, status_fields
 from ech.tls.certificates import CertifiedKey
-from ech.tls.enums import AlertDescription, AlertLevel, ContentType
-from ech.tls.wire import record_header
+from ech.tls.enums import AlertDescription
+from ech.tls.records import plaintext_alert
 
 __all__ = [
     "REQUIRE_ECH_ALERT",
@@ -197,11 +197,6 @@ class ConnectionTimeoutError(ConnectionClosedError):
     """No progress for the idle timeout; the connection is being closed."""
 
 
-def _plain_alert(description: AlertDescription) -> bytes:
-    """A fatal alert record in the clear (before any key is in use)."""
-    return record_header(ContentType.ALERT, 2) + bytes((AlertLevel.FATAL, description))
-
-
 class ServiceStream(TLSStream):
     """A server :class:`TLSStream` with the service's limits and checks.
 
@@ -257,7 +252,7 @@ class ServiceStream(TLSStream):
     async def _refuse(self, description: AlertDescription, error: RefusedError) -> None:
         self.server.data_to_send()  # drop the flight: it must not leave
         self.alert_sent = description
-        self.writer.write(_plain_alert(description))
+        self.writer.write(plaintext_alert(description))
         with contextlib.suppress(OSError, ConnectionError):
             await self._io(self.writer.drain())
         raise error

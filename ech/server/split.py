@@ -24,10 +24,15 @@ from collections.abc import Awaitable, Callable
 from ech.errors import Alert, UnexpectedMessage
 from ech.events import ForwardToBackend
 from ech.server.ech import open_second_client_hello
-from ech.tls.enums import AlertLevel, ContentType, HandshakeType
+from ech.tls.enums import AlertDescription, ContentType, HandshakeType
 from ech.tls.messages import ClientHello, ServerHello
-from ech.tls.records import HandshakeReassembler, RecordLayer, frame_handshake
-from ech.tls.wire import FrameBuffer, record_header
+from ech.tls.records import (
+    HandshakeReassembler,
+    RecordLayer,
+    frame_handshake,
+    plaintext_alert,
+)
+from ech.tls.wire import FrameBuffer
 
 log = logging.getLogger("ech.split")
 
@@ -88,8 +93,7 @@ class SplitRelay:
             self._second_hello_records()
         except Alert as alert:
             self.state = RelayState.FAILED
-            self._to_client += record_header(ContentType.ALERT, 2)
-            self._to_client += bytes((AlertLevel.FATAL, alert.description))
+            self._to_client += plaintext_alert(alert.description)
             raise
 
     def _second_hello_records(self) -> None:
@@ -194,7 +198,7 @@ async def relay(
     try:
         backend_reader, backend_writer = await connect(host, port)
     except OSError:
-        client_writer.write(record_header(ContentType.ALERT, 2) + b"\x02\x50")
+        client_writer.write(plaintext_alert(AlertDescription.INTERNAL_ERROR))
         await client_writer.drain()
         client_writer.close()
         raise

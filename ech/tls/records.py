@@ -20,7 +20,7 @@ from ech.errors import (
     RecordOverflow,
     UnexpectedMessage,
 )
-from ech.tls.enums import ContentType
+from ech.tls.enums import AlertLevel, ContentType
 from ech.tls.key_schedule import traffic_keys
 from ech.tls.suites import AEAD, SuiteParams
 from ech.tls.wire import FrameBuffer, handshake_header, record_header
@@ -79,7 +79,6 @@ class RecordLayer:
         self._handshake = bytearray()
         #: Whether a protected record arrived under the current read keys.
         self._protected_seen = False
-        self.eof = False
 
     # keys ------------------------------------------------------------------
 
@@ -280,6 +279,15 @@ class HandshakeReassembler:
     def pending(self) -> bool:
         """Whether part of a message is buffered."""
         return bool(len(self._frames))
+
+
+def plaintext_alert(description: int) -> bytes:
+    """A fatal alert record in the clear, for before any key is in use (§6).
+
+    For relays and front ends that abort a connection they do not run a
+    record layer for.
+    """
+    return record_header(ContentType.ALERT, 2) + bytes((AlertLevel.FATAL, description))
 
 
 def frame_handshake(msg_type: int, body: bytes) -> bytes:
