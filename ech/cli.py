@@ -167,14 +167,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # connect --------------------------------------------------------------------
 
 
-def _resolver(args: argparse.Namespace) -> DoHResolver | None:
-    if not args.doh:
-        return None
-    from ech.dns.resolver import DoHResolver
-
-    return DoHResolver(args.doh, cafile=args.ca)
-
-
 def _expected_status(args: argparse.Namespace, tls_status: str | None) -> ECHStatus:
     if args.ech_config_list is not None:
         return ECHStatus.ACCEPTED
@@ -196,6 +188,11 @@ def cmd_connect(args: argparse.Namespace) -> int:
         "retry_configs": None,
     }
     status = 1
+    resolver: DoHResolver | None = None
+    if args.doh:
+        from ech.dns.commands import open_resolver
+
+        resolver = open_resolver(args)
     try:
         with tls_connect(
             host,
@@ -204,7 +201,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
             args.sni,
             ech_configs=args.ech_config_list,
             ech_retry=not args.no_retry,
-            resolver=_resolver(args),
+            resolver=resolver,
         ) as tls:
             result.update(status_fields(tls.negotiated))
             result["retried"] = tls.retried
@@ -232,6 +229,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
         result["error"] = str(rejection)
     except (TLSError, OSError) as error:
         result["error"] = f"{type(error).__name__}: {error}"
+    finally:
+        if resolver is not None:
+            resolver.close()
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -67,7 +67,8 @@ def describe_endpoint(endpoint: ServiceEndpoint) -> dict[str, object]:
     }
 
 
-def _resolver(args: argparse.Namespace) -> DoHResolver:
+def open_resolver(args: argparse.Namespace) -> DoHResolver:
+    """The DoH resolver of ``--doh URL`` and ``--ca``, or exit with a clean error."""
     if not args.doh:
         raise SystemExit(f"ech {args.command}: give the DoH resolver with --doh URL")
     try:
@@ -78,7 +79,7 @@ def _resolver(args: argparse.Namespace) -> DoHResolver:
 
 def cmd_dig(args: argparse.Namespace) -> int:
     """Look up and decode the HTTPS records of NAME."""
-    with _resolver(args) as resolver:
+    with open_resolver(args) as resolver:
         try:
             resolution = resolver.resolve_https(args.name, args.port)
         except DNSLookupError as error:
@@ -117,7 +118,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     host, port = url.hostname, url.port or 443
     outcome: dict[str, object] = {"url": args.url}
     status = 1
-    with _resolver(args) as resolver:
+    with open_resolver(args) as resolver:
         try:
             found = discover(resolver, host, port)
         except DNSLookupError as error:
