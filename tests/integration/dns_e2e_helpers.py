@@ -14,7 +14,6 @@ ClientHello recorder.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import selectors
@@ -27,10 +26,10 @@ from types import TracebackType
 from typing import Any, Self
 
 from tests.integration.peers import (
-    CURL_CFFI_INSTALL,
     IO_TIMEOUT,
     CurlOutcome,
     EchServe,
+    curl_perform,
     ech_command,
     require_curl_cffi,
 )
@@ -123,46 +122,18 @@ def curl_doh_get(url: str, *, doh_url: str, cafile: Path, ech: bytes) -> CurlOut
     config) or ``b"hard"`` (ECH required).
     """
     require_curl_cffi()
-    from curl_cffi import Curl, CurlError, CurlHttpVersion, CurlOpt
+    from curl_cffi import CurlOpt
 
-    body = io.BytesIO()
-    log: list[str] = []
-
-    def on_debug(kind: int, data: bytes) -> None:
-        if kind == 0:  # CURLINFO_TEXT
-            log.append(data.decode("utf-8", "replace"))
-
-    curl = Curl()
-    try:
-        options: list[tuple[CurlOpt, object]] = [
-            (CurlOpt.URL, url.encode()),
+    return curl_perform(
+        url,
+        cafile=cafile,
+        options=[
             (CurlOpt.DOH_URL, doh_url.encode()),
             (CurlOpt.DOH_SSL_VERIFYPEER, 1),
             (CurlOpt.DOH_SSL_VERIFYHOST, 2),
-            (CurlOpt.CAINFO, str(cafile).encode()),
-            (CurlOpt.TIMEOUT_MS, int(IO_TIMEOUT * 1000)),
-            (CurlOpt.HTTP_VERSION, CurlHttpVersion.V1_1),
-            (CurlOpt.WRITEDATA, body),
-            (CurlOpt.VERBOSE, 1),
-            (CurlOpt.DEBUGFUNCTION, on_debug),
             (CurlOpt.ECH, ech),
-        ]
-        for option, value in options:
-            code = curl.setopt(option, value)
-            if code != 0:
-                raise AssertionError(
-                    f"curl_cffi refused {option.name}={value!r} (error {code}); "
-                    f"reinstall with {CURL_CFFI_INSTALL}"
-                )
-        try:
-            curl.perform()
-        except CurlError as error:
-            return CurlOutcome(
-                body.getvalue(), int(error.code), str(error), "".join(log)
-            )
-        return CurlOutcome(body.getvalue(), None, "", "".join(log))
-    finally:
-        curl.close()
+        ],
+    )
 
 
 # -- what the client sent in clear ---------------------------------------------------

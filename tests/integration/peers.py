@@ -25,9 +25,12 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self
 
 from ech.config import ECHConfigList
+
+if TYPE_CHECKING:
+    from curl_cffi import CurlOpt
 
 IO_TIMEOUT = 15.0
 """Seconds any one peer run or server start may take."""
@@ -219,22 +222,17 @@ class CurlOutcome:
         return ECHConfigList.from_base64(match["b64"]) if match else None
 
 
-def curl_get(
-    url: str,
-    *,
-    resolve: str,
-    cafile: Path,
-    ech: Sequence[bytes],
-    curves: str | None = None,
+def curl_perform(
+    url: str, *, cafile: Path, options: Sequence[tuple[CurlOpt, object]]
 ) -> CurlOutcome:
-    """GET ``url`` with curl_cffi, setting ``CURLOPT_ECH`` to each of ``ech``.
+    """GET ``url`` over HTTP/1.1 with curl_cffi, trusting ``cafile``.
 
-    ``resolve`` is a ``CURLOPT_RESOLVE`` entry (``NAME:PORT:ADDRESS``);
-    ``curves`` sets ``CURLOPT_SSL_EC_CURVES`` (BoringSSL sends a key share
-    for the first one only, so an unsupported first curve forces HRR).
+    ``options`` are the caller's own (ECH mode, resolve or DoH, curves);
+    curl's verbose log is collected for assertions on what it reports.
     """
     require_curl_cffi()
-    from curl_cffi import Curl, CurlError, CurlHttpVersion, CurlOpt
+    from curl_cffi import Curl, CurlError, CurlHttpVersion
+    from curl_cffi import CurlOpt as Opt
 
     body = io.BytesIO()
     log: list[str] = []
@@ -245,20 +243,16 @@ def curl_get(
 
     curl = Curl()
     try:
-        options: list[tuple[CurlOpt, object]] = [
-            (CurlOpt.URL, url.encode()),
-            (CurlOpt.RESOLVE, [resolve.encode()]),
-            (CurlOpt.CAINFO, str(cafile).encode()),
-            (CurlOpt.TIMEOUT_MS, int(IO_TIMEOUT * 1000)),
-            (CurlOpt.HTTP_VERSION, CurlHttpVersion.V1_1),
-            (CurlOpt.WRITEDATA, body),
-            (CurlOpt.VERBOSE, 1),
-            (CurlOpt.DEBUGFUNCTION, on_debug),
-            *((CurlOpt.ECH, value) for value in ech),
+        common: list[tuple[CurlOpt, object]] = [
+            (Opt.URL, url.encode()),
+            (Opt.CAINFO, str(cafile).encode()),
+            (Opt.TIMEOUT_MS, int(IO_TIMEOUT * 1000)),
+            (Opt.HTTP_VERSION, CurlHttpVersion.V1_1),
+            (Opt.WRITEDATA, body),
+            (Opt.VERBOSE, 1),
+            (Opt.DEBUGFUNCTION, on_debug),
         ]
-        if curves is not None:
-            options.append((CurlOpt.SSL_EC_CURVES, curves.encode()))
-        for option, value in options:
+        for option, value in (*common, *options):
             code = curl.setopt(option, value)
             if code != 0:
                 raise AssertionError(
@@ -274,6 +268,32 @@ def curl_get(
         return CurlOutcome(body.getvalue(), None, "", "".join(log))
     finally:
         curl.close()
+
+
+def curl_get(
+    url: str,
+    *,
+    resolve: str,
+    cafile: Path,
+    ech: Sequence[bytes],
+    curves: str | None = None,
+) -> CurlOutcome:
+    """GET ``url`` with curl_cffi, setting ``CURLOPT_ECH`` to each of ``ech``.
+
+    ``resolve`` is a ``CURLOPT_RESOLVE`` entry (``NAME:PORT:ADDRESS``);
+    ``curves`` sets ``CURLOPT_SSL_EC_CURVES`` (BoringSSL sends a key share
+    for the first one only, so an unsupported first curve forces HRR).
+    """
+    require_curl_cffi()
+    from curl_cffi import CurlOpt as Opt
+
+    options: list[tuple[CurlOpt, object]] = [
+        (Opt.RESOLVE, [resolve.encode()]),
+        *((Opt.ECH, value) for value in ech),
+    ]
+    if curves is not None:
+        options.append((Opt.SSL_EC_CURVES, curves.encode()))
+    return curl_perform(url, cafile=cafile, options=options)
 
 
 # -- NSS tstclnt --------------------------------------------------------------------
