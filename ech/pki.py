@@ -43,6 +43,59 @@ def _hash_for(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | None:
     return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
 
 
+def _ca_certificate(
+    name: str,
+    key: CertificateIssuerPrivateKeyTypes,
+    issuer: TestCA | None,
+    *,
+    path_length: int | None,
+    days: int,
+) -> x509.Certificate:
+    """A CA certificate for ``key``, self-signed when ``issuer`` is None."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    signer = key if issuer is None else issuer.key
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject if issuer is None else issuer.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(
+            x509.BasicConstraints(ca=True, path_length=path_length), critical=True
+        )
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+            critical=False,
+        )
+    )
+    if issuer is not None:
+        identifier = issuer.certificate.extensions.get_extension_for_class(
+            x509.SubjectKeyIdentifier
+        ).value
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(identifier),
+            critical=False,
+        )
+    return builder.sign(signer, _hash_for(signer))
+
+
 def write_private_key(path: Path, key: PrivateKeyTypes) -> None:
     """Write ``key`` as PKCS#8 PEM, readable by its owner only."""
     pem = key.private_bytes(
@@ -67,42 +120,17 @@ class TestCA:
 
     @classmethod
     def create(cls, name: str = "ech test CA", key_type: KeyType = "p256") -> TestCA:
-        """Make a new CA valid from yesterday for ten years."""
+        """Make a new self-signed root CA valid from yesterday for ten years."""
         key = generate_key(key_type)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(
-                x509.BasicConstraints(ca=True, path_length=None), critical=True
-            )
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                critical=False,
-            )
-            .sign(key, _hash_for(key))
-        )
-        return cls(key, cert)
+        return cls(key, _ca_certificate(name, key, None, path_length=None, days=3650))
+
+    def intermediate(self, name: str = "ech test intermediate") -> TestCA:
+        """A P-256 intermediate CA signed by this one (pathlen 0, 30 days).
+
+        Its leaves' chains hold only the leaf: append :attr:`certificate`.
+        """
+        key = generate_key("p256")
+        return TestCA(key, _ca_certificate(name, key, self, path_length=0, days=30))
 
     @property
     def pem(self) -> bytes:

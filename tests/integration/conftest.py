@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import datetime
 import queue
 import random
 import socket
@@ -23,10 +22,6 @@ from types import TracebackType
 from typing import Generic, Self, TypeVar
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 import ech
 from ech.blocking import TLSSocket, wrap_server
@@ -106,7 +101,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     leaves: dict[str, Leaf] = {
         kt: leaf(ca, f"leaf-{kt}", SERVER_NAME, kt) for kt in KEY_TYPES
     }
-    intermediate = make_intermediate(ca)
+    intermediate = ca.intermediate()
     chained_leaf = intermediate.issue(SERVER_NAME)
     chained = ech.CertifiedKey(
         (*chained_leaf.chain, intermediate.certificate), chained_leaf.private_key
@@ -126,52 +121,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
         big=leaf(ca, "big", SERVER_NAME, "p256", BIG_CERT_EXTRA_NAMES),
         ip=leaf(ca, "ip", "127.0.0.1", "p256"),
     )
-
-
-def make_intermediate(root: TestCA) -> TestCA:
-    """An intermediate CA (P-256, pathlen 0) signed by ``root``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    root_ski = root.certificate.extensions.get_extension_for_class(
-        x509.SubjectKeyIdentifier
-    ).value
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [x509.NameAttribute(NameOID.COMMON_NAME, "ech test intermediate")]
-            )
-        )
-        .issuer_name(root.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski),
-            critical=False,
-        )
-        .sign(root.key, hashes.SHA256())
-    )
-    return TestCA(key, cert)
 
 
 # -- threaded server -----------------------------------------------------------
