@@ -27,8 +27,8 @@ from ech.config import ECHConfigList
 from ech.errors import ECHRejectedError
 from ech.keys import ECHKey, generate_ech_key
 from ech.pki import TestCA
+from ech.serve.status_page import serve_status
 from ech.server.config import ServerConfig
-from ech.server.status_page import serve_status
 from ech.tls import extensions as ext
 from ech.tls.enums import ContentType, ExtensionType, HandshakeType
 from ech.tls.messages import ClientHello

@@ -1,4 +1,8 @@
-"""Exceptions raised on purpose by ``ech``.
+"""Exceptions raised on purpose by ``ech``: the TLS errors, and ECH's own.
+
+The TLS errors live in :mod:`ech.tls.errors` (the TLS layer knows nothing of
+ECH) and are re-exported here, so ``from ech.errors import DecodeError``
+works; this module adds the alert and the outcome that RFC 9849 defines.
 
 Two families, kept apart as h11 keeps local and remote errors apart:
 
@@ -7,140 +11,48 @@ Two families, kept apart as h11 keeps local and remote errors apart:
   ``data_to_send()`` before raising, and is closed.
 * :class:`PeerAlert`: the peer aborted with a fatal alert.
 
+:class:`ECHRejectedError` is neither: a rejection is a normal outcome.
 Wrong use of the API raises ``ValueError``, ``TypeError`` or
 ``RuntimeError``; any other exception escaping a connection is a bug.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from ech.tls.enums import AlertDescription
+from ech.tls.errors import (
+    Alert,
+    BadCertificate,
+    BadRecordMac,
+    CertificateUnknown,
+    ConnectionClosedError,
+    DecodeError,
+    DecryptError,
+    HandshakeFailure,
+    IllegalParameter,
+    InternalError,
+    MessageTooLong,
+    MissingExtension,
+    NoApplicationProtocol,
+    PeerAlert,
+    ProtocolVersion,
+    RecordOverflow,
+    TLSError,
+    UnexpectedMessage,
+    UnknownCA,
+    UnrecognizedName,
+    UnsupportedExtension,
+)
 
 if TYPE_CHECKING:
     from ech.config import ECHConfigList
-
-
-class TLSError(Exception):
-    """Root of every exception this package raises on purpose."""
-
-
-class Alert(TLSError):
-    """The connection must stop and send ``description`` to the peer."""
-
-    description: ClassVar[AlertDescription] = AlertDescription.INTERNAL_ERROR
-
-    def __str__(self) -> str:
-        message = super().__str__()
-        return f"{self.description}: {message}" if message else str(self.description)
-
-
-class UnexpectedMessage(Alert):
-    """RFC 8446 §6.2 ``unexpected_message``."""
-
-    description = AlertDescription.UNEXPECTED_MESSAGE
-
-
-class BadRecordMac(Alert):
-    """RFC 8446 §6.2 ``bad_record_mac``: a record failed to deprotect."""
-
-    description = AlertDescription.BAD_RECORD_MAC
-
-
-class RecordOverflow(Alert):
-    """RFC 8446 §6.2 ``record_overflow``."""
-
-    description = AlertDescription.RECORD_OVERFLOW
-
-
-class HandshakeFailure(Alert):
-    """RFC 8446 §6.2 ``handshake_failure``: no acceptable parameters."""
-
-    description = AlertDescription.HANDSHAKE_FAILURE
-
-
-class BadCertificate(Alert):
-    """RFC 8446 §6.2 ``bad_certificate``."""
-
-    description = AlertDescription.BAD_CERTIFICATE
-
-
-class CertificateUnknown(Alert):
-    """RFC 8446 §6.2 ``certificate_unknown``: the chain or name did not verify."""
-
-    description = AlertDescription.CERTIFICATE_UNKNOWN
-
-
-class UnknownCA(Alert):
-    """RFC 8446 §6.2 ``unknown_ca``."""
-
-    description = AlertDescription.UNKNOWN_CA
-
-
-class IllegalParameter(Alert):
-    """RFC 8446 §6.2 ``illegal_parameter``."""
-
-    description = AlertDescription.ILLEGAL_PARAMETER
-
-
-class DecodeError(Alert):
-    """RFC 8446 §6.2 ``decode_error``: a message could not be parsed."""
-
-    description = AlertDescription.DECODE_ERROR
-
-
-class MessageTooLong(DecodeError):
-    """A handshake message longer than the local limit (sent as decode_error)."""
-
-
-class DecryptError(Alert):
-    """RFC 8446 §6.2 ``decrypt_error``: a signature or Finished check failed."""
-
-    description = AlertDescription.DECRYPT_ERROR
-
-
-class ProtocolVersion(Alert):
-    """RFC 8446 §6.2 ``protocol_version``."""
-
-    description = AlertDescription.PROTOCOL_VERSION
-
-
-class InternalError(Alert):
-    """RFC 8446 §6.2 ``internal_error``."""
-
-    description = AlertDescription.INTERNAL_ERROR
-
-
-class MissingExtension(Alert):
-    """RFC 8446 §6.2 ``missing_extension``."""
-
-    description = AlertDescription.MISSING_EXTENSION
-
-
-class UnsupportedExtension(Alert):
-    """RFC 8446 §6.2 ``unsupported_extension``."""
-
-    description = AlertDescription.UNSUPPORTED_EXTENSION
-
-
-class NoApplicationProtocol(Alert):
-    """RFC 7301 §3.2 ``no_application_protocol``."""
-
-    description = AlertDescription.NO_APPLICATION_PROTOCOL
 
 
 class ECHRequired(Alert):
     """RFC 9849 §5 ``ech_required``."""
 
     description = AlertDescription.ECH_REQUIRED
-
-
-class PeerAlert(TLSError):
-    """The peer aborted the connection with a fatal alert (RFC 8446 §6.2)."""
-
-    def __init__(self, description: AlertDescription) -> None:
-        super().__init__(f"peer sent fatal alert {description}")
-        self.description = description
 
 
 class ECHRejectedError(TLSError):
@@ -161,5 +73,28 @@ class ECHRejectedError(TLSError):
         return self.retry_configs is not None and bool(self.retry_configs.usable())
 
 
-class ConnectionClosedError(TLSError):
-    """The connection is closed or failed; no more data can be sent or received."""
+__all__ = [
+    "Alert",
+    "BadCertificate",
+    "BadRecordMac",
+    "CertificateUnknown",
+    "ConnectionClosedError",
+    "DecodeError",
+    "DecryptError",
+    "ECHRejectedError",
+    "ECHRequired",
+    "HandshakeFailure",
+    "IllegalParameter",
+    "InternalError",
+    "MessageTooLong",
+    "MissingExtension",
+    "NoApplicationProtocol",
+    "PeerAlert",
+    "ProtocolVersion",
+    "RecordOverflow",
+    "TLSError",
+    "UnexpectedMessage",
+    "UnknownCA",
+    "UnrecognizedName",
+    "UnsupportedExtension",
+]

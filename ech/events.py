@@ -1,20 +1,24 @@
 """Events that sans-IO connections return from ``receive_data``.
 
-Frozen, slotted dataclasses, as in h11 and aioquic.
+Frozen, slotted dataclasses, as in h11 and aioquic. The TLS layer's own
+events (:mod:`ech.tls.events`) are re-exported here beside the two that
+carry ECH's outcome: :class:`HandshakeComplete` and :class:`ECHRejected`.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ech.config import ECHConfigList
-
-if TYPE_CHECKING:
-    from ech.server.ech import ECHAccepted
-from ech.tls.enums import AlertDescription, CipherSuite, NamedGroup
-from ech.tls.session import SessionTicket
+from ech.tls.enums import CipherSuite, NamedGroup
+from ech.tls.events import (
+    ConnectionClosed,
+    DataReceived,
+    Event,
+    KeyUpdateReceived,
+    SessionTicketReceived,
+)
 
 
 class ECHStatus(enum.Enum):
@@ -32,12 +36,6 @@ class ECHStatus(enum.Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-class Event:
-    """Base class of all connection events."""
-
-    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,53 +70,13 @@ class ECHRejected(Event):
     public_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class ForwardToBackend(Event):
-    """Split mode: ECH was accepted for a name a backend serves (RFC 9849 §3.1).
-
-    The client-facing server's part is now to relay: ``inner_hello`` (the
-    reconstructed ClientHelloInner, a handshake message with its header)
-    goes to ``backend``, followed by ``pending`` client bytes; then records
-    pass both ways unchanged, except a second ClientHelloOuter after a
-    backend's HRR, which ``accepted`` decrypts (§7.1.1).
-    """
-
-    backend: tuple[str, int]
-    server_name: str
-    outer_server_name: str | None
-    inner_hello: bytes
-    accepted: ECHAccepted
-    pending: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class DataReceived(Event):
-    """Application data from the peer."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SessionTicketReceived(Event):
-    """The server issued a ticket the client can resume with (RFC 8446 §4.6.1)."""
-
-    ticket: SessionTicket
-
-
-@dataclass(frozen=True, slots=True)
-class KeyUpdateReceived(Event):
-    """The peer updated its sending keys (RFC 8446 §4.6.3)."""
-
-    update_requested: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed(Event):
-    """The peer closed the connection.
-
-    ``alert`` is ``CLOSE_NOTIFY`` for an orderly close, the fatal alert the
-    peer sent when it aborted, or None when the transport ended without an
-    alert (a truncation attack is indistinguishable from that).
-    """
-
-    alert: AlertDescription | None
+__all__ = [
+    "ConnectionClosed",
+    "DataReceived",
+    "ECHRejected",
+    "ECHStatus",
+    "Event",
+    "HandshakeComplete",
+    "KeyUpdateReceived",
+    "SessionTicketReceived",
+]

@@ -14,10 +14,10 @@ from ech.events import (
     DataReceived,
     ECHRejected,
     Event,
-    ForwardToBackend,
     HandshakeComplete,
     SessionTicketReceived,
 )
+from ech.server.events import ForwardToBackend
 from ech.tls.connection import Connection
 from ech.tls.enums import AlertDescription
 from ech.tls.session import SessionTicket

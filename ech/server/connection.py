@@ -21,7 +21,7 @@ from ech.errors import (
     ProtocolVersion,
     UnexpectedMessage,
 )
-from ech.events import ECHStatus, ForwardToBackend, HandshakeComplete
+from ech.events import ECHStatus, HandshakeComplete
 from ech.extension import (
     CONFIRMATION_LENGTH,
     encode_retry_configs,
@@ -29,6 +29,7 @@ from ech.extension import (
 )
 from ech.server.config import ServerConfig
 from ech.server.ech import ECHAccepted, open_client_hello, open_second_client_hello
+from ech.server.events import ForwardToBackend
 from ech.server.tickets import TicketState, open_ticket, seal_ticket
 from ech.tls import extensions as ext
 from ech.tls.certificates import CertifiedKey

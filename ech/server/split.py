@@ -16,15 +16,13 @@ authenticated, which is the operator's to arrange (checklist #92).
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable
 
 from ech.errors import Alert, UnexpectedMessage
-from ech.events import ForwardToBackend
 from ech.server.ech import open_second_client_hello
-from ech.tls.enums import AlertDescription, ContentType, HandshakeType
+from ech.server.events import ForwardToBackend
+from ech.tls.enums import ContentType, HandshakeType
 from ech.tls.messages import ClientHello, ServerHello
 from ech.tls.records import (
     HandshakeReassembler,
@@ -168,89 +166,3 @@ class SplitRelay:
         out = bytes(self._to_backend)
         self._to_backend.clear()
         return out
-
-
-Connector = Callable[
-    [str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
-]
-
-
-async def relay(
-    forward: ForwardToBackend,
-    client_reader: asyncio.StreamReader,
-    client_writer: asyncio.StreamWriter,
-    *,
-    connect: Connector = asyncio.open_connection,
-    chunk: int = 16384,
-    idle_timeout: float | None = None,
-) -> SplitRelay:
-    """Carry out a :class:`ForwardToBackend` over asyncio streams.
-
-    Returns when either side closes, or neither side sent anything for
-    ``idle_timeout`` seconds; both connections are closed then.
-
-    Raises:
-        OSError: the backend cannot be reached (the client is sent an
-            internal_error alert first).
-    """
-    state = SplitRelay(forward)
-    host, port = forward.backend
-    try:
-        backend_reader, backend_writer = await connect(host, port)
-    except OSError:
-        client_writer.write(plaintext_alert(AlertDescription.INTERNAL_ERROR))
-        await client_writer.drain()
-        client_writer.close()
-        raise
-
-    async def flush() -> None:
-        to_backend = state.data_to_backend()
-        if to_backend:
-            backend_writer.write(to_backend)
-            await backend_writer.drain()
-        to_client = state.data_to_client()
-        if to_client:
-            client_writer.write(to_client)
-            await client_writer.drain()
-
-    last_activity = [asyncio.get_running_loop().time()]
-
-    async def pump(reader: asyncio.StreamReader, feed: Callable[[bytes], None]) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            if idle_timeout is None:
-                data = await reader.read(chunk)
-            else:
-                try:
-                    data = await asyncio.wait_for(reader.read(chunk), idle_timeout)
-                except TimeoutError:
-                    # Idle only if the other direction was quiet too.
-                    if loop.time() - last_activity[0] >= idle_timeout:
-                        return
-                    continue
-            if not data:
-                return
-            last_activity[0] = loop.time()
-            feed(data)
-            await flush()
-
-    try:
-        await flush()
-        tasks = [
-            asyncio.create_task(pump(client_reader, state.client_data)),
-            asyncio.create_task(pump(backend_reader, state.backend_data)),
-        ]
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        for task in done:
-            error = task.exception()
-            if isinstance(error, Alert):
-                await flush()
-                log.info("split relay to %s:%d failed: %s", host, port, error)
-            elif error is not None and not isinstance(error, OSError):
-                raise error
-    finally:
-        for writer in (backend_writer, client_writer):
-            writer.close()
-    return state

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from ech.errors import BadCertificate, DecodeError
 from ech.tls.enums import SignatureScheme
+from ech.tls.errors import BadCertificate, DecodeError
 from ech.tls.messages import Certificate, CertificateEntry
 from ech.tls.records import frame_handshake
 from ech.tls.signatures import schemes_for_key

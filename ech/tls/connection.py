@@ -4,7 +4,7 @@
 events come out, and bytes to send are taken with :meth:`data_to_send`.
 Subclasses implement the handshake in ``_handle_handshake``. On any error
 the peer caused, the matching alert is queued *before* the
-:class:`~ech.errors.Alert` is raised, and the connection is dead.
+:class:`~ech.tls.errors.Alert` is raised, and the connection is dead.
 """
 
 from __future__ import annotations
@@ -14,14 +14,6 @@ import enum
 import functools
 from typing import TypeVar
 
-from ech.errors import (
-    Alert,
-    ConnectionClosedError,
-    DecodeError,
-    InternalError,
-    UnexpectedMessage,
-)
-from ech.events import ConnectionClosed, DataReceived, Event, KeyUpdateReceived
 from ech.tls.enums import (
     AlertDescription,
     AlertLevel,
@@ -29,6 +21,14 @@ from ech.tls.enums import (
     HandshakeType,
     KeyUpdateRequest,
 )
+from ech.tls.errors import (
+    Alert,
+    ConnectionClosedError,
+    DecodeError,
+    InternalError,
+    UnexpectedMessage,
+)
+from ech.tls.events import ConnectionClosed, DataReceived, Event, KeyUpdateReceived
 from ech.tls.key_schedule import MasterSecret, exporter, next_traffic_secret
 from ech.tls.messages import KeyUpdate, Message
 from ech.tls.records import HandshakeReassembler, PaddingPolicy, RecordLayer

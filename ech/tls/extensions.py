@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Self
 
-from ech.errors import DecodeError, IllegalParameter
+from ech.tls.errors import DecodeError, IllegalParameter
 from ech.tls.wire import Reader, Writer, encode_u16_list
 
 

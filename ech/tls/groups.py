@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
 
-from ech.errors import IllegalParameter
 from ech.tls.enums import NamedGroup
+from ech.tls.errors import IllegalParameter
 
 _MLKEM768_EK = 1184
 _MLKEM768_CT = 1088

@@ -13,8 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from ech.errors import IllegalParameter
 from ech.tls.enums import TLS12, HandshakeType
+from ech.tls.errors import IllegalParameter
 from ech.tls.extensions import (
     Extension,
     HasExtensions,

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 
-from ech.errors import (
+from ech.tls.enums import AlertLevel, ContentType
+from ech.tls.errors import (
     BadRecordMac,
     DecodeError,
     MessageTooLong,
     RecordOverflow,
     UnexpectedMessage,
 )
-from ech.tls.enums import AlertLevel, ContentType
 from ech.tls.key_schedule import traffic_keys
 from ech.tls.suites import AEAD, SuiteParams
 from ech.tls.wire import FrameBuffer, handshake_header, record_header

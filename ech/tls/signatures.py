@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     PrivateKeyTypes,
 )
 
-from ech.errors import DecryptError, IllegalParameter
 from ech.tls.enums import SignatureScheme
+from ech.tls.errors import DecryptError, IllegalParameter
 
 S = SignatureScheme
 

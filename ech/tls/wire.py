@@ -2,7 +2,7 @@
 
 Everything else in ``ech`` calls :class:`Reader` and :class:`Writer`; no
 other module slices bytes by offset. A :class:`Reader` runs over untrusted
-input, so every failure is a :class:`~ech.errors.DecodeError` alert. A
+input, so every failure is a :class:`~ech.tls.errors.DecodeError` alert. A
 :class:`Writer` builds our own messages, so a vector too long for its length
 prefix is our bug and raises ``ValueError``.
 """
@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
-from ech.errors import DecodeError
+from ech.tls.errors import DecodeError
 
 LengthPrefix = Literal[1, 2, 3]
 T = TypeVar("T")

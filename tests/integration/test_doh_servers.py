@@ -33,9 +33,10 @@ from ech.aio import TLSStream, start_server
 from ech.config import ECHConfigList
 from ech.dns.cache import TTLCache
 from ech.dns.discovery import discover
-from ech.dns.doh_server import HTTPResponse, Zone, serve_doh, serve_doh_http1
+from ech.dns.doh_server import HTTPResponse, Zone
 from ech.dns.records import ServiceEndpoint
 from ech.dns.resolver import DNSLookupError, DoHResolver
+from ech.serve.doh import serve_doh, serve_doh_http1
 from ech.server.config import ServerConfig
 
 if TYPE_CHECKING:

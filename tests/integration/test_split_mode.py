@@ -25,13 +25,14 @@ from ech.aio import start_server
 from ech.blocking import connect
 from ech.config import ECHConfigList
 from ech.errors import DecryptError, IllegalParameter, MissingExtension
-from ech.events import ECHStatus, ForwardToBackend, HandshakeComplete
+from ech.events import ECHStatus, HandshakeComplete
 from ech.extension import parse_client_hello_extension
 from ech.keys import ECHKey, generate_ech_key
 from ech.pki import TestCA
+from ech.serve.status_page import serve_status
 from ech.server.connection import ServerConnection
+from ech.server.events import ForwardToBackend
 from ech.server.split import RelayState, SplitRelay
-from ech.server.status_page import serve_status
 from ech.tls.certificates import CertifiedKey
 from ech.tls.enums import ExtensionType
 from ech.tls.messages import ClientHello

@@ -2,7 +2,7 @@
 
 * :func:`server_pki`: a CA and leaves for the public and hidden names, as
   objects and files.
-* :func:`run_service`: :class:`ech.server.service.Service` on 127.0.0.1,
+* :func:`run_service`: :class:`ech.serve.service.Service` on 127.0.0.1,
   port 0, in this event loop; always shut down.
 * :func:`serve_process`: ``ech serve`` as a subprocess, stdout lines
   (``listening on``, ``metrics on``) parsed; always stopped.
@@ -32,9 +32,9 @@ from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
 from ech.keys import ECHKey, generate_ech_key
 from ech.pki import TestCA
+from ech.serve.service import App, Limits, RequireECH, Service
+from ech.serve.status_page import serve_status
 from ech.server.config import ServerConfig
-from ech.server.service import App, Limits, RequireECH, Service
-from ech.server.status_page import serve_status
 from ech.tls.certificates import CertifiedKey
 from tests.cli.conftest import find_ech_command
 

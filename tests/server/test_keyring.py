@@ -16,7 +16,7 @@ import pytest
 from ech.config import ECHConfigList
 from ech.errors import ECHRejectedError
 from ech.keys import generate_ech_key, load_ech_key, write_ech_key
-from ech.server.keyring import (
+from ech.serve.keyring import (
     KeyPolicy,
     Keyring,
     KeyringError,

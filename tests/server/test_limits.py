@@ -16,9 +16,9 @@ from ech.aio import TLSStream, open_connection
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
 from ech.errors import DecodeError, MessageTooLong, PeerAlert, TLSError
+from ech.serve.metrics import Metrics
+from ech.serve.service import Limits
 from ech.server.connection import ServerConnection
-from ech.server.metrics import Metrics
-from ech.server.service import Limits
 from ech.tls.enums import AlertDescription
 from ech.tls.extensions import Extension
 from ech.tls.messages import ClientHello

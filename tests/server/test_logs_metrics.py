@@ -13,8 +13,8 @@ import pytest
 
 from ech.errors import ECHRejectedError
 from ech.keys import load_ech_key
-from ech.server.keyring import rotate
-from ech.server.metrics import CONTENT_TYPE, Metric, Metrics
+from ech.serve.keyring import rotate
+from ech.serve.metrics import CONTENT_TYPE, Metric, Metrics
 from tests.server.conftest import (
     HIDDEN_NAME,
     IO_TIMEOUT,

@@ -12,7 +12,7 @@ import pytest
 from ech.aio import open_connection
 from ech.client.connection import ClientConnection
 from ech.errors import PeerAlert
-from ech.server.service import REQUIRE_ECH_ALERT, RequireECH
+from ech.serve.service import REQUIRE_ECH_ALERT, RequireECH
 from ech.tls.enums import AlertDescription, ContentType, NamedGroup
 from tests.cli.conftest import find_ech_command, run_ech
 from tests.helpers import parse_records, plain_alert

@@ -10,8 +10,8 @@ import pytest
 from ech.aio import open_connection
 from ech.errors import PeerAlert
 from ech.keys import ECHKey
+from ech.serve.service import RequireECH
 from ech.server.config import ServerConfig
-from ech.server.service import RequireECH
 from ech.tls.enums import AlertDescription
 from tests.server.conftest import (
     HIDDEN_NAME,

@@ -21,9 +21,9 @@ from ech.config import ECHConfigList, InvalidECHConfigList
 from ech.errors import ECHRejectedError, TLSError
 from ech.events import ECHStatus
 from ech.keys import generate_ech_key, write_ech_key
-from ech.server.keyring import KeyringError, rotate
-from ech.server.service import Limits, ServeError, ServeOptions, run_serve
-from ech.server.status_page import status_fields
+from ech.serve.keyring import KeyringError, rotate
+from ech.serve.service import Limits, ServeError, ServeOptions, run_serve
+from ech.serve.status_page import status_fields
 
 if TYPE_CHECKING:
     from ech.dns.resolver import DoHResolver
@@ -78,7 +78,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     """Write an RFC 9934 ECH key file and print its base64 ECHConfigList.
 
     With ``--rotate DIR``, rotate the keys of a key directory instead (see
-    :mod:`ech.server.keyring`) and print the configs to publish.
+    :mod:`ech.serve.keyring`) and print the configs to publish.
     """
     if args.rotate is not None:
         return _rotate(args)
@@ -157,7 +157,7 @@ def _serve_options(args: argparse.Namespace) -> ServeOptions:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run a client-facing server (see :mod:`ech.server.service`)."""
+    """Run a client-facing server (see :mod:`ech.serve.service`)."""
     try:
         return run_serve(_serve_options(args))
     except ServeError as error:
@@ -190,7 +190,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
     status = 1
     resolver: DoHResolver | None = None
     if args.doh:
-        from ech.dns.commands import open_resolver
+        from ech.cli.dns import open_resolver
 
         resolver = open_resolver(args)
     try:
@@ -357,7 +357,7 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
 
 
 def _add_serve_service_flags(serve: argparse.ArgumentParser) -> None:
-    """Keys, limits, logs and shutdown of ``ech serve`` (ech.server.service)."""
+    """Keys, limits, logs and shutdown of ``ech serve`` (ech.serve.service)."""
     defaults = Limits()
     serve.add_argument(
         "--ech-key-dir",
@@ -432,10 +432,10 @@ def _add_serve_service_flags(serve: argparse.ArgumentParser) -> None:
 
 
 def _dns_command(name: str) -> Callable[[argparse.Namespace], int]:
-    """Dispatch to :mod:`ech.dns.commands`, imported only when used."""
+    """Dispatch to :mod:`ech.cli.dns`, imported only when used."""
 
     def run(args: argparse.Namespace) -> int:
-        from ech.dns import commands
+        from ech.cli import dns as commands
 
         status: int = getattr(commands, name)(args)
         return status

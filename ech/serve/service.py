@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from ech.aio import TLSStream
+from ech.aio.relay import relay
 from ech.errors import (
     Alert,
     ConnectionClosedError,
@@ -72,13 +73,13 @@ from ech.errors import (
     PeerAlert,
     TLSError,
 )
-from ech.events import ConnectionClosed, ECHStatus, ForwardToBackend, HandshakeComplete
+from ech.events import ConnectionClosed, ECHStatus, HandshakeComplete
+from ech.serve.keyring import Keyring, KeyringError, KeySet
+from ech.serve.metrics import Metrics, start_metrics_server
+from ech.serve.status_page import serve_status, status_fields
 from ech.server.config import ServerConfig
 from ech.server.connection import ServerConnection, ServerState
-from ech.server.keyring import Keyring, KeyringError, KeySet
-from ech.server.metrics import Metrics, start_metrics_server
-from ech.server.split import relay
-from ech.server.status_page import serve_status, status_fields
+from ech.server.events import ForwardToBackend
 from ech.tls.certificates import CertifiedKey
 from ech.tls.enums import AlertDescription
 from ech.tls.records import plaintext_alert
@@ -512,7 +513,7 @@ class Service:
         """Split mode: relay the connection to its backend (RFC 9849 §3.1).
 
         ECH was accepted for a name in ``ServerConfig.backends``; records
-        pass both ways unchanged (:func:`ech.server.split.relay`) until
+        pass both ways unchanged (:func:`ech.aio.relay.relay`) until
         either side closes or stays silent for the idle timeout.
         """
         record.outcome = "forwarded"
@@ -682,7 +683,8 @@ def doh_app(
 
     The HTTPS records carry the advertised ECH configs current at query time.
     """
-    from ech.dns.doh_server import HTTPResponse, Zone, serve_doh, serve_doh_http1
+    from ech.dns.doh_server import HTTPResponse, Zone
+    from ech.serve.doh import serve_doh, serve_doh_http1
 
     config = provider()
     names = sorted({n for c in config.certificates for n in c.dns_names})

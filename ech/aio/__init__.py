@@ -7,14 +7,15 @@ import contextlib
 import socket
 from collections.abc import Awaitable, Callable
 
+from ech.aio.relay import relay
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
 from ech.config import ECHConfigList
 from ech.errors import ConnectionClosedError, ECHRejectedError
-from ech.events import ForwardToBackend, HandshakeComplete
+from ech.events import HandshakeComplete
 from ech.server.config import ServerConfig
 from ech.server.connection import ServerConnection
-from ech.server.split import relay
+from ech.server.events import ForwardToBackend
 from ech.stream import EventStream
 from ech.tls.connection import Connection
 from ech.tls.session import SessionTicket

@@ -22,7 +22,7 @@ from ech.dns.resolver import DNSLookupError, DoHResolver
 from ech.errors import ECHRejectedError, TLSError
 from ech.events import ECHStatus
 from ech.keys import load_ech_key
-from ech.server.status_page import status_fields
+from ech.serve.status_page import status_fields
 
 
 def describe_config(config: ECHConfig) -> dict[str, object]:
