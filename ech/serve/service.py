@@ -27,13 +27,10 @@ Limits (defaults in :class:`Limits`; ``ech serve`` flags in brackets):
   asyncio reader stops reading from the socket once it holds twice that,
   so a connection's memory is bounded whatever the client sends.
 
-``--require-ech [NAME ...]``: a handshake whose ECH was not accepted and
-whose (cleartext) SNI names a protected name is aborted with
-``unrecognized_name`` (RFC 6066 §3: "not served here"; it says nothing of
-ECH, and nothing about the name is sent: the server's flight, with the
-certificate, is dropped before it leaves). Without names, every name on a
-certificate is protected except the keys' public names, which always stay
-reachable without ECH so that rejected clients can retry (RFC 9849 §6.1.6).
+``--require-ech [NAME ...]`` sets ``ServerConfig.require_ech``
+(:class:`ech.server.config.RequireECH`): the server connection itself
+refuses a protected name reached without ECH with ``unrecognized_name``,
+before its flight exists; such connections are logged as ``require_ech``.
 
 Logs: logger ``ech.serve``, one ``connection {json}`` line per connection
 (outcome, ECH status, outer and inner names, version, suite, group, ALPN,
@@ -77,20 +74,16 @@ from ech.events import ConnectionClosed, ECHStatus, HandshakeComplete
 from ech.serve.keyring import Keyring, KeyringError, KeySet
 from ech.serve.metrics import Metrics, start_metrics_server
 from ech.serve.status_page import serve_status, status_fields
-from ech.server.config import ServerConfig
-from ech.server.connection import ServerConnection, ServerState
+from ech.server.config import RequireECH, ServerConfig
+from ech.server.connection import NameRequiresECH, ServerConnection
 from ech.server.events import ForwardToBackend
 from ech.tls.certificates import CertifiedKey
 from ech.tls.enums import AlertDescription
-from ech.tls.records import plaintext_alert
 
 __all__ = [
-    "REQUIRE_ECH_ALERT",
     "App",
     "ConnectionTimeoutError",
     "Limits",
-    "RefusedError",
-    "RequireECH",
     "ServeError",
     "ServeOptions",
     "Service",
@@ -107,12 +100,8 @@ T = TypeVar("T")
 #: An application: gets each stream once its handshake is complete.
 App = Callable[[TLSStream], Awaitable[None]]
 
-#: The alert ``--require-ech`` aborts with.
-REQUIRE_ECH_ALERT: Final = AlertDescription.UNRECOGNIZED_NAME
 #: How long closing a connection may take before the transport is aborted.
 CLOSE_TIMEOUT: Final = 2.0
-#: The ClientHello states of the server (before its flight is sent).
-_HELLO_STATES: Final = (ServerState.WAIT_CH, ServerState.WAIT_CH2)
 #: Seconds between two "at capacity" warnings.
 _CAPACITY_WARNING_INTERVAL: Final = 10.0
 
@@ -146,54 +135,6 @@ class Limits:
             raise ValueError("shutdown_timeout must not be negative")
 
 
-@dataclass(frozen=True)
-class RequireECH:
-    """Names a client must reach with ECH accepted (``--require-ech``).
-
-    Attributes:
-        names: exact names or ``*.`` wildcards (one label); empty means every
-            certificate name. A current key's public_name is never protected.
-    """
-
-    names: tuple[str, ...] = ()
-
-    def protects(self, server_name: str, config: ServerConfig) -> bool:
-        """Whether a handshake to ``server_name`` without ECH must be refused."""
-        name = server_name.lower().rstrip(".")
-        public = {
-            key.config.contents.public_name.decode("ascii").lower()
-            for key in config.ech_keys
-            if key.config.contents is not None
-        }
-        if name in public:
-            return False
-        if not self.names:
-            return any(c.matches(name) for c in config.certificates)
-        for pattern in self.names:
-            pattern = pattern.lower().rstrip(".")
-            if pattern == name:
-                return True
-            if pattern.startswith("*.") and name.partition(".")[2] == pattern[2:]:
-                return True
-        return False
-
-
-class RefusedError(TLSError):
-    """The service aborted the handshake with ``description`` (sent in clear).
-
-    Attributes:
-        description: the alert sent.
-        outcome: ``require_ech`` or ``client_hello_too_large``.
-    """
-
-    def __init__(
-        self, description: AlertDescription, outcome: str, message: str
-    ) -> None:
-        super().__init__(f"{description}: {message}")
-        self.description = description
-        self.outcome = outcome
-
-
 class ConnectionTimeoutError(ConnectionClosedError):
     """No progress for the idle timeout; the connection is being closed."""
 
@@ -205,8 +146,6 @@ class ServiceStream(TLSStream):
         reader, writer: the accepted connection.
         connection: a new server connection.
         read_size: most bytes taken per read.
-        refuse: called once the ClientHello is processed and before the
-            server's flight is sent; an alert to abort with, or None.
 
     Attributes:
         io_timeout: seconds a read or write may wait (None: no limit).
@@ -221,7 +160,6 @@ class ServiceStream(TLSStream):
         connection: ServerConnection,
         *,
         read_size: int = 16384,
-        refuse: Callable[[ServerConnection], AlertDescription | None] | None = None,
     ) -> None:
         super().__init__(reader, writer, connection)
         self.server = connection
@@ -230,7 +168,6 @@ class ServiceStream(TLSStream):
         self.alert_sent: AlertDescription | None = None
         self.alert_received: AlertDescription | None = None
         self._read_size = read_size
-        self._refuse_check = refuse
 
     async def _io(self, awaitable: Awaitable[T]) -> T:
         if self.io_timeout is None:
@@ -250,48 +187,18 @@ class ServiceStream(TLSStream):
             self.writer.write(data)
             await self._io(self.writer.drain())
 
-    async def _refuse(self, description: AlertDescription, error: RefusedError) -> None:
-        self.server.data_to_send()  # drop the flight: it must not leave
-        self.alert_sent = description
-        self.writer.write(plaintext_alert(description))
-        with contextlib.suppress(OSError, ConnectionError):
-            await self._io(self.writer.drain())
-        raise error
-
-    async def _check_refusal(self) -> None:
-        if self._refuse_check is None:
-            return
-        description = self._refuse_check(self.server)
-        if description is not None:
-            name = self.server.server_name
-            await self._refuse(
-                description,
-                RefusedError(description, "require_ech", f"{name} requires ECH"),
-            )
-
     async def _pump(self) -> None:
         data = await self._io(self.reader.read(self._read_size))
-        server = self.server
-        hello = server.state in _HELLO_STATES
         try:
-            events = server.receive_data(data)
+            events = self.server.receive_data(data)
         except BaseException as error:
             if isinstance(error, Alert):
                 self.alert_sent = error.description
             elif isinstance(error, Exception) and not isinstance(error, TLSError):
                 self.alert_sent = AlertDescription.INTERNAL_ERROR
-            if hello and isinstance(error, Exception):
-                await self._check_refusal()
             with contextlib.suppress(OSError, ConnectionError, TLSError):
                 await self._flush()
-            if hello and isinstance(error, MessageTooLong):
-                # ServerConfig.max_client_hello (the connection sent the alert).
-                raise RefusedError(
-                    AlertDescription.DECODE_ERROR, "client_hello_too_large", str(error)
-                ) from error
             raise
-        if hello:
-            await self._check_refusal()
         await self._flush()
         try:
             self._absorb(events)
@@ -328,7 +235,6 @@ class Service:
             connection (a :class:`Keyring`), which is how keys rotate.
         app: gets each stream after its handshake (the status page, DoH).
         limits: per-connection limits.
-        require_ech: names that must not be reached without ECH, or None.
         metrics: counters to update (a new set if None).
     """
 
@@ -338,7 +244,6 @@ class Service:
         app: App,
         *,
         limits: Limits | None = None,
-        require_ech: RequireECH | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self._provider: Callable[[], ServerConfig] = (
@@ -346,7 +251,6 @@ class Service:
         )
         self.app = app
         self.limits = limits or Limits()
-        self.require_ech = require_ech
         self.metrics = metrics or Metrics()
         self.server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[object]] = set()
@@ -409,19 +313,6 @@ class Service:
             self._connections.discard(task)
             self.metrics.set("ech_connections_open", len(self._connections))
 
-    def _refusal(self, connection: ServerConnection) -> AlertDescription | None:
-        """``--require-ech``: the alert for a protected name reached without ECH."""
-        name = connection.server_name
-        if (
-            self.require_ech is None
-            or name is None
-            or connection.ech_status is ECHStatus.ACCEPTED
-        ):
-            return None
-        if self.require_ech.protects(name, connection.config):
-            return REQUIRE_ECH_ALERT
-        return None
-
     def _limited(self, config: ServerConfig) -> ServerConfig:
         """``config`` with our ClientHello limit, made once per config object."""
         limited = self._limited_config
@@ -442,7 +333,6 @@ class Service:
             writer,
             connection,
             read_size=self.limits.buffer_size,
-            refuse=self._refusal if self.require_ech is not None else None,
         )
 
     async def handle_connection(
@@ -485,8 +375,10 @@ class Service:
         except TimeoutError:
             record.outcome = "handshake_timeout"
             record.error = f"no handshake in {self.limits.handshake_timeout:g} s"
-        except RefusedError as refused:
-            record.outcome, record.error = refused.outcome, str(refused)
+        except NameRequiresECH as refused:
+            record.outcome, record.error = "require_ech", str(refused)
+        except MessageTooLong as refused:  # ServerConfig.max_client_hello
+            record.outcome, record.error = "client_hello_too_large", str(refused)
         except Alert as alert:
             record.outcome, record.error = "handshake_failed", str(alert)
         except PeerAlert as alert:
@@ -779,6 +671,9 @@ def base_config(options: ServeOptions) -> ServerConfig:
         backends=options.backends,
         ech_backend=options.backend_mode,
         max_client_hello=options.limits.max_client_hello,
+        require_ech=(
+            RequireECH(options.require_ech) if options.require_ech is not None else None
+        ),
     )
 
 
@@ -851,12 +746,7 @@ async def serve(
     app: App = serve_status
     if options.doh is not None:
         app = doh_app(keyring, options.doh, bound_host, bound_port)
-    require = (
-        RequireECH(tuple(options.require_ech))
-        if options.require_ech is not None
-        else None
-    )
-    service = Service(keyring, app, limits=limits, require_ech=require, metrics=metrics)
+    service = Service(keyring, app, limits=limits, metrics=metrics)
     await service.start(sock=listener)
     metrics_server: asyncio.Server | None = None
     if options.metrics is not None:

@@ -68,6 +68,8 @@ class ServerConfig:
         max_client_hello: longest handshake message a client may send, its
             ClientHello above all; longer ones are refused with decode_error
             as soon as their header arrives.
+        require_ech: names that must not be reached without ECH accepted
+            (:class:`RequireECH`), or None.
     """
 
     certificates: tuple[CertifiedKey, ...]
@@ -95,6 +97,7 @@ class ServerConfig:
     ech_backend: bool = False
     backends: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     max_client_hello: int = 1 << 16
+    require_ech: RequireECH | None = None
 
     @functools.cached_property
     def ech_key_index(self) -> dict[int, tuple[ECHKey, ...]]:
@@ -119,3 +122,42 @@ class ServerConfig:
             raise ValueError("ticket_lifetime must be within 1 second and 7 days")
         if len(self.ticket_key) != 32:
             raise ValueError("ticket_key must be 32 bytes")
+
+
+@dataclass(frozen=True)
+class RequireECH:
+    """Names a client must reach with ECH accepted (``ech serve --require-ech``).
+
+    A ClientHello whose ECH was not accepted and whose (cleartext) SNI names
+    a protected name is refused with ``unrecognized_name`` (RFC 6066 §3:
+    "not served here"; it says nothing of ECH) before the server's flight,
+    and so its certificate, is built.
+
+    Attributes:
+        names: exact names or ``*.`` wildcards (one label); empty means every
+            certificate name. A current key's public_name is never
+            protected: rejected clients must be able to retry (RFC 9849
+            §6.1.6).
+    """
+
+    names: tuple[str, ...] = ()
+
+    def protects(self, server_name: str, config: ServerConfig) -> bool:
+        """Whether a handshake to ``server_name`` without ECH must be refused."""
+        name = server_name.lower().rstrip(".")
+        public = {
+            key.config.contents.public_name.decode("ascii").lower()
+            for key in config.ech_keys
+            if key.config.contents is not None
+        }
+        if name in public:
+            return False
+        if not self.names:
+            return any(c.matches(name) for c in config.certificates)
+        for pattern in self.names:
+            pattern = pattern.lower().rstrip(".")
+            if pattern == name:
+                return True
+            if pattern.startswith("*.") and name.partition(".")[2] == pattern[2:]:
+                return True
+        return False

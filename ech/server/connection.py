@@ -20,6 +20,7 @@ from ech.errors import (
     NoApplicationProtocol,
     ProtocolVersion,
     UnexpectedMessage,
+    UnrecognizedName,
 )
 from ech.events import ECHStatus, HandshakeComplete
 from ech.extension import (
@@ -67,6 +68,10 @@ from ech.tls.suites import SUITES, SuiteParams
 from ech.tls.transcript import Transcript
 
 E = ExtensionType
+
+
+class NameRequiresECH(UnrecognizedName):
+    """``ServerConfig.require_ech``: this name is served only with ECH accepted."""
 
 
 class ServerState(enum.Enum):
@@ -162,6 +167,7 @@ class ServerConnection(Connection):
 
         sni = ch.extension(E.SERVER_NAME)
         self.server_name = ext.decode_server_name(sni) if sni is not None else None
+        self._check_require_ech()
         self.alpn_protocol = self._select_alpn(ch)
         self._suite = suite
         self.cipher_suite = suite.suite
@@ -321,6 +327,14 @@ class ServerConnection(Connection):
         self.ech_status = ECHStatus.ACCEPTED
         inner, self._ech = opened
         return inner
+
+    def _check_require_ech(self) -> None:
+        """Refuse a protected name reached without ECH, before our flight exists."""
+        policy, name = self.config.require_ech, self.server_name
+        if policy is None or name is None or self.ech_status is ECHStatus.ACCEPTED:
+            return
+        if policy.protects(name, self.config):
+            raise NameRequiresECH(f"{name} requires ECH")
 
     def _select_suite(self, ch: ClientHello) -> SuiteParams:
         if self._retry is not None:

@@ -32,7 +32,7 @@ from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
 from ech.keys import ECHKey, generate_ech_key
 from ech.pki import TestCA
-from ech.serve.service import App, Limits, RequireECH, Service
+from ech.serve.service import App, Limits, Service
 from ech.serve.status_page import serve_status
 from ech.server.config import ServerConfig
 from ech.tls.certificates import CertifiedKey
@@ -133,10 +133,9 @@ async def run_service(
     *,
     app: App = serve_status,
     limits: Limits | None = None,
-    require_ech: RequireECH | None = None,
 ) -> AsyncIterator[Running]:
     """Serve on 127.0.0.1:0 until the block ends, then shut down (at once)."""
-    service = Service(config, app, limits=limits, require_ech=require_ech)
+    service = Service(config, app, limits=limits)
     server = await service.start("127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:

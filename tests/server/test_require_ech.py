@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
-from ech.aio import open_connection
+from ech.aio import TLSStream, open_connection, start_server
+from ech.blocking import connect, wrap_server
 from ech.client.connection import ClientConnection
 from ech.errors import PeerAlert
-from ech.serve.service import REQUIRE_ECH_ALERT, RequireECH
+from ech.server.config import RequireECH
+from ech.server.connection import NameRequiresECH, ServerConnection
 from ech.tls.enums import AlertDescription, ContentType, NamedGroup
 from tests.cli.conftest import find_ech_command, run_ech
 from tests.helpers import parse_records, plain_alert
@@ -33,7 +38,60 @@ UNRECOGNIZED_NAME = plain_alert(AlertDescription.UNRECOGNIZED_NAME)
 
 
 def test_alert_choice() -> None:
-    assert REQUIRE_ECH_ALERT == AlertDescription.UNRECOGNIZED_NAME
+    assert NameRequiresECH.description == AlertDescription.UNRECOGNIZED_NAME
+
+
+def test_refused_by_the_sans_io_server(server_pki: ServerPKI) -> None:
+    """The policy lives in ServerConnection: every adapter honours it."""
+    config = dataclasses.replace(
+        server_pki.server_config([ech_key(1)]), require_ech=RequireECH()
+    )
+    client = ClientConnection(server_pki.client_config(), HIDDEN_NAME)
+    client.start()
+    server = ServerConnection(config)
+    with pytest.raises(NameRequiresECH):
+        server.receive_data(client.data_to_send())
+    # Only the alert, in the clear: no ServerHello, no certificate.
+    assert server.data_to_send() == UNRECOGNIZED_NAME
+
+
+def test_refused_by_blocking_and_aio_servers(server_pki: ServerPKI) -> None:
+    config = dataclasses.replace(
+        server_pki.server_config([ech_key(1)]), require_ech=RequireECH()
+    )
+    client = server_pki.client_config()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        refused: list[BaseException] = []
+
+        def serve_one() -> None:
+            sock, _ = listener.accept()
+            try:
+                wrap_server(sock, config)
+            except NameRequiresECH as error:
+                refused.append(error)
+
+        thread = threading.Thread(target=serve_one)
+        thread.start()
+        with pytest.raises(PeerAlert) as info:
+            connect("127.0.0.1", port, client, HIDDEN_NAME, timeout=IO_TIMEOUT)
+        thread.join(IO_TIMEOUT)
+    assert info.value.description == AlertDescription.UNRECOGNIZED_NAME
+    assert len(refused) == 1
+
+    async def main() -> None:
+        async def never(stream: TLSStream) -> None:
+            raise AssertionError("handshake must not complete")
+
+        server = await start_server(never, "127.0.0.1", 0, config)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            with pytest.raises(PeerAlert) as info:
+                async with asyncio.timeout(IO_TIMEOUT):
+                    await open_connection("127.0.0.1", port, client, HIDDEN_NAME)
+            assert info.value.description == AlertDescription.UNRECOGNIZED_NAME
+
+    asyncio.run(main())
 
 
 def test_protected_names(server_pki: ServerPKI) -> None:
@@ -79,7 +137,9 @@ def test_refused_without_ech_and_nothing_leaks(
     config = server_pki.server_config([ech_key(1)], **groups)
 
     async def main() -> None:
-        async with run_service(config, require_ech=RequireECH()) as running:
+        async with run_service(
+            dataclasses.replace(config, require_ech=RequireECH())
+        ) as running:
             client = ClientConnection(
                 server_pki.client_config(key_share_groups=(NamedGroup.X25519MLKEM768,)),
                 HIDDEN_NAME,
@@ -108,7 +168,9 @@ def test_ech_and_public_name_still_work(server_pki: ServerPKI) -> None:
 
     async def main() -> None:
         config = server_pki.server_config([key])
-        async with run_service(config, require_ech=RequireECH()) as running:
+        async with run_service(
+            dataclasses.replace(config, require_ech=RequireECH())
+        ) as running:
             port = running.port
             _, page = await fetch(
                 port, client, HIDDEN_NAME, ech_configs=config_list(key)

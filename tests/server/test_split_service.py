@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 
 import pytest
@@ -10,8 +11,7 @@ import pytest
 from ech.aio import open_connection
 from ech.errors import PeerAlert
 from ech.keys import ECHKey
-from ech.serve.service import RequireECH
-from ech.server.config import ServerConfig
+from ech.server.config import RequireECH, ServerConfig
 from ech.tls.enums import AlertDescription
 from tests.server.conftest import (
     HIDDEN_NAME,
@@ -53,7 +53,9 @@ def test_forwarded_to_backend(server_pki: ServerPKI) -> None:
     async def main() -> None:
         async with run_service(backend_config) as backend:
             front = front_config(server_pki, backend.port, key)
-            async with run_service(front, require_ech=RequireECH()) as running:
+            async with run_service(
+                dataclasses.replace(front, require_ech=RequireECH())
+            ) as running:
                 _, page = await fetch(
                     running.port, client, HIDDEN_NAME, ech_configs=config_list(key)
                 )
