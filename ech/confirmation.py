@@ -18,8 +18,8 @@ from ech.tls.enums import ExtensionType
 from ech.tls.extensions import Extension
 from ech.tls.key_schedule import hkdf_expand_label, hkdf_extract
 from ech.tls.messages import ServerHello
-from ech.tls.records import frame_handshake
 from ech.tls.transcript import Transcript
+from ech.tls.wire import frame_handshake
 
 _ZEROS = bytes(CONFIRMATION_LENGTH)
 

@@ -8,6 +8,7 @@ randomness and key shares, and alert assertions.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ import ech
 from ech.events import ConnectionClosed, Event, SessionTicketReceived
 from ech.tls.enums import AlertDescription, ContentType, NamedGroup
 from ech.tls.groups import KeyShare
-from ech.tls.records import RecordLayer
+from ech.tls.handshake import Epoch
 from ech.tls.wire import Reader, Writer
 
 SERVER_NAME = "example.test"
@@ -92,28 +93,37 @@ def edit_first_handshake_record(
     return join_records(records)
 
 
-class RewritingRecordLayer(RecordLayer):
-    """A record layer that rewrites protected handshake writes.
+def rewrite_protected_messages(
+    conn: Connection, rewrite: Callable[[int, bytes], bytes]
+) -> None:
+    """Edit ``conn``'s encrypted handshake messages in flight.
 
-    ``rewrite(index, data)`` sees the ``index``-th protected handshake write
-    (one or more whole messages, before encryption) and returns what to send
-    instead (nothing if empty). Install it on a fresh connection with
-    ``conn._records = RewritingRecordLayer(rewrite)`` to edit encrypted
-    messages in flight without touching the connection's own logic.
+    ``rewrite(index, message)`` sees the ``index``-th handshake message sent
+    under protection (with its header, after the transcript took it) and
+    returns what to send instead (nothing if empty). It goes through the
+    connection's public ``outgoing_message_hook``, so the handshake's own
+    logic is untouched.
     """
+    count = itertools.count()
 
-    def __init__(self, rewrite: Callable[[int, bytes], bytes]) -> None:
-        super().__init__()
-        self._rewrite = rewrite
-        self._count = 0
+    def hook(epoch: Epoch, message: bytes) -> bytes:
+        if epoch is Epoch.INITIAL:
+            return message
+        return rewrite(next(count), message)
 
-    def write(self, content_type: int, data: bytes) -> None:
-        if content_type == ContentType.HANDSHAKE and self._write is not None:
-            data = self._rewrite(self._count, data)
-            self._count += 1
-            if not data:
-                return
-        super().write(content_type, data)
+    conn.outgoing_message_hook = hook
+
+
+def edit_messages(
+    conn: Connection, msg_type: int, edit: Callable[[bytes], bytes]
+) -> None:
+    """Replace the body of every outgoing ``msg_type`` message by ``edit(body)``."""
+
+    def hook(epoch: Epoch, message: bytes) -> bytes:
+        ((sent_type, body),) = split_handshake(message)
+        return frame(msg_type, edit(body)) if sent_type == msg_type else message
+
+    conn.outgoing_message_hook = hook
 
 
 # randomness ------------------------------------------------------------------------

@@ -24,13 +24,8 @@ from ech.server.ech import open_second_client_hello
 from ech.server.events import ForwardToBackend
 from ech.tls.enums import ContentType, HandshakeType
 from ech.tls.messages import ClientHello, ServerHello
-from ech.tls.records import (
-    HandshakeReassembler,
-    RecordLayer,
-    frame_handshake,
-    plaintext_alert,
-)
-from ech.tls.wire import FrameBuffer
+from ech.tls.records import HandshakeReassembler, RecordLayer, plaintext_alert
+from ech.tls.wire import FrameBuffer, frame_handshake
 
 log = logging.getLogger("ech.split")
 

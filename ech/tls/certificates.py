@@ -23,8 +23,8 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from ech.tls.enums import SignatureScheme
 from ech.tls.errors import BadCertificate, DecodeError
 from ech.tls.messages import Certificate, CertificateEntry
-from ech.tls.records import frame_handshake
 from ech.tls.signatures import schemes_for_key
+from ech.tls.wire import frame_handshake
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,20 @@
-"""What client and server connections share: records, alerts, post-handshake.
+"""A TLS 1.3 connection over a byte stream: records around a handshake.
 
 :class:`Connection` is sans-IO: bytes go in through :meth:`receive_data`,
-events come out, and bytes to send are taken with :meth:`data_to_send`.
-Subclasses implement the handshake in ``_handle_handshake``. On any error
-the peer caused, the matching alert is queued *before* the
-:class:`~ech.tls.errors.Alert` is raised, and the connection is dead.
+events come out, and bytes to send are taken with :meth:`data_to_send`. It
+owns the record layer (RFC 8446 §5) and applies what its
+:class:`~ech.tls.handshake.Handshake` asks for: messages become handshake
+records, secrets become record protection. What only a byte stream has
+stays here: change_cipher_spec, KeyUpdate (§4.6.3), close_notify and
+alerts. On any error the peer caused, the matching alert is queued *before*
+the :class:`~ech.tls.errors.Alert` is raised, and the connection is dead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import functools
-from typing import TypeVar
+from collections.abc import Callable
 
 from ech.tls.enums import (
     AlertDescription,
@@ -21,78 +23,99 @@ from ech.tls.enums import (
     HandshakeType,
     KeyUpdateRequest,
 )
-from ech.tls.errors import (
-    Alert,
-    ConnectionClosedError,
-    DecodeError,
-    InternalError,
-    UnexpectedMessage,
-)
+from ech.tls.errors import Alert, ConnectionClosedError, UnexpectedMessage
 from ech.tls.events import ConnectionClosed, DataReceived, Event, KeyUpdateReceived
-from ech.tls.key_schedule import MasterSecret, exporter, next_traffic_secret
-from ech.tls.messages import KeyUpdate, Message
+from ech.tls.handshake import (
+    Abort,
+    Direction,
+    Epoch,
+    Handshake,
+    InstallSecret,
+    Output,
+    SendChangeCipherSpec,
+    SendMessage,
+)
+from ech.tls.key_schedule import next_traffic_secret
+from ech.tls.messages import KeyUpdate
 from ech.tls.records import HandshakeReassembler, PaddingPolicy, RecordLayer
 from ech.tls.suites import SuiteParams
-from ech.tls.wire import Reader, handshake_header
-
-T = TypeVar("T")
-
-
-def required(value: T | None, what: str) -> T:
-    """``value``, which the state machine guarantees is set by now.
-
-    None here is our bug, never the peer's doing, so it is a RuntimeError
-    (which ``receive_data`` turns into an internal_error alert).
-    """
-    if value is None:
-        raise RuntimeError(f"internal error: {what} is not set")
-    return value
-
+from ech.tls.wire import Reader
 
 #: Largest handshake message we buffer. Certificate chains are the biggest.
 MAX_HANDSHAKE_MESSAGE = 1 << 18
 
+#: Rewrites one outgoing handshake message after the transcript took it:
+#: ``(epoch, message with header)`` to the bytes to send instead (``b""``
+#: sends nothing). A fault-injection seam for tests, probes and fuzzers.
+MessageHook = Callable[[Epoch, bytes], bytes]
+
 
 class Phase(enum.Enum):
-    """Where a connection is, independent of role."""
+    """The transport's life, whatever its role; the handshake keeps its own."""
 
-    HANDSHAKE = "handshake"
-    CONNECTED = "connected"
+    OPEN = "open"
     CLOSED = "closed"
     FAILED = "failed"
 
 
+class _Traffic:
+    """One direction's application traffic secret, for KeyUpdate (§7.2)."""
+
+    __slots__ = ("secret", "suite")
+
+    def __init__(self, suite: SuiteParams, secret: bytes) -> None:
+        self.suite = suite
+        self.secret = secret
+
+    def advance(self) -> bytes:
+        self.secret = next_traffic_secret(self.suite.hash, self.secret)
+        return self.secret
+
+
 class Connection:
-    """The role-independent half of a TLS 1.3 connection."""
+    """A TLS 1.3 connection over TCP, whatever its role.
+
+    Args:
+        handshake: the client or server handshake this connection carries.
+        padding: TLSInnerPlaintext padding policy (RFC 8446 §5.4).
+        max_handshake_message: longest handshake message buffered.
+
+    Attributes:
+        outgoing_message_hook: see :data:`MessageHook`; None sends every
+            message as the handshake built it.
+    """
 
     def __init__(
         self,
+        handshake: Handshake,
         padding: PaddingPolicy | None = None,
         max_handshake_message: int = MAX_HANDSHAKE_MESSAGE,
     ) -> None:
+        self.handshake = handshake
+        self.outgoing_message_hook: MessageHook | None = None
         self._records = RecordLayer(padding)
         self._reassembler = HandshakeReassembler(max_handshake_message)
-        self._phase = Phase.HANDSHAKE
+        self._phase = Phase.OPEN
+        self._read_epoch = Epoch.INITIAL
         self._events: list[Event] = []
-        self._suite: SuiteParams | None = None
-        self._read_secret = b""
-        self._write_secret = b""
+        self._read: _Traffic | None = None
+        self._write: _Traffic | None = None
         self._sent_close = False
         self._received_close = False
-        #: Whether a plaintext change_cipher_spec may still arrive (RFC 8446 §5).
+        #: A plaintext change_cipher_spec may arrive once a ServerHello has
+        #: crossed the wire, until the handshake is over (RFC 8446 §5).
         self._ccs_allowed = False
-        # Set when the handshake's Finished messages are done; the exporter and
-        # resumption secrets are derived from them only when first needed.
-        self._master: MasterSecret | None = None
-        self._server_finished_hash = b""
-        self._client_finished_hash = b""
 
     # public API ------------------------------------------------------------
 
     @property
+    def _failed(self) -> bool:
+        return self._phase is Phase.FAILED
+
+    @property
     def handshake_complete(self) -> bool:
         """Whether the handshake finished (application data may flow)."""
-        return self._phase is Phase.CONNECTED
+        return self._phase is Phase.OPEN and self.handshake.complete
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the transport; ``b""`` means the transport ended.
@@ -118,7 +141,7 @@ class Connection:
                 events.append(ConnectionClosed(None))
                 return events
             self._records.receive(data)
-            while not self._received_close:
+            while not (self._received_close or self._failed):
                 record = self._records.next_record()
                 if record is None:
                     break
@@ -149,7 +172,7 @@ class Connection:
             raise ConnectionClosedError("connection failed")
         if self._sent_close:
             raise RuntimeError("send() after close()")
-        if self._phase is not Phase.CONNECTED:
+        if not self.handshake_complete:
             raise RuntimeError("send() before the handshake completed")
         if data:
             self._records.write(ContentType.APPLICATION_DATA, bytes(data))
@@ -161,12 +184,16 @@ class Connection:
         self._sent_close = True
         self._send_alert(AlertDescription.CLOSE_NOTIFY, AlertLevel.WARNING)
 
+    def abort(self, description: AlertDescription) -> None:
+        """Send a fatal alert and end the connection (RFC 8446 §6.2)."""
+        self._fail(description)
+
     def update_keys(self, *, request_peer: bool = True) -> None:
         """Send KeyUpdate and switch to the next sending keys (RFC 8446 §4.6.3).
 
         With ``request_peer``, the peer is asked to update its keys too.
         """
-        if self._phase is not Phase.CONNECTED or self._sent_close:
+        if not self.handshake_complete or self._sent_close:
             raise RuntimeError("update_keys() needs an open, connected connection")
         request = (
             KeyUpdateRequest.UPDATE_REQUESTED
@@ -175,79 +202,89 @@ class Connection:
         )
         self._send_key_update(request)
 
-    @functools.cached_property
+    def inject_record(self, content_type: ContentType, data: bytes) -> None:
+        """Queue ``data`` as records of ``content_type`` under the current keys.
+
+        For conformance tests, probes and fuzzers that must send what a
+        correct connection never would (a protected change_cipher_spec, a
+        second ClientHello, a malformed KeyUpdate); the handshake's state
+        does not change. Handshake bytes are coalesced as usual.
+        """
+        self._records.write(content_type, data)
+
+    @property
     def exporter_master_secret(self) -> bytes:
         """``exporter_master_secret`` (RFC 8446 §7.1), once the handshake is done."""
-        master = required(self._master, "master secret")
-        return master.exporter_master_secret(self._server_finished_hash)
+        return self.handshake.exporter_master_secret
 
     def export_keying_material(
         self, label: bytes, context: bytes, length: int
     ) -> bytes:
         """TLS-Exporter (RFC 8446 §7.5)."""
-        suite = required(self._suite, "cipher suite")
-        return exporter(suite.hash, self.exporter_master_secret, label, context, length)
+        return self.handshake.export_keying_material(label, context, length)
 
-    @functools.cached_property
-    def _resumption_master_secret(self) -> bytes:
-        """``resumption_master_secret``: needed only when tickets are issued or used."""
-        if not self._client_finished_hash:
-            raise RuntimeError("internal error: client Finished not processed")
-        master = required(self._master, "master secret")
-        return master.resumption_master_secret(self._client_finished_hash)
+    # applying the handshake's outputs ------------------------------------------
 
-    # for subclasses ----------------------------------------------------------
+    def _apply_outputs(self) -> None:
+        for output in self.handshake.take_outputs():
+            self._apply(output)
 
-    def _handle_handshake(self, msg_type: int, body: bytes, raw: bytes) -> None:
-        raise NotImplementedError
-
-    def _handle_post_handshake(self, msg_type: int, body: bytes) -> None:
-        """Messages after the handshake; subclasses add NewSessionTicket."""
-        if msg_type == HandshakeType.KEY_UPDATE:
-            self._receive_key_update(KeyUpdate.parse(body))
+    def _apply(self, output: Output) -> None:
+        if isinstance(output, SendMessage):
+            data = output.data
+            if data[0] == HandshakeType.SERVER_HELLO:
+                self._ccs_allowed = True
+            if self.outgoing_message_hook is not None:
+                data = self.outgoing_message_hook(output.epoch, data)
+            if data:
+                self._records.write(ContentType.HANDSHAKE, data)
+        elif isinstance(output, InstallSecret):
+            self._install(output)
+        elif isinstance(output, SendChangeCipherSpec):
+            self._records.write_change_cipher_spec()
+        elif isinstance(output, Abort):
+            self._fail(output.description)
         else:
-            raise UnexpectedMessage(
-                f"unexpected post-handshake {HandshakeType(msg_type)}"
-            )
+            self._events.append(self._deliver(output))
 
-    def _send_handshake(self, message: Message) -> bytes:
-        """Frame, queue and return one handshake message (for the transcript)."""
-        body = message.encode()
-        raw = handshake_header(message.msg_type, len(body)) + body
-        self._records.write(ContentType.HANDSHAKE, raw)
-        return raw
+    def _install(self, output: InstallSecret) -> None:
+        if output.direction is Direction.READ:
+            # A message must not straddle a key change (§5.1).
+            self._reassembler.check_key_change()
+            self._records.set_read_key(output.suite, output.secret)
+            self._read_epoch = output.epoch
+            if output.epoch is Epoch.APPLICATION:
+                self._read = _Traffic(output.suite, output.secret)
+        else:
+            self._records.set_write_key(output.suite, output.secret)
+            if output.epoch is Epoch.APPLICATION:
+                self._write = _Traffic(output.suite, output.secret)
 
-    def _set_read_secret(self, secret: bytes) -> None:
-        """Install inbound keys; a message must not straddle the change (§5.1)."""
-        self._reassembler.check_key_change()
-        self._read_secret = secret
-        self._records.set_read_key(required(self._suite, "cipher suite"), secret)
+    def _deliver(self, event: Event) -> Event:
+        """The event the application sees; a subclass may complete it."""
+        return event
 
-    def _set_write_secret(self, secret: bytes) -> None:
-        self._write_secret = secret
-        self._records.set_write_key(required(self._suite, "cipher suite"), secret)
-
-    def _connected(self, event: Event) -> None:
-        self._phase = Phase.CONNECTED
-        self._ccs_allowed = False
-        self._events.append(event)
-
-    # internals ---------------------------------------------------------------
+    # receiving -------------------------------------------------------------------
 
     def _handle_record(self, content_type: int, payload: bytes) -> None:
         if content_type == ContentType.HANDSHAKE:
             self._reassembler.feed(payload)
             while (message := self._reassembler.pop()) is not None:
-                msg_type, body, raw = message
-                if self._phase is Phase.HANDSHAKE:
-                    self._handle_handshake(msg_type, body, raw)
+                msg_type, body, _ = message
+                if self.handshake.complete and msg_type == HandshakeType.KEY_UPDATE:
+                    self._receive_key_update(KeyUpdate.parse(body))
                 else:
-                    self._handle_post_handshake(msg_type, body)
+                    if msg_type == HandshakeType.SERVER_HELLO:
+                        self._ccs_allowed = True
+                    self.handshake.handle_message(self._read_epoch, msg_type, body)
+                    self._apply_outputs()
+                if self._failed:
+                    return
         elif self._reassembler.pending:
             # RFC 8446 §5.1: handshake messages must not be interleaved.
             raise UnexpectedMessage("record interleaved with a handshake message")
         elif content_type == ContentType.APPLICATION_DATA:
-            if self._phase is not Phase.CONNECTED:
+            if not self.handshake.complete:
                 raise UnexpectedMessage("application data before the handshake ended")
             if payload:
                 self._events.append(DataReceived(payload))
@@ -257,7 +294,7 @@ class Connection:
             # RFC 8446 §5: only the single byte 0x01, only during the handshake.
             if payload != b"\x01":
                 raise UnexpectedMessage("malformed change_cipher_spec")
-            if not self._ccs_allowed or self._phase is not Phase.HANDSHAKE:
+            if not self._ccs_allowed or self.handshake.complete:
                 raise UnexpectedMessage("change_cipher_spec outside the handshake")
         else:
             raise UnexpectedMessage(f"unexpected record type {content_type}")
@@ -271,7 +308,7 @@ class Connection:
             return
         self._received_close = True
         if description == AlertDescription.CLOSE_NOTIFY:
-            if self._phase is Phase.HANDSHAKE:
+            if not self.handshake.complete:
                 self._phase = Phase.FAILED
             elif self._sent_close:
                 self._phase = Phase.CLOSED
@@ -279,19 +316,28 @@ class Connection:
             self._phase = Phase.FAILED
         self._events.append(ConnectionClosed(description))
 
+    # KeyUpdate (RFC 8446 §4.6.3) ----------------------------------------------------
+
     def _receive_key_update(self, message: KeyUpdate) -> None:
-        suite = required(self._suite, "cipher suite")
-        self._set_read_secret(next_traffic_secret(suite.hash, self._read_secret))
+        read = self._read
+        if read is None:
+            raise RuntimeError("internal error: no application read secret")
+        self._reassembler.check_key_change()
+        self._records.set_read_key(read.suite, read.advance())
         requested = message.request_update == KeyUpdateRequest.UPDATE_REQUESTED
         self._events.append(KeyUpdateReceived(requested))
-        # §4.6.3: answer every request, even when our own requests cross it.
+        # Answer every request, even when our own requests cross it.
         if requested and not self._sent_close:
             self._send_key_update(KeyUpdateRequest.UPDATE_NOT_REQUESTED)
 
     def _send_key_update(self, request: int) -> None:
-        suite = required(self._suite, "cipher suite")
-        self._send_handshake(KeyUpdate(request))
-        self._set_write_secret(next_traffic_secret(suite.hash, self._write_secret))
+        write = self._write
+        if write is None:
+            raise RuntimeError("internal error: no application write secret")
+        self._records.write(ContentType.HANDSHAKE, KeyUpdate(request).framed())
+        self._records.set_write_key(write.suite, write.advance())
+
+    # failing ------------------------------------------------------------------------
 
     def _send_alert(self, description: int, level: int = AlertLevel.FATAL) -> None:
         self._records.write(ContentType.ALERT, bytes((level, description)))
@@ -304,4 +350,4 @@ class Connection:
                 self._send_alert(description)
 
 
-__all__ = ["Connection", "DecodeError", "InternalError", "Phase"]
+__all__ = ["MAX_HANDSHAKE_MESSAGE", "Connection", "MessageHook", "Phase"]

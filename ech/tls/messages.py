@@ -1,7 +1,7 @@
 """TLS 1.3 handshake message bodies (RFC 8446 §4).
 
 Each message is an immutable value with ``parse(body)`` and ``encode()``.
-The 4-byte handshake header lives in :mod:`ech.tls.handshake`. For every
+``framed()`` adds the 4-byte handshake header. For every
 body that parses, ``type(m).parse(body).encode() == body``: extensions stay
 raw and in wire order, which ECH's AAD and outer-extension compression
 depend on.
@@ -21,7 +21,7 @@ from ech.tls.extensions import (
     read_extensions,
     write_extensions,
 )
-from ech.tls.wire import Reader, Writer
+from ech.tls.wire import Reader, Writer, handshake_header
 
 #: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest").
 HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
@@ -75,6 +75,11 @@ class Message(HasExtensions):
 
     def _write(self, w: Writer) -> None:
         raise NotImplementedError
+
+    def framed(self) -> bytes:
+        """The whole message: type, 24-bit length and body (RFC 8446 §4)."""
+        body = self.encode()
+        return handshake_header(self.msg_type, len(body)) + body
 
     def with_extension(self, ext: Extension) -> Self:
         """A copy with ``ext`` replacing its namesake in place (or appended)."""

@@ -23,7 +23,7 @@ from ech.tls.errors import (
 )
 from ech.tls.key_schedule import traffic_keys
 from ech.tls.suites import AEAD, SuiteParams
-from ech.tls.wire import FrameBuffer, handshake_header, record_header
+from ech.tls.wire import FrameBuffer, record_header
 
 MAX_PLAINTEXT = 1 << 14
 #: RFC 8446 §5.2: TLSCiphertext.length must not exceed 2^14 + 256.
@@ -288,8 +288,3 @@ def plaintext_alert(description: int) -> bytes:
     record layer for.
     """
     return record_header(ContentType.ALERT, 2) + bytes((AlertLevel.FATAL, description))
-
-
-def frame_handshake(msg_type: int, body: bytes) -> bytes:
-    """Prefix a handshake body with its type and 24-bit length (RFC 8446 §4)."""
-    return handshake_header(msg_type, len(body)) + body

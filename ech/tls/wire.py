@@ -313,6 +313,11 @@ def handshake_header(msg_type: int, length: int) -> bytes:
     return bytes((msg_type,)) + length.to_bytes(3, "big")
 
 
+def frame_handshake(msg_type: int, body: bytes) -> bytes:
+    """Prefix a handshake body with its type and 24-bit length (RFC 8446 §4)."""
+    return handshake_header(msg_type, len(body)) + body
+
+
 def encode_opaque(prefix: LengthPrefix, data: bytes) -> bytes:
     """``data`` behind a ``prefix``-byte length, for hot paths that skip a Writer."""
     if len(data) > _MAX[prefix]:

@@ -26,11 +26,11 @@ from ech.tls.wire import Reader
 from tests import strategies as s
 from tests.helpers import (
     Connection,
-    RewritingRecordLayer,
     deterministic_configs,
     make_pair,
     parse_records,
     plain_alert,
+    rewrite_protected_messages,
 )
 
 PARSERS = sorted(MESSAGE_CLASSES.values(), key=lambda c: c.msg_type)
@@ -216,7 +216,7 @@ def test_client_survives_mutated_encrypted_flight(
         client_config = dataclasses.replace(client_config, alpn_protocols=("h2",))
         server_config = dataclasses.replace(server_config, alpn_protocols=("h2",))
     pair = make_pair(client_config, server_config)
-    pair.server._records = RewritingRecordLayer(mutate)
+    rewrite_protected_messages(pair.server, mutate)
     pair.to_server()
     flight = pair.server.data_to_send()
     _feed(pair.client, flight)
@@ -232,7 +232,7 @@ def test_server_survives_mutated_client_finished(
 ) -> None:
     pair = make_pair(*fixed_configs())
     hello = pair.client.data_to_send()
-    pair.client._records = RewritingRecordLayer(lambda _i, m: data.draw(s.mutations(m)))
+    rewrite_protected_messages(pair.client, lambda _i, m: data.draw(s.mutations(m)))
     pair.server.receive_data(hello)
     pair.to_client()
     _feed(pair.server, pair.client.data_to_send())

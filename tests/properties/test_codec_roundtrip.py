@@ -14,8 +14,8 @@ from ech.tls.extensions import (
     write_extensions,
 )
 from ech.tls.messages import MESSAGE_CLASSES, Message
-from ech.tls.records import HandshakeReassembler, frame_handshake
-from ech.tls.wire import Reader, Writer
+from ech.tls.records import HandshakeReassembler
+from ech.tls.wire import Reader, Writer, frame_handshake
 from tests import strategies as s
 
 

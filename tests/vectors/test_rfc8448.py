@@ -424,7 +424,7 @@ def test_s3_client_full_handshake() -> None:
         "§3 client exporter_master_secret",
     )
     assert_bytes(
-        client._resumption_master_secret,
+        client.handshake.resumption_master_secret,
         t["resumption_master_secret"],
         "§3 client resumption_master_secret",
     )
@@ -537,7 +537,7 @@ def test_s3_server_full_handshake() -> None:
         "§3 server exporter_master_secret",
     )
     assert_bytes(
-        server._resumption_master_secret,
+        server.handshake.resumption_master_secret,
         t["resumption_master_secret"],
         "§3 server resumption_master_secret",
     )
@@ -736,7 +736,7 @@ def test_s5_client_hello_retry() -> None:
         "§5 client exporter_master_secret",
     )
     assert_bytes(
-        client._resumption_master_secret,
+        client.handshake.resumption_master_secret,
         t["resumption_master_secret"],
         "§5 client resumption_master_secret",
     )
@@ -838,7 +838,7 @@ def test_s5_server_full_handshake() -> None:
         "§5 server exporter_master_secret",
     )
     assert_bytes(
-        server._resumption_master_secret,
+        server.handshake.resumption_master_secret,
         t["resumption_master_secret"],
         "§5 server resumption_master_secret",
     )

@@ -18,9 +18,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 import ech
-import ech.client.connection
+import ech.client.handshake
 import ech.confirmation
-import ech.server.connection
+import ech.server.handshake
 from ech.errors import (
     BadCertificate,
     ConnectionClosedError,
@@ -228,7 +228,7 @@ def test_client_decides_with_confirmation_matches_checklist_54(
         calls.append((expected, received))
         return real(expected, received)
 
-    monkeypatch.setattr(ech.client.connection, "confirmation_matches", spy)
+    monkeypatch.setattr(ech.client.handshake, "confirmation_matches", spy)
     key = ech_key()
     if with_hrr:
         pair = ech_pair(hrr_client_config(), hrr_server_config(key), config_list(key))
@@ -403,7 +403,7 @@ def test_rejected_ech_with_hrr_checklist_81_84(monkeypatch: pytest.MonkeyPatch) 
     def must_not_run(*args: object, **kwargs: object) -> ClientHello:
         raise AssertionError("CH2 decrypted after ECH was rejected")
 
-    monkeypatch.setattr(ech.server.connection, "open_second_client_hello", must_not_run)
+    monkeypatch.setattr(ech.server.handshake, "open_second_client_hello", must_not_run)
     server_key = ech_key(7)
     pair = ech_pair(
         hrr_client_config(), hrr_server_config(server_key), config_list(ech_key(7))

@@ -18,6 +18,7 @@ from ech.events import (
 )
 from ech.pki import KeyType, TestCA
 from ech.server.connection import ServerState
+from ech.server.handshake import ServerHandshake
 from ech.tls import extensions as ext
 from ech.tls.enums import (
     AlertDescription,
@@ -29,13 +30,10 @@ from ech.tls.enums import (
     SignatureScheme,
 )
 from ech.tls.extensions import Extension
-from ech.tls.key_schedule import finished_verify_data
 from ech.tls.messages import (
     Certificate,
     CertificateRequest,
     ClientHello,
-    EncryptedExtensions,
-    Message,
     ServerHello,
 )
 from tests.helpers import (
@@ -498,7 +496,7 @@ def test_fatal_alert_from_peer(
     client_config: ech.ClientConfig, server_config: ech.ServerConfig
 ) -> None:
     client, server, _, _ = handshake(client_config, server_config)
-    server._send_alert(AlertDescription.INTERNAL_ERROR)
+    server.abort(AlertDescription.INTERNAL_ERROR)
     assert client.receive_data(server.data_to_send()) == [
         ConnectionClosed(AlertDescription.INTERNAL_ERROR)
     ]
@@ -658,41 +656,16 @@ def test_record_padding_end_to_end(
 # CertificateRequest --------------------------------------------------------------
 
 
-class _CertificateRequestServer(ech.ServerConnection):
+class _CertificateRequestHandshake(ServerHandshake):
     """Asks for a client certificate (ech's server never does on its own)."""
 
-    def __init__(self, config: ech.ServerConfig) -> None:
-        super().__init__(config)
-        self.requested = False
-        self.client_certificate: Certificate | None = None
+    def certificate_request(self) -> CertificateRequest | None:
+        algorithms = ext.encode_u16_vector([SignatureScheme.ED25519])
+        return CertificateRequest(b"", (Extension(E.SIGNATURE_ALGORITHMS, algorithms),))
 
-    def _send_handshake(self, message: Message) -> bytes:
-        raw = super()._send_handshake(message)
-        if isinstance(message, EncryptedExtensions) and not self.requested:
-            # CertificateRequest follows EncryptedExtensions (RFC 8446 §4.3.2);
-            # the caller adds the returned bytes to the transcript.
-            self.requested = True
-            algorithms = ext.encode_u16_vector([SignatureScheme.ED25519])
-            request = CertificateRequest(
-                b"", (Extension(E.SIGNATURE_ALGORITHMS, algorithms),)
-            )
-            raw += super()._send_handshake(request)
-        return raw
 
-    def _handle_handshake(self, msg_type: int, body: bytes, raw: bytes) -> None:
-        if (
-            self.state is ServerState.WAIT_FINISHED
-            and msg_type == HandshakeType.CERTIFICATE
-            and self.client_certificate is None
-        ):
-            self.client_certificate = Certificate.parse(body)
-            self._transcript.add(raw)
-            assert self._suite is not None
-            self._expected_client_finished = finished_verify_data(
-                self._suite.hash, self._client_hs_secret, self._transcript.digest()
-            )
-            return
-        super()._handle_handshake(msg_type, body, raw)
+class _CertificateRequestServer(ech.ServerConnection):
+    handshake_class = _CertificateRequestHandshake
 
 
 def test_certificate_request_answered_with_empty_certificate(
@@ -701,9 +674,8 @@ def test_certificate_request_answered_with_empty_certificate(
     pair = make_pair(client_config, server_config, server_cls=_CertificateRequestServer)
     pair.pump()
     server = pair.server
-    assert isinstance(server, _CertificateRequestServer)
-    assert server.requested
-    assert server.client_certificate == Certificate(b"", ())
+    assert server.state is ServerState.CONNECTED
+    assert server.handshake.client_certificate == Certificate(b"", ())
     assert _core(_complete(pair.client_events)) == _core(_complete(pair.server_events))
     pair.client.send(b"anonymous")
     assert server.receive_data(pair.client.data_to_send()) == [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -30,25 +31,27 @@ from ech.errors import (
 )
 from ech.pki import TestCA
 from ech.tls import extensions as ext
-from ech.tls.enums import CipherSuite, ContentType, ExtensionType, NamedGroup
+from ech.tls.enums import (
+    CipherSuite,
+    ContentType,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+)
 from ech.tls.extensions import Extension, KeyShareEntry, OfferedPsks, PskIdentity
 from ech.tls.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     ClientHello,
     EncryptedExtensions,
-    Finished,
     KeyUpdate,
-    Message,
     ServerHello,
 )
-from ech.tls.records import RecordLayer
 from ech.tls.signatures import sign
-from ech.tls.suites import SUITES
 from tests.helpers import (
     Pair,
-    RewritingRecordLayer,
     build_record,
     edit_first_handshake_record,
+    edit_messages,
     expect_encrypted_alert,
     expect_plain_alert,
     frame,
@@ -56,6 +59,7 @@ from tests.helpers import (
     join_records,
     make_pair,
     parse_records,
+    rewrite_protected_messages,
 )
 
 E = ExtensionType
@@ -422,31 +426,27 @@ def test_client_rejects_two_alpn_protocols(
 
 
 class _BadFinishedServer(ech.ServerConnection):
-    def _send_handshake(self, message: Message) -> bytes:
-        if isinstance(message, Finished):
-            message = Finished(_flip_last(message.verify_data))
-        return super()._send_handshake(message)
+    def __init__(self, config: ech.ServerConfig) -> None:
+        super().__init__(config)
+        edit_messages(self, HandshakeType.FINISHED, _flip_last)
 
 
 class _ShortFinishedServer(ech.ServerConnection):
-    def _send_handshake(self, message: Message) -> bytes:
-        if isinstance(message, Finished):
-            message = Finished(message.verify_data[:-1])
-        return super()._send_handshake(message)
+    def __init__(self, config: ech.ServerConfig) -> None:
+        super().__init__(config)
+        edit_messages(self, HandshakeType.FINISHED, lambda data: data[:-1])
 
 
 class _BadFinishedClient(ech.ClientConnection):
-    def _send_handshake(self, message: Message) -> bytes:
-        if isinstance(message, Finished):
-            message = Finished(_flip_last(message.verify_data))
-        return super()._send_handshake(message)
+    def __init__(self, config: ech.ClientConfig, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        edit_messages(self, HandshakeType.FINISHED, _flip_last)
 
 
 class _ShortFinishedClient(ech.ClientConnection):
-    def _send_handshake(self, message: Message) -> bytes:
-        if isinstance(message, Finished):
-            message = Finished(message.verify_data + b"\x00")
-        return super()._send_handshake(message)
+    def __init__(self, config: ech.ClientConfig, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        edit_messages(self, HandshakeType.FINISHED, lambda data: data + b"\x00")
 
 
 def test_client_rejects_bad_server_finished(
@@ -537,7 +537,7 @@ def _rewrite_server_certificate(pair: Pair, leaf: ech.CertifiedKey, der: bytes) 
     """Serve ``der`` in place of the leaf (same length), edited in flight."""
     original = leaf.chain_der[0]
     assert len(der) == len(original)
-    pair.server._records = RewritingRecordLayer(lambda _i, m: m.replace(original, der))
+    rewrite_protected_messages(pair.server, lambda _i, m: m.replace(original, der))
 
 
 def test_client_rejects_certificate_with_invalid_x509_version(
@@ -631,16 +631,24 @@ def test_client_rejects_protected_change_cipher_spec(
     # change_cipher_spec record MUST abort the handshake with an
     # "unexpected_message" alert."
     pair = make_pair(client_config, server_config)
+
+    def ccs_first(index: int, message: bytes) -> bytes:
+        # In place of EncryptedExtensions, under the same (handshake) keys.
+        if index == 0:
+            pair.server.inject_record(ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+        return message
+
+    rewrite_protected_messages(pair.server, ccs_first)
     pair.to_server()
     records = parse_records(pair.server.data_to_send())
+    assert [t for t, _ in records[:3]] == [
+        ContentType.HANDSHAKE,
+        ContentType.CHANGE_CIPHER_SPEC,
+        ContentType.APPLICATION_DATA,
+    ]
     pair.client.receive_data(join_records(records[:2]))  # ServerHello and CCS
-    client = pair.client
-    assert client.cipher_suite is not None
-    layer = RecordLayer()
-    layer.set_write_key(SUITES[client.cipher_suite], client._server_hs_secret)
-    layer.write(ContentType.CHANGE_CIPHER_SPEC, b"\x01")
     expect_encrypted_alert(
-        pair.client, layer.data_to_send(), UnexpectedMessage, pair.server
+        pair.client, join_records(records[2:]), UnexpectedMessage, pair.server
     )
 
 
@@ -657,8 +665,8 @@ def test_client_rejects_key_update_not_at_record_boundary(
 ) -> None:
     # RFC 8446 §5.1: a KeyUpdate must end its record (a key change follows).
     client, server, _, _ = handshake(client_config, server_config)
-    server._send_handshake(KeyUpdate(0))
-    server._send_handshake(KeyUpdate(0))
+    server.inject_record(ContentType.HANDSHAKE, KeyUpdate(0).framed())
+    server.inject_record(ContentType.HANDSHAKE, KeyUpdate(0).framed())
     data = server.data_to_send()
     assert len(parse_records(data)) == 1
     expect_encrypted_alert(client, data, UnexpectedMessage, server)
@@ -668,7 +676,7 @@ def test_client_rejects_key_update_with_bad_request_value(
     client_config: ech.ClientConfig, server_config: ech.ServerConfig
 ) -> None:
     client, server, _, _ = handshake(client_config, server_config)
-    server._records.write(ContentType.HANDSHAKE, frame(24, b"\x02"))
+    server.inject_record(ContentType.HANDSHAKE, frame(24, b"\x02"))
     # RFC 8446 §4.6.3 asks for illegal_parameter; DecodeError is accepted too.
     with pytest.raises((IllegalParameter, DecodeError)):
         client.receive_data(server.data_to_send())
@@ -1052,9 +1060,8 @@ def test_server_rejects_client_hello_after_handshake(
 ) -> None:
     client, server, _, _ = handshake(client_config, server_config)
     # Smuggle a handshake message through the client's record protection.
-    client._send_handshake(
-        ClientHello(bytes(32), b"", (AES128,), (Extension(0, bytes(4)),))
-    )
+    smuggled = ClientHello(bytes(32), b"", (AES128,), (Extension(0, bytes(4)),))
+    client.inject_record(ContentType.HANDSHAKE, smuggled.framed())
     expect_encrypted_alert(server, client.data_to_send(), UnexpectedMessage, client)
 
 

@@ -14,10 +14,9 @@ from ech.tls.records import (
     PaddingPolicy,
     Record,
     RecordLayer,
-    frame_handshake,
 )
 from ech.tls.suites import SUITES, SuiteParams
-from ech.tls.wire import record_header
+from ech.tls.wire import frame_handshake, record_header
 from tests.helpers import parse_records
 
 SECRET = bytes(range(32))

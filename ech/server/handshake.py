@@ -1,0 +1,745 @@
+"""The TLS 1.3 server handshake with ECH (RFC 8446 §4 and §A.2, RFC 9849 §7).
+
+:class:`ServerHandshake` takes the client's handshake messages and answers
+with outputs (:mod:`ech.tls.handshake`); it never sees a record or packet.
+ECH is decided before anything else (RFC 9849 §7.1). The server's flight is
+built in named steps, read top-down as Go's ``serverHandshakeStateTLS13``:
+:meth:`~ServerHandshake._send_server_hello`,
+:meth:`~ServerHandshake._send_encrypted_extensions`,
+:meth:`~ServerHandshake._send_certificate`, :meth:`~ServerHandshake._send_finished`.
+Each state keeps its own data:
+
+* :class:`_WaitClientHello`: WAIT_CH, or WAIT_CH2 with what the
+  HelloRetryRequest fixed;
+* :class:`_WaitClientFinished`: the secrets the client's Finished needs;
+* :class:`_Connected`: after it, for tickets.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+from dataclasses import dataclass
+
+from ech.confirmation import (
+    accept_confirmation,
+    hello_retry_with_confirmation,
+    hrr_accept_confirmation,
+)
+from ech.errors import (
+    BadCertificate,
+    DecodeError,
+    DecryptError,
+    HandshakeFailure,
+    IllegalParameter,
+    MissingExtension,
+    NoApplicationProtocol,
+    ProtocolVersion,
+    UnexpectedMessage,
+    UnrecognizedName,
+)
+from ech.events import ECHStatus, HandshakeComplete
+from ech.extension import (
+    CONFIRMATION_LENGTH,
+    encode_retry_configs,
+    parse_client_hello_extension,
+)
+from ech.server.config import ServerConfig
+from ech.server.ech import ECHAccepted, open_client_hello, open_second_client_hello
+from ech.server.events import ForwardToBackend
+from ech.server.tickets import TicketState, open_ticket, seal_ticket
+from ech.tls import extensions as ext
+from ech.tls.certificates import CertifiedKey
+from ech.tls.enums import (
+    TLS13,
+    CipherSuite,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+    PskKeyExchangeMode,
+)
+from ech.tls.extensions import Extension, KeyShareEntry, OfferedPsks
+from ech.tls.groups import SUPPORTED_GROUPS, respond_to_key_share
+from ech.tls.handshake import Direction, Epoch, Handshake, SendChangeCipherSpec
+from ech.tls.key_schedule import (
+    EarlySecret,
+    HandshakeSecret,
+    finished_verify_data,
+    hmac_bytes,
+    resumption_psk,
+    verify_finished,
+)
+from ech.tls.messages import (
+    HELLO_RETRY_REQUEST_RANDOM,
+    Certificate,
+    CertificateRequest,
+    CertificateVerify,
+    ClientHello,
+    EncryptedExtensions,
+    Finished,
+    NewSessionTicket,
+    ServerHello,
+)
+from ech.tls.signatures import SERVER_CONTEXT, signed_content
+from ech.tls.suites import SUITES, SuiteParams
+from ech.tls.transcript import Transcript
+from ech.tls.wire import frame_handshake
+
+E = ExtensionType
+
+
+class NameRequiresECH(UnrecognizedName):
+    """``ServerConfig.require_ech``: this name is served only with ECH accepted."""
+
+
+class ServerState(enum.Enum):
+    """RFC 8446 §A.2 server states (the sending states are transient)."""
+
+    WAIT_CH = "wait_ch"
+    WAIT_CH2 = "wait_ch2"
+    #: Our CertificateRequest is out: the client's Certificate comes first.
+    WAIT_CERT = "wait_cert"
+    WAIT_FINISHED = "wait_finished"
+    CONNECTED = "connected"
+    #: Split mode: the hello went to a backend; see :mod:`ech.server.split`.
+    FORWARDED = "forwarded"
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """What the first ClientHello fixed, kept across a HelloRetryRequest."""
+
+    suite: SuiteParams
+    group: int
+    cookie: bytes | None
+
+
+@dataclass
+class _WaitClientHello:
+    """WAIT_CH, or WAIT_CH2 when ``retry`` is set."""
+
+    retry: _Retry | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Hello:
+    """What one acceptable ClientHello settled: the flight is built from it."""
+
+    client_hello: ClientHello
+    suite: SuiteParams
+    group: int
+    client_share: bytes
+    psk: bytes | None
+    first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _HandshakeKeys:
+    """What ServerHello made (RFC 8446 §7.1): the secret and both traffic keys."""
+
+    secret: HandshakeSecret
+    client: bytes
+    server: bytes
+
+
+@dataclass
+class _WaitClientFinished:
+    """WAIT_CERT or WAIT_FINISHED: the secrets the client's flight needs."""
+
+    suite: SuiteParams
+    client_secret: bytes
+    client_application_secret: bytes
+    certificate_requested: bool
+
+
+@dataclass
+class _Connected:
+    """After the client's Finished: tickets may be sent."""
+
+    suite: SuiteParams
+
+
+class _Forwarded:
+    """Split mode: a backend completes this handshake."""
+
+
+_Stage = _WaitClientHello | _WaitClientFinished | _Connected | _Forwarded
+
+
+class ServerHandshake(Handshake):
+    """One TLS 1.3 server handshake, client-facing or backend (RFC 9849 §7)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._stage: _Stage = _WaitClientHello()
+        self._transcript = Transcript()
+        self.server_name: str | None = None
+        self.cipher_suite: CipherSuite | None = None
+        self.group: NamedGroup | None = None
+        self.alpn_protocol: str | None = None
+        self.resumed = False
+        self.hello_retry = False
+        #: The ClientHello the handshake went on with (ClientHelloInner if
+        #: ECH was accepted).
+        self.client_hello: ClientHello | None = None
+        self.ech_status = ECHStatus.NOT_OFFERED
+        self.outer_server_name: str | None = None
+        #: The client's answer to our CertificateRequest, if we sent one.
+        self.client_certificate: Certificate | None = None
+        self._ech: ECHAccepted | None = None
+
+    @property
+    def state(self) -> ServerState:
+        """Where the handshake is (RFC 8446 §A.2)."""
+        stage = self._stage
+        if isinstance(stage, _WaitClientHello):
+            return ServerState.WAIT_CH if stage.retry is None else ServerState.WAIT_CH2
+        if isinstance(stage, _WaitClientFinished):
+            return (
+                ServerState.WAIT_CERT
+                if stage.certificate_requested
+                else ServerState.WAIT_FINISHED
+            )
+        if isinstance(stage, _Connected):
+            return ServerState.CONNECTED
+        return ServerState.FORWARDED
+
+    # dispatch -----------------------------------------------------------------
+
+    def handle_message(self, epoch: Epoch, msg_type: int, body: bytes) -> None:
+        """Process one client message (RFC 8446 §A.2); see :class:`Handshake`."""
+        stage = self._stage
+        raw = frame_handshake(msg_type, body)
+        if isinstance(stage, _WaitClientHello):
+            if msg_type == HandshakeType.CLIENT_HELLO and epoch is Epoch.INITIAL:
+                self._on_client_hello(stage, ClientHello.parse(body), raw)
+                return
+        elif isinstance(stage, _WaitClientFinished) and epoch is Epoch.HANDSHAKE:
+            if stage.certificate_requested:
+                if msg_type == HandshakeType.CERTIFICATE:
+                    self._on_client_certificate(stage, Certificate.parse(body), raw)
+                    return
+            elif msg_type == HandshakeType.FINISHED:
+                self._on_finished(stage, Finished.parse(body), raw)
+                return
+        raise UnexpectedMessage(
+            f"{HandshakeType(msg_type)} in state {self.state.value} at {epoch.name}"
+        )
+
+    # ClientHello ----------------------------------------------------------------
+
+    def _on_client_hello(
+        self, stage: _WaitClientHello, ch: ClientHello, raw: bytes
+    ) -> None:
+        ext.check_unique(ch.extensions)
+        retry = stage.retry
+        # RFC 9849 §7.1: decide ECH before negotiating anything (checklist #75).
+        inner = self._process_ech(ch, first=retry is None)
+        if inner is not None:
+            ch = inner
+            raw = ch.framed()
+            ext.check_unique(ch.extensions)
+            if self._forward(ch, raw, first=retry is None):
+                return
+        self.client_hello = ch
+        if ch.legacy_compression_methods != b"\x00":
+            raise IllegalParameter("legacy_compression_methods must be [null]")
+        versions = ch.extension(E.SUPPORTED_VERSIONS)
+        if versions is None or TLS13 not in ext.decode_client_versions(versions):
+            raise ProtocolVersion("client does not offer TLS 1.3")
+        if (
+            ch.has_extension(E.PRE_SHARED_KEY)
+            and ch.extensions[-1].type != E.PRE_SHARED_KEY
+        ):
+            raise IllegalParameter("pre_shared_key is not the last extension")
+        suite = self._select_suite(ch, retry)
+        group, client_share = self._select_group(ch, retry)
+        if client_share is None:
+            self._send_hello_retry_request(stage, ch, raw, suite, group)
+            return
+        self._check_retry_consistency(ch, retry)
+
+        sni = ch.extension(E.SERVER_NAME)
+        self.server_name = ext.decode_server_name(sni) if sni is not None else None
+        self._check_require_ech()
+        self.alpn_protocol = self._select_alpn(ch)
+        self._suite = suite
+        self.cipher_suite = suite.suite
+        self.group = NamedGroup(group)
+        if retry is None:
+            self._transcript.set_algorithm(suite.hash)
+        psk = self._accept_psk(ch, raw, suite)
+        self._transcript.add(raw)
+        self._send_server_flight(
+            _Hello(ch, suite, group, client_share, psk, first=retry is None)
+        )
+
+    def _process_ech(self, ch: ClientHello, *, first: bool) -> ClientHello | None:
+        """Apply ECH to a ClientHello; return ClientHelloInner if accepted."""
+        if first:
+            sni = ch.extension(E.SERVER_NAME)
+            self.outer_server_name = ext.decode_server_name(sni) if sni else None
+        data = ch.extension(E.ENCRYPTED_CLIENT_HELLO)
+        if not first:
+            if self._ech is not None:
+                return open_second_client_hello(ch, self._ech)
+            return None  # rejected or absent on CH1: no decryption (#84)
+        if data is None:
+            return None
+        offer = parse_client_hello_extension(data)
+        if offer is None:
+            if not self.config.ech_backend:
+                raise IllegalParameter("inner ECH extension from the network (#73)")
+            self.ech_status = ECHStatus.ACCEPTED  # we are the backend (§7.2)
+            return None
+        config = self.config
+        if config.ech_backend and not config.ech_keys:
+            # A split-mode backend only ever sees inner hellos (§7, #73).
+            raise IllegalParameter("outer ECH extension sent to a backend")
+        self.ech_status = ECHStatus.REJECTED
+        opened = open_client_hello(
+            ch,
+            offer,
+            config.ech_key_index,
+            all_keys=config.ech_keys,
+            trial_decryption=config.ech_trial_decryption,
+        )
+        if opened is None:
+            return None
+        self.ech_status = ECHStatus.ACCEPTED
+        inner, self._ech = opened
+        return inner
+
+    def _forward(self, inner: ClientHello, raw: bytes, *, first: bool) -> bool:
+        """Split mode: hand an accepted inner hello to its backend (§3.1, §7.1).
+
+        Only the first ClientHello is routed; after a backend's HRR the
+        relay (:class:`ech.server.split.SplitRelay`) decrypts the second.
+        """
+        if not first or self._ech is None or not self.config.backends:
+            return False
+        sni = inner.extension(E.SERVER_NAME)
+        if sni is None:
+            return False
+        name = ext.decode_server_name(sni)
+        backend = self.config.backends.get(name.lower())
+        if backend is None:
+            return False  # served here: shared mode for this name
+        self.server_name = name
+        self.client_hello = inner
+        self._stage = _Forwarded()
+        # The carrier adds the client bytes it has not parsed yet.
+        self._emit(
+            ForwardToBackend(
+                backend=backend,
+                server_name=name,
+                outer_server_name=self.outer_server_name,
+                inner_hello=raw,
+                accepted=self._ech,
+                pending=b"",
+            )
+        )
+        return True
+
+    def _check_require_ech(self) -> None:
+        """Refuse a protected name reached without ECH, before our flight exists."""
+        policy, name = self.config.require_ech, self.server_name
+        if policy is None or name is None or self.ech_status is ECHStatus.ACCEPTED:
+            return
+        if policy.protects(name, self.config):
+            raise NameRequiresECH(f"{name} requires ECH")
+
+    def _select_suite(self, ch: ClientHello, retry: _Retry | None) -> SuiteParams:
+        if retry is not None:
+            # RFC 8446 §4.1.4: the same suite as in the HelloRetryRequest.
+            if retry.suite.suite not in ch.cipher_suites:
+                raise IllegalParameter("second ClientHello dropped the HRR's suite")
+            return retry.suite
+        for suite in self.config.cipher_suites:
+            if suite in ch.cipher_suites and suite in SUITES:
+                return SUITES[suite]
+        raise HandshakeFailure("no cipher suite in common")
+
+    def _select_group(
+        self, ch: ClientHello, retry: _Retry | None
+    ) -> tuple[int, bytes | None]:
+        """Our group and the client's share for it (None: HelloRetryRequest)."""
+        groups_data = ch.extension(E.SUPPORTED_GROUPS)
+        shares_data = ch.extension(E.KEY_SHARE)
+        if groups_data is None or shares_data is None:
+            # We support only psk_dhe_ke and certificates with (EC)DHE (§9.2).
+            raise MissingExtension("supported_groups and key_share are required")
+        client_groups = ext.decode_u16_list(groups_data)
+        shares: dict[int, bytes] = {}
+        for entry in ext.decode_client_key_shares(shares_data):
+            if entry.group not in client_groups or entry.group in shares:
+                raise IllegalParameter("key share not in supported_groups, or repeated")
+            shares[entry.group] = entry.key_exchange
+        if retry is not None:
+            if list(shares) != [retry.group]:
+                raise IllegalParameter("second ClientHello lacks the requested share")
+            return retry.group, shares[retry.group]
+        ours = [g for g in self.config.groups if g in SUPPORTED_GROUPS]
+        for group in ours:
+            if group in shares:
+                return group, shares[group]
+        for group in ours:
+            if group in client_groups:
+                return group, None
+        raise HandshakeFailure("no key exchange group in common")
+
+    def _send_hello_retry_request(
+        self,
+        stage: _WaitClientHello,
+        ch: ClientHello,
+        raw: bytes,
+        suite: SuiteParams,
+        group: int,
+    ) -> None:
+        if stage.retry is not None:
+            raise IllegalParameter("second ClientHello still has no usable key share")
+        self._transcript.set_algorithm(suite.hash)
+        self._transcript.add(raw)
+        extensions = [Extension(E.KEY_SHARE, ext.encode_u16(group))]
+        # A cookie binds the retry to ClientHello1; a stateless server could
+        # rebuild the transcript from it (RFC 8446 §4.2.2). We keep state, so
+        # it is optional, and left out when the client offered ECH: a cleartext
+        # cookie can tell backends apart (RFC 9849 §10.8), and Go 1.27's client
+        # references it from ClientHelloInner2 without copying it into
+        # ClientHelloOuter2, which then fails reconstruction.
+        if self.config.hello_retry_cookie and self.ech_status is ECHStatus.NOT_OFFERED:
+            cookie = hmac_bytes(
+                suite.hash, self.config.cookie_key, self._transcript.digest()
+            )
+            extensions.append(Extension(E.COOKIE, ext.encode_cookie(cookie)))
+        extensions.append(Extension(E.SUPPORTED_VERSIONS, ext.encode_u16(TLS13)))
+        self._transcript.rewrite_for_hello_retry()
+        hrr = ServerHello(
+            random=HELLO_RETRY_REQUEST_RANDOM,
+            legacy_session_id_echo=ch.legacy_session_id,
+            cipher_suite=suite.suite,
+            extensions=tuple(extensions),
+        )
+        if self.config.server_hello_hook is not None:
+            hrr = self.config.server_hello_hook(hrr)
+        if self.ech_status is ECHStatus.ACCEPTED:
+            confirmation = hrr_accept_confirmation(
+                suite.hash, ch.random, self._transcript, hrr
+            )
+            hrr = hello_retry_with_confirmation(hrr, confirmation)  # §7.2.1
+        elif self.ech_status is ECHStatus.REJECTED:
+            # Random bytes, so rejection looks like acceptance (§7.1, #81).
+            hrr = hello_retry_with_confirmation(
+                hrr, self.config.random(CONFIRMATION_LENGTH)
+            )
+        self._transcript.add(self._send(hrr, Epoch.INITIAL))
+        if ch.legacy_session_id:
+            self._emit(SendChangeCipherSpec())  # RFC 8446 §D.4
+        # Expect back the cookie actually sent (a hook may have changed it).
+        sent_cookie = hrr.extension(E.COOKIE)
+        cookie_sent = ext.decode_cookie(sent_cookie) if sent_cookie else None
+        stage.retry = _Retry(suite, group, cookie_sent)
+        self.hello_retry = True
+
+    def _check_retry_consistency(self, ch: ClientHello, retry: _Retry | None) -> None:
+        if retry is None:
+            return
+        cookie = ch.extension(E.COOKIE)
+        if retry.cookie is None:
+            if cookie is not None:
+                raise IllegalParameter("second ClientHello with an unasked cookie")
+        elif cookie is None:
+            raise MissingExtension("second ClientHello without the cookie")
+        elif not hmac.compare_digest(ext.decode_cookie(cookie), retry.cookie):
+            raise IllegalParameter("second ClientHello with a wrong cookie")
+        if ch.has_extension(E.EARLY_DATA):
+            raise IllegalParameter("early_data after HelloRetryRequest")
+
+    def _select_alpn(self, ch: ClientHello) -> str | None:
+        data = ch.extension(E.APPLICATION_LAYER_PROTOCOL_NEGOTIATION)
+        if data is None or not self.config.alpn_protocols:
+            return None
+        offered = ext.decode_alpn(data)
+        for name in self.config.alpn_protocols:
+            if name.encode() in offered:
+                return name
+        raise NoApplicationProtocol("no ALPN protocol in common")  # RFC 7301 §3.2
+
+    def _select_certificate(self, ch: ClientHello) -> tuple[CertifiedKey, int]:
+        algorithms = ch.extension(E.SIGNATURE_ALGORITHMS)
+        if algorithms is None:
+            raise MissingExtension("signature_algorithms is required")
+        offered = ext.decode_u16_list(algorithms)
+        named = [
+            c
+            for c in self.config.certificates
+            if self.server_name and c.matches(self.server_name)
+        ]
+        for candidate in (*named, *self.config.certificates):
+            for scheme in candidate.signature_schemes:
+                if scheme in offered:
+                    return candidate, scheme
+        raise HandshakeFailure("no certificate fits the client's signature_algorithms")
+
+    # PSK resumption ----------------------------------------------------------------
+
+    def _accept_psk(
+        self, ch: ClientHello, raw: bytes, suite: SuiteParams
+    ) -> bytes | None:
+        """Validate the offered tickets; return the PSK of the one we take."""
+        data = ch.extension(E.PRE_SHARED_KEY)
+        if data is None:
+            return None
+        modes_data = ch.extension(E.PSK_KEY_EXCHANGE_MODES)
+        if modes_data is None:
+            raise MissingExtension("pre_shared_key without psk_key_exchange_modes")
+        offered = OfferedPsks.parse(data)
+        if PskKeyExchangeMode.PSK_DHE_KE not in ext.decode_psk_modes(modes_data):
+            return None
+        if not self.config.session_tickets:
+            return None
+        now_ms = int(self.config.now() * 1000)
+        for index, identity in enumerate(offered.identities):
+            state = open_ticket(self.config.ticket_key, identity.identity)
+            if state is None or index != 0:
+                continue  # we answer only the first identity (selected_identity 0)
+            if SUITES.get(state.cipher_suite) is None or (
+                SUITES[state.cipher_suite].hash.name != suite.hash.name
+            ):
+                continue
+            if not 0 <= now_ms - state.issued_at_ms < state.lifetime * 1000:
+                continue
+            if state.server_name != (self.server_name or ""):
+                continue
+            truncated = raw[: len(raw) - len(offered.encode_binders())]
+            transcript = self._transcript.copy()
+            transcript.add(truncated)
+            binder_key = EarlySecret.from_psk(suite.hash, state.psk).binder_key()
+            if not verify_finished(
+                suite.hash, binder_key, transcript.digest(), offered.binders[index]
+            ):
+                raise DecryptError("PSK binder does not verify")
+            self.resumed = True
+            return state.psk
+        return None
+
+    # the server's flight, step by step ----------------------------------------------
+
+    def _send_server_flight(self, hello: _Hello) -> None:
+        """ServerHello, then EE, [CertificateRequest], [Certificate, CV], Finished."""
+        certified = (
+            None
+            if hello.psk is not None
+            else self._select_certificate(hello.client_hello)
+        )
+        keys = self._send_server_hello(hello)
+        self._send_encrypted_extensions(hello.client_hello)
+        # A PSK handshake never asks for a certificate (RFC 8446 §4.3.2).
+        request = self.certificate_request() if certified is not None else None
+        if request is not None:
+            self._transcript.add(self._send(request, Epoch.HANDSHAKE))
+        if certified is not None:
+            self._send_certificate(*certified)
+        self._send_finished(
+            keys, hello.suite, certificate_requested=request is not None
+        )
+
+    def _send_server_hello(self, hello: _Hello) -> _HandshakeKeys:
+        """ServerHello (with ECH's confirmation), then the handshake keys."""
+        ch, suite, group = hello.client_hello, hello.suite, hello.group
+        server_share, shared_secret = self._key_exchange(group, hello.client_share)
+        # Extension order as in RFC 8448's traces; any order is valid.
+        extensions: list[Extension] = []
+        if hello.psk is not None:
+            extensions.append(Extension(E.PRE_SHARED_KEY, ext.encode_u16(0)))
+        key_share = KeyShareEntry(group, server_share)
+        extensions.append(
+            Extension(E.KEY_SHARE, ext.encode_server_key_share(key_share))
+        )
+        extensions.append(Extension(E.SUPPORTED_VERSIONS, ext.encode_u16(TLS13)))
+        sh = ServerHello(
+            random=self.config.random(32),
+            legacy_session_id_echo=ch.legacy_session_id,
+            cipher_suite=suite.suite,
+            extensions=tuple(extensions),
+        )
+        if self.config.server_hello_hook is not None:
+            sh = self.config.server_hello_hook(sh)
+        if self.ech_status is ECHStatus.ACCEPTED:
+            # RFC 9849 §7.2: the last 8 bytes of random confirm acceptance.
+            confirmation = accept_confirmation(
+                suite.hash, ch.random, self._transcript, sh
+            )
+            sh = sh.with_random(sh.random[: 32 - CONFIRMATION_LENGTH] + confirmation)
+        self._transcript.add(self._send(sh, Epoch.INITIAL))
+        if ch.legacy_session_id and hello.first:
+            self._emit(SendChangeCipherSpec())  # RFC 8446 §D.4
+
+        hs = EarlySecret.from_psk(suite.hash, hello.psk).handshake_secret(shared_secret)
+        hello_hash = self._transcript.digest()
+        keys = _HandshakeKeys(
+            hs,
+            hs.client_handshake_traffic_secret(hello_hash),
+            hs.server_handshake_traffic_secret(hello_hash),
+        )
+        self._install(Direction.WRITE, Epoch.HANDSHAKE, suite, keys.server)
+        self._install(Direction.READ, Epoch.HANDSHAKE, suite, keys.client)
+        return keys
+
+    def _key_exchange(self, group: int, client_share: bytes) -> tuple[bytes, bytes]:
+        """Our share and the shared secret (a KEM group encapsulates)."""
+        if group == NamedGroup.X25519MLKEM768:
+            return respond_to_key_share(group, client_share)
+        share = self.config.key_share_factory(group)
+        return share.public, share.exchange(client_share)
+
+    def _send_encrypted_extensions(self, ch: ClientHello) -> None:
+        ee = EncryptedExtensions(tuple(self._encrypted_extensions(ch)))
+        if self.config.encrypted_extensions_hook is not None:
+            ee = self.config.encrypted_extensions_hook(ee)
+        self._transcript.add(self._send(ee, Epoch.HANDSHAKE))
+
+    def _encrypted_extensions(self, ch: ClientHello) -> list[Extension]:
+        out: list[Extension] = []
+        if self.server_name is not None and any(
+            c.matches(self.server_name) for c in self.config.certificates
+        ):
+            out.append(Extension(E.SERVER_NAME, b""))  # RFC 6066 §3
+        if self.alpn_protocol is not None:
+            out.append(
+                Extension(
+                    E.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
+                    ext.encode_alpn([self.alpn_protocol.encode()]),
+                )
+            )
+        retry_configs = self.config.retry_configs
+        if self.ech_status is ECHStatus.REJECTED and retry_configs is not None:
+            # RFC 9849 §7.1: a server with ECH configs sends them (#81, #84).
+            out.append(
+                Extension(E.ENCRYPTED_CLIENT_HELLO, encode_retry_configs(retry_configs))
+            )
+        return out
+
+    def certificate_request(self) -> CertificateRequest | None:
+        """The CertificateRequest to send after EncryptedExtensions, or None.
+
+        This server never asks for a client certificate on its own; a
+        subclass may (RFC 8446 §4.3.2), and then receives the client's
+        Certificate before its Finished.
+        """
+        return None
+
+    def _send_certificate(self, certified: CertifiedKey, scheme: int) -> None:
+        """Certificate and CertificateVerify (RFC 8446 §4.4.2, §4.4.3)."""
+        self._send_raw(certified.certificate_message, Epoch.HANDSHAKE)
+        self._transcript.add(certified.certificate_message)
+        content = signed_content(SERVER_CONTEXT, self._transcript.digest())
+        signature = self.config.signer(certified.private_key, scheme, content)
+        self._transcript.add(
+            self._send(CertificateVerify(scheme, signature), Epoch.HANDSHAKE)
+        )
+
+    def _send_finished(
+        self, keys: _HandshakeKeys, suite: SuiteParams, *, certificate_requested: bool
+    ) -> None:
+        """Our Finished, then the 1-RTT write keys; wait for the client's."""
+        verify_data = finished_verify_data(
+            suite.hash, keys.server, self._transcript.digest()
+        )
+        self._transcript.add(self._send(Finished(verify_data), Epoch.HANDSHAKE))
+        master = keys.secret.master_secret()
+        finished_hash = self._transcript.digest()
+        self._master = master
+        self._server_finished_hash = finished_hash
+        self._install(
+            Direction.WRITE,
+            Epoch.APPLICATION,
+            suite,
+            master.server_application_traffic_secret(finished_hash),
+        )
+        self._stage = _WaitClientFinished(
+            suite,
+            keys.client,
+            master.client_application_traffic_secret(finished_hash),
+            certificate_requested,
+        )
+
+    # the client's flight -----------------------------------------------------------
+
+    def _on_client_certificate(
+        self, stage: _WaitClientFinished, certificate: Certificate, raw: bytes
+    ) -> None:
+        """The answer to our CertificateRequest (RFC 8446 §4.4.2.4)."""
+        if certificate.certificate_list:
+            # No client-certificate verifier is configured: refuse rather than
+            # accept a certificate that nothing checks.
+            raise BadCertificate("client certificates are not verified here")
+        self.client_certificate = certificate
+        self._transcript.add(raw)
+        stage.certificate_requested = False
+
+    def _on_finished(
+        self, stage: _WaitClientFinished, finished: Finished, raw: bytes
+    ) -> None:
+        suite = stage.suite
+        if len(finished.verify_data) != suite.hash.digest_size:
+            raise DecodeError("Finished has the wrong length")
+        expected = finished_verify_data(
+            suite.hash, stage.client_secret, self._transcript.digest()
+        )
+        if not hmac.compare_digest(finished.verify_data, expected):
+            raise DecryptError("client Finished does not verify")
+        self._transcript.add(raw)
+        self._install(
+            Direction.READ, Epoch.APPLICATION, suite, stage.client_application_secret
+        )
+        self._client_finished_hash = self._transcript.digest()
+        self._stage = _Connected(suite)
+        cipher_suite = self.cipher_suite
+        if cipher_suite is None:
+            raise RuntimeError("internal error: no cipher suite")
+        self._emit(
+            HandshakeComplete(
+                cipher_suite=cipher_suite,
+                group=self.group,
+                alpn_protocol=self.alpn_protocol,
+                server_name=self.server_name,
+                resumed=self.resumed,
+                hello_retry=self.hello_retry,
+                ech_status=self.ech_status,
+                outer_server_name=self.outer_server_name,
+            )
+        )
+        if self.config.session_tickets:
+            for _ in range(self.config.tickets_per_connection):
+                self.send_session_ticket()
+
+    # after the handshake ------------------------------------------------------------
+
+    def send_session_ticket(self) -> None:
+        """Issue one more ticket (RFC 8446 §4.6.1)."""
+        stage = self._stage
+        if not isinstance(stage, _Connected):
+            raise RuntimeError("tickets are sent after the handshake")
+        suite = stage.suite
+        nonce = self.config.random(8)
+        age_add = int.from_bytes(self.config.random(4), "big")
+        psk = resumption_psk(suite.hash, self.resumption_master_secret, nonce)
+        state = TicketState(
+            cipher_suite=suite.suite,
+            psk=psk,
+            issued_at_ms=int(self.config.now() * 1000),
+            ticket_age_add=age_add,
+            lifetime=self.config.ticket_lifetime,
+            server_name=self.server_name or "",
+            alpn_protocol=self.alpn_protocol or "",
+        )
+        ticket = seal_ticket(self.config.ticket_key, self.config.random(12), state)
+        self._send(
+            NewSessionTicket(self.config.ticket_lifetime, age_add, nonce, ticket),
+            Epoch.APPLICATION,
+        )
+
+
+__all__ = ["NameRequiresECH", "ServerHandshake", "ServerState"]
