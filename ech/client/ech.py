@@ -34,6 +34,9 @@ COMPRESSED_EXTENSIONS: tuple[int, ...] = (
     E.SUPPORTED_VERSIONS,
     E.PSK_KEY_EXCHANGE_MODES,
     E.KEY_SHARE,
+    # Over QUIC: the same parameters inside and out, so a rejected handshake
+    # completes with the outer hello (RFC 9001 §8.2).
+    E.QUIC_TRANSPORT_PARAMETERS,
 )
 
 #: The suite GREASE ECH claims: the mandatory-to-implement one (§9).

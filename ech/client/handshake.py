@@ -42,6 +42,7 @@ from ech.errors import (
     DecryptError,
     IllegalParameter,
     MissingExtension,
+    NoApplicationProtocol,
     ProtocolVersion,
     UnexpectedMessage,
     UnsupportedExtension,
@@ -89,6 +90,7 @@ from ech.tls.messages import (
     NewSessionTicket,
     ServerHello,
 )
+from ech.tls.quic import QuicOptions
 from ech.tls.session import SessionTicket
 from ech.tls.signatures import SERVER_CONTEXT, signed_content, verify
 from ech.tls.suites import SUITES, SuiteParams
@@ -192,8 +194,8 @@ class ClientHandshake(Handshake):
             With a usable config, ``server_name`` travels encrypted in
             ClientHelloInner and ClientHelloOuter names the config's
             public_name; without one, GREASE ECH is sent (RFC 9849 §6.2).
-        compatibility_mode: middlebox compatibility (RFC 8446 §D.4); over
-            QUIC it is off whatever the config says (RFC 9001 §8.4).
+        quic: run over QUIC (RFC 9001 §8): send our transport parameters,
+            require the server's and ALPN, never compatibility mode.
     """
 
     def __init__(
@@ -203,18 +205,20 @@ class ClientHandshake(Handshake):
         *,
         session: SessionTicket | None = None,
         ech_configs: ECHConfigList | None = None,
-        compatibility_mode: bool | None = None,
+        quic: QuicOptions | None = None,
     ) -> None:
         super().__init__()
         if config.verify_certificates and not server_name:
             raise ValueError("server_name is required to verify the certificate")
+        if quic is not None and not config.alpn_protocols:
+            raise ValueError("QUIC needs ALPN protocols to offer (RFC 9001 §8.1)")
         self.config = config
         self.server_name = server_name
-        self.compatibility_mode = (
-            config.compatibility_mode
-            if compatibility_mode is None
-            else compatibility_mode
-        )
+        self.quic = quic
+        # RFC 9001 §8.4: QUIC has no middleboxes to be compatible with.
+        self.compatibility_mode = config.compatibility_mode and quic is None
+        #: The server's quic_transport_parameters, over QUIC.
+        self.peer_transport_parameters: bytes | None = None
         self._session = session if self._session_usable(session) else None
         self._stage: _Stage = None
         self._started = False
@@ -321,6 +325,9 @@ class ClientHandshake(Handshake):
             for group, share in key_shares.items()
         ]
         out.append(Extension(E.KEY_SHARE, ext.encode_client_key_shares(shares)))
+        if self.quic is not None:
+            parameters = self.quic.transport_parameters()
+            out.append(Extension(E.QUIC_TRANSPORT_PARAMETERS, parameters))
         if cookie is not None:
             out.append(Extension(E.COOKIE, ext.encode_cookie(cookie)))
         return tuple(out)
@@ -651,6 +658,8 @@ class ClientHandshake(Handshake):
         sni = ee.extension(E.SERVER_NAME)
         if sni is not None:
             ext.decode_empty(sni)
+        if self.quic is not None:
+            self._check_quic_extensions(ee)
         ech_data = ee.extension(E.ENCRYPTED_CLIENT_HELLO)
         if ech_data is not None:
             if self.ech_status is ECHStatus.ACCEPTED:
@@ -665,6 +674,20 @@ class ClientHandshake(Handshake):
             if stage.psk_accepted
             else ClientState.WAIT_CERT_CR
         )
+
+    def _check_quic_extensions(self, ee: EncryptedExtensions) -> None:
+        """ALPN and transport parameters are required over QUIC (RFC 9001 §8)."""
+        quic = self.quic
+        if quic is None:
+            return
+        if self.alpn_protocol is None:
+            raise NoApplicationProtocol("QUIC server selected no ALPN (RFC 9001 §8.1)")
+        parameters = ee.extension(E.QUIC_TRANSPORT_PARAMETERS)
+        if parameters is None:
+            raise MissingExtension("no quic_transport_parameters (RFC 9001 §8.2)")
+        self.peer_transport_parameters = parameters
+        if quic.on_peer_transport_parameters is not None:
+            quic.on_peer_transport_parameters(parameters, self.alpn_protocol)
 
     def _on_certificate(
         self, stage: _WaitFlight, certificate: Certificate, raw: bytes

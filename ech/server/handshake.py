@@ -80,6 +80,7 @@ from ech.tls.messages import (
     NewSessionTicket,
     ServerHello,
 )
+from ech.tls.quic import QuicOptions, QuicProtocolViolation
 from ech.tls.signatures import SERVER_CONTEXT, signed_content
 from ech.tls.suites import SUITES, SuiteParams
 from ech.tls.transcript import Transcript
@@ -167,11 +168,24 @@ _Stage = _WaitClientHello | _WaitClientFinished | _Connected | _Forwarded
 
 
 class ServerHandshake(Handshake):
-    """One TLS 1.3 server handshake, client-facing or backend (RFC 9849 §7)."""
+    """One TLS 1.3 server handshake, client-facing or backend (RFC 9849 §7).
 
-    def __init__(self, config: ServerConfig) -> None:
+    Args:
+        config: certificates, keys and preferences.
+        quic: run over QUIC (RFC 9001 §8): require the client's transport
+            parameters and ALPN, send ours, refuse compatibility mode.
+    """
+
+    def __init__(
+        self, config: ServerConfig, *, quic: QuicOptions | None = None
+    ) -> None:
         super().__init__()
+        if quic is not None and not config.alpn_protocols:
+            raise ValueError("QUIC needs ALPN protocols to serve (RFC 9001 §8.1)")
         self.config = config
+        self.quic = quic
+        #: The client's quic_transport_parameters, over QUIC.
+        self.peer_transport_parameters: bytes | None = None
         self._stage: _Stage = _WaitClientHello()
         self._transcript = Transcript()
         self.server_name: str | None = None
@@ -243,6 +257,9 @@ class ServerHandshake(Handshake):
             if self._forward(ch, raw, first=retry is None):
                 return
         self.client_hello = ch
+        if self.quic is not None and ch.legacy_session_id:
+            # RFC 9001 §8.4: no middlebox compatibility mode over QUIC.
+            raise QuicProtocolViolation("ClientHello with a legacy_session_id")
         if ch.legacy_compression_methods != b"\x00":
             raise IllegalParameter("legacy_compression_methods must be [null]")
         versions = ch.extension(E.SUPPORTED_VERSIONS)
@@ -264,6 +281,8 @@ class ServerHandshake(Handshake):
         self.server_name = ext.decode_server_name(sni) if sni is not None else None
         self._check_require_ech()
         self.alpn_protocol = self._select_alpn(ch)
+        if self.quic is not None:
+            self._check_quic_extensions(ch, self.quic)
         self._suite = suite
         self.cipher_suite = suite.suite
         self.group = NamedGroup(group)
@@ -466,6 +485,17 @@ class ServerHandshake(Handshake):
                 return name
         raise NoApplicationProtocol("no ALPN protocol in common")  # RFC 7301 §3.2
 
+    def _check_quic_extensions(self, ch: ClientHello, quic: QuicOptions) -> None:
+        """ALPN and transport parameters are required over QUIC (RFC 9001 §8)."""
+        if self.alpn_protocol is None:
+            raise NoApplicationProtocol("QUIC client offered no ALPN (RFC 9001 §8.1)")
+        parameters = ch.extension(E.QUIC_TRANSPORT_PARAMETERS)
+        if parameters is None:
+            raise MissingExtension("no quic_transport_parameters (RFC 9001 §8.2)")
+        self.peer_transport_parameters = parameters
+        if quic.on_peer_transport_parameters is not None:
+            quic.on_peer_transport_parameters(parameters, self.alpn_protocol)
+
     def _select_certificate(self, ch: ClientHello) -> tuple[CertifiedKey, int]:
         algorithms = ch.extension(E.SIGNATURE_ALGORITHMS)
         if algorithms is None:
@@ -613,6 +643,9 @@ class ServerHandshake(Handshake):
                     ext.encode_alpn([self.alpn_protocol.encode()]),
                 )
             )
+        if self.quic is not None:
+            parameters = self.quic.transport_parameters()
+            out.append(Extension(E.QUIC_TRANSPORT_PARAMETERS, parameters))
         retry_configs = self.config.retry_configs
         if self.ech_status is ECHStatus.REJECTED and retry_configs is not None:
             # RFC 9849 §7.1: a server with ECH configs sends them (#81, #84).
