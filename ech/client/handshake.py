@@ -355,6 +355,7 @@ class ClientHandshake(Handshake):
             offer.inner_transcript.add(hello.framed())
             hello = offer.seal(hello, self.config.random)
         waiting.hello = hello
+        self.client_random = hello.random
         self._transcript.add(self._send(hello, Epoch.INITIAL))
 
     def _add_psk(self, waiting: _WaitServerHello, hello: ClientHello) -> ClientHello:

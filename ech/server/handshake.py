@@ -248,6 +248,8 @@ class ServerHandshake(Handshake):
     ) -> None:
         ext.check_unique(ch.extensions)
         retry = stage.retry
+        if retry is None:
+            self.client_random = ch.random
         # RFC 9849 §7.1: decide ECH before negotiating anything (checklist #75).
         inner = self._process_ech(ch, first=retry is None)
         if inner is not None:

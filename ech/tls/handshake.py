@@ -99,6 +99,9 @@ class Handshake:
 
     def __init__(self) -> None:
         self._outputs: list[Output] = []
+        #: ClientHello.random as on the wire (the outer one with ECH), for
+        #: key logs; set once the first ClientHello is sent or received.
+        self.client_random: bytes | None = None
         self._suite: SuiteParams | None = None
         self._master: MasterSecret | None = None
         self._server_finished_hash = b""
