@@ -38,6 +38,7 @@ pytest: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/handshake.py
+	$(BIN)/python benchmarks/quic_handshake.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache interop/go/.build

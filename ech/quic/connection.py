@@ -39,9 +39,12 @@ class ECHQuicConnection(QuicConnection):
         tls: our client or server configuration.
         server_name: the client's inner (true) name; ``ech_configs``,
             ``session``: as for :class:`~ech.client.connection.ClientConnection`.
+        original_destination_connection_id: a server's, from the client's
+            first Initial (RFC 9000 §7.3).
 
-    A server connection is made by aioquic's server and then adopted
-    (:meth:`adopt`); this constructor makes clients, and servers for tests.
+    Under :func:`ech.quic.server.serve`, aioquic's server makes each server
+    connection and :meth:`adopt` turns it into one of ours; the constructor
+    makes clients, and servers driven by hand (tests, benchmarks).
     """
 
     tls_context: TLSContext
@@ -54,6 +57,7 @@ class ECHQuicConnection(QuicConnection):
         server_name: str | None = None,
         ech_configs: ECHConfigList | None = None,
         session: SessionTicket | None = None,
+        original_destination_connection_id: bytes | None = None,
     ) -> None:
         if configuration.is_client != isinstance(tls, ClientConfig):
             raise ValueError("a client configuration needs a ClientConfig, and back")
@@ -63,7 +67,10 @@ class ECHQuicConnection(QuicConnection):
             first = tls.certificates[0]
             configuration.certificate = first.chain[0]
             configuration.private_key = first.private_key
-        super().__init__(configuration=configuration)
+        super().__init__(
+            configuration=configuration,
+            original_destination_connection_id=original_destination_connection_id,
+        )
         self._ech_tls = tls
         self._ech_server_name = server_name
         self._ech_configs = ech_configs
