@@ -16,7 +16,7 @@ from ech.tls.groups import KeyShare, generate_key_share
 from ech.tls.messages import ClientHello
 from ech.tls.records import PaddingPolicy
 from ech.tls.signatures import SUPPORTED_SIGNATURE_SCHEMES
-from ech.tls.suites import DEFAULT_CIPHER_SUITES
+from ech.tls.suites import DEFAULT_CIPHER_SUITES, check_cipher_suites
 
 DEFAULT_CLIENT_GROUPS: tuple[int, ...] = (
     NamedGroup.X25519,
@@ -36,7 +36,11 @@ class ClientConfig:
         verify_certificates: check the server's chain and name. Only turn
             this off in tests of the codec itself.
         alpn_protocols: ALPN names to offer, in preference order.
-        cipher_suites: TLS 1.3 suites to offer, in preference order.
+        cipher_suites: TLS 1.3 suites to offer, in preference order. Over
+            QUIC only AES-GCM and ChaCha20-Poly1305 are offered (RFC 9001
+            §5.3; aioquic's packet protection).
+        allow_ccm_8: let ``cipher_suites`` name TLS_AES_128_CCM_8_SHA256,
+            whose 8-byte tag RFC 8446 §B.4 leaves to constrained devices.
         groups: groups for supported_groups, in preference order.
         key_share_groups: groups to send key shares for in the first hello.
         signature_algorithms: schemes we accept in CertificateVerify.
@@ -57,6 +61,7 @@ class ClientConfig:
     verify_certificates: bool = True
     alpn_protocols: tuple[str, ...] = ()
     cipher_suites: tuple[int, ...] = DEFAULT_CIPHER_SUITES
+    allow_ccm_8: bool = False
     groups: tuple[int, ...] = DEFAULT_CLIENT_GROUPS
     key_share_groups: tuple[int, ...] = (NamedGroup.X25519MLKEM768, NamedGroup.X25519)
     signature_algorithms: tuple[int, ...] = SUPPORTED_SIGNATURE_SCHEMES
@@ -74,6 +79,7 @@ class ClientConfig:
     def __post_init__(self) -> None:
         if not self.cipher_suites or not self.groups:
             raise ValueError("cipher_suites and groups must not be empty")
+        check_cipher_suites(self.cipher_suites, allow_ccm_8=self.allow_ccm_8)
         if not set(self.key_share_groups) <= set(self.groups):
             raise ValueError("key_share_groups must be a subset of groups")
 

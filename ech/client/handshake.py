@@ -93,7 +93,7 @@ from ech.tls.messages import (
 from ech.tls.quic import QuicOptions
 from ech.tls.session import SessionTicket
 from ech.tls.signatures import SERVER_CONTEXT, signed_content, verify
-from ech.tls.suites import SUITES, SuiteParams
+from ech.tls.suites import SUITES, SuiteParams, check_quic_cipher_suites
 from ech.tls.transcript import Transcript
 from ech.tls.wire import frame_handshake
 
@@ -215,6 +215,13 @@ class ClientHandshake(Handshake):
         self.config = config
         self.server_name = server_name
         self.quic = quic
+        #: What we offer: over QUIC, only what QUIC packet protection can
+        #: use (RFC 9001 §5.3: never CCM_8).
+        self.cipher_suites: tuple[int, ...] = (
+            tuple(config.cipher_suites)
+            if quic is None
+            else check_quic_cipher_suites(config.cipher_suites)
+        )
         # RFC 9001 §8.4: QUIC has no middleboxes to be compatible with.
         self.compatibility_mode = config.compatibility_mode and quic is None
         #: The server's quic_transport_parameters, over QUIC.
@@ -266,7 +273,7 @@ class ClientHandshake(Handshake):
         hello = ClientHello(
             random=config.random(32),
             legacy_session_id=session_id,
-            cipher_suites=tuple(config.cipher_suites),
+            cipher_suites=self.cipher_suites,
             extensions=self._hello_extensions(key_shares, cookie=None),
         )
         waiting = _WaitServerHello(hello, key_shares, self._session, offer)
@@ -277,7 +284,7 @@ class ClientHandshake(Handshake):
         return (
             session is not None
             and session.server_name == self.server_name
-            and session.cipher_suite in self.config.cipher_suites
+            and session.cipher_suite in self.cipher_suites
             and session.is_valid(self.config.now())
         )
 

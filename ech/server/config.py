@@ -19,7 +19,7 @@ from ech.tls.groups import KeyShare, generate_key_share
 from ech.tls.messages import EncryptedExtensions, ServerHello
 from ech.tls.records import PaddingPolicy
 from ech.tls.signatures import sign
-from ech.tls.suites import DEFAULT_CIPHER_SUITES
+from ech.tls.suites import DEFAULT_CIPHER_SUITES, check_cipher_suites
 
 DEFAULT_SERVER_GROUPS: tuple[int, ...] = (
     NamedGroup.X25519MLKEM768,
@@ -36,7 +36,10 @@ class ServerConfig:
     Attributes:
         certificates: chains with keys; chosen by SNI, the first is default.
         alpn_protocols: ALPN names we speak, in preference order.
-        cipher_suites: suites in our preference order.
+        cipher_suites: suites in our preference order. Over QUIC only
+            AES-GCM and ChaCha20-Poly1305 are chosen (RFC 9001 §5.3).
+        allow_ccm_8: let ``cipher_suites`` name TLS_AES_128_CCM_8_SHA256,
+            whose 8-byte tag RFC 8446 §B.4 leaves to constrained devices.
         groups: key exchange groups in our preference order. A group the
             client sent a share for wins over a better one it did not, so
             HelloRetryRequest happens only when no share fits.
@@ -75,6 +78,7 @@ class ServerConfig:
     certificates: tuple[CertifiedKey, ...]
     alpn_protocols: tuple[str, ...] = ()
     cipher_suites: tuple[int, ...] = DEFAULT_CIPHER_SUITES
+    allow_ccm_8: bool = False
     groups: tuple[int, ...] = DEFAULT_SERVER_GROUPS
     session_tickets: bool = True
     tickets_per_connection: int = 1
@@ -118,6 +122,7 @@ class ServerConfig:
             raise ValueError("a server needs at least one certificate")
         if not self.cipher_suites or not self.groups:
             raise ValueError("cipher_suites and groups must not be empty")
+        check_cipher_suites(self.cipher_suites, allow_ccm_8=self.allow_ccm_8)
         if not 0 < self.ticket_lifetime <= 604800:
             raise ValueError("ticket_lifetime must be within 1 second and 7 days")
         if len(self.ticket_key) != 32:

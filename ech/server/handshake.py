@@ -82,7 +82,7 @@ from ech.tls.messages import (
 )
 from ech.tls.quic import QuicOptions, QuicProtocolViolation
 from ech.tls.signatures import SERVER_CONTEXT, signed_content
-from ech.tls.suites import SUITES, SuiteParams
+from ech.tls.suites import SUITES, SuiteParams, check_quic_cipher_suites
 from ech.tls.transcript import Transcript
 from ech.tls.wire import frame_handshake
 
@@ -184,6 +184,13 @@ class ServerHandshake(Handshake):
             raise ValueError("QUIC needs ALPN protocols to serve (RFC 9001 §8.1)")
         self.config = config
         self.quic = quic
+        #: What we choose from: over QUIC, only what QUIC packet protection
+        #: can use (RFC 9001 §5.3: never CCM_8).
+        self.cipher_suites: tuple[int, ...] = (
+            tuple(config.cipher_suites)
+            if quic is None
+            else check_quic_cipher_suites(config.cipher_suites)
+        )
         #: The client's quic_transport_parameters, over QUIC.
         self.peer_transport_parameters: bytes | None = None
         self._stage: _Stage = _WaitClientHello()
@@ -377,7 +384,7 @@ class ServerHandshake(Handshake):
             if retry.suite.suite not in ch.cipher_suites:
                 raise IllegalParameter("second ClientHello dropped the HRR's suite")
             return retry.suite
-        for suite in self.config.cipher_suites:
+        for suite in self.cipher_suites:
             if suite in ch.cipher_suites and suite in SUITES:
                 return SUITES[suite]
         raise HandshakeFailure("no cipher suite in common")

@@ -135,6 +135,9 @@ def verify_server_chain(
         verifier.verify(certs[0], certs[1:])
     except VerificationError as error:
         raise BadCertificate(f"certificate verification failed: {error}") from None
+    except ValueError as error:
+        # cryptography parses some fields (subject, extensions) only now.
+        raise BadCertificate(f"certificate does not parse: {error}") from None
     return certs[0]
 
 

@@ -115,12 +115,55 @@ def test_full_handshake(
 def test_handshake_every_suite(
     client_config: ech.ClientConfig, server_config: ech.ServerConfig, suite: CipherSuite
 ) -> None:
-    cc = dataclasses.replace(client_config, cipher_suites=(suite,))
-    client, server, client_events, server_events = handshake(cc, server_config)
+    """RFC 8446 §B.4: all five suites, CCM_8 behind its opt-in on both ends."""
+    cc = dataclasses.replace(client_config, cipher_suites=(suite,), allow_ccm_8=True)
+    sc = dataclasses.replace(
+        server_config,
+        cipher_suites=(*server_config.cipher_suites, suite),
+        allow_ccm_8=suite == CipherSuite.TLS_AES_128_CCM_8_SHA256,
+    )
+    client, server, client_events, server_events = handshake(cc, sc)
     assert _complete(client_events).cipher_suite == suite
     assert _complete(server_events).cipher_suite == suite
     client.send(b"ping")
-    assert server.receive_data(client.data_to_send()) == [DataReceived(b"ping")]
+    data = client.data_to_send()
+    # One protected record: content, inner type byte, the suite's tag.
+    ((_, fragment),) = parse_records(data)
+    tag = 8 if suite == CipherSuite.TLS_AES_128_CCM_8_SHA256 else 16
+    assert len(fragment) == len(b"ping") + 1 + tag
+    assert server.receive_data(data) == [DataReceived(b"ping")]
+    # Resumption runs on the same suite's hash.
+    (ticket,) = client.session_tickets
+    _, _, resumed_events, _ = handshake(cc, sc, session=ticket)
+    assert _complete(resumed_events).resumed
+    assert _complete(resumed_events).cipher_suite == suite
+
+
+def test_ccm_8_needs_an_explicit_opt_in(leaf: ech.CertifiedKey) -> None:
+    """CCM_8's 8-byte tag is for constrained devices only (RFC 8446 §B.4)."""
+    ccm_8 = CipherSuite.TLS_AES_128_CCM_8_SHA256
+    with pytest.raises(ValueError, match="allow_ccm_8"):
+        ech.ClientConfig(cipher_suites=(ccm_8,))
+    with pytest.raises(ValueError, match="allow_ccm_8"):
+        ech.ServerConfig(certificates=(leaf,), cipher_suites=(ccm_8,))
+    with pytest.raises(ValueError, match="unsupported cipher suite"):
+        ech.ClientConfig(cipher_suites=(0x13FF,))
+    assert ccm_8 not in ech.ClientConfig().cipher_suites
+
+
+def test_server_never_picks_a_suite_the_client_did_not_offer(
+    client_config: ech.ClientConfig, server_config: ech.ServerConfig
+) -> None:
+    """Default configs never negotiate CCM: neither side lists it."""
+    sc = dataclasses.replace(
+        server_config,
+        cipher_suites=(
+            CipherSuite.TLS_AES_128_CCM_SHA256,
+            CipherSuite.TLS_AES_128_GCM_SHA256,
+        ),
+    )
+    _, _, client_events, _ = handshake(client_config, sc)
+    assert _complete(client_events).cipher_suite == CipherSuite.TLS_AES_128_GCM_SHA256
 
 
 def test_server_suite_preference_wins(
