@@ -21,11 +21,21 @@ from ech.tls.records import PaddingPolicy
 from ech.tls.signatures import sign
 from ech.tls.suites import DEFAULT_CIPHER_SUITES, check_cipher_suites
 
+#: Every group we implement, the common ones first. A group the client
+#: sent a share for is chosen before a better one it did not, so the slow
+#: finite-field groups are used only by clients that offer nothing else.
 DEFAULT_SERVER_GROUPS: tuple[int, ...] = (
     NamedGroup.X25519MLKEM768,
     NamedGroup.X25519,
     NamedGroup.SECP256R1,
     NamedGroup.SECP384R1,
+    NamedGroup.X448,
+    NamedGroup.SECP521R1,
+    NamedGroup.FFDHE2048,
+    NamedGroup.FFDHE3072,
+    NamedGroup.FFDHE4096,
+    NamedGroup.FFDHE6144,
+    NamedGroup.FFDHE8192,
 )
 
 

@@ -59,7 +59,7 @@ from ech.tls.enums import (
     PskKeyExchangeMode,
 )
 from ech.tls.extensions import Extension, KeyShareEntry, OfferedPsks
-from ech.tls.groups import SUPPORTED_GROUPS, respond_to_key_share
+from ech.tls.groups import SUPPORTED_GROUPS, check_share, respond_to_key_share
 from ech.tls.handshake import Direction, Epoch, Handshake, SendChangeCipherSpec
 from ech.tls.key_schedule import (
     EarlySecret,
@@ -401,8 +401,14 @@ class ServerHandshake(Handshake):
         client_groups = ext.decode_u16_list(groups_data)
         shares: dict[int, bytes] = {}
         for entry in ext.decode_client_key_shares(shares_data):
+            # RFC 8446 §4.2.8: "Clients MUST NOT offer any KeyShareEntry values
+            # for groups not listed in the client's supported_groups extension.
+            # Servers MAY check for violations of these rules and abort the
+            # handshake with an illegal_parameter alert": we check, and each
+            # share's length for its group (unknown groups are ignored).
             if entry.group not in client_groups or entry.group in shares:
                 raise IllegalParameter("key share not in supported_groups, or repeated")
+            check_share(entry.group, entry.key_exchange)
             shares[entry.group] = entry.key_exchange
         if retry is not None:
             if list(shares) != [retry.group]:

@@ -30,6 +30,7 @@ from ech.tls.enums import (
     SignatureScheme,
 )
 from ech.tls.extensions import Extension
+from ech.tls.groups import SUPPORTED_GROUPS
 from ech.tls.messages import (
     Certificate,
     CertificateRequest,
@@ -47,12 +48,9 @@ from tests.helpers import (
 
 E = ExtensionType
 ALL_SUITES = list(CipherSuite)
-ALL_GROUPS = [
-    NamedGroup.X25519,
-    NamedGroup.SECP256R1,
-    NamedGroup.SECP384R1,
-    NamedGroup.X25519MLKEM768,
-]
+#: Every group we implement (RFC 8446 §4.2.7); one handshake each, so the
+#: large finite-field groups cost little.
+ALL_GROUPS = sorted(SUPPORTED_GROUPS)
 
 
 def _complete(events: list[ech.Event]) -> HandshakeComplete:
@@ -192,6 +190,25 @@ def test_handshake_every_group(
     assert _complete(client_events).group == group
     assert _complete(server_events).group == group
     assert not _complete(client_events).hello_retry
+
+
+@pytest.mark.parametrize(
+    "group", [NamedGroup.X448, NamedGroup.SECP521R1, NamedGroup.FFDHE2048], ids=str
+)
+def test_hello_retry_request_to_a_new_group(
+    client_config: ech.ClientConfig, server_config: ech.ServerConfig, group: NamedGroup
+) -> None:
+    """The client lists the group but sends no share for it: HRR (§4.1.4)."""
+    cc = dataclasses.replace(
+        client_config,
+        groups=(NamedGroup.X25519, group),
+        key_share_groups=(NamedGroup.X25519,),
+    )
+    sc = dataclasses.replace(server_config, groups=(group,))
+    _, _, client_events, server_events = handshake(cc, sc)
+    assert _complete(client_events).group == group
+    assert _complete(client_events).hello_retry
+    assert _core(_complete(client_events)) == _core(_complete(server_events))
 
 
 def test_server_prefers_a_group_the_client_sent_a_share_for(
