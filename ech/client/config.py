@@ -15,7 +15,10 @@ from ech.tls.enums import NamedGroup
 from ech.tls.groups import KeyShare, generate_key_share
 from ech.tls.messages import ClientHello
 from ech.tls.records import PaddingPolicy
-from ech.tls.signatures import SUPPORTED_SIGNATURE_SCHEMES
+from ech.tls.signatures import (
+    CERTIFICATE_SIGNATURE_SCHEMES,
+    SUPPORTED_SIGNATURE_SCHEMES,
+)
 from ech.tls.suites import DEFAULT_CIPHER_SUITES, check_cipher_suites
 
 DEFAULT_CLIENT_GROUPS: tuple[int, ...] = (
@@ -43,7 +46,12 @@ class ClientConfig:
             whose 8-byte tag RFC 8446 §B.4 leaves to constrained devices.
         groups: groups for supported_groups, in preference order.
         key_share_groups: groups to send key shares for in the first hello.
-        signature_algorithms: schemes we accept in CertificateVerify.
+        signature_algorithms: schemes we accept in CertificateVerify (RFC
+            8446 §4.2.3); never RSASSA-PKCS1-v1_5, whatever this lists.
+        signature_algorithms_cert: schemes we accept inside certificates,
+            sent as ``signature_algorithms_cert``; None leaves the extension
+            out, and ``signature_algorithms`` then covers certificates too.
+            The default adds RSASSA-PKCS1-v1_5, which most CAs sign with.
         compatibility_mode: middlebox compatibility (RFC 8446 §D.4): a
             random legacy_session_id and a change_cipher_spec record.
         random: source of randomness, injectable for reproducible traces.
@@ -65,6 +73,7 @@ class ClientConfig:
     groups: tuple[int, ...] = DEFAULT_CLIENT_GROUPS
     key_share_groups: tuple[int, ...] = (NamedGroup.X25519MLKEM768, NamedGroup.X25519)
     signature_algorithms: tuple[int, ...] = SUPPORTED_SIGNATURE_SCHEMES
+    signature_algorithms_cert: tuple[int, ...] | None = CERTIFICATE_SIGNATURE_SCHEMES
     compatibility_mode: bool = True
     random: Callable[[int], bytes] = os.urandom
     now: Callable[[], float] = time.time

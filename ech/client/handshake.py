@@ -17,10 +17,8 @@ import enum
 import ipaddress
 from dataclasses import dataclass
 
+from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPublicKeyTypes,
-)
 
 from ech.client.config import ClientConfig
 from ech.client.ech import (
@@ -167,7 +165,8 @@ class _WaitFlight:
     psk_accepted: bool
     hello_retry: bool
     certificate_request: CertificateRequest | None = None
-    peer_key: CertificateIssuerPublicKeyTypes | None = None
+    #: The server's leaf, once its chain validated.
+    peer_certificate: x509.Certificate | None = None
     #: retry_configs, trusted only once the outer handshake is authenticated.
     retry_configs: ECHConfigList | None = None
 
@@ -313,6 +312,13 @@ class ClientHandshake(Handshake):
                 ext.encode_u16_vector(config.signature_algorithms),
             )
         )
+        if config.signature_algorithms_cert is not None:
+            out.append(
+                Extension(
+                    E.SIGNATURE_ALGORITHMS_CERT,
+                    ext.encode_u16_vector(config.signature_algorithms_cert),
+                )
+            )
         if config.alpn_protocols:
             names = [p.encode() for p in config.alpn_protocols]
             out.append(
@@ -720,9 +726,10 @@ class ClientHandshake(Handshake):
         else:
             leaf = parse_leaf(chain[0])
         try:
-            stage.peer_key = leaf.public_key()  # type: ignore[assignment]  # TLS keys only
+            leaf.public_key()
         except (ValueError, UnsupportedAlgorithm):
             raise BadCertificate("certificate public key does not parse") from None
+        stage.peer_certificate = leaf
         self._transcript.add(raw)
         stage.expect = ClientState.WAIT_CV
 
@@ -739,10 +746,10 @@ class ClientHandshake(Handshake):
     ) -> None:
         if cv.algorithm not in self.config.signature_algorithms:
             raise IllegalParameter("CertificateVerify with a scheme we did not offer")
-        if stage.peer_key is None:
-            raise RuntimeError("internal error: no server public key")
+        if stage.peer_certificate is None:
+            raise RuntimeError("internal error: no server certificate")
         content = signed_content(SERVER_CONTEXT, self._transcript.digest())
-        verify(stage.peer_key, cv.algorithm, cv.signature, content)
+        verify(stage.peer_certificate, cv.algorithm, cv.signature, content)
         self._transcript.add(raw)
         stage.expect = ClientState.WAIT_FINISHED
 

@@ -512,19 +512,42 @@ class ServerHandshake(Handshake):
             quic.on_peer_transport_parameters(parameters, self.alpn_protocol)
 
     def _select_certificate(self, ch: ClientHello) -> tuple[CertifiedKey, int]:
+        """A certificate for the name, and the scheme of its CertificateVerify.
+
+        The scheme must be in signature_algorithms (RFC 8446 §4.2.3); among
+        those, a chain "signed only via the indicated supported algorithms"
+        of signature_algorithms_cert (or signature_algorithms) is preferred,
+        but when none is, "the server SHOULD continue the handshake by
+        sending the client a certificate chain of its choice" (§4.4.2.2).
+        Unknown schemes in either list are ignored.
+        """
         algorithms = ch.extension(E.SIGNATURE_ALGORITHMS)
         if algorithms is None:
             raise MissingExtension("signature_algorithms is required")
         offered = ext.decode_u16_list(algorithms)
+        cert_algorithms = ch.extension(E.SIGNATURE_ALGORITHMS_CERT)
+        for_chains = (
+            set(ext.decode_u16_list(cert_algorithms))
+            if cert_algorithms is not None
+            else set(offered)
+        )
         named = [
             c
             for c in self.config.certificates
             if self.server_name and c.matches(self.server_name)
         ]
-        for candidate in (*named, *self.config.certificates):
-            for scheme in candidate.signature_schemes:
-                if scheme in offered:
-                    return candidate, scheme
+        candidates = (*named, *self.config.certificates)
+        fitting = [
+            (candidate, scheme)
+            for candidate in candidates
+            for scheme in candidate.signature_schemes
+            if scheme in offered
+        ]
+        for candidate, scheme in fitting:
+            if candidate.chain_signed_with(for_chains):
+                return candidate, scheme
+        if fitting:
+            return fitting[0]
         raise HandshakeFailure("no certificate fits the client's signature_algorithms")
 
     # PSK resumption ----------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import ssl
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from ech.tls.enums import SignatureScheme
 from ech.tls.errors import BadCertificate, DecodeError
 from ech.tls.messages import Certificate, CertificateEntry
-from ech.tls.signatures import schemes_for_key
+from ech.tls.signatures import certificate_signature_schemes, schemes_for_key
 from ech.tls.wire import frame_handshake
 
 
@@ -65,8 +65,33 @@ class CertifiedKey:
 
     @functools.cached_property
     def signature_schemes(self) -> tuple[SignatureScheme, ...]:
-        """The schemes this key signs with, best first (computed once)."""
-        return schemes_for_key(self.private_key)
+        """The CertificateVerify schemes this key signs with, best first.
+
+        The leaf tells an RSASSA-PSS key from an rsaEncryption one (RFC 8446
+        §4.2.3); computed once.
+        """
+        return schemes_for_key(self.private_key, self.chain[0] if self.chain else None)
+
+    @functools.cached_property
+    def chain_signatures(self) -> tuple[tuple[int, ...], ...]:
+        """The schemes naming each signature of the chain (RFC 8446 §4.4.2.2).
+
+        One entry per certificate that is not self-signed.
+        """
+        return tuple(
+            certificate_signature_schemes(c)
+            for c in self.chain
+            if c.issuer != c.subject
+        )
+
+    def chain_signed_with(self, schemes: Collection[int]) -> bool:
+        """Whether every signature of the chain is one of ``schemes``.
+
+        RFC 8446 §4.4.2.2: the chain should be "signed only via the indicated
+        supported algorithms" of signature_algorithms_cert (or
+        signature_algorithms when that is absent).
+        """
+        return all(any(s in schemes for s in names) for names in self.chain_signatures)
 
     def matches(self, server_name: str) -> bool:
         """Whether the leaf names ``server_name`` (exactly or by one wildcard label)."""

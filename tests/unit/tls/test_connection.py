@@ -228,7 +228,9 @@ def test_server_prefers_a_group_the_client_sent_a_share_for(
     assert not _complete(client_events).hello_retry
 
 
-@pytest.mark.parametrize("key_type", ["p256", "p384", "ed25519", "rsa2048"])
+@pytest.mark.parametrize(
+    "key_type", ["p256", "p384", "p521", "ed25519", "ed448", "rsa2048"]
+)
 def test_handshake_every_certificate_key_type(
     client_config: ech.ClientConfig,
     server_config: ech.ServerConfig,
