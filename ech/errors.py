@@ -25,6 +25,8 @@ from ech.tls.errors import (
     Alert,
     BadCertificate,
     BadRecordMac,
+    CertificateExpired,
+    CertificateRequired,
     CertificateUnknown,
     ConnectionClosedError,
     DecodeError,
@@ -42,6 +44,7 @@ from ech.tls.errors import (
     UnexpectedMessage,
     UnknownCA,
     UnrecognizedName,
+    UnsupportedCertificate,
     UnsupportedExtension,
 )
 
@@ -77,6 +80,8 @@ __all__ = [
     "Alert",
     "BadCertificate",
     "BadRecordMac",
+    "CertificateExpired",
+    "CertificateRequired",
     "CertificateUnknown",
     "ConnectionClosedError",
     "DecodeError",
@@ -96,5 +101,6 @@ __all__ = [
     "UnexpectedMessage",
     "UnknownCA",
     "UnrecognizedName",
+    "UnsupportedCertificate",
     "UnsupportedExtension",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from ech.tls.certificates import load_trust_store
+from ech.tls.certificates import CertifiedKey, load_trust_store
 from ech.tls.enums import NamedGroup
 from ech.tls.groups import KeyShare, generate_key_share
 from ech.tls.messages import ClientHello
@@ -62,6 +62,12 @@ class ClientConfig:
         record_padding: TLSInnerPlaintext padding policy (RFC 8446 §5.4).
         ech_grease: send a GREASE encrypted_client_hello when the connection
             has no ECH configs (RFC 9849 §6.2).
+        client_certificate: our certificate chain and key, sent when a
+            server asks (RFC 8446 §4.4.2) with a CertificateVerify in the
+            first of its schemes that our key signs with; without one that
+            fits, or None, the answer is an empty Certificate. With ECH
+            rejected it is never sent (RFC 9849 §6.1.7). Post-handshake
+            authentication (§4.6.2) is not offered.
     """
 
     cafile: str | Path | None = None
@@ -81,6 +87,7 @@ class ClientConfig:
     client_hello_hook: Callable[[ClientHello], ClientHello] | None = None
     record_padding: PaddingPolicy | None = None
     ech_grease: bool = False
+    client_certificate: CertifiedKey | None = None
     _trust: list[tuple[x509.Certificate, ...]] = field(
         default_factory=list, repr=False, compare=False
     )

@@ -54,6 +54,7 @@ from ech.extension import (
 from ech.tls import extensions as ext
 from ech.tls.certificates import parse_leaf, verify_server_chain
 from ech.tls.enums import (
+    SSL30,
     TLS13,
     AlertDescription,
     CipherSuite,
@@ -80,6 +81,7 @@ from ech.tls.key_schedule import (
 )
 from ech.tls.messages import (
     Certificate,
+    CertificateEntry,
     CertificateRequest,
     CertificateVerify,
     ClientHello,
@@ -90,7 +92,13 @@ from ech.tls.messages import (
 )
 from ech.tls.quic import QuicOptions
 from ech.tls.session import SessionTicket
-from ech.tls.signatures import SERVER_CONTEXT, signed_content, verify
+from ech.tls.signatures import (
+    CLIENT_CONTEXT,
+    SERVER_CONTEXT,
+    sign,
+    signed_content,
+    verify,
+)
 from ech.tls.suites import SUITES, SuiteParams, check_quic_cipher_suites
 from ech.tls.transcript import Transcript
 from ech.tls.wire import frame_handshake
@@ -439,9 +447,7 @@ class ClientHandshake(Handshake):
                 expect is ClientState.WAIT_CERT_CR
                 and msg_type == HandshakeType.CERTIFICATE_REQUEST
             ):
-                stage.certificate_request = CertificateRequest.parse(body)
-                self._transcript.add(raw)
-                stage.expect = ClientState.WAIT_CERT
+                self._on_certificate_request(stage, CertificateRequest.parse(body), raw)
                 return True
             if msg_type == HandshakeType.CERTIFICATE:
                 self._on_certificate(stage, Certificate.parse(body), raw)
@@ -461,6 +467,11 @@ class ClientHandshake(Handshake):
         self, waiting: _WaitServerHello, sh: ServerHello, allowed: set[ExtensionType]
     ) -> SuiteParams:
         hello = waiting.hello
+        if sh.legacy_version <= SSL30:
+            # RFC 8446 §D.5: "Any endpoint receiving a Hello message with ...
+            # ServerHello.legacy_version set to 0x0300 MUST abort the handshake
+            # with a protocol_version alert."
+            raise ProtocolVersion("ServerHello.legacy_version is SSL 3.0 or older")
         ext.check_unique(sh.extensions)
         versions = sh.extension(E.SUPPORTED_VERSIONS)
         if versions is None:
@@ -703,6 +714,63 @@ class ClientHandshake(Handshake):
         if quic.on_peer_transport_parameters is not None:
             quic.on_peer_transport_parameters(parameters, self.alpn_protocol)
 
+    def _on_certificate_request(
+        self, stage: _WaitFlight, request: CertificateRequest, raw: bytes
+    ) -> None:
+        """RFC 8446 §4.3.2 (in the main handshake; never with a PSK).
+
+        Raises:
+            IllegalParameter: a non-empty context ("SHALL be zero length
+                unless used for the post-handshake authentication
+                exchanges"), or a repeated extension.
+            MissingExtension: no signature_algorithms ("MUST be specified").
+        """
+        if request.certificate_request_context:
+            raise IllegalParameter("CertificateRequest context in the handshake")
+        ext.check_unique(request.extensions)
+        algorithms = request.extension(E.SIGNATURE_ALGORITHMS)
+        if algorithms is None:
+            raise MissingExtension("CertificateRequest without signature_algorithms")
+        ext.decode_u16_list(algorithms)
+        authorities = request.extension(E.CERTIFICATE_AUTHORITIES)
+        if authorities is not None:
+            ext.decode_certificate_authorities(authorities)
+        stage.certificate_request = request
+        self._transcript.add(raw)
+        stage.expect = ClientState.WAIT_CERT
+
+    def _send_client_certificate(self, request: CertificateRequest) -> None:
+        """Certificate and, when we have a fitting key, CertificateVerify.
+
+        RFC 8446 §4.4.2: the context echoes the request's. The scheme is the
+        first of the request's signature_algorithms our key signs with
+        (§4.4.3 "MUST be one of those present"); the chain is sent whatever
+        certificate_authorities says, and the server judges it. No key, no
+        fitting scheme, or ECH rejected (RFC 9849 §6.1.7, checklist #65):
+        an empty Certificate.
+        """
+        context = request.certificate_request_context
+        certified = self.config.client_certificate
+        scheme: int | None = None
+        if certified is not None and self.ech_status is not ECHStatus.REJECTED:
+            data = request.extension(E.SIGNATURE_ALGORITHMS)
+            offered = ext.decode_u16_list(data) if data is not None else ()
+            scheme = next(
+                (s for s in offered if s in certified.signature_schemes), None
+            )
+        if certified is None or scheme is None:
+            self._transcript.add(self._send(Certificate(context, ()), Epoch.HANDSHAKE))
+            return
+        message = Certificate(
+            context, tuple(CertificateEntry(der) for der in certified.chain_der)
+        )
+        self._transcript.add(self._send(message, Epoch.HANDSHAKE))
+        content = signed_content(CLIENT_CONTEXT, self._transcript.digest())
+        signature = sign(certified.private_key, scheme, content)
+        self._transcript.add(
+            self._send(CertificateVerify(scheme, signature), Epoch.HANDSHAKE)
+        )
+
     def _on_certificate(
         self, stage: _WaitFlight, certificate: Certificate, raw: bytes
     ) -> None:
@@ -774,10 +842,7 @@ class ClientHandshake(Handshake):
         self._server_finished_hash = server_finished_hash
         self._install(Direction.READ, Epoch.APPLICATION, suite, server_ap)
         if stage.certificate_request is not None:
-            empty = Certificate(
-                stage.certificate_request.certificate_request_context, ()
-            )
-            self._transcript.add(self._send(empty, Epoch.HANDSHAKE))
+            self._send_client_certificate(stage.certificate_request)
         verify_data = finished_verify_data(
             algorithm, stage.client_secret, self._transcript.digest()
         )

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from ech.config import ECHConfigList
@@ -21,21 +22,15 @@ from ech.tls.records import PaddingPolicy
 from ech.tls.signatures import sign
 from ech.tls.suites import DEFAULT_CIPHER_SUITES, check_cipher_suites
 
-#: Every group we implement, the common ones first. A group the client
-#: sent a share for is chosen before a better one it did not, so the slow
-#: finite-field groups are used only by clients that offer nothing else.
+#: The groups served unless configured otherwise. x448, secp521r1 and the
+#: RFC 7919 finite-field groups are implemented but opt-in (``groups=``):
+#: a client that offers them beside these is answered with these, and the
+#: interop suites rely on a P-521-only share drawing a HelloRetryRequest.
 DEFAULT_SERVER_GROUPS: tuple[int, ...] = (
     NamedGroup.X25519MLKEM768,
     NamedGroup.X25519,
     NamedGroup.SECP256R1,
     NamedGroup.SECP384R1,
-    NamedGroup.X448,
-    NamedGroup.SECP521R1,
-    NamedGroup.FFDHE2048,
-    NamedGroup.FFDHE3072,
-    NamedGroup.FFDHE4096,
-    NamedGroup.FFDHE6144,
-    NamedGroup.FFDHE8192,
 )
 
 
@@ -83,6 +78,19 @@ class ServerConfig:
             as soon as their header arrives.
         require_ech: names that must not be reached without ECH accepted
             (:class:`RequireECH`), or None.
+        client_ca: CA certificates a client certificate must chain to
+            (:func:`ech.tls.certificates.load_trust_store` reads a PEM file).
+            When set, every full handshake sends CertificateRequest (RFC 8446
+            §4.3.2; never one resumed with a PSK, whose ticket carries the
+            client's leaf) and the chain is validated with
+            ``cryptography.x509.verification``'s client policy (clientAuth
+            extendedKeyUsage when present). The authenticated chain is on
+            the server's ``HandshakeComplete.client_certificate_chain``.
+            Post-handshake authentication (§4.6.2) is not implemented.
+        require_client_certificate: abort with ``certificate_required``
+            (§4.4.2.4) when the client sends no certificate, instead of going
+            on unauthenticated; tickets from unauthenticated connections are
+            then not resumed. Needs ``client_ca``.
     """
 
     certificates: tuple[CertifiedKey, ...]
@@ -112,6 +120,8 @@ class ServerConfig:
     backends: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     max_client_hello: int = 1 << 16
     require_ech: RequireECH | None = None
+    client_ca: tuple[x509.Certificate, ...] = ()
+    require_client_certificate: bool = False
 
     @functools.cached_property
     def ech_key_index(self) -> dict[int, tuple[ECHKey, ...]]:
@@ -137,6 +147,8 @@ class ServerConfig:
             raise ValueError("ticket_lifetime must be within 1 second and 7 days")
         if len(self.ticket_key) != 32:
             raise ValueError("ticket_key must be 32 bytes")
+        if self.require_client_certificate and not self.client_ca:
+            raise ValueError("require_client_certificate needs client_ca")
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,16 @@ import enum
 import hmac
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from ech.confirmation import (
     accept_confirmation,
     hello_retry_with_confirmation,
     hrr_accept_confirmation,
 )
 from ech.errors import (
-    BadCertificate,
+    CertificateRequired,
     DecodeError,
     DecryptError,
     HandshakeFailure,
@@ -37,6 +40,7 @@ from ech.errors import (
     ProtocolVersion,
     UnexpectedMessage,
     UnrecognizedName,
+    UnsupportedExtension,
 )
 from ech.events import ECHStatus, HandshakeComplete
 from ech.extension import (
@@ -49,8 +53,9 @@ from ech.server.ech import ECHAccepted, open_client_hello, open_second_client_he
 from ech.server.events import ForwardToBackend
 from ech.server.tickets import TicketState, open_ticket, seal_ticket
 from ech.tls import extensions as ext
-from ech.tls.certificates import CertifiedKey
+from ech.tls.certificates import CertifiedKey, verify_client_chain
 from ech.tls.enums import (
+    SSL30,
     TLS13,
     CipherSuite,
     ExtensionType,
@@ -81,12 +86,55 @@ from ech.tls.messages import (
     ServerHello,
 )
 from ech.tls.quic import QuicOptions, QuicProtocolViolation
-from ech.tls.signatures import SERVER_CONTEXT, signed_content
+from ech.tls.signatures import (
+    CERTIFICATE_SIGNATURE_SCHEMES,
+    CLIENT_CONTEXT,
+    SERVER_CONTEXT,
+    SUPPORTED_SIGNATURE_SCHEMES,
+    signed_content,
+    verify,
+)
 from ech.tls.suites import SUITES, SuiteParams, check_quic_cipher_suites
 from ech.tls.transcript import Transcript
 from ech.tls.wire import frame_handshake
 
 E = ExtensionType
+
+
+def _check_legacy_version(legacy_version: int) -> None:
+    """RFC 8446 §D.5: SSL 3.0 and older are refused outright.
+
+    "Any endpoint receiving a Hello message with ClientHello.legacy_version
+    or ServerHello.legacy_version set to 0x0300 MUST abort the handshake
+    with a protocol_version alert"; lower values name versions older still.
+
+    Raises:
+        ProtocolVersion: ``legacy_version`` is 0x0300 or lower.
+    """
+    if legacy_version <= SSL30:
+        raise ProtocolVersion(
+            f"legacy_version {legacy_version:#06x} (SSL 3.0 or older)"
+        )
+
+
+def _host_name(server_name: bytes, *, inner: bool) -> str:
+    """The host_name of a server_name extension (RFC 6066 §3).
+
+    The name in ClientHelloInner must be a valid DNS host name
+    (:func:`ech.tls.extensions.check_host_name`): it comes from an ECH
+    client, and it is what the server routes on. A cleartext hello's name
+    is only required to be ASCII: real clients send what RFC 6066 forbids
+    (GnuTLS's ``kdig @127.0.0.1`` sends the literal address), and refusing
+    them would gain nothing, since the name only selects a certificate.
+
+    Raises:
+        DecodeError: the extension is malformed.
+        IllegalParameter: the name is not ASCII, or (inner) not a host name.
+    """
+    name = ext.decode_server_name(server_name)
+    if inner:
+        ext.check_host_name(name)
+    return name
 
 
 class NameRequiresECH(UnrecognizedName):
@@ -100,6 +148,8 @@ class ServerState(enum.Enum):
     WAIT_CH2 = "wait_ch2"
     #: Our CertificateRequest is out: the client's Certificate comes first.
     WAIT_CERT = "wait_cert"
+    #: The client sent certificates: its CertificateVerify comes next.
+    WAIT_CV = "wait_cv"
     WAIT_FINISHED = "wait_finished"
     CONNECTED = "connected"
     #: Split mode: the hello went to a backend; see :mod:`ech.server.split`.
@@ -145,12 +195,16 @@ class _HandshakeKeys:
 
 @dataclass
 class _WaitClientFinished:
-    """WAIT_CERT or WAIT_FINISHED: the secrets the client's flight needs."""
+    """WAIT_CERT, WAIT_CV or WAIT_FINISHED: what the client's flight needs."""
 
     suite: SuiteParams
     client_secret: bytes
     client_application_secret: bytes
-    certificate_requested: bool
+    expect: ServerState
+    #: Our CertificateRequest, when we sent one.
+    request: CertificateRequest | None = None
+    #: The client's validated chain, leaf first, until its CertificateVerify.
+    client_chain: tuple[x509.Certificate, ...] = ()
 
 
 @dataclass
@@ -208,6 +262,10 @@ class ServerHandshake(Handshake):
         self.outer_server_name: str | None = None
         #: The client's answer to our CertificateRequest, if we sent one.
         self.client_certificate: Certificate | None = None
+        #: The client's authenticated chain, leaf first (RFC 8446 §4.4.2.4):
+        #: validated and proven by CertificateVerify; on a resumed
+        #: connection, the leaf the ticket's handshake authenticated.
+        self.client_certificate_chain: tuple[x509.Certificate, ...] = ()
         self._ech: ECHAccepted | None = None
 
     @property
@@ -217,11 +275,7 @@ class ServerHandshake(Handshake):
         if isinstance(stage, _WaitClientHello):
             return ServerState.WAIT_CH if stage.retry is None else ServerState.WAIT_CH2
         if isinstance(stage, _WaitClientFinished):
-            return (
-                ServerState.WAIT_CERT
-                if stage.certificate_requested
-                else ServerState.WAIT_FINISHED
-            )
+            return stage.expect
         if isinstance(stage, _Connected):
             return ServerState.CONNECTED
         return ServerState.FORWARDED
@@ -237,9 +291,16 @@ class ServerHandshake(Handshake):
                 self._on_client_hello(stage, ClientHello.parse(body), raw)
                 return
         elif isinstance(stage, _WaitClientFinished) and epoch is Epoch.HANDSHAKE:
-            if stage.certificate_requested:
+            expect = stage.expect
+            if expect is ServerState.WAIT_CERT:
                 if msg_type == HandshakeType.CERTIFICATE:
                     self._on_client_certificate(stage, Certificate.parse(body), raw)
+                    return
+            elif expect is ServerState.WAIT_CV:
+                if msg_type == HandshakeType.CERTIFICATE_VERIFY:
+                    self._on_client_certificate_verify(
+                        stage, CertificateVerify.parse(body), raw
+                    )
                     return
             elif msg_type == HandshakeType.FINISHED:
                 self._on_finished(stage, Finished.parse(body), raw)
@@ -253,6 +314,7 @@ class ServerHandshake(Handshake):
     def _on_client_hello(
         self, stage: _WaitClientHello, ch: ClientHello, raw: bytes
     ) -> None:
+        _check_legacy_version(ch.legacy_version)
         ext.check_unique(ch.extensions)
         retry = stage.retry
         if retry is None:
@@ -262,6 +324,7 @@ class ServerHandshake(Handshake):
         if inner is not None:
             ch = inner
             raw = ch.framed()
+            _check_legacy_version(ch.legacy_version)
             ext.check_unique(ch.extensions)
             if self._forward(ch, raw, first=retry is None):
                 return
@@ -287,7 +350,8 @@ class ServerHandshake(Handshake):
         self._check_retry_consistency(ch, retry)
 
         sni = ch.extension(E.SERVER_NAME)
-        self.server_name = ext.decode_server_name(sni) if sni is not None else None
+        accepted = self.ech_status is ECHStatus.ACCEPTED
+        self.server_name = _host_name(sni, inner=accepted) if sni is not None else None
         self._check_require_ech()
         self.alpn_protocol = self._select_alpn(ch)
         if self.quic is not None:
@@ -307,7 +371,7 @@ class ServerHandshake(Handshake):
         """Apply ECH to a ClientHello; return ClientHelloInner if accepted."""
         if first:
             sni = ch.extension(E.SERVER_NAME)
-            self.outer_server_name = ext.decode_server_name(sni) if sni else None
+            self.outer_server_name = _host_name(sni, inner=False) if sni else None
         data = ch.extension(E.ENCRYPTED_CLIENT_HELLO)
         if not first:
             if self._ech is not None:
@@ -350,7 +414,7 @@ class ServerHandshake(Handshake):
         sni = inner.extension(E.SERVER_NAME)
         if sni is None:
             return False
-        name = ext.decode_server_name(sni)
+        name = _host_name(sni, inner=True)
         backend = self.config.backends.get(name.lower())
         if backend is None:
             return False  # served here: shared mode for this name
@@ -580,6 +644,8 @@ class ServerHandshake(Handshake):
                 continue
             if state.server_name != (self.server_name or ""):
                 continue
+            if self.config.require_client_certificate and not state.client_certificate:
+                continue  # authenticate the client with a full handshake
             truncated = raw[: len(raw) - len(offered.encode_binders())]
             transcript = self._transcript.copy()
             transcript.add(truncated)
@@ -589,6 +655,12 @@ class ServerHandshake(Handshake):
             ):
                 raise DecryptError("PSK binder does not verify")
             self.resumed = True
+            if state.client_certificate:
+                # The ticket's handshake authenticated this client (§4.6.1:
+                # a resumed connection inherits the original's identity).
+                self.client_certificate_chain = (
+                    x509.load_der_x509_certificate(state.client_certificate),
+                )
             return state.psk
         return None
 
@@ -609,9 +681,7 @@ class ServerHandshake(Handshake):
             self._transcript.add(self._send(request, Epoch.HANDSHAKE))
         if certified is not None:
             self._send_certificate(*certified)
-        self._send_finished(
-            keys, hello.suite, certificate_requested=request is not None
-        )
+        self._send_finished(keys, hello.suite, request)
 
     def _send_server_hello(self, hello: _Hello) -> _HandshakeKeys:
         """ServerHello (with ECH's confirmation), then the handshake keys."""
@@ -693,13 +763,41 @@ class ServerHandshake(Handshake):
         return out
 
     def certificate_request(self) -> CertificateRequest | None:
-        """The CertificateRequest to send after EncryptedExtensions, or None.
+        """The CertificateRequest of a full handshake, or None (RFC 8446 §4.3.2).
 
-        This server never asks for a client certificate on its own; a
-        subclass may (RFC 8446 §4.3.2), and then receives the client's
-        Certificate before its Finished.
+        Sent when ``ServerConfig.client_ca`` names CAs: an empty
+        certificate_request_context ("SHALL be zero length unless used for
+        the post-handshake authentication exchanges"), the schemes we verify
+        CertificateVerify with (signature_algorithms, which "MUST be
+        specified"), the ones we accept inside chains
+        (signature_algorithms_cert) and the CAs' names
+        (certificate_authorities, §4.2.4), so a client holding several
+        certificates can choose. Never sent with a PSK (the caller's rule).
+        With ECH it travels in the inner handshake like the rest of the
+        flight. A subclass may override it.
         """
-        return None
+        config = self.config
+        if not config.client_ca:
+            return None
+        return CertificateRequest(
+            b"",
+            (
+                Extension(
+                    E.SIGNATURE_ALGORITHMS,
+                    ext.encode_u16_vector(SUPPORTED_SIGNATURE_SCHEMES),
+                ),
+                Extension(
+                    E.SIGNATURE_ALGORITHMS_CERT,
+                    ext.encode_u16_vector(CERTIFICATE_SIGNATURE_SCHEMES),
+                ),
+                Extension(
+                    E.CERTIFICATE_AUTHORITIES,
+                    ext.encode_certificate_authorities(
+                        [ca.subject.public_bytes() for ca in config.client_ca]
+                    ),
+                ),
+            ),
+        )
 
     def _send_certificate(self, certified: CertifiedKey, scheme: int) -> None:
         """Certificate and CertificateVerify (RFC 8446 §4.4.2, §4.4.3)."""
@@ -712,7 +810,10 @@ class ServerHandshake(Handshake):
         )
 
     def _send_finished(
-        self, keys: _HandshakeKeys, suite: SuiteParams, *, certificate_requested: bool
+        self,
+        keys: _HandshakeKeys,
+        suite: SuiteParams,
+        request: CertificateRequest | None,
     ) -> None:
         """Our Finished, then the 1-RTT write keys; wait for the client's."""
         verify_data = finished_verify_data(
@@ -733,7 +834,8 @@ class ServerHandshake(Handshake):
             suite,
             keys.client,
             master.client_application_traffic_secret(finished_hash),
-            certificate_requested,
+            ServerState.WAIT_CERT if request is not None else ServerState.WAIT_FINISHED,
+            request,
         )
 
     # the client's flight -----------------------------------------------------------
@@ -741,14 +843,69 @@ class ServerHandshake(Handshake):
     def _on_client_certificate(
         self, stage: _WaitClientFinished, certificate: Certificate, raw: bytes
     ) -> None:
-        """The answer to our CertificateRequest (RFC 8446 §4.4.2.4)."""
-        if certificate.certificate_list:
-            # No client-certificate verifier is configured: refuse rather than
-            # accept a certificate that nothing checks.
-            raise BadCertificate("client certificates are not verified here")
+        """The answer to our CertificateRequest (RFC 8446 §4.4.2, §4.4.2.4).
+
+        Raises:
+            IllegalParameter: the context is not our request's.
+            UnsupportedExtension: a CertificateEntry carries an extension
+                our request did not ask for (§4.4.2).
+            CertificateRequired: no certificate, and one is required.
+            BadCertificate, UnknownCA, CertificateExpired,
+                UnsupportedCertificate: the chain does not validate
+                against ``ServerConfig.client_ca`` (§4.4.2.4, §6.2).
+        """
+        request = stage.request
+        if request is None:
+            raise RuntimeError("internal error: a Certificate nobody asked for")
+        if certificate.certificate_request_context != (
+            request.certificate_request_context
+        ):
+            raise IllegalParameter("client Certificate with another request context")
+        for entry in certificate.certificate_list:
+            for extension in entry.extensions:
+                # "Extensions in the Certificate message from the client MUST
+                # correspond to extensions in the CertificateRequest message."
+                raise UnsupportedExtension(
+                    f"unrequested certificate extension {extension.type:#06x}"
+                )
         self.client_certificate = certificate
         self._transcript.add(raw)
-        stage.certificate_requested = False
+        if not certificate.certificate_list:
+            if self.config.require_client_certificate:
+                # §4.4.2.4: "the server MAY at its discretion either continue
+                # the handshake without client authentication or abort the
+                # handshake with a certificate_required alert".
+                raise CertificateRequired("the client sent no certificate")
+            stage.expect = ServerState.WAIT_FINISHED
+            return
+        stage.client_chain = verify_client_chain(
+            [entry.cert_data for entry in certificate.certificate_list],
+            self.config.client_ca,
+            self.config.now(),
+        )
+        stage.expect = ServerState.WAIT_CV
+
+    def _on_client_certificate_verify(
+        self, stage: _WaitClientFinished, cv: CertificateVerify, raw: bytes
+    ) -> None:
+        """The client's proof of its key (RFC 8446 §4.4.3, client context).
+
+        Raises:
+            IllegalParameter: a scheme our request did not offer, or one not
+                fit for CertificateVerify or for the key.
+            DecryptError: the signature does not verify.
+        """
+        request = stage.request
+        offered = request.extension(E.SIGNATURE_ALGORITHMS) if request else None
+        if offered is None or cv.algorithm not in ext.decode_u16_list(offered):
+            # §4.4.3: "the signature algorithm MUST be one of those present in
+            # the supported_signature_algorithms field" of our request.
+            raise IllegalParameter("client CertificateVerify with a scheme not offered")
+        content = signed_content(CLIENT_CONTEXT, self._transcript.digest())
+        verify(stage.client_chain[0], cv.algorithm, cv.signature, content)
+        self._transcript.add(raw)
+        self.client_certificate_chain = stage.client_chain
+        stage.expect = ServerState.WAIT_FINISHED
 
     def _on_finished(
         self, stage: _WaitClientFinished, finished: Finished, raw: bytes
@@ -780,6 +937,7 @@ class ServerHandshake(Handshake):
                 hello_retry=self.hello_retry,
                 ech_status=self.ech_status,
                 outer_server_name=self.outer_server_name,
+                client_certificate_chain=self.client_certificate_chain,
             )
         )
         if self.config.session_tickets:
@@ -787,6 +945,10 @@ class ServerHandshake(Handshake):
                 self.send_session_ticket()
 
     # after the handshake ------------------------------------------------------------
+
+    def _client_leaf_der(self) -> bytes:
+        chain = self.client_certificate_chain
+        return chain[0].public_bytes(serialization.Encoding.DER) if chain else b""
 
     def send_session_ticket(self) -> None:
         """Issue one more ticket (RFC 8446 §4.6.1)."""
@@ -805,6 +967,7 @@ class ServerHandshake(Handshake):
             lifetime=self.config.ticket_lifetime,
             server_name=self.server_name or "",
             alpn_protocol=self.alpn_protocol or "",
+            client_certificate=self._client_leaf_der(),
         )
         ticket = seal_ticket(self.config.ticket_key, self.config.random(12), state)
         self._send(

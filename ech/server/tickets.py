@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ech.errors import DecodeError
 from ech.tls.wire import Reader, Writer
 
-_AAD = b"ech session ticket v1"
+#: Bumped whenever the sealed layout changes: older tickets then fail to open.
+_AAD = b"ech session ticket v2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,10 @@ class TicketState:
     lifetime: int
     server_name: str
     alpn_protocol: str
+    #: The leaf of the client's authenticated chain (DER), or empty.
+    client_certificate: bytes = b""
+    #: The max_early_data_size the ticket was issued with (0: no 0-RTT).
+    max_early_data_size: int = 0
 
 
 def seal_ticket(key: bytes, nonce: bytes, state: TicketState) -> bytes:
@@ -42,6 +47,8 @@ def seal_ticket(key: bytes, nonce: bytes, state: TicketState) -> bytes:
     w.u32(state.lifetime)
     w.opaque(1, state.server_name.encode())
     w.opaque(1, state.alpn_protocol.encode())
+    w.opaque(3, state.client_certificate)
+    w.u32(state.max_early_data_size)
     return nonce + AESGCM(key).encrypt(nonce, w.getvalue(), _AAD)
 
 
@@ -61,5 +68,17 @@ def open_ticket(key: bytes, ticket: bytes) -> TicketState | None:
     lifetime = r.u32()
     server_name = r.opaque(1).decode()
     alpn = r.opaque(1).decode()
+    client_certificate = r.opaque(3)
+    max_early_data_size = r.u32()
     r.expect_end()
-    return TicketState(suite, psk, issued_at, age_add, lifetime, server_name, alpn)
+    return TicketState(
+        suite,
+        psk,
+        issued_at,
+        age_add,
+        lifetime,
+        server_name,
+        alpn,
+        client_certificate,
+        max_early_data_size,
+    )

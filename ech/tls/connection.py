@@ -44,6 +44,10 @@ from ech.tls.wire import Reader
 #: Largest handshake message we buffer. Certificate chains are the biggest.
 MAX_HANDSHAKE_MESSAGE = 1 << 18
 
+#: change_cipher_spec records dropped in a row before the peer is refused
+#: (see :meth:`Connection._receive_change_cipher_spec`).
+MAX_CCS_IN_A_ROW = 32
+
 #: Rewrites one outgoing handshake message after the transcript took it:
 #: ``(epoch, message with header)`` to the bytes to send instead (``b""``
 #: sends nothing). A fault-injection seam for tests, probes and fuzzers.
@@ -102,9 +106,11 @@ class Connection:
         self._write: _Traffic | None = None
         self._sent_close = False
         self._received_close = False
-        #: A plaintext change_cipher_spec may arrive once a ServerHello has
-        #: crossed the wire, until the handshake is over (RFC 8446 §5).
+        #: A plaintext change_cipher_spec may arrive once the first
+        #: ClientHello has crossed the wire, until the peer's Finished
+        #: (RFC 8446 §5); see :meth:`_receive_change_cipher_spec`.
         self._ccs_allowed = False
+        self._ccs_in_a_row = 0
 
     # public API ------------------------------------------------------------
 
@@ -232,7 +238,7 @@ class Connection:
     def _apply(self, output: Output) -> None:
         if isinstance(output, SendMessage):
             data = output.data
-            if data[0] == HandshakeType.SERVER_HELLO:
+            if data[0] == HandshakeType.CLIENT_HELLO:
                 self._ccs_allowed = True
             if self.outgoing_message_hook is not None:
                 data = self.outgoing_message_hook(output.epoch, data)
@@ -267,6 +273,10 @@ class Connection:
     # receiving -------------------------------------------------------------------
 
     def _handle_record(self, content_type: int, payload: bytes) -> None:
+        if content_type == ContentType.CHANGE_CIPHER_SPEC:
+            self._receive_change_cipher_spec(payload)
+            return
+        self._ccs_in_a_row = 0
         if content_type == ContentType.HANDSHAKE:
             self._reassembler.feed(payload)
             while (message := self._reassembler.pop()) is not None:
@@ -274,7 +284,7 @@ class Connection:
                 if self.handshake.complete and msg_type == HandshakeType.KEY_UPDATE:
                     self._receive_key_update(KeyUpdate.parse(body))
                 else:
-                    if msg_type == HandshakeType.SERVER_HELLO:
+                    if msg_type == HandshakeType.CLIENT_HELLO:
                         self._ccs_allowed = True
                     self.handshake.handle_message(self._read_epoch, msg_type, body)
                     self._apply_outputs()
@@ -290,14 +300,49 @@ class Connection:
                 self._events.append(DataReceived(payload))
         elif content_type == ContentType.ALERT:
             self._receive_alert(payload)
-        elif content_type == ContentType.CHANGE_CIPHER_SPEC:
-            # RFC 8446 §5: only the single byte 0x01, only during the handshake.
-            if payload != b"\x01":
-                raise UnexpectedMessage("malformed change_cipher_spec")
-            if not self._ccs_allowed or self.handshake.complete:
-                raise UnexpectedMessage("change_cipher_spec outside the handshake")
         else:
             raise UnexpectedMessage(f"unexpected record type {content_type}")
+
+    def _receive_change_cipher_spec(self, payload: bytes) -> None:
+        """RFC 8446 §5: drop the compatibility CCS, refuse any other.
+
+        "An implementation may receive an unencrypted record of type
+        change_cipher_spec consisting of the single byte value 0x01 at any
+        time after the first ClientHello message has been sent or received
+        and before the peer's Finished message has been received and MUST
+        simply drop it without further processing. ... An implementation
+        which receives any other change_cipher_spec value or which receives
+        a protected change_cipher_spec record MUST abort the handshake with
+        an unexpected_message alert. If an implementation detects a
+        change_cipher_spec record received before the first ClientHello
+        message or after the peer's Finished message, it MUST be treated as
+        an unexpected record type."
+
+        "At any time" puts no bound on their number, so several in a row are
+        each dropped. A peer sending nothing else would cost us a record
+        parse per 6 bytes forever, so at most :data:`MAX_CCS_IN_A_ROW` may
+        come without another record between them (BoringSSL's bound for
+        records without content); a compliant peer sends one (§D.4).
+        (A protected change_cipher_spec is refused by the record layer.)
+
+        Raises:
+            UnexpectedMessage: any of the cases above.
+        """
+        if self._reassembler.pending:
+            # RFC 8446 §5.1: handshake messages must not be interleaved.
+            raise UnexpectedMessage("record interleaved with a handshake message")
+        if payload != b"\x01":
+            raise UnexpectedMessage("malformed change_cipher_spec")
+        if not self._ccs_allowed or self.handshake.complete:
+            raise UnexpectedMessage(
+                "change_cipher_spec before the first ClientHello or after "
+                "the peer's Finished"
+            )
+        self._ccs_in_a_row += 1
+        if self._ccs_in_a_row > MAX_CCS_IN_A_ROW:
+            raise UnexpectedMessage(
+                f"more than {MAX_CCS_IN_A_ROW} change_cipher_spec records in a row"
+            )
 
     def _receive_alert(self, payload: bytes) -> None:
         r = Reader(payload)
@@ -350,4 +395,10 @@ class Connection:
                 self._send_alert(description)
 
 
-__all__ = ["MAX_HANDSHAKE_MESSAGE", "Connection", "MessageHook", "Phase"]
+__all__ = [
+    "MAX_CCS_IN_A_ROW",
+    "MAX_HANDSHAKE_MESSAGE",
+    "Connection",
+    "MessageHook",
+    "Phase",
+]

@@ -201,6 +201,8 @@ class KeyUpdateRequest(_OpenIntEnum):
 
 TLS13: int = 0x0304
 TLS12: int = 0x0303
+#: SSL 3.0: a Hello with this legacy_version or lower is refused (RFC 8446 §D.5).
+SSL30: int = 0x0300
 LEGACY_RECORD_VERSION: int = 0x0303
 
 

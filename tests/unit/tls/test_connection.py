@@ -18,7 +18,6 @@ from ech.events import (
 )
 from ech.pki import KeyType, TestCA
 from ech.server.connection import ServerState
-from ech.server.handshake import ServerHandshake
 from ech.tls import extensions as ext
 from ech.tls.enums import (
     AlertDescription,
@@ -27,13 +26,10 @@ from ech.tls.enums import (
     ExtensionType,
     HandshakeType,
     NamedGroup,
-    SignatureScheme,
 )
-from ech.tls.extensions import Extension
 from ech.tls.groups import SUPPORTED_GROUPS
 from ech.tls.messages import (
     Certificate,
-    CertificateRequest,
     ClientHello,
     ServerHello,
 )
@@ -49,7 +45,8 @@ from tests.helpers import (
 E = ExtensionType
 ALL_SUITES = list(CipherSuite)
 #: Every group we implement (RFC 8446 §4.2.7); one handshake each, so the
-#: large finite-field groups cost little.
+#: large finite-field groups cost little. The server serves them all only
+#: when configured to (``DEFAULT_SERVER_GROUPS`` keeps the common four).
 ALL_GROUPS = sorted(SUPPORTED_GROUPS)
 
 
@@ -186,7 +183,8 @@ def test_handshake_every_group(
     client_config: ech.ClientConfig, server_config: ech.ServerConfig, group: NamedGroup
 ) -> None:
     cc = dataclasses.replace(client_config, groups=(group,), key_share_groups=(group,))
-    _, _, client_events, server_events = handshake(cc, server_config)
+    sc = dataclasses.replace(server_config, groups=tuple(ALL_GROUPS))
+    _, _, client_events, server_events = handshake(cc, sc)
     assert _complete(client_events).group == group
     assert _complete(server_events).group == group
     assert not _complete(client_events).hello_retry
@@ -209,6 +207,20 @@ def test_hello_retry_request_to_a_new_group(
     assert _complete(client_events).group == group
     assert _complete(client_events).hello_retry
     assert _core(_complete(client_events)) == _core(_complete(server_events))
+
+
+def test_new_groups_are_opt_in_on_the_server(
+    client_config: ech.ClientConfig, server_config: ech.ServerConfig
+) -> None:
+    """A client sending only a P-521 share but listing X25519 gets an HRR."""
+    cc = dataclasses.replace(
+        client_config,
+        groups=(NamedGroup.SECP521R1, NamedGroup.X25519),
+        key_share_groups=(NamedGroup.SECP521R1,),
+    )
+    _, _, client_events, _ = handshake(cc, server_config)
+    assert _complete(client_events).group == NamedGroup.X25519
+    assert _complete(client_events).hello_retry
 
 
 def test_server_prefers_a_group_the_client_sent_a_share_for(
@@ -718,26 +730,19 @@ def test_record_padding_end_to_end(
 # CertificateRequest --------------------------------------------------------------
 
 
-class _CertificateRequestHandshake(ServerHandshake):
-    """Asks for a client certificate (ech's server never does on its own)."""
-
-    def certificate_request(self) -> CertificateRequest | None:
-        algorithms = ext.encode_u16_vector([SignatureScheme.ED25519])
-        return CertificateRequest(b"", (Extension(E.SIGNATURE_ALGORITHMS, algorithms),))
-
-
-class _CertificateRequestServer(ech.ServerConnection):
-    handshake_class = _CertificateRequestHandshake
-
-
 def test_certificate_request_answered_with_empty_certificate(
-    client_config: ech.ClientConfig, server_config: ech.ServerConfig
+    client_config: ech.ClientConfig, server_config: ech.ServerConfig, ca: TestCA
 ) -> None:
-    pair = make_pair(client_config, server_config, server_cls=_CertificateRequestServer)
+    """A server asking for a certificate (``client_ca``), a client without
+    one: an empty Certificate, and the handshake goes on unauthenticated
+    (RFC 8446 §4.4.2.4). More in test_client_auth.py."""
+    sc = dataclasses.replace(server_config, client_ca=(ca.certificate,))
+    pair = make_pair(client_config, sc)
     pair.pump()
     server = pair.server
     assert server.state is ServerState.CONNECTED
     assert server.handshake.client_certificate == Certificate(b"", ())
+    assert _complete(pair.server_events).client_certificate_chain == ()
     assert _core(_complete(pair.client_events)) == _core(_complete(pair.server_events))
     pair.client.send(b"anonymous")
     assert server.receive_data(pair.client.data_to_send()) == [
@@ -745,7 +750,7 @@ def test_certificate_request_answered_with_empty_certificate(
     ]
     # Both sides put the client's Certificate in the resumption secret.
     (ticket,) = pair.client.session_tickets
-    _, _, client_events, _ = handshake(client_config, server_config, session=ticket)
+    _, _, client_events, _ = handshake(client_config, sc, session=ticket)
     assert _complete(client_events).resumed
 
 
