@@ -87,6 +87,11 @@ class ServerConfig:
             extendedKeyUsage when present). The authenticated chain is on
             the server's ``HandshakeComplete.client_certificate_chain``.
             Post-handshake authentication (§4.6.2) is not implemented.
+        ech_flight_padding: when ECH is accepted, pad the encrypted flight
+            (EncryptedExtensions to Finished) to the longest this
+            configuration can send, so its length does not tell which
+            certificate the hidden name selected (RFC 9849 §6.1.3, §10.11;
+            :mod:`ech.server.padding` gives the measured overhead).
         require_client_certificate: abort with ``certificate_required``
             (§4.4.2.4) when the client sends no certificate, instead of going
             on unauthenticated; tickets from unauthenticated connections are
@@ -122,6 +127,7 @@ class ServerConfig:
     require_ech: RequireECH | None = None
     client_ca: tuple[x509.Certificate, ...] = ()
     require_client_certificate: bool = False
+    ech_flight_padding: bool = True
 
     @functools.cached_property
     def ech_key_index(self) -> dict[int, tuple[ECHKey, ...]]:

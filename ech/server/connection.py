@@ -8,10 +8,13 @@ from ech.events import ECHStatus
 from ech.server.config import ServerConfig
 from ech.server.events import ForwardToBackend
 from ech.server.handshake import NameRequiresECH, ServerHandshake, ServerState
+from ech.server.padding import ech_flight_padding
 from ech.tls.connection import Connection
 from ech.tls.enums import CipherSuite, NamedGroup
 from ech.tls.events import Event
+from ech.tls.handshake import Epoch
 from ech.tls.messages import ClientHello
+from ech.tls.records import PaddingPolicy
 
 
 class ServerConnection(Connection):
@@ -37,6 +40,16 @@ class ServerConnection(Connection):
         """Issue one more ticket (RFC 8446 §4.6.1)."""
         self.handshake.send_session_ticket()
         self._apply_outputs()
+
+    def _write_padding(self, epoch: Epoch) -> PaddingPolicy | None:
+        """Pad the encrypted flight when ECH is accepted (RFC 9849 §6.1.3)."""
+        if (
+            epoch is Epoch.HANDSHAKE
+            and self.handshake.ech_status is ECHStatus.ACCEPTED
+            and self.config.ech_flight_padding
+        ):
+            return ech_flight_padding(self.config)
+        return None
 
     def _deliver(self, event: Event) -> Event:
         if isinstance(event, ForwardToBackend):

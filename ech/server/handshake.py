@@ -137,6 +137,42 @@ def _host_name(server_name: bytes, *, inner: bool) -> str:
     return name
 
 
+def certificate_request_for(config: ServerConfig) -> CertificateRequest | None:
+    """The CertificateRequest ``config`` sends in full handshakes, or None.
+
+    Sent when ``ServerConfig.client_ca`` names CAs: an empty
+    certificate_request_context ("SHALL be zero length unless used for the
+    post-handshake authentication exchanges", RFC 8446 §4.3.2), the schemes
+    we verify CertificateVerify with (signature_algorithms, which "MUST be
+    specified"), the ones we accept inside chains
+    (signature_algorithms_cert) and the CAs' names (certificate_authorities,
+    §4.2.4), so a client holding several certificates can choose. Never sent
+    with a PSK (the caller's rule). With ECH it travels in the inner
+    handshake like the rest of the flight.
+    """
+    if not config.client_ca:
+        return None
+    return CertificateRequest(
+        b"",
+        (
+            Extension(
+                E.SIGNATURE_ALGORITHMS,
+                ext.encode_u16_vector(SUPPORTED_SIGNATURE_SCHEMES),
+            ),
+            Extension(
+                E.SIGNATURE_ALGORITHMS_CERT,
+                ext.encode_u16_vector(CERTIFICATE_SIGNATURE_SCHEMES),
+            ),
+            Extension(
+                E.CERTIFICATE_AUTHORITIES,
+                ext.encode_certificate_authorities(
+                    [ca.subject.public_bytes() for ca in config.client_ca]
+                ),
+            ),
+        ),
+    )
+
+
 class NameRequiresECH(UnrecognizedName):
     """``ServerConfig.require_ech``: this name is served only with ECH accepted."""
 
@@ -765,39 +801,9 @@ class ServerHandshake(Handshake):
     def certificate_request(self) -> CertificateRequest | None:
         """The CertificateRequest of a full handshake, or None (RFC 8446 §4.3.2).
 
-        Sent when ``ServerConfig.client_ca`` names CAs: an empty
-        certificate_request_context ("SHALL be zero length unless used for
-        the post-handshake authentication exchanges"), the schemes we verify
-        CertificateVerify with (signature_algorithms, which "MUST be
-        specified"), the ones we accept inside chains
-        (signature_algorithms_cert) and the CAs' names
-        (certificate_authorities, §4.2.4), so a client holding several
-        certificates can choose. Never sent with a PSK (the caller's rule).
-        With ECH it travels in the inner handshake like the rest of the
-        flight. A subclass may override it.
+        See :func:`certificate_request_for`; a subclass may override it.
         """
-        config = self.config
-        if not config.client_ca:
-            return None
-        return CertificateRequest(
-            b"",
-            (
-                Extension(
-                    E.SIGNATURE_ALGORITHMS,
-                    ext.encode_u16_vector(SUPPORTED_SIGNATURE_SCHEMES),
-                ),
-                Extension(
-                    E.SIGNATURE_ALGORITHMS_CERT,
-                    ext.encode_u16_vector(CERTIFICATE_SIGNATURE_SCHEMES),
-                ),
-                Extension(
-                    E.CERTIFICATE_AUTHORITIES,
-                    ext.encode_certificate_authorities(
-                        [ca.subject.public_bytes() for ca in config.client_ca]
-                    ),
-                ),
-            ),
-        )
+        return certificate_request_for(self.config)
 
     def _send_certificate(self, certified: CertifiedKey, scheme: int) -> None:
         """Certificate and CertificateVerify (RFC 8446 §4.4.2, §4.4.3)."""
@@ -976,4 +982,9 @@ class ServerHandshake(Handshake):
         )
 
 
-__all__ = ["NameRequiresECH", "ServerHandshake", "ServerState"]
+__all__ = [
+    "NameRequiresECH",
+    "ServerHandshake",
+    "ServerState",
+    "certificate_request_for",
+]

@@ -262,9 +262,19 @@ class Connection:
             if output.epoch is Epoch.APPLICATION:
                 self._read = _Traffic(output.suite, output.secret)
         else:
-            self._records.set_write_key(output.suite, output.secret)
+            self._records.set_write_key(
+                output.suite, output.secret, self._write_padding(output.epoch)
+            )
             if output.epoch is Epoch.APPLICATION:
                 self._write = _Traffic(output.suite, output.secret)
+
+    def _write_padding(self, epoch: Epoch) -> PaddingPolicy | None:
+        """The padding of records sent at ``epoch``; None: the connection's.
+
+        A subclass pads a flight whose length would reveal something (the
+        server's flight when ECH is accepted: RFC 9849 §6.1.3, §10.11).
+        """
+        return None
 
     def _deliver(self, event: Event) -> Event:
         """The event the application sees; a subclass may complete it."""

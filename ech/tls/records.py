@@ -36,6 +36,27 @@ MAX_SEQUENCE = (1 << 64) - 1
 PaddingPolicy = Callable[[int, int], int]
 
 
+def pad_handshake_to(target: int, bucket: int = 32) -> PaddingPolicy:
+    """A policy padding each handshake record's content up to ``target`` bytes.
+
+    Content already longer is padded up to a multiple of ``bucket``; both
+    are clipped so the record stays within 2^14 bytes of TLSInnerPlaintext
+    content (RFC 8446 §5.4). Other content types are not padded. A flight
+    of up to 2^14 bytes thus always makes one record of the same length; a
+    longer one fills its records, so only their count can differ.
+    """
+    if target < 0 or bucket < 1:
+        raise ValueError("target must be >= 0 and bucket >= 1")
+
+    def policy(content_type: int, length: int) -> int:
+        if content_type != ContentType.HANDSHAKE:
+            return 0
+        padded = target if length <= target else -(-length // bucket) * bucket
+        return min(padded, MAX_PLAINTEXT) - length
+
+    return policy
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One received record, after deprotection."""

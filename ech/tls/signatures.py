@@ -123,6 +123,25 @@ def _pss(algorithm: hashes.HashAlgorithm) -> padding.PSS:
     return padding.PSS(padding.MGF1(algorithm), algorithm.digest_size)
 
 
+def max_signature_length(key: PrivateKeyTypes) -> int:
+    """The longest signature ``key`` makes, for sizing padded flights.
+
+    ECDSA signatures are DER and vary by a few bytes: two INTEGERs of up to
+    the field size plus a leading zero, in a SEQUENCE.
+    """
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        integer = 2 + (key.curve.key_size + 7) // 8 + 1
+        content = 2 * integer
+        return content + (2 if content < 128 else 3)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return 64
+    if isinstance(key, ed448.Ed448PrivateKey):
+        return 114
+    if isinstance(key, rsa.RSAPrivateKey):
+        return (key.key_size + 7) // 8
+    raise ValueError(f"no signatures from {type(key).__name__}")
+
+
 def sign(key: PrivateKeyTypes, scheme: int, content: bytes) -> bytes:
     """Sign ``content`` with ``scheme``.
 

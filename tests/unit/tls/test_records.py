@@ -14,6 +14,7 @@ from ech.tls.records import (
     PaddingPolicy,
     Record,
     RecordLayer,
+    pad_handshake_to,
 )
 from ech.tls.suites import SUITES, SuiteParams
 from ech.tls.wire import frame_handshake, record_header
@@ -408,3 +409,18 @@ def test_padding_policy_per_write_key() -> None:
     first, second = parse_records(sender.data_to_send())
     assert len(first[1]) == 100 + 1 + 16
     assert len(second[1]) == 1 + 1 + 16
+
+
+def test_pad_handshake_to_a_target() -> None:
+    """Up to the target: exactly the target; beyond: the next bucket; never
+    past 2^14 of content; other content types untouched."""
+    policy = pad_handshake_to(1000, bucket=32)
+    assert policy(HS, 10) == 990
+    assert policy(HS, 1000) == 0
+    assert policy(HS, 1001) == 1024 - 1001
+    assert policy(HS, MAX_PLAINTEXT - 1) == 1
+    assert policy(APP, 10) == 0
+    assert policy(ContentType.ALERT, 2) == 0
+    assert pad_handshake_to(MAX_PLAINTEXT + 5)(HS, 10) == MAX_PLAINTEXT - 10
+    with pytest.raises(ValueError, match="bucket"):
+        pad_handshake_to(10, bucket=0)
