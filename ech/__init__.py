@@ -13,6 +13,8 @@ from ech.errors import Alert, ConnectionClosedError, PeerAlert, TLSError
 from ech.events import (
     ConnectionClosed,
     DataReceived,
+    EarlyDataReceived,
+    EarlyDataStatus,
     Event,
     HandshakeComplete,
     KeyUpdateReceived,
@@ -34,6 +36,8 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "DataReceived",
+    "EarlyDataReceived",
+    "EarlyDataStatus",
     "Event",
     "HandshakeComplete",
     "KeyUpdateReceived",

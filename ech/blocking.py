@@ -133,6 +133,7 @@ def connect(
     resolver: DoHResolver | None = None,
     timeout: float | None = 30.0,
     socket_factory: SocketFactory = socket.create_connection,
+    early_data: bytes | None = None,
 ) -> TLSSocket:
     """Open a TCP connection and complete a TLS 1.3 handshake as a client.
 
@@ -150,6 +151,12 @@ def connect(
     ``socket_factory`` opens the TCP connection, as
     ``socket.create_connection((host, port), timeout)`` does by default.
 
+    ``early_data`` is sent as 0-RTT data (RFC 8446 §2.3) when ``session``
+    allows it; ``tls.negotiated.early_data`` then says whether the server
+    read it. If not (``rejected`` or ``not_offered``), nothing was delivered
+    and the caller sends it again with :meth:`TLSSocket.sendall`. A retry
+    after an ECH rejection never sends early data.
+
     Raises:
         ECHRejectedError: ECH was rejected and not (or no longer) retried.
     """
@@ -161,16 +168,16 @@ def connect(
         if ech_configs is None:
             config = dataclasses.replace(config, ech_grease=True)
 
-    def once(configs: ECHConfigList | None) -> TLSSocket:
+    def once(configs: ECHConfigList | None, early: bytes | None) -> TLSSocket:
         sock = socket_factory((host, port), timeout)
-        return _handshake(sock, config, name, session, configs)
+        return _handshake(sock, config, name, session, configs, early)
 
     try:
-        return once(ech_configs)
+        return once(ech_configs, early_data)
     except ECHRejectedError as rejection:
         if not (ech_retry and rejection.can_retry):
             raise
-        tls = once(rejection.retry_configs)
+        tls = once(rejection.retry_configs, None)
         tls.retried = True
         tls.retry_configs = rejection.retry_configs
         return tls
@@ -182,9 +189,14 @@ def _handshake(
     server_name: str,
     session: SessionTicket | None,
     ech_configs: ECHConfigList | None,
+    early_data: bytes | None = None,
 ) -> TLSSocket:
     connection = ClientConnection(
-        config, server_name, session=session, ech_configs=ech_configs
+        config,
+        server_name,
+        session=session,
+        ech_configs=ech_configs,
+        early_data=early_data,
     )
     tls = TLSSocket(sock, connection)
     try:

@@ -17,6 +17,8 @@ from ech.tls.enums import CipherSuite, NamedGroup
 from ech.tls.events import (
     ConnectionClosed,
     DataReceived,
+    EarlyDataReceived,
+    EarlyDataStatus,
     Event,
     KeyUpdateReceived,
     SessionTicketReceived,
@@ -63,6 +65,8 @@ class HandshakeComplete(Event):
     #: handshake authenticated. Empty without client authentication, and
     #: always on the client.
     client_certificate_chain: tuple[x509.Certificate, ...] = ()
+    #: What became of 0-RTT data (RFC 8446 §4.2.10), on both ends.
+    early_data: EarlyDataStatus = EarlyDataStatus.NOT_OFFERED
 
     @property
     def client_certificate_subject(self) -> str | None:
@@ -90,6 +94,8 @@ __all__ = [
     "DataReceived",
     "ECHRejected",
     "ECHStatus",
+    "EarlyDataReceived",
+    "EarlyDataStatus",
     "Event",
     "HandshakeComplete",
     "KeyUpdateReceived",

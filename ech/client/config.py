@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography import x509
 
 from ech.tls.certificates import CertifiedKey, load_trust_store
-from ech.tls.enums import NamedGroup
+from ech.tls.enums import NamedGroup, PskKeyExchangeMode
 from ech.tls.groups import KeyShare, generate_key_share
 from ech.tls.messages import ClientHello
 from ech.tls.records import PaddingPolicy
@@ -62,6 +62,9 @@ class ClientConfig:
         record_padding: TLSInnerPlaintext padding policy (RFC 8446 §5.4).
         ech_grease: send a GREASE encrypted_client_hello when the connection
             has no ECH configs (RFC 9849 §6.2).
+        psk_key_exchange_modes: the resumption modes offered (RFC 8446
+            §4.2.9): psk_dhe_ke keeps forward secrecy; psk_ke resumes without
+            (EC)DHE when a server prefers it.
         client_certificate: our certificate chain and key, sent when a
             server asks (RFC 8446 §4.4.2) with a CertificateVerify in the
             first of its schemes that our key signs with; without one that
@@ -88,6 +91,7 @@ class ClientConfig:
     record_padding: PaddingPolicy | None = None
     ech_grease: bool = False
     client_certificate: CertifiedKey | None = None
+    psk_key_exchange_modes: tuple[int, ...] = (PskKeyExchangeMode.PSK_DHE_KE,)
     _trust: list[tuple[x509.Certificate, ...]] = field(
         default_factory=list, repr=False, compare=False
     )
@@ -98,6 +102,8 @@ class ClientConfig:
         check_cipher_suites(self.cipher_suites, allow_ccm_8=self.allow_ccm_8)
         if not set(self.key_share_groups) <= set(self.groups):
             raise ValueError("key_share_groups must be a subset of groups")
+        if not self.psk_key_exchange_modes:
+            raise ValueError("psk_key_exchange_modes must not be empty")
 
     def trusted_certificates(self) -> tuple[x509.Certificate, ...]:
         """The CA certificates to validate against, loaded once."""

@@ -13,9 +13,10 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from ech.config import ECHConfigList
 from ech.keys import ECHKey
+from ech.server.anti_replay import AntiReplay
 from ech.server.ech import index_keys
 from ech.tls.certificates import CertifiedKey
-from ech.tls.enums import NamedGroup
+from ech.tls.enums import NamedGroup, PskKeyExchangeMode
 from ech.tls.groups import KeyShare, generate_key_share
 from ech.tls.messages import EncryptedExtensions, ServerHello
 from ech.tls.records import PaddingPolicy
@@ -87,6 +88,25 @@ class ServerConfig:
             extendedKeyUsage when present). The authenticated chain is on
             the server's ``HandshakeComplete.client_certificate_chain``.
             Post-handshake authentication (§4.6.2) is not implemented.
+        psk_key_exchange_modes: the resumption modes we accept, in our
+            preference (RFC 8446 §4.2.9): the first that the client lists is
+            used. psk_dhe_ke keeps forward secrecy; psk_ke (a resumption
+            without (EC)DHE) is only chosen when listed here.
+        max_early_data_size: 0-RTT data accepted per connection (RFC 8446
+            §4.2.10, §4.6.1), advertised in every ticket; 0 (the default)
+            issues tickets without early data. Over QUIC never used (0-RTT
+            is out of scope there). Early data arrives as
+            :class:`~ech.events.EarlyDataReceived` and may be a replay from
+            another server (RFC 8446 §8): accept it only for requests that
+            are safe to repeat.
+        early_data_skip_limit: how much declined 0-RTT data is skipped
+            (RFC 8446 §4.2.10) when it exceeds ``max_early_data_size``: a
+            client-facing server that rejects ECH passes over early data
+            meant for the hidden name (RFC 9849 §6.1, checklist #46).
+        anti_replay: the ClientHello record of RFC 8446 §8.2 shared by all
+            connections made with this configuration
+            (:class:`~ech.server.anti_replay.AntiReplay`: why recording,
+            the freshness window, the memory bound).
         ech_flight_padding: when ECH is accepted, pad the encrypted flight
             (EncryptedExtensions to Finished) to the longest this
             configuration can send, so its length does not tell which
@@ -128,6 +148,12 @@ class ServerConfig:
     client_ca: tuple[x509.Certificate, ...] = ()
     require_client_certificate: bool = False
     ech_flight_padding: bool = True
+    psk_key_exchange_modes: tuple[int, ...] = (PskKeyExchangeMode.PSK_DHE_KE,)
+    max_early_data_size: int = 0
+    early_data_skip_limit: int = 1 << 14
+    anti_replay: AntiReplay = field(
+        default_factory=AntiReplay, repr=False, compare=False
+    )
 
     @functools.cached_property
     def ech_key_index(self) -> dict[int, tuple[ECHKey, ...]]:
@@ -153,6 +179,8 @@ class ServerConfig:
             raise ValueError("ticket_lifetime must be within 1 second and 7 days")
         if len(self.ticket_key) != 32:
             raise ValueError("ticket_key must be 32 bytes")
+        if not 0 <= self.max_early_data_size < 1 << 32:
+            raise ValueError("max_early_data_size must fit a uint32")
         if self.require_client_certificate and not self.client_ca:
             raise ValueError("require_client_certificate needs client_ca")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from cryptography import x509
+
 from ech.events import ECHStatus
 from ech.server.config import ServerConfig
 from ech.server.events import ForwardToBackend
@@ -11,7 +13,7 @@ from ech.server.handshake import NameRequiresECH, ServerHandshake, ServerState
 from ech.server.padding import ech_flight_padding
 from ech.tls.connection import Connection
 from ech.tls.enums import CipherSuite, NamedGroup
-from ech.tls.events import Event
+from ech.tls.events import EarlyDataStatus, Event
 from ech.tls.handshake import Epoch
 from ech.tls.messages import ClientHello
 from ech.tls.records import PaddingPolicy
@@ -108,6 +110,16 @@ class ServerConnection(Connection):
     def resumed(self) -> bool:
         """Whether a ticket's PSK was accepted."""
         return self.handshake.resumed
+
+    @property
+    def early_data_status(self) -> EarlyDataStatus:
+        """What became of the client's 0-RTT data (RFC 8446 §4.2.10)."""
+        return self.handshake.early_data
+
+    @property
+    def client_certificate_chain(self) -> tuple[x509.Certificate, ...]:
+        """The client's authenticated chain, leaf first (RFC 8446 §4.4.2.4)."""
+        return self.handshake.client_certificate_chain
 
     @property
     def hello_retry(self) -> bool:

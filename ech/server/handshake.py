@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -63,9 +63,16 @@ from ech.tls.enums import (
     NamedGroup,
     PskKeyExchangeMode,
 )
-from ech.tls.extensions import Extension, KeyShareEntry, OfferedPsks
+from ech.tls.events import EarlyDataStatus
+from ech.tls.extensions import Extension, KeyShareEntry, OfferedPsks, PskIdentity
 from ech.tls.groups import SUPPORTED_GROUPS, check_share, respond_to_key_share
-from ech.tls.handshake import Direction, Epoch, Handshake, SendChangeCipherSpec
+from ech.tls.handshake import (
+    Direction,
+    Epoch,
+    Handshake,
+    SendChangeCipherSpec,
+    SkipEarlyData,
+)
 from ech.tls.key_schedule import (
     EarlySecret,
     HandshakeSecret,
@@ -81,6 +88,7 @@ from ech.tls.messages import (
     CertificateVerify,
     ClientHello,
     EncryptedExtensions,
+    EndOfEarlyData,
     Finished,
     NewSessionTicket,
     ServerHello,
@@ -182,6 +190,8 @@ class ServerState(enum.Enum):
 
     WAIT_CH = "wait_ch"
     WAIT_CH2 = "wait_ch2"
+    #: 0-RTT accepted: early data, then EndOfEarlyData (RFC 8446 §4.5).
+    WAIT_EOED = "wait_eoed"
     #: Our CertificateRequest is out: the client's Certificate comes first.
     WAIT_CERT = "wait_cert"
     #: The client sent certificates: its CertificateVerify comes next.
@@ -214,10 +224,24 @@ class _Hello:
 
     client_hello: ClientHello
     suite: SuiteParams
-    group: int
-    client_share: bytes
+    #: None with psk_ke: no (EC)DHE.
+    group: int | None
+    client_share: bytes | None
     psk: bytes | None
     first: bool
+    #: The client offered 0-RTT: whether we read it.
+    early_data: EarlyDataStatus = EarlyDataStatus.NOT_OFFERED
+
+
+@dataclass(frozen=True, slots=True)
+class _Psk:
+    """The ticket a ClientHello offered that we will resume (RFC 8446 §4.2.11)."""
+
+    psk: bytes = field(repr=False)
+    state: TicketState
+    identity: PskIdentity
+    binder: bytes = field(repr=False)
+    mode: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +265,8 @@ class _WaitClientFinished:
     request: CertificateRequest | None = None
     #: The client's validated chain, leaf first, until its CertificateVerify.
     client_chain: tuple[x509.Certificate, ...] = ()
+    #: What follows EndOfEarlyData when 0-RTT was accepted.
+    after_early: ServerState = ServerState.WAIT_FINISHED
 
 
 @dataclass
@@ -296,6 +322,9 @@ class ServerHandshake(Handshake):
         self.client_hello: ClientHello | None = None
         self.ech_status = ECHStatus.NOT_OFFERED
         self.outer_server_name: str | None = None
+        #: What became of the client's 0-RTT data (RFC 8446 §4.2.10).
+        self.early_data = EarlyDataStatus.NOT_OFFERED
+        self._client_hello_hash = b""
         #: The client's answer to our CertificateRequest, if we sent one.
         self.client_certificate: Certificate | None = None
         #: The client's authenticated chain, leaf first (RFC 8446 §4.4.2.4):
@@ -325,6 +354,16 @@ class ServerHandshake(Handshake):
         if isinstance(stage, _WaitClientHello):
             if msg_type == HandshakeType.CLIENT_HELLO and epoch is Epoch.INITIAL:
                 self._on_client_hello(stage, ClientHello.parse(body), raw)
+                return
+        elif (
+            isinstance(stage, _WaitClientFinished)
+            and stage.expect is ServerState.WAIT_EOED
+        ):
+            if (
+                msg_type == HandshakeType.END_OF_EARLY_DATA
+                and epoch is Epoch.EARLY_DATA
+            ):
+                self._on_end_of_early_data(stage, EndOfEarlyData.parse(body), raw)
                 return
         elif isinstance(stage, _WaitClientFinished) and epoch is Epoch.HANDSHAKE:
             expect = stage.expect
@@ -379,12 +418,16 @@ class ServerHandshake(Handshake):
         ):
             raise IllegalParameter("pre_shared_key is not the last extension")
         suite = self._select_suite(ch, retry)
-        group, client_share = self._select_group(ch, retry)
-        if client_share is None:
-            self._send_hello_retry_request(stage, ch, raw, suite, group)
-            return
+        group: int | None = None
+        client_share: bytes | None = None
+        psk_ke = self._psk_mode(ch) == PskKeyExchangeMode.PSK_KE
+        if not psk_ke:
+            # (EC)DHE whatever the PSK: a HelloRetryRequest comes first.
+            group, client_share = self._select_group(ch, retry)
+            if client_share is None:
+                self._send_hello_retry_request(stage, ch, raw, suite, group)
+                return
         self._check_retry_consistency(ch, retry)
-
         sni = ch.extension(E.SERVER_NAME)
         accepted = self.ech_status is ECHStatus.ACCEPTED
         self.server_name = _host_name(sni, inner=accepted) if sni is not None else None
@@ -392,15 +435,36 @@ class ServerHandshake(Handshake):
         self.alpn_protocol = self._select_alpn(ch)
         if self.quic is not None:
             self._check_quic_extensions(ch, self.quic)
+        self._transcript.set_algorithm(suite.hash)
+        psk = self._choose_psk(ch, raw, suite)
+        if psk_ke and psk is None:
+            # psk_ke preferred but the ticket is not taken: a full handshake.
+            group, client_share = self._select_group(ch, retry)
+            if client_share is None:
+                self._send_hello_retry_request(stage, ch, raw, suite, group)
+                return
+        # With psk_ke and the ticket taken: no (EC)DHE at all (RFC 8446 §4.2.9).
+        if psk is not None:
+            self._resume(psk)
         self._suite = suite
         self.cipher_suite = suite.suite
-        self.group = NamedGroup(group)
-        if retry is None:
-            self._transcript.set_algorithm(suite.hash)
-        psk = self._accept_psk(ch, raw, suite)
+        self.group = NamedGroup(group) if group is not None else None
+        early = self._accept_early_data(ch, suite, psk, first=retry is None)
+        if retry is None:  # after HRR it stays rejected
+            self.early_data = early
         self._transcript.add(raw)
+        if early is EarlyDataStatus.ACCEPTED:
+            self._client_hello_hash = self._transcript.digest()
         self._send_server_flight(
-            _Hello(ch, suite, group, client_share, psk, first=retry is None)
+            _Hello(
+                ch,
+                suite,
+                group,
+                client_share,
+                psk.psk if psk is not None else None,
+                first=retry is None,
+                early_data=early,
+            )
         )
 
     def _process_ech(self, ch: ClientHello, *, first: bool) -> ClientHello | None:
@@ -570,6 +634,12 @@ class ServerHandshake(Handshake):
         self._transcript.add(self._send(hrr, Epoch.INITIAL))
         if ch.legacy_session_id:
             self._emit(SendChangeCipherSpec())  # RFC 8446 §D.4
+        if ch.has_extension(E.EARLY_DATA) and self.quic is None:
+            # "Request that the client send another ClientHello ... The
+            # server then ignores early data by skipping all records with an
+            # external content type of application_data" (§4.2.10).
+            self.early_data = EarlyDataStatus.REJECTED
+            self._emit(SkipEarlyData(self._early_data_skip_budget(), trial=False))
         # Expect back the cookie actually sent (a hook may have changed it).
         sent_cookie = hrr.extension(E.COOKIE)
         cookie_sent = ext.decode_cookie(sent_cookie) if sent_cookie else None
@@ -652,10 +722,23 @@ class ServerHandshake(Handshake):
 
     # PSK resumption ----------------------------------------------------------------
 
-    def _accept_psk(
+    def _choose_psk(
         self, ch: ClientHello, raw: bytes, suite: SuiteParams
-    ) -> bytes | None:
-        """Validate the offered tickets; return the PSK of the one we take."""
+    ) -> _Psk | None:
+        """The offered ticket we resume, if any, and the key exchange mode.
+
+        Only the first identity is considered (selected_identity 0, as 0-RTT
+        requires). The mode is the first of ``ServerConfig.
+        psk_key_exchange_modes`` that the client lists (RFC 8446 §4.2.9:
+        "Servers MUST NOT select a key exchange mode that is not listed by
+        the client"). Nothing changes until :meth:`_resume`: a
+        HelloRetryRequest may still come, after which the second ClientHello
+        is judged afresh.
+
+        Raises:
+            MissingExtension: pre_shared_key without psk_key_exchange_modes.
+            DecryptError: the binder does not verify (§4.2.11.2).
+        """
         data = ch.extension(E.PRE_SHARED_KEY)
         if data is None:
             return None
@@ -663,42 +746,95 @@ class ServerHandshake(Handshake):
         if modes_data is None:
             raise MissingExtension("pre_shared_key without psk_key_exchange_modes")
         offered = OfferedPsks.parse(data)
-        if PskKeyExchangeMode.PSK_DHE_KE not in ext.decode_psk_modes(modes_data):
+        mode = self._psk_mode(ch)
+        if mode is None or not self.config.session_tickets:
             return None
-        if not self.config.session_tickets:
+        identity = offered.identities[0]
+        state = open_ticket(self.config.ticket_key, identity.identity)
+        if state is None:
+            return None
+        if SUITES.get(state.cipher_suite) is None or (
+            SUITES[state.cipher_suite].hash.name != suite.hash.name
+        ):
             return None
         now_ms = int(self.config.now() * 1000)
-        for index, identity in enumerate(offered.identities):
-            state = open_ticket(self.config.ticket_key, identity.identity)
-            if state is None or index != 0:
-                continue  # we answer only the first identity (selected_identity 0)
-            if SUITES.get(state.cipher_suite) is None or (
-                SUITES[state.cipher_suite].hash.name != suite.hash.name
-            ):
-                continue
-            if not 0 <= now_ms - state.issued_at_ms < state.lifetime * 1000:
-                continue
-            if state.server_name != (self.server_name or ""):
-                continue
-            if self.config.require_client_certificate and not state.client_certificate:
-                continue  # authenticate the client with a full handshake
-            truncated = raw[: len(raw) - len(offered.encode_binders())]
-            transcript = self._transcript.copy()
-            transcript.add(truncated)
-            binder_key = EarlySecret.from_psk(suite.hash, state.psk).binder_key()
-            if not verify_finished(
-                suite.hash, binder_key, transcript.digest(), offered.binders[index]
-            ):
-                raise DecryptError("PSK binder does not verify")
-            self.resumed = True
-            if state.client_certificate:
-                # The ticket's handshake authenticated this client (§4.6.1:
-                # a resumed connection inherits the original's identity).
-                self.client_certificate_chain = (
-                    x509.load_der_x509_certificate(state.client_certificate),
-                )
-            return state.psk
-        return None
+        if not 0 <= now_ms - state.issued_at_ms < state.lifetime * 1000:
+            return None
+        if state.server_name != (self.server_name or ""):
+            return None
+        if self.config.require_client_certificate and not state.client_certificate:
+            return None  # authenticate the client with a full handshake
+        truncated = raw[: len(raw) - len(offered.encode_binders())]
+        transcript = self._transcript.copy()
+        transcript.add(truncated)
+        binder_key = EarlySecret.from_psk(suite.hash, state.psk).binder_key()
+        if not verify_finished(
+            suite.hash, binder_key, transcript.digest(), offered.binders[0]
+        ):
+            raise DecryptError("PSK binder does not verify")
+        return _Psk(state.psk, state, identity, offered.binders[0], mode)
+
+    def _psk_mode(self, ch: ClientHello) -> int | None:
+        """Our first psk_key_exchange_modes entry the client lists (§4.2.9)."""
+        data = ch.extension(E.PSK_KEY_EXCHANGE_MODES)
+        if data is None or not ch.has_extension(E.PRE_SHARED_KEY):
+            return None
+        client_modes = ext.decode_psk_modes(data)
+        return next(
+            (m for m in self.config.psk_key_exchange_modes if m in client_modes), None
+        )
+
+    def _resume(self, psk: _Psk) -> None:
+        """Take the ticket: a resumed connection keeps the original's client."""
+        self.resumed = True
+        if psk.state.client_certificate:
+            # The ticket's handshake authenticated this client.
+            self.client_certificate_chain = (
+                x509.load_der_x509_certificate(psk.state.client_certificate),
+            )
+
+    def _accept_early_data(
+        self, ch: ClientHello, suite: SuiteParams, psk: _Psk | None, *, first: bool
+    ) -> EarlyDataStatus:
+        """Whether to read the client's 0-RTT data (RFC 8446 §4.2.10).
+
+        "In order to accept early data, the server MUST have accepted a PSK
+        cipher suite and selected the first key offered in the client's
+        pre_shared_key extension. In addition, it MUST verify that the
+        following values are the same as those associated with the selected
+        PSK: the TLS version number, the selected cipher suite, the selected
+        ALPN protocol, if any." The ticket must allow early data, its age
+        must be fresh and the ClientHello new (§8.2, §8.3,
+        :class:`~ech.server.anti_replay.AntiReplay`). Over QUIC, never.
+        With ECH rejected there is no PSK (the outer one is GREASE), so the
+        early data, meant for the hidden name, is declined too.
+
+        Raises:
+            DecodeError: an early_data extension with a body.
+        """
+        data = ch.extension(E.EARLY_DATA)
+        if data is None:
+            return EarlyDataStatus.NOT_OFFERED
+        ext.decode_empty(data)
+        config = self.config
+        if (
+            not first
+            or self.quic is not None
+            or psk is None
+            or config.max_early_data_size == 0
+            or psk.state.max_early_data_size == 0
+            or psk.state.cipher_suite != suite.suite
+            or psk.state.alpn_protocol != (self.alpn_protocol or "")
+        ):
+            return EarlyDataStatus.REJECTED
+        now = config.now()
+        client_age_ms = (
+            psk.identity.obfuscated_ticket_age - psk.state.ticket_age_add
+        ) % (1 << 32)
+        server_age_ms = int(now * 1000) - psk.state.issued_at_ms
+        if not config.anti_replay.admit(psk.binder, client_age_ms, server_age_ms, now):
+            return EarlyDataStatus.REJECTED
+        return EarlyDataStatus.ACCEPTED
 
     # the server's flight, step by step ----------------------------------------------
 
@@ -710,27 +846,38 @@ class ServerHandshake(Handshake):
             else self._select_certificate(hello.client_hello)
         )
         keys = self._send_server_hello(hello)
-        self._send_encrypted_extensions(hello.client_hello)
+        self._send_encrypted_extensions(hello.client_hello, hello.early_data)
         # A PSK handshake never asks for a certificate (RFC 8446 §4.3.2).
         request = self.certificate_request() if certified is not None else None
         if request is not None:
             self._transcript.add(self._send(request, Epoch.HANDSHAKE))
         if certified is not None:
             self._send_certificate(*certified)
-        self._send_finished(keys, hello.suite, request)
+        self._send_finished(
+            keys,
+            hello.suite,
+            request,
+            early_data=hello.early_data is EarlyDataStatus.ACCEPTED,
+        )
 
     def _send_server_hello(self, hello: _Hello) -> _HandshakeKeys:
         """ServerHello (with ECH's confirmation), then the handshake keys."""
         ch, suite, group = hello.client_hello, hello.suite, hello.group
-        server_share, shared_secret = self._key_exchange(group, hello.client_share)
         # Extension order as in RFC 8448's traces; any order is valid.
         extensions: list[Extension] = []
         if hello.psk is not None:
             extensions.append(Extension(E.PRE_SHARED_KEY, ext.encode_u16(0)))
-        key_share = KeyShareEntry(group, server_share)
-        extensions.append(
-            Extension(E.KEY_SHARE, ext.encode_server_key_share(key_share))
-        )
+        if group is not None and hello.client_share is not None:
+            server_share, shared_secret = self._key_exchange(group, hello.client_share)
+            key_share = KeyShareEntry(group, server_share)
+            extensions.append(
+                Extension(E.KEY_SHARE, ext.encode_server_key_share(key_share))
+            )
+        else:
+            # psk_ke: "If a given secret is not available, then the 0-value
+            # consisting of a string of Hash.length bytes set to zeros is
+            # used" (RFC 8446 §7.1).
+            shared_secret = bytes(suite.hash.digest_size)
         extensions.append(Extension(E.SUPPORTED_VERSIONS, ext.encode_u16(TLS13)))
         sh = ServerHello(
             random=self.config.random(32),
@@ -758,8 +905,24 @@ class ServerHandshake(Handshake):
             hs.server_handshake_traffic_secret(hello_hash),
         )
         self._install(Direction.WRITE, Epoch.HANDSHAKE, suite, keys.server)
-        self._install(Direction.READ, Epoch.HANDSHAKE, suite, keys.client)
+        if hello.early_data is EarlyDataStatus.ACCEPTED and hello.psk is not None:
+            # Read the 0-RTT data until EndOfEarlyData (RFC 8446 §4.5, §7.1).
+            early = EarlySecret.from_psk(suite.hash, hello.psk)
+            self.early_data_limit = self.config.max_early_data_size
+            self._install(
+                Direction.READ,
+                Epoch.EARLY_DATA,
+                suite,
+                early.client_early_traffic_secret(self._client_hello_hash),
+            )
+        else:
+            self._install(Direction.READ, Epoch.HANDSHAKE, suite, keys.client)
+            if hello.early_data is EarlyDataStatus.REJECTED and self.quic is None:
+                self._emit(SkipEarlyData(self._early_data_skip_budget(), trial=True))
         return keys
+
+    def _early_data_skip_budget(self) -> int:
+        return max(self.config.max_early_data_size, self.config.early_data_skip_limit)
 
     def _key_exchange(self, group: int, client_share: bytes) -> tuple[bytes, bytes]:
         """Our share and the shared secret (a KEM group encapsulates)."""
@@ -768,8 +931,16 @@ class ServerHandshake(Handshake):
         share = self.config.key_share_factory(group)
         return share.public, share.exchange(client_share)
 
-    def _send_encrypted_extensions(self, ch: ClientHello) -> None:
-        ee = EncryptedExtensions(tuple(self._encrypted_extensions(ch)))
+    def _send_encrypted_extensions(
+        self, ch: ClientHello, early_data: EarlyDataStatus
+    ) -> None:
+        extensions = self._encrypted_extensions(ch)
+        if early_data is EarlyDataStatus.ACCEPTED:
+            # RFC 8446 §4.2.10: "Return its own early_data extension in
+            # EncryptedExtensions, indicating that it intends to process the
+            # early data."
+            extensions.append(Extension(E.EARLY_DATA, b""))
+        ee = EncryptedExtensions(tuple(extensions))
         if self.config.encrypted_extensions_hook is not None:
             ee = self.config.encrypted_extensions_hook(ee)
         self._transcript.add(self._send(ee, Epoch.HANDSHAKE))
@@ -820,6 +991,8 @@ class ServerHandshake(Handshake):
         keys: _HandshakeKeys,
         suite: SuiteParams,
         request: CertificateRequest | None,
+        *,
+        early_data: bool = False,
     ) -> None:
         """Our Finished, then the 1-RTT write keys; wait for the client's."""
         verify_data = finished_verify_data(
@@ -836,15 +1009,32 @@ class ServerHandshake(Handshake):
             suite,
             master.server_application_traffic_secret(finished_hash),
         )
+        after_early = (
+            ServerState.WAIT_CERT if request is not None else ServerState.WAIT_FINISHED
+        )
         self._stage = _WaitClientFinished(
             suite,
             keys.client,
             master.client_application_traffic_secret(finished_hash),
-            ServerState.WAIT_CERT if request is not None else ServerState.WAIT_FINISHED,
+            ServerState.WAIT_EOED if early_data else after_early,
             request,
+            after_early=after_early,
         )
 
     # the client's flight -----------------------------------------------------------
+
+    def _on_end_of_early_data(
+        self, stage: _WaitClientFinished, eoed: EndOfEarlyData, raw: bytes
+    ) -> None:
+        """RFC 8446 §4.5: the end of 0-RTT data; the handshake keys follow.
+
+        Being the only handshake message allowed at the 0-RTT epoch (anything
+        else there is unexpected_message, as any data after it is), it is
+        also in the transcript of the client's Finished (§4.4.1).
+        """
+        self._transcript.add(raw)
+        self._install(Direction.READ, Epoch.HANDSHAKE, stage.suite, stage.client_secret)
+        stage.expect = stage.after_early
 
     def _on_client_certificate(
         self, stage: _WaitClientFinished, certificate: Certificate, raw: bytes
@@ -942,6 +1132,7 @@ class ServerHandshake(Handshake):
                 resumed=self.resumed,
                 hello_retry=self.hello_retry,
                 ech_status=self.ech_status,
+                early_data=self.early_data,
                 outer_server_name=self.outer_server_name,
                 client_certificate_chain=self.client_certificate_chain,
             )
@@ -951,6 +1142,17 @@ class ServerHandshake(Handshake):
                 self.send_session_ticket()
 
     # after the handshake ------------------------------------------------------------
+
+    def _ticket_max_early_data(self) -> int:
+        """What tickets advertise: 0-RTT is out of scope over QUIC."""
+        return self.config.max_early_data_size if self.quic is None else 0
+
+    def _ticket_extensions(self) -> list[Extension]:
+        """RFC 8446 §4.6.1: early_data with max_early_data_size, if any."""
+        size = self._ticket_max_early_data()
+        if not size:
+            return []
+        return [Extension(E.EARLY_DATA, size.to_bytes(4, "big"))]
 
     def _client_leaf_der(self) -> bytes:
         chain = self.client_certificate_chain
@@ -974,10 +1176,17 @@ class ServerHandshake(Handshake):
             server_name=self.server_name or "",
             alpn_protocol=self.alpn_protocol or "",
             client_certificate=self._client_leaf_der(),
+            max_early_data_size=self._ticket_max_early_data(),
         )
         ticket = seal_ticket(self.config.ticket_key, self.config.random(12), state)
         self._send(
-            NewSessionTicket(self.config.ticket_lifetime, age_add, nonce, ticket),
+            NewSessionTicket(
+                self.config.ticket_lifetime,
+                age_add,
+                nonce,
+                ticket,
+                tuple(self._ticket_extensions()),
+            ),
             Epoch.APPLICATION,
         )
 

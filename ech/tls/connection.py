@@ -24,7 +24,13 @@ from ech.tls.enums import (
     KeyUpdateRequest,
 )
 from ech.tls.errors import Alert, ConnectionClosedError, UnexpectedMessage
-from ech.tls.events import ConnectionClosed, DataReceived, Event, KeyUpdateReceived
+from ech.tls.events import (
+    ConnectionClosed,
+    DataReceived,
+    EarlyDataReceived,
+    Event,
+    KeyUpdateReceived,
+)
 from ech.tls.handshake import (
     Abort,
     Direction,
@@ -34,6 +40,7 @@ from ech.tls.handshake import (
     Output,
     SendChangeCipherSpec,
     SendMessage,
+    SkipEarlyData,
 )
 from ech.tls.key_schedule import next_traffic_secret
 from ech.tls.messages import KeyUpdate
@@ -101,6 +108,9 @@ class Connection:
         self._reassembler = HandshakeReassembler(max_handshake_message)
         self._phase = Phase.OPEN
         self._read_epoch = Epoch.INITIAL
+        self._write_epoch = Epoch.INITIAL
+        #: 0-RTT application data received so far (RFC 8446 §4.6.1).
+        self._early_data_received = 0
         self._events: list[Event] = []
         self._read: _Traffic | None = None
         self._write: _Traffic | None = None
@@ -240,6 +250,10 @@ class Connection:
             data = output.data
             if data[0] == HandshakeType.CLIENT_HELLO:
                 self._ccs_allowed = True
+            if output.epoch is Epoch.INITIAL and self._write_epoch is not Epoch.INITIAL:
+                # The second ClientHello after 0-RTT records (RFC 8446 §4.1.4).
+                self._records.clear_write_key()
+                self._write_epoch = Epoch.INITIAL
             if self.outgoing_message_hook is not None:
                 data = self.outgoing_message_hook(output.epoch, data)
             if data:
@@ -248,6 +262,8 @@ class Connection:
             self._install(output)
         elif isinstance(output, SendChangeCipherSpec):
             self._records.write_change_cipher_spec()
+        elif isinstance(output, SkipEarlyData):
+            self._records.skip_early_data(output.budget, trial=output.trial)
         elif isinstance(output, Abort):
             self._fail(output.description)
         else:
@@ -265,6 +281,7 @@ class Connection:
             self._records.set_write_key(
                 output.suite, output.secret, self._write_padding(output.epoch)
             )
+            self._write_epoch = output.epoch
             if output.epoch is Epoch.APPLICATION:
                 self._write = _Traffic(output.suite, output.secret)
 
@@ -304,6 +321,9 @@ class Connection:
             # RFC 8446 §5.1: handshake messages must not be interleaved.
             raise UnexpectedMessage("record interleaved with a handshake message")
         elif content_type == ContentType.APPLICATION_DATA:
+            if self._read_epoch is Epoch.EARLY_DATA:
+                self._receive_early_data(payload)
+                return
             if not self.handshake.complete:
                 raise UnexpectedMessage("application data before the handshake ended")
             if payload:
@@ -312,6 +332,34 @@ class Connection:
             self._receive_alert(payload)
         else:
             raise UnexpectedMessage(f"unexpected record type {content_type}")
+
+    def _receive_early_data(self, payload: bytes) -> None:
+        """0-RTT data under client_early_traffic_secret (RFC 8446 §2.3).
+
+        Raises:
+            UnexpectedMessage: more than max_early_data_size bytes: "A server
+                receiving more than max_early_data_size bytes of 0-RTT data
+                SHOULD terminate the connection with an unexpected_message
+                alert" (§4.6.1).
+        """
+        self._early_data_received += len(payload)
+        if self._early_data_received > self.handshake.early_data_limit:
+            raise UnexpectedMessage(
+                f"more than {self.handshake.early_data_limit} bytes of 0-RTT data"
+            )
+        if payload:
+            self._events.append(EarlyDataReceived(payload))
+
+    def _write_early_data(self, data: bytes) -> None:
+        """Queue 0-RTT application data under the early traffic key.
+
+        Raises:
+            RuntimeError: the early traffic key is not (or no longer) in use.
+        """
+        if self._write_epoch is not Epoch.EARLY_DATA:
+            raise RuntimeError("0-RTT data is sent only before the second flight")
+        if data:
+            self._records.write(ContentType.APPLICATION_DATA, bytes(data))
 
     def _receive_change_cipher_spec(self, payload: bytes) -> None:
         """RFC 8446 §5: drop the compatibility CCS, refuse any other.

@@ -162,6 +162,16 @@ class RecordLayer:
         self._flush_handshake()
         self._write = _Protection(suite, secret, padding or self._padding)
 
+    def clear_write_key(self) -> None:
+        """Send in the clear again: a client's second ClientHello after 0-RTT.
+
+        RFC 8446 §4.1.4: after a HelloRetryRequest the client sends its
+        second ClientHello unprotected, having written 0-RTT records with
+        its early traffic key.
+        """
+        self._flush_handshake()
+        self._write = None
+
     @property
     def read_protected(self) -> bool:
         """Whether inbound records are expected to be protected."""

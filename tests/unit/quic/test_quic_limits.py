@@ -2,7 +2,8 @@
 
 Only the suites QUIC packet protection can use are offered or chosen (aioquic
 implements AES-GCM and ChaCha20-Poly1305; RFC 9001 §5.3 forbids CCM_8), with
-a clear error when a configuration leaves none.
+a clear error when a configuration leaves none. 0-RTT is never offered,
+accepted or advertised over QUIC.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 from ech.client.handshake import ClientHandshake
 from ech.server.handshake import ServerHandshake
 from ech.tls.enums import CipherSuite
+from ech.tls.events import SessionTicketReceived
 from tests.unit.ech.ech_helpers import INNER_NAME, client_config, server_config
 from tests.unit.quic.test_quic_tls import (
     ALPN,
@@ -65,3 +67,26 @@ def test_quic_without_a_usable_suite_is_a_clear_error(
     )
     with pytest.raises(ValueError, match=r"RFC 9001 §5\.3"):
         ServerHandshake(sc, quic=quic_options(SERVER_PARAMETERS, []))
+
+
+def test_quic_never_advertises_or_accepts_0rtt() -> None:
+    """0-RTT is out of scope over QUIC: a server taking early data over TCP
+    issues QUIC tickets without early_data, and a client cannot ask for it."""
+    sc = dataclasses.replace(
+        server_config(alpn_protocols=ALPN), max_early_data_size=16384
+    )
+    pair = make_pair(client_config(alpn_protocols=ALPN), sc)
+    pair.pump()
+    tickets = [
+        e.ticket for e in pair.client.events if isinstance(e, SessionTicketReceived)
+    ]
+    assert tickets
+    assert all(t.max_early_data_size == 0 for t in tickets)
+    with pytest.raises(ValueError, match="0-RTT"):
+        ClientHandshake(
+            client_config(alpn_protocols=ALPN),
+            INNER_NAME,
+            session=tickets[0],
+            quic=quic_options(CLIENT_PARAMETERS, []),
+            early_data=True,
+        )
