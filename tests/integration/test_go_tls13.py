@@ -18,15 +18,21 @@ from typing import Any
 import pytest
 
 import ech
+from ech.blocking import connect
+from ech.config import ECHConfigList
 from ech.errors import CertificateRequired
+from ech.events import ECHStatus
+from ech.keys import ECHKey, generate_ech_key, write_ech_key
 from ech.pki import TestCA
 from interop.go_peer import GoClientError, GoServer
 from tests.integration.conftest import (
+    IO_TIMEOUT,
     PKI,
     SERVER_NAME,
     Leaf,
     ServedConnection,
     ThreadedServer,
+    echo_exchange,
     echo_with_ours,
 )
 from tests.integration.test_go_interop import (
@@ -184,3 +190,68 @@ def test_server_p521_group_and_key_with_go(
     result = only_result(go_client(server.port, pki, curves=["P521"]))
     assert result["group"] == "P521"
     assert server.result().handshake.group == G.SECP521R1
+
+
+# -- client certificates with ECH (the inner handshake) -------------------------------
+
+PUBLIC_NAME = "public.test"
+
+
+@pytest.fixture
+def ech_setup(pki: PKI, tmp_path: Path) -> tuple[Leaf, ECHKey, Path]:
+    """A leaf for both names, and an ECH key for PUBLIC_NAME in an RFC 9934 file."""
+    certified = pki.ca.issue(SERVER_NAME, PUBLIC_NAME)
+    leaf = Leaf(certified, *pki.ca.write(tmp_path, certified, "ech-leaf"))
+    key = generate_ech_key(PUBLIC_NAME)
+    path = tmp_path / "ech.pem"
+    write_ech_key(path, key)
+    return leaf, key, path
+
+
+def test_our_client_certificate_to_go_with_ech(
+    pki: PKI,
+    extra: Extra,
+    go_servers: GoServerFactory,
+    ech_setup: tuple[Leaf, ECHKey, Path],
+) -> None:
+    """CertificateRequest and our certificate travel in the inner handshake."""
+    leaf, key, path = ech_setup
+    server = go_servers(leaf, client_ca=pki.ca_path, ech_keys=[path])
+    config = our_client_config(pki, client_certificate=extra.client.certified)
+    tls = connect(
+        "127.0.0.1", server.port, config, SERVER_NAME,
+        ech_configs=ECHConfigList((key.config,)), timeout=IO_TIMEOUT,
+    )  # fmt: skip
+    with tls:
+        assert echo_exchange(tls, b"inner") == b"inner"
+        assert tls.negotiated.ech_status is ECHStatus.ACCEPTED
+    event = go_handshake(server)
+    assert event["ech_accepted"] is True
+    assert event["peer_subject"] == "CN=client.test"
+
+
+def test_go_client_certificate_to_our_server_with_ech(
+    pki: PKI,
+    serve: Serve,
+    extra: Extra,
+    go_peer: Path,
+    ech_setup: tuple[Leaf, ECHKey, Path],
+) -> None:
+    leaf, key, _ = ech_setup
+    config = ech.ServerConfig(
+        certificates=(leaf.certified,),
+        ech_keys=(key,),
+        client_ca=(pki.ca.certificate,),
+        require_client_certificate=True,
+    )
+    server = serve(echo_with_ours(config))
+    cert = (extra.client.cert_path, extra.client.key_path)
+    configs = ECHConfigList((key.config,)).to_base64()
+    result = only_result(
+        go_client(server.port, pki, client_certificate=cert, ech_config_list=configs)
+    )
+    assert result["ech_accepted"] is True
+    done = server.result().handshake
+    assert done.ech_status is ECHStatus.ACCEPTED
+    assert done.outer_server_name == PUBLIC_NAME
+    assert done.client_certificate_subject == "CN=client.test"
