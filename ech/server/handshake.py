@@ -11,7 +11,9 @@ Each state keeps its own data:
 
 * :class:`_WaitClientHello`: WAIT_CH, or WAIT_CH2 with what the
   HelloRetryRequest fixed;
-* :class:`_WaitClientFinished`: the secrets the client's Finished needs;
+* :class:`_WaitClientFinished`: what the client's second flight needs
+  (WAIT_EOED with 0-RTT accepted, WAIT_CERT and WAIT_CV with a
+  CertificateRequest, WAIT_FINISHED);
 * :class:`_Connected`: after it, for tickets.
 """
 

@@ -3,8 +3,9 @@
 A handshake (:class:`Handshake`, subclassed by the client and the server)
 takes whole handshake messages, each tagged with the :class:`Epoch` it
 arrived in, and answers with *outputs*: send this message at this epoch,
-install this secret for reading or writing, send a change_cipher_spec, abort
-with this alert, and the events for the application. It never sees a record
+install this secret for reading or writing, send a change_cipher_spec, skip
+the client's declined 0-RTT records, abort with this alert, and the events
+for the application. It never sees a record
 or a packet. Two carriers apply the outputs:
 
 * over TCP, :class:`ech.tls.connection.Connection` frames the messages into
