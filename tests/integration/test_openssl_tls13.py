@@ -9,6 +9,7 @@ What this suite covers beyond test_openssl_interop.py:
 * certificates with P-521, Ed448 and RSASSA-PSS keys (CertificateVerify
   with ecdsa_secp521r1_sha512, ed448 and rsa_pss_pss_sha256);
 * client certificates, each way, and the alerts a refusal sends;
+* psk_ke resumption (with OpenSSL's SSL_OP_ALLOW_NO_DHE_KEX);
 * TLS_AES_128_CCM_SHA256 and TLS_AES_128_CCM_8_SHA256. Python 3.11's
   ``ssl`` has no ``set_ciphersuites`` and OpenSSL leaves CCM off, so the
   OpenSSL peer runs in a subprocess started with ``OPENSSL_CONF`` naming
@@ -380,3 +381,44 @@ def test_ccm_openssl_client_our_server(
     assert report["echoed"] == b"ccm!".hex()
     ours: ServedConnection = server.result()
     assert ours.handshake.cipher_suite == suite
+
+
+# -- psk_ke (RFC 8446 §4.2.9) ---------------------------------------------------------
+
+#: OpenSSL's SSL_OP_ALLOW_NO_DHE_KEX (bit 10), which Python 3.11 does not name:
+#: it lets OpenSSL resume with psk_ke, as server or client.
+OP_ALLOW_NO_DHE_KEX = 1 << 10
+KE = ech.tls.enums.PskKeyExchangeMode.PSK_KE
+DHE = ech.tls.enums.PskKeyExchangeMode.PSK_DHE_KE
+
+
+def test_client_psk_ke_with_openssl_server(pki: PKI, serve: Serve) -> None:
+    """Offering psk_ke only, we resume without (EC)DHE: no group."""
+    ctx = ssl_server_context(pki.default)
+    ctx.options |= OP_ALLOW_NO_DHE_KEX
+    server = serve(ssl_echo_server(ctx))
+    config = our_client_config(pki, psk_key_exchange_modes=(KE, DHE))
+    first = our_echo(server.port, config, b"full")
+    (ticket, *_) = first.session_tickets
+    ke_only = our_client_config(pki, psk_key_exchange_modes=(KE,))
+    hs = handshake_of(our_echo(server.port, ke_only, b"ke", session=ticket))
+    assert (hs.resumed, hs.group) == (True, None)
+    assert server.result().session_reused is False
+    assert server.result().session_reused is True
+
+
+def test_server_psk_ke_with_openssl_client(pki: PKI, serve: Serve) -> None:
+    """OpenSSL's client lists psk_ke too; our server prefers it when told to."""
+    config = ech.ServerConfig(
+        certificates=(pki.default.certified,), psk_key_exchange_modes=(KE, DHE)
+    )
+    server = serve(echo_with_ours(config))
+    ctx = ssl_client_context(pki)
+    ctx.options |= OP_ALLOW_NO_DHE_KEX
+    first = ssl_client(server.port, ctx, b"full")
+    second = ssl_client(server.port, ctx, b"ke", session=first.session)
+    assert second.session_reused
+    full: ServedConnection = server.result()
+    resumed: ServedConnection = server.result()
+    assert full.handshake.group is not None
+    assert (resumed.handshake.resumed, resumed.handshake.group) == (True, None)
