@@ -474,3 +474,28 @@ def test_client_certificate_never_sent_when_ech_is_rejected() -> None:
     assert pair.server.handshake.client_certificate == Certificate(b"", ())
     assert pair.server.handshake.client_certificate_chain == ()
     assert ConnectionClosed(AlertDescription.ECH_REQUIRED) in pair.server_events
+
+
+def test_certificate_request_in_a_psk_handshake_is_unexpected_message(
+    client_config: ech.ClientConfig, server_config: ech.ServerConfig
+) -> None:
+    """§4.3.2: "Servers which are authenticating with a PSK MUST NOT send the
+    CertificateRequest message in the main handshake"; the client, expecting
+    Finished after EncryptedExtensions (§A.1), refuses one."""
+    first, _, _, _ = handshake(client_config, server_config)
+    (ticket,) = first.session_tickets
+    pair = make_pair(client_config, server_config, session=ticket)
+    request = CertificateRequest(
+        b"", (Extension(E.SIGNATURE_ALGORITHMS, ext.encode_u16_vector([S.ED25519])),)
+    )
+
+    def add_request(_epoch: Epoch, message: bytes) -> bytes:
+        if message[0] == T.ENCRYPTED_EXTENSIONS:
+            return message + request.framed()
+        return message
+
+    pair.server.outgoing_message_hook = add_request
+    pair.to_server()
+    expect_encrypted_alert(
+        pair.client, pair.server.data_to_send(), UnexpectedMessage, pair.server
+    )
