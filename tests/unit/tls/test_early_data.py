@@ -536,3 +536,18 @@ def test_anti_replay_fails_closed_when_full() -> None:
     assert record.admit(b"c", 0, 0, now=20.0)
     with pytest.raises(ValueError, match="capacity"):
         AntiReplay(capacity=0)
+
+
+def test_early_data_fed_one_byte_at_a_time(
+    client_config: ech.ClientConfig, early_server: ech.ServerConfig
+) -> None:
+    """Records split anywhere give the same events (the 0-RTT key is in place
+    before the first early record is parsed)."""
+    ticket = _ticket(client_config, early_server)
+    pair = _pair(client_config, early_server, ticket)
+    pair.client.send_early_data(b" and more")
+    first = pair.client.data_to_send()
+    events: list[ech.Event] = []
+    for i in range(len(first)):
+        events.extend(pair.server.receive_data(first[i : i + 1]))
+    assert events == [EarlyDataReceived(EARLY), EarlyDataReceived(b" and more")]
