@@ -7,6 +7,7 @@ README.md. Exit status is 0 only when the command did what was asked.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
@@ -15,14 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ech import hpke
+from ech.aio import Limits
 from ech.blocking import connect as tls_connect
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList, InvalidECHConfigList
 from ech.errors import ECHRejectedError, TLSError
 from ech.events import ECHStatus
 from ech.keys import generate_ech_key, write_ech_key
+from ech.serve.app import ServeError, ServeOptions, serve
 from ech.serve.keyring import KeyringError, rotate
-from ech.serve.service import Limits, ServeError, ServeOptions, run_serve
 from ech.serve.status_page import status_fields
 
 if TYPE_CHECKING:
@@ -157,11 +159,12 @@ def _serve_options(args: argparse.Namespace) -> ServeOptions:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run a client-facing server (see :mod:`ech.serve.service`)."""
+    """Run a client-facing server until SIGTERM or SIGINT (see :mod:`ech.serve.app`)."""
     try:
-        return run_serve(_serve_options(args))
+        asyncio.run(serve(_serve_options(args)))
     except ServeError as error:
         raise SystemExit(f"ech serve: {error}") from None
+    return 0
 
 
 # connect --------------------------------------------------------------------
@@ -357,7 +360,7 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
 
 
 def _add_serve_service_flags(serve: argparse.ArgumentParser) -> None:
-    """Keys, limits, logs and shutdown of ``ech serve`` (ech.serve.service)."""
+    """Keys, limits, logs and shutdown of ``ech serve`` (ech.serve.app)."""
     defaults = Limits()
     serve.add_argument(
         "--ech-key-dir",

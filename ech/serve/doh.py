@@ -1,5 +1,8 @@
 """DoH over HTTP/2 and HTTP/1.1 for ``ech serve --doh`` (RFC 8484).
 
+:func:`doh_app` is ``ech serve``'s application with ``--doh``: DoH at one
+path, the status page elsewhere.
+
 :func:`serve_doh` (HTTP/2, with the ``h2`` package; RFC 8484 §5.2: HTTP/2
 is the minimum RECOMMENDED version) and :func:`serve_doh_http1` (HTTP/1.1,
 with ``h11``) drive :func:`ech.dns.doh_server.handle_request` on an
@@ -8,7 +11,9 @@ with ``h11``) drive :func:`ech.dns.doh_server.handle_request` on an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -19,6 +24,7 @@ import h2.events
 import h2.exceptions
 import h11
 
+from ech.aio import Handler as StreamHandler
 from ech.aio import TLSStream
 from ech.dns.doh_server import (
     MAX_DNS_MESSAGE,
@@ -28,8 +34,10 @@ from ech.dns.doh_server import (
     handle_request,
     plain_response,
 )
+from ech.serve.status_page import status_fields
+from ech.server.config import ServerConfig
 
-__all__ = ["serve_doh", "serve_doh_http1"]
+__all__ = ["doh_app", "serve_doh", "serve_doh_http1"]
 
 _MAX_HEAD: Final = 16384
 
@@ -271,3 +279,50 @@ async def _h1_send(
         out += conn.send(h11.Data(data=response.body)) or b""
     out += conn.send(h11.EndOfMessage()) or b""
     await stream.send(out)
+
+
+# -- ech serve --doh ---------------------------------------------------------------
+
+
+def _common_suffix(names: Sequence[str]) -> str:
+    """The longest DNS suffix all ``names`` share (``.`` if none)."""
+    labels = [name.lower().rstrip(".").split(".")[::-1] for name in names]
+    common: list[str] = []
+    for parts in zip(*labels, strict=False):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    return ".".join(reversed(common)) + "." if common else "."
+
+
+def doh_app(
+    provider: Callable[[], ServerConfig], path: str, host: str, port: int
+) -> StreamHandler:
+    """DoH (HTTP/2 or 1.1) for the names we serve, the status page elsewhere.
+
+    The HTTPS records carry the advertised ECH configs current at query time.
+    """
+    config = provider()
+    names = sorted({n for c in config.certificates for n in c.dns_names})
+    zone = Zone(
+        _common_suffix(names),
+        lambda: provider().retry_configs,
+        hosts=[name + "." for name in names],  # absolute, not origin-relative
+        port=port,
+        alpn=("h2", "http/1.1"),
+        addresses=("127.0.0.1" if ipaddress.ip_address(host).is_unspecified else host,),
+    )
+
+    async def handler(stream: TLSStream) -> None:
+        body = json.dumps(status_fields(stream.negotiated), indent=2).encode()
+
+        def status_page(method: str, target: str) -> HTTPResponse:
+            headers = (("content-type", "application/json"),)
+            return HTTPResponse(200, headers, body + b"\n")
+
+        if stream.negotiated.alpn_protocol == "h2":
+            await serve_doh(stream, path, zone, other=status_page)
+        else:
+            await serve_doh_http1(stream, path, zone, other=status_page)
+
+    return handler

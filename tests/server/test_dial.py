@@ -137,7 +137,7 @@ def test_failed_lookup_sends_nothing(server_pki: ServerPKI, adapter: str) -> Non
                     await dial(adapter, tls.port, server_pki.client_config(), resolver)
             await asyncio.sleep(0.1)
             assert tls.service.open_connections == 0
-            outcomes = tls.service.metrics.value(
+            outcomes = tls.metrics.value(
                 "ech_connection_outcomes_total", outcome="peer_closed"
             )
             assert outcomes == 0  # no TCP connection was even opened
