@@ -30,7 +30,8 @@ from pathlib import Path
 from ech.aio import Handler, Limits, Server
 from ech.serve.connection_log import ConnectionLog
 from ech.serve.keyring import Keyring, KeyringError, KeySet
-from ech.serve.metrics import Metrics, start_metrics_server
+from ech.serve.metrics import Metrics
+from ech.serve.metrics_endpoint import start_metrics_server
 from ech.serve.status_page import serve_status
 from ech.server.config import RequireECH, ServerConfig
 from ech.tls.certificates import CertifiedKey

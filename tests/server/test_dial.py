@@ -22,7 +22,8 @@ from ech.config import ECHConfigList
 from ech.dns.doh_server import Zone
 from ech.dns.resolver import DNSLookupError, DoHResolver
 from ech.events import HandshakeComplete
-from ech.serve.doh import serve_doh, serve_doh_http1
+from ech.http import Router, serve_http
+from ech.serve.doh import doh_handler
 from ech.server.config import ServerConfig
 from tests.server.conftest import (
     HIDDEN_NAME,
@@ -59,15 +60,13 @@ async def doh_server(
         alpn=("http/1.1",),
         addresses=("127.0.0.1",),
     )
+    router = Router({DOH_PATH: doh_handler(zone, DOH_PATH)})
     config = ServerConfig(
         certificates=(pki.ca.issue("127.0.0.1"),), alpn_protocols=("h2", "http/1.1")
     )
 
     async def app(stream: TLSStream) -> None:
-        if stream.negotiated.alpn_protocol == "h2":
-            await serve_doh(stream, DOH_PATH, zone)
-        else:
-            await serve_doh_http1(stream, DOH_PATH, zone)
+        await serve_http(stream, router)
 
     async with run_service(config, app=app) as running:
         yield f"https://127.0.0.1:{running.port}{DOH_PATH}"
