@@ -22,6 +22,7 @@ from ech.client.config import ClientConfig
 from ech.config import ECHConfigList, InvalidECHConfigList
 from ech.errors import ECHRejectedError, TLSError
 from ech.events import ECHStatus
+from ech.http import fetch
 from ech.keys import generate_ech_key, write_ech_key
 from ech.serve.app import ServeError, ServeOptions, serve
 from ech.serve.keyring import KeyringError, rotate
@@ -210,17 +211,12 @@ def cmd_connect(args: argparse.Namespace) -> int:
             result["retried"] = tls.retried
             if tls.retry_configs is not None:
                 result["retry_configs"] = tls.retry_configs.to_base64()
-            request = f"GET / HTTP/1.1\r\nHost: {args.sni}\r\nConnection: close\r\n\r\n"
-            tls.sendall(request.encode())
-            response = bytearray()
-            while chunk := tls.recv():
-                response += chunk
-            head, _, body = bytes(response).partition(b"\r\n\r\n")
-            result["http_status"] = head.split(b"\r\n", 1)[0].decode("latin-1")
+            response = fetch(tls, "/", host=args.sni)
+            result["http_status"] = response.status_line
             try:
-                result["server_view"] = json.loads(body)
+                result["server_view"] = json.loads(response.body)
             except ValueError:
-                result["body"] = body.decode("utf-8", "replace")
+                result["body"] = response.body.decode("utf-8", "replace")
         tls_status = str(result["ech_status"])
         if tls_status == str(_expected_status(args, tls_status)):
             status = 0

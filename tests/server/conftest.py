@@ -31,6 +31,7 @@ import pytest
 from ech.aio import Handler, Limits, Server, TLSStream, open_connection
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
+from ech.http import fetch_async
 from ech.keys import ECHKey, generate_ech_key
 from ech.pki import TestCA
 from ech.serve.connection_log import ConnectionLog
@@ -167,16 +168,11 @@ async def fetch(
             ech_retry=ech_retry,
         )
         try:
-            request = f"GET / HTTP/1.1\r\nHost: {server_name}\r\nConnection: close"
-            await stream.send(request.encode() + b"\r\n\r\n")
-            response = bytearray()
-            while chunk := await stream.recv():
-                response += chunk
+            response = await fetch_async(stream, "/", host=server_name)
         finally:
             await stream.close()
-    head, _, body = bytes(response).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head
-    page: dict[str, Any] = json.loads(body)
+    assert response.status_line.startswith("HTTP/1.1 200"), response
+    page: dict[str, Any] = json.loads(response.body)
     return stream, page
 
 

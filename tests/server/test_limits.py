@@ -16,6 +16,7 @@ from ech.aio import Limits, TLSStream, open_connection
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
 from ech.errors import DecodeError, MessageTooLong, PeerAlert, TLSError
+from ech.http import encode_request
 from ech.serve.metrics import Metrics
 from ech.server.connection import ServerConnection
 from ech.tls.enums import AlertDescription
@@ -259,7 +260,7 @@ def test_idle_connection_is_closed(server_pki: ServerPKI) -> None:
 def test_client_that_never_reads_is_dropped(server_pki: ServerPKI) -> None:
     """Pipelined requests, responses never read: writes stall, then time out."""
     limits = Limits(idle_timeout=0.5)
-    request = b"GET / HTTP/1.1\r\nHost: public.example\r\n\r\n"
+    request = encode_request("GET", "/", host=PUBLIC_NAME, close=False)
 
     async def main() -> None:
         async with run_service(server_pki.server_config(), limits=limits) as running:
