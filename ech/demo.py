@@ -20,11 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ech.aio import TLSStream, start_server
+from ech.aio import start_server
 from ech.blocking import TLSSocket, connect
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
 from ech.errors import ECHRejectedError
+from ech.http import fetch
 from ech.keys import ECHKey, generate_ech_key
 from ech.pki import TestCA
 from ech.serve.status_page import serve_status
@@ -119,12 +120,9 @@ class DemoServer:
         self.config = self._make_config(key)
 
     async def _main(self) -> None:
-        async def handler(stream: TLSStream) -> None:
-            await serve_status(stream)
-
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        server = await start_server(handler, "127.0.0.1", 0, lambda: self.config)
+        server = await start_server(serve_status, "127.0.0.1", 0, lambda: self.config)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         async with server:
@@ -144,13 +142,8 @@ class DemoServer:
 
 
 def _get(tls: TLSSocket) -> dict[str, str]:
-    tls.sendall(
-        f"GET / HTTP/1.1\r\nHost: {HIDDEN_NAME}\r\nConnection: close\r\n\r\n".encode()
-    )
-    response = bytearray()
-    while chunk := tls.recv():
-        response += chunk
-    view: dict[str, str] = json.loads(bytes(response).partition(b"\r\n\r\n")[2])
+    """The server's status page: what it saw of this connection."""
+    view: dict[str, str] = json.loads(fetch(tls, "/", host=HIDDEN_NAME).body)
     return view
 
 

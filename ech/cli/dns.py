@@ -1,7 +1,7 @@
 """``ech dig``, ``ech get`` and ``ech dns-record``: DNS for ECH on the command line.
 
-Kept apart from :mod:`ech.cli` so that commands without DNS never import
-dnspython and its HTTP stack.
+Imported only when one of them runs, so that commands without DNS never
+import dnspython and its HTTP stack.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from ech import hpke
 from ech.blocking import connect
 from ech.client.config import ClientConfig
 from ech.config import ECHConfig, ECHConfigList
+from ech.dial import Plan
 from ech.dns.discovery import discover
 from ech.dns.publish import DEFAULT_ALPN, https_record_line, warnings_for
 from ech.dns.records import ServiceEndpoint
 from ech.dns.resolver import DNSLookupError, DoHResolver
 from ech.errors import ECHRejectedError, TLSError
 from ech.events import ECHStatus
+from ech.http import fetch
 from ech.keys import load_ech_key
 from ech.serve.status_page import status_fields
 
@@ -128,30 +130,26 @@ def cmd_get(args: argparse.Namespace) -> int:
     if not found.addresses:
         print(f"ech get: no address for {host}", file=sys.stderr)
         return 1
-    config = ClientConfig(
-        cafile=args.ca,
-        alpn_protocols=("http/1.1",),
-        ech_grease=found.ech_configs is None,
+    plan = Plan.from_discovery(
+        ClientConfig(cafile=args.ca, alpn_protocols=("http/1.1",)), found
     )
     body = b""
     try:
         with connect(
-            found.addresses[0], found.port, config, host, ech_configs=found.ech_configs
+            found.addresses[0],
+            found.port,
+            plan.config,
+            host,
+            ech_configs=plan.ech_configs,
         ) as tls:
             outcome.update(status_fields(tls.negotiated))
             outcome["retried"] = tls.retried
             target = url.path or "/"
             if url.query:
                 target += "?" + url.query
-            tls.sendall(
-                f"GET {target} HTTP/1.1\r\nHost: {host}\r\n"
-                "Connection: close\r\n\r\n".encode()
-            )
-            response = bytearray()
-            while chunk := tls.recv():
-                response += chunk
-        head, _, body = bytes(response).partition(b"\r\n\r\n")
-        outcome["http_status"] = head.split(b"\r\n", 1)[0].decode("latin-1")
+            response = fetch(tls, target, host=host)
+        body = response.body
+        outcome["http_status"] = response.status_line
         wanted = ECHStatus.ACCEPTED if found.ech_configs else ECHStatus.GREASE
         status = 0 if outcome["ech_status"] == str(wanted) else 1
     except ECHRejectedError as rejection:

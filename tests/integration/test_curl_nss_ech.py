@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from ech.config import ECHConfigList
+from ech.http import encode_request
 from ech.pki import TestCA
 from tests.integration.peers import (
     CurlOutcome,
@@ -232,9 +233,7 @@ def nss(
     directory = tmp_path_factory.mktemp("nss")
     db = make_nss_db(nss_tools, directory / "db", deployment.ca_path)
     request = directory / "request.http"
-    request.write_bytes(
-        f"GET / HTTP/1.1\r\nHost: {INNER_NAME}\r\nConnection: close\r\n\r\n".encode()
-    )
+    request.write_bytes(encode_request("GET", "/", host=INNER_NAME))
     return NSSClient(nss_tools, db, request, deployment)
 
 

@@ -33,10 +33,11 @@ from ech.aio import TLSStream, start_server
 from ech.config import ECHConfigList
 from ech.dns.cache import TTLCache
 from ech.dns.discovery import discover
-from ech.dns.doh_server import HTTPResponse, Zone
+from ech.dns.doh_server import Zone
 from ech.dns.records import ServiceEndpoint
 from ech.dns.resolver import DNSLookupError, DoHResolver
-from ech.serve.doh import serve_doh, serve_doh_http1
+from ech.http import ConnectionInfo, Request, Response, Router, serve_http
+from ech.serve.doh import doh_handler
 from ech.server.config import ServerConfig
 
 if TYPE_CHECKING:
@@ -285,7 +286,7 @@ class Keys:
 
 @dataclass
 class OurDoH:
-    """``serve_doh``/``serve_doh_http1`` behind our TLS server, in a thread."""
+    """``doh_handler`` on ``serve_http`` behind our TLS server, in a thread."""
 
     port: int
     ca_path: Path
@@ -299,9 +300,9 @@ class OurDoH:
         return DoHResolver(self.url, cafile=str(self.ca_path), **kwargs)  # type: ignore[arg-type]
 
 
-def status_page(method: str, target: str) -> HTTPResponse:
-    body = json.dumps({"method": method, "target": target}).encode()
-    return HTTPResponse(200, (("content-type", "application/json"),), body)
+async def status_page(request: Request, info: ConnectionInfo) -> Response:
+    body = json.dumps({"method": request.method, "target": request.target}).encode()
+    return Response(200, (("content-type", "application/json"),), body)
 
 
 @pytest.fixture(scope="module")
@@ -313,11 +314,10 @@ def ours(dns_pki: DNSPKI, dns_zone: TestZone) -> Iterator[OurDoH]:
         alpn_protocols=("h2", "http/1.1"),
     )
 
+    router = Router({DOH_PATH: doh_handler(zone, DOH_PATH)}, default=status_page)
+
     async def handler(stream: TLSStream) -> None:
-        if stream.negotiated.alpn_protocol == "h2":
-            await serve_doh(stream, DOH_PATH, zone, other=status_page)
-        else:
-            await serve_doh_http1(stream, DOH_PATH, zone, other=status_page)
+        await serve_http(stream, router)
 
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="our-doh", daemon=True)

@@ -2,8 +2,9 @@
 
 * :func:`server_pki`: a CA and leaves for the public and hidden names, as
   objects and files.
-* :func:`run_service`: :class:`ech.serve.service.Service` on 127.0.0.1,
-  port 0, in this event loop; always shut down.
+* :func:`run_service`: :class:`ech.aio.Server`, observed by ``ech serve``'s
+  :class:`ech.serve.connection_log.ConnectionLog`, on 127.0.0.1, port 0, in
+  this event loop; always shut down.
 * :func:`serve_process`: ``ech serve`` as a subprocess, stdout lines
   (``listening on``, ``metrics on``) parsed; always stopped.
 * :func:`fetch`: handshake with :mod:`ech.aio`, GET /, the server's view.
@@ -27,12 +28,14 @@ from typing import Any
 
 import pytest
 
-from ech.aio import TLSStream, open_connection
+from ech.aio import Handler, Limits, Server, TLSStream, open_connection
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
+from ech.http import fetch_async
 from ech.keys import ECHKey, generate_ech_key
 from ech.pki import TestCA
-from ech.serve.service import App, Limits, Service
+from ech.serve.connection_log import ConnectionLog
+from ech.serve.metrics import Metrics
 from ech.serve.status_page import serve_status
 from ech.server.config import ServerConfig
 from ech.tls.certificates import CertifiedKey
@@ -121,25 +124,27 @@ def config_list(*keys: ECHKey) -> ECHConfigList:
 
 @dataclass
 class Running:
-    """A started in-process service."""
+    """A started in-process server and the metrics its observer keeps."""
 
-    service: Service
+    service: Server
     port: int
+    metrics: Metrics
 
 
 @asynccontextmanager
 async def run_service(
     config: ServerConfig | Callable[[], ServerConfig],
     *,
-    app: App = serve_status,
+    app: Handler = serve_status,
     limits: Limits | None = None,
 ) -> AsyncIterator[Running]:
     """Serve on 127.0.0.1:0 until the block ends, then shut down (at once)."""
-    service = Service(config, app, limits=limits)
+    metrics = Metrics()
+    service = Server(config, app, limits=limits, observer=ConnectionLog(metrics))
     server = await service.start("127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield Running(service, port)
+        yield Running(service, port, metrics)
     finally:
         await service.shutdown(0)
 
@@ -163,16 +168,11 @@ async def fetch(
             ech_retry=ech_retry,
         )
         try:
-            request = f"GET / HTTP/1.1\r\nHost: {server_name}\r\nConnection: close"
-            await stream.send(request.encode() + b"\r\n\r\n")
-            response = bytearray()
-            while chunk := await stream.recv():
-                response += chunk
+            response = await fetch_async(stream, "/", host=server_name)
         finally:
             await stream.close()
-    head, _, body = bytes(response).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head
-    page: dict[str, Any] = json.loads(body)
+    assert response.status_line.startswith("HTTP/1.1 200"), response
+    page: dict[str, Any] = json.loads(response.body)
     return stream, page
 
 

@@ -154,7 +154,7 @@ def test_refused_without_ech_and_nothing_leaks(
                 assert HIDDEN_NAME.encode() not in received
             else:
                 assert kinds == []
-            metrics = running.service.metrics
+            metrics = running.metrics
             assert metrics.value("ech_connection_outcomes_total", outcome="require_ech")
             alert = metrics.value("ech_alerts_sent_total", alert="unrecognized_name")
             assert alert == 1
