@@ -22,12 +22,11 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
 from ech.errors import ECHRejectedError
-from ech.stream import EventStream
 
 if TYPE_CHECKING:
     from ech.dns.discovery import Discovery
@@ -41,7 +40,15 @@ __all__ = [
     "plan_async",
 ]
 
-S = TypeVar("S", bound=EventStream)
+
+class Retriable(Protocol):
+    """A connection that records whether it is the one retry (TCP or QUIC)."""
+
+    retried: bool
+    retry_configs: ECHConfigList | None
+
+
+S = TypeVar("S", bound=Retriable)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ Headers = tuple[tuple[str, str], ...]
 
 HTTP_1_1: Final = "HTTP/1.1"
 HTTP_2: Final = "HTTP/2"
+HTTP_3: Final = "HTTP/3"
 
 
 def _find(headers: Headers, name: str) -> str | None:
@@ -110,7 +111,7 @@ class ConnectionInfo:
     """What a handler may know about the connection a request came on.
 
     Attributes:
-        http_version: ``HTTP/1.1`` or ``HTTP/2`` (``HTTP/3`` later).
+        http_version: ``HTTP/1.1``, ``HTTP/2`` or ``HTTP/3``.
         tls: The TLS handshake's outcome (ECH status, names, ALPN), or
             None on a plain TCP stream (the metrics endpoint).
     """

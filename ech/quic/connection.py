@@ -25,7 +25,7 @@ from ech.events import ECHRejected, HandshakeComplete
 from ech.quic.tls import TLSContext
 from ech.server.config import ServerConfig
 from ech.server.handshake import ServerHandshake
-from ech.tls.quic import QuicOptions
+from ech.tls.quic import MAX_MESSAGE, QuicOptions
 from ech.tls.session import SessionTicket
 
 
@@ -136,7 +136,13 @@ class ECHQuicConnection(QuicConnection):
                 )
             return ServerHandshake(config, quic=quic)
 
-        ours = TLSContext(make_handshake, is_client=self._is_client)
+        # A client sends nothing longer than its ClientHello (as over TCP).
+        max_message = (
+            config.max_client_hello if isinstance(config, ServerConfig) else MAX_MESSAGE
+        )
+        ours = TLSContext(
+            make_handshake, is_client=self._is_client, max_message=max_message
+        )
         ours.handshake_extensions = theirs.handshake_extensions
         ours.alpn_cb = theirs.alpn_cb
         ours.update_traffic_key_cb = theirs.update_traffic_key_cb
