@@ -22,7 +22,7 @@ from typing import Any, Final
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import ErrorCode, H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
-from aioquic.quic.events import HandshakeCompleted, QuicEvent
+from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent
 
 from ech.events import HandshakeComplete
 from ech.http.errors import ResponseError
@@ -102,6 +102,7 @@ class H3ServerProtocol(QuicConnectionProtocol):
         self.requests = 0
 
     def quic_event_received(self, event: QuicEvent) -> None:
+        """Arm the head deadline at the handshake; pass events to HTTP/3."""
         if isinstance(event, HandshakeCompleted):
             self._arm_head_deadline()
         if self._h3 is None:
@@ -110,6 +111,7 @@ class H3ServerProtocol(QuicConnectionProtocol):
             self._h3_event(h3_event)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the deadline and the handlers still running."""
         self._disarm_head_deadline()
         for task in self._tasks:
             task.cancel()
@@ -194,6 +196,7 @@ class H3ClientProtocol(QuicConnectionProtocol):
         self._responses: dict[int, asyncio.Future[Response]] = {}
         self._heads: dict[int, list[tuple[str, str]]] = {}
         self._bodies: dict[int, bytearray] = {}
+        self._closed_reason: str | None = None
 
     @property
     def handshake(self) -> HandshakeComplete | None:
@@ -209,6 +212,8 @@ class H3ClientProtocol(QuicConnectionProtocol):
             ResponseError: the response came without a valid ``:status``.
             ConnectionError: the connection closed first.
         """
+        if self._closed_reason is not None:
+            raise ConnectionError(self._closed_reason)
         stream_id = self._quic.get_next_available_stream_id()
         headers = [
             (b":method", request.method.encode()),
@@ -226,13 +231,21 @@ class H3ClientProtocol(QuicConnectionProtocol):
         return await waiter
 
     def quic_event_received(self, event: QuicEvent) -> None:
+        """Collect each response's HEADERS and DATA (RFC 9114 §4.1)."""
+        if isinstance(event, ConnectionTerminated):
+            self._fail_waiting(event.reason_phrase or "QUIC connection closed")
         for h3_event in self._h3.handle_event(event):
             self._h3_event(h3_event)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _fail_waiting(self, reason: str) -> None:
+        self._closed_reason = reason
         for waiter in self._responses.values():
             if not waiter.done():
-                waiter.set_exception(ConnectionError("QUIC connection closed"))
+                waiter.set_exception(ConnectionError(reason))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Fail the requests still waiting."""
+        self._fail_waiting("QUIC connection closed")
         super().connection_lost(exc)
 
     def _h3_event(self, event: H3Event) -> None:

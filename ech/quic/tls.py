@@ -62,6 +62,9 @@ class TLSContext:
             given :class:`QuicOptions` (transport parameters come from
             aioquic through :attr:`handshake_extensions`).
         is_client: which end.
+        max_message: longest handshake message accepted.
+        refusal: a server refusing the connection (at capacity): the
+            reason; the first CRYPTO data closes it with CONNECTION_REFUSED.
 
     Attributes:
         events: what our handshake reported (HandshakeComplete, ECHRejected,
@@ -83,6 +86,7 @@ class TLSContext:
         *,
         is_client: bool,
         max_message: int = MAX_MESSAGE,
+        refusal: str | None = None,
     ) -> None:
         self.handshake_extensions: list[tuple[int, bytes]] = []
         self.alpn_cb: Callable[[str], None] | None = None
@@ -104,6 +108,7 @@ class TLSContext:
         self._read_epoch = Epoch.INITIAL
         self.events: list[Event] = []
         self.failure: Exception | None = None
+        self._refusal = refusal
         self._is_client = is_client
         self._started = False
         self._complete = False
@@ -164,6 +169,13 @@ class TLSContext:
             QuicConnectionError: close with PROTOCOL_VIOLATION.
         """
         handshake = self.handshake
+        if self._refusal is not None:
+            # Refused before any TLS: CONNECTION_REFUSED (RFC 9000 §20.1).
+            raise QuicConnectionError(
+                error_code=QuicErrorCode.CONNECTION_REFUSED,
+                frame_type=QuicFrameType.CRYPTO,
+                reason_phrase=self._refusal,
+            )
         try:
             if isinstance(handshake, ClientHandshake) and not self._started:
                 handshake.start()
