@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from ech.cli import connect, demo, keygen, serve
+from ech.cli.args import config_list
 
 __all__ = ["build_parser", "main"]
 
@@ -53,7 +54,21 @@ def _add_dns_commands(
     get = commands.add_parser("get", help="discover ECH over DoH and GET a URL")
     get.add_argument("url")
     get.add_argument("--doh", metavar="URL", help="DoH resolver URL (RFC 8484)")
+    get.add_argument(
+        "--ech-config-list",
+        type=config_list,
+        metavar="B64|@FILE",
+        help="ECH configs to use instead of DNS (then no DNS is queried)",
+    )
+    get.add_argument(
+        "--address",
+        metavar="ADDRESS",
+        help="connect to this address, whatever DNS says (as curl's --connect-to)",
+    )
     get.add_argument("--ca", metavar="FILE", help="CA file for DoH and the server")
+    get.add_argument(
+        "--http3", action="store_true", help="HTTP/3 over QUIC only (RFC 9114)"
+    )
     get.add_argument("--json", action="store_true")
     get.set_defaults(func=_dns_command("cmd_get"))
 

@@ -42,6 +42,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         limits=limits,
         backends=dict(args.backend),
         backend_mode=args.backend_mode,
+        http3=args.http3,
     )
 
 
@@ -76,6 +77,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--doh", metavar="PATH", help="also answer DoH (RFC 8484) at PATH for our names"
+    )
+    parser.add_argument(
+        "--http3",
+        action="store_true",
+        help="also serve HTTP/3 over QUIC on UDP at the same HOST:PORT",
     )
     _add_service_flags(parser)
     parser.set_defaults(func=cmd_serve)

@@ -8,7 +8,9 @@ the flags asked for, see :mod:`ech.cli.serve`):
 * the :class:`ech.aio.Server` with the options' limits, observed by a
   :class:`~ech.serve.connection_log.ConnectionLog` (log lines, metrics);
 * its HTTP application: the status page, or with ``--doh`` DoH plus the
-  status page (:mod:`ech.serve.doh`);
+  status page (:mod:`ech.serve.doh`), over HTTP/1.1 and HTTP/2 and, with
+  ``--http3``, over HTTP/3 on UDP at the same address (the same keys,
+  limits, log and metrics; TCP responses then carry ``Alt-Svc``);
 * with ``--metrics``, the Prometheus endpoint;
 * signals: SIGTERM or SIGINT stop listening, let open connections finish
   within ``--shutdown-timeout`` (10 s), then close the rest; a second
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import resource
 import signal
@@ -27,12 +30,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ech.aio import Handler, Limits, Server
+from ech.aio import Limits, Server, TLSStream
+from ech.http import ConnectionInfo, Request, Response, serve_http
+from ech.http import Handler as HTTPHandler
+from ech.http.messages import HTTP_3
+from ech.quic.server import HTTP3Server
 from ech.serve.connection_log import ConnectionLog
 from ech.serve.keyring import Keyring, KeyringError, KeySet
 from ech.serve.metrics import Metrics
 from ech.serve.metrics_endpoint import start_metrics_server
-from ech.serve.status_page import serve_status
+from ech.serve.status_page import status_page
 from ech.server.config import RequireECH, ServerConfig
 from ech.tls.certificates import CertifiedKey
 
@@ -64,6 +71,7 @@ class ServeOptions:
         limits: per-connection limits and the shutdown deadline.
         backends: split mode: inner names relayed to ``(host, port)``.
         backend_mode: run as a split-mode backend (``ech_backend``).
+        http3: also serve HTTP/3 over QUIC on UDP at the same address.
     """
 
     listen: tuple[str, int]
@@ -79,6 +87,7 @@ class ServeOptions:
     limits: Limits = field(default_factory=Limits)
     backends: dict[str, tuple[str, int]] = field(default_factory=dict)
     backend_mode: bool = False
+    http3: bool = False
 
 
 def base_config(options: ServeOptions) -> ServerConfig:
@@ -188,12 +197,24 @@ async def serve(
     except OSError as error:
         raise ServeError(f"cannot listen on {host}:{port}: {error}") from None
     bound_host, bound_port = listener.getsockname()[:2]
-    app: Handler = serve_status
-    if options.doh is not None:
-        from ech.serve.doh import doh_app  # dnspython, only when asked
-
-        app = doh_app(keyring, options.doh, bound_host, bound_port)
+    handler = _http_handler(options, keyring, bound_host, bound_port)
     observer = ConnectionLog(metrics, max_connections=limits.max_connections)
+    quic: HTTP3Server | None = None
+    if options.http3:
+        # The same port on UDP, the same keys, handler, limits and log.
+        quic = HTTP3Server(keyring, handler, limits=limits, observer=observer)
+        try:
+            await quic.start(bound_host, bound_port)
+        except OSError as error:
+            listener.close()
+            raise ServeError(
+                f"cannot listen on UDP {host}:{bound_port}: {error}"
+            ) from None
+        handler = _with_alt_svc(handler, bound_port)
+
+    async def app(stream: TLSStream) -> None:
+        await serve_http(stream, handler)
+
     server = Server(keyring, app, limits=limits, observer=observer)
     await server.start(sock=listener)
     metrics_server: asyncio.Server | None = None
@@ -229,10 +250,16 @@ async def serve(
     if metrics_server is not None:
         metrics_host, metrics_port = metrics_server.sockets[0].getsockname()[:2]
         say(f"metrics on {metrics_host}:{metrics_port}")
+    if quic is not None:
+        say(f"http3 on {bound_host}:{bound_port}")
     try:
         await stop.wait()
         log.info("shutting down")
+        if quic is not None:
+            quic.closing = True  # refuse new QUIC connections while TCP drains
         await _shutdown(server, limits.shutdown_timeout, now)
+        if quic is not None:
+            await quic.shutdown(0 if now.is_set() else limits.shutdown_timeout, now=now)
     finally:
         if watcher is not None:
             watcher.cancel()
@@ -240,6 +267,31 @@ async def serve(
             metrics_server.close()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+
+
+def _http_handler(
+    options: ServeOptions, keyring: Keyring, host: str, port: int
+) -> HTTPHandler:
+    """The status page, or with ``--doh`` DoH and the status page."""
+    if options.doh is None:
+        return status_page
+    from ech.serve.doh import HTTP3_ALPN, TCP_ALPN, doh_router  # dnspython
+
+    alpn = HTTP3_ALPN if options.http3 else TCP_ALPN
+    return doh_router(keyring, options.doh, host, port, alpn)
+
+
+def _with_alt_svc(handler: HTTPHandler, port: int) -> HTTPHandler:
+    """``handler`` whose TCP responses advertise HTTP/3 (RFC 7838, RFC 9114 §3.1.1)."""
+    alt_svc = ("alt-svc", f'h3=":{port}"')
+
+    async def advertised(request: Request, info: ConnectionInfo) -> Response:
+        response = await handler(request, info)
+        if info.http_version == HTTP_3:
+            return response
+        return dataclasses.replace(response, headers=(*response.headers, alt_svc))
+
+    return advertised
 
 
 async def _shutdown(server: Server, timeout: float, now: asyncio.Event) -> None:

@@ -137,12 +137,23 @@ def _common_suffix(names: Sequence[str]) -> str:
     return ".".join(reversed(common)) + "." if common else "."
 
 
-def serve_zone(provider: Callable[[], ServerConfig], host: str, port: int) -> Zone:
+#: The ALPN ids ``ech serve`` publishes, best first (RFC 9460 §7.1.1).
+TCP_ALPN = ("h2", "http/1.1")
+HTTP3_ALPN = ("h3", "h2", "http/1.1")
+
+
+def serve_zone(
+    provider: Callable[[], ServerConfig],
+    host: str,
+    port: int,
+    alpn: tuple[str, ...] = TCP_ALPN,
+) -> Zone:
     """The zone ``ech serve --doh`` publishes: every certificate name.
 
     The HTTPS records carry the advertised ECH configs current at query
-    time (``provider().retry_configs``), the service's port, h2 and
-    http/1.1, and ``host`` as the address (127.0.0.1 for a wildcard).
+    time (``provider().retry_configs``), the service's port, ``alpn`` (with
+    ``--http3``, h3 first: RFC 9114 §3.1 allows discovery by HTTPS record),
+    and ``host`` as the address (127.0.0.1 for a wildcard).
     """
     config = provider()
     names = sorted({n for c in config.certificates for n in c.dns_names})
@@ -151,17 +162,28 @@ def serve_zone(provider: Callable[[], ServerConfig], host: str, port: int) -> Zo
         lambda: provider().retry_configs,
         hosts=[name + "." for name in names],  # absolute, not origin-relative
         port=port,
-        alpn=("h2", "http/1.1"),
+        alpn=alpn,
         addresses=("127.0.0.1" if ipaddress.ip_address(host).is_unspecified else host,),
     )
+
+
+def doh_router(
+    provider: Callable[[], ServerConfig],
+    path: str,
+    host: str,
+    port: int,
+    alpn: tuple[str, ...] = TCP_ALPN,
+) -> Router:
+    """DoH at ``path`` for the names we serve, the status page elsewhere."""
+    zone = serve_zone(provider, host, port, alpn)
+    return Router({path: doh_handler(zone, path)}, default=status_page)
 
 
 def doh_app(
     provider: Callable[[], ServerConfig], path: str, host: str, port: int
 ) -> StreamHandler:
-    """DoH at ``path`` for the names we serve, the status page elsewhere."""
-    zone = serve_zone(provider, host, port)
-    router = Router({path: doh_handler(zone, path)}, default=status_page)
+    """:func:`doh_router` served on each TLS stream (HTTP/2 or HTTP/1.1)."""
+    router = doh_router(provider, path, host, port)
 
     async def app(stream: TLSStream) -> None:
         await serve_http(stream, router)

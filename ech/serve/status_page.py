@@ -13,6 +13,7 @@ import json
 from ech.aio import TLSStream
 from ech.events import HandshakeComplete
 from ech.http import ConnectionInfo, Request, Response, serve_http, text_response
+from ech.http.messages import HTTP_1_1, HTTP_2, HTTP_3
 
 __all__ = ["serve_status", "status_fields", "status_page"]
 
@@ -32,11 +33,23 @@ def status_fields(handshake: HandshakeComplete) -> dict[str, str | bool | None]:
     }
 
 
+#: ``http_version`` as the status page reports it: the ALPN token (RFC 7301).
+HTTP_VERSIONS = {HTTP_1_1: "http/1.1", HTTP_2: "h2", HTTP_3: "h3"}
+
+
 async def status_page(request: Request, info: ConnectionInfo) -> Response:
-    """The status JSON of the connection ``request`` came on."""
+    """The status JSON of the connection ``request`` came on.
+
+    Besides :func:`status_fields`, ``http_version``: ``http/1.1``, ``h2`` or
+    ``h3``, the HTTP the request came in.
+    """
     if info.tls is None:  # only ever served over TLS
         return text_response(404, "not found")
-    body = json.dumps(status_fields(info.tls), indent=2).encode() + b"\n"
+    fields = {
+        **status_fields(info.tls),
+        "http_version": HTTP_VERSIONS[info.http_version],
+    }
+    body = json.dumps(fields, indent=2).encode() + b"\n"
     return Response(200, (("content-type", "application/json"),), body)
 
 
