@@ -30,6 +30,7 @@ package; the tests turn that into a failure, never a skip.
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import json
 import os
@@ -45,6 +46,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from tests.integration.dns_servers import DoHServer
@@ -191,6 +193,9 @@ class Scenario:
     bind: BindSpec | None = None
     """BIND as the DoH server instead (its URL is known once it runs)."""
     browser_timeout: float = BROWSER_TIMEOUT
+    quic: bool = False
+    """Let the browser use HTTP/3 (Chromium: QUIC forced on for the URL's
+    origin, which a private CA needs; see shared/interop.md)."""
 
     def to_json(self) -> str:
         """The scenario as JSON."""
@@ -475,9 +480,18 @@ def _run_bounded(
 
 
 def run_chromium(
-    url: str, doh_url: str, ca_cert: Path, directory: Path, timeout: float
+    url: str,
+    doh_url: str,
+    ca_cert: Path,
+    directory: Path,
+    timeout: float,
+    *,
+    quic: bool = False,
 ) -> BrowserOutcome:
-    """``chromium --dump-dom URL`` with secure DoH; (DOM, error)."""
+    """``chromium --dump-dom URL`` with secure DoH; (DOM, error).
+
+    With ``quic``, QUIC is on and forced for the URL's origin.
+    """
     home = directory / "chromium-home"
     _nss_db(home / ".pki" / "nssdb", ca_cert)  # Chromium's trust store on Linux
     profile = home / "profile"
@@ -485,9 +499,17 @@ def run_chromium(
     # Secure mode: DoH only, no fallback to the system resolver.
     local_state = {"dns_over_https": {"mode": "secure", "templates": doh_url}}
     (profile / "Local State").write_text(json.dumps(local_state))
+    flags = list(CHROMIUM_FLAGS)
+    if quic:
+        origin = urlsplit(url)
+        flags.remove("--disable-quic")
+        flags += [
+            "--enable-quic",
+            f"--origin-to-force-quic-on={origin.hostname}:{origin.port or 443}",
+        ]
     argv = [
         find_program(CHROMIUM),
-        *CHROMIUM_FLAGS,
+        *flags,
         f"--user-data-dir={profile}",
         "--dump-dom",
         url,
@@ -663,7 +685,12 @@ def run_inside(scenario: Scenario) -> Result:
             if result.doh_url is None:
                 raise ValueError("the scenario has no DoH server")
             started = time.monotonic()
-            result.page, result.error = BROWSER_RUNNERS[scenario.browser](
+            run_browser = BROWSER_RUNNERS[scenario.browser]
+            if scenario.quic:
+                if scenario.browser != "chromium":
+                    raise ValueError("HTTP/3 scenarios are Chromium's")
+                run_browser = functools.partial(run_chromium, quic=True)
+            result.page, result.error = run_browser(
                 scenario.url,
                 result.doh_url,
                 ca_cert,

@@ -93,6 +93,8 @@ class EchServe:
     ech_keys: Sequence[Path]
     log_path: Path
     host: str = "127.0.0.1"
+    extra_args: Sequence[str] = ()
+    """More ``ech serve`` flags (``--http3``, say)."""
     port: int = field(init=False, default=0)
     _process: subprocess.Popen[str] | None = field(init=False, default=None)
     _log: IO[str] | None = field(init=False, default=None)
@@ -104,7 +106,7 @@ class EchServe:
             args += ["--cert", str(cert), "--key", str(key)]
         for ech_key in self.ech_keys:
             args += ["--ech-key", str(ech_key)]
-        return args
+        return [*args, *self.extra_args]
 
     def __enter__(self) -> Self:
         self._log = self.log_path.open("w")
@@ -277,20 +279,25 @@ def curl_get(
     cafile: Path,
     ech: Sequence[bytes],
     curves: str | None = None,
+    http3: bool = False,
 ) -> CurlOutcome:
     """GET ``url`` with curl_cffi, setting ``CURLOPT_ECH`` to each of ``ech``.
 
     ``resolve`` is a ``CURLOPT_RESOLVE`` entry (``NAME:PORT:ADDRESS``);
     ``curves`` sets ``CURLOPT_SSL_EC_CURVES`` (BoringSSL sends a key share
-    for the first one only, so an unsupported first curve forces HRR).
+    for the first one only, so an unsupported first curve forces HRR);
+    ``http3`` makes it HTTP/3 only (ngtcp2 and nghttp3 under libcurl).
     """
     require_curl_cffi()
+    from curl_cffi import CurlHttpVersion
     from curl_cffi import CurlOpt as Opt
 
     options: list[tuple[CurlOpt, object]] = [
         (Opt.RESOLVE, [resolve.encode()]),
         *((Opt.ECH, value) for value in ech),
     ]
+    if http3:
+        options.append((Opt.HTTP_VERSION, CurlHttpVersion.V3ONLY))
     if curves is not None:
         options.append((Opt.SSL_EC_CURVES, curves.encode()))
     return curl_perform(url, cafile=cafile, options=options)

@@ -96,7 +96,9 @@ def browser(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def serve_argv(pki: BrowserPKI, ech_key: Path, *, doh: bool) -> list[str]:
+def serve_argv(
+    pki: BrowserPKI, ech_key: Path, *, doh: bool, http3: bool = False
+) -> list[str]:
     """``ech serve`` on 127.0.0.1:443 with both certificates and ``ech_key``."""
     argv = [*ech_command(), "serve", "--listen", "127.0.0.1:443"]
     argv += ["--cert", str(pki.public_cert), "--key", str(pki.public_key)]
@@ -104,6 +106,8 @@ def serve_argv(pki: BrowserPKI, ech_key: Path, *, doh: bool) -> list[str]:
     argv += ["--ech-key", str(ech_key)]
     if doh:
         argv += ["--doh", "/dns-query"]
+    if http3:
+        argv += ["--http3"]
     return argv
 
 
@@ -241,3 +245,38 @@ def test_ech_rejected_then_retried(
     assert_accepted(result)
     assert_rejected_first(browser, result)
     print(f"{browser}: rejected, retried, accepted in {result.seconds}s")
+
+
+def test_chromium_ech_over_http3(browser_pki: BrowserPKI, tmp_path: Path) -> None:
+    """RFC 9849 over QUIC with a real browser: the HTTPS record from
+    ``ech serve --doh`` lists ``alpn=h3`` and ``ech``; Chromium speaks HTTP/3
+    to ``ech serve --http3`` and ECH is accepted there."""
+    try:
+        find_program(BROWSER_PROGRAMS["chromium"])
+    except BrowserMissingError as error:
+        pytest.fail(str(error), pytrace=False)
+    ech_key = tmp_path / "ech.pem"
+    make_ech_key(ech_key, config_id=9)
+    argv = serve_argv(browser_pki, ech_key, doh=True, http3=True)
+    scenario = Scenario(
+        browser="chromium",
+        url=URL,
+        workdir=str(tmp_path / "run"),
+        ca_cert=str(browser_pki.ca_cert),
+        servers=[ServerSpec("ech-serve", argv)],
+        doh_url=DOH_URL,
+        quic=True,
+    )
+    result = run(scenario)
+    assert_accepted(result)
+    status = result.page_status()
+    assert (status.get("http_version"), status.get("alpn")) == ("h3", "h3"), (
+        result.describe()
+    )
+    quic = [
+        c
+        for c in result.server_events("ech-serve", "connection")
+        if c["alpn"] == "h3" and c["ech_status"] == "accepted"
+    ]
+    assert quic, result.describe()
+    print(f"chromium: ECH accepted over HTTP/3 in {result.seconds}s")

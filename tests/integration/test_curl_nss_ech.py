@@ -90,6 +90,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         certificates,
         [directory / "ech-p256.pem", directory / "ech-x25519.pem"],
         log_path=directory / "serve.log",
+        extra_args=("--http3",),  # HTTP/3 on the same port, for curl's QUIC
     )
     with server:
         yield Deployment(
@@ -126,7 +127,11 @@ def curl_cffi_version() -> str:
 
 
 def curl(
-    deployment: Deployment, ech: list[bytes], curves: str | None = None
+    deployment: Deployment,
+    ech: list[bytes],
+    curves: str | None = None,
+    *,
+    http3: bool = False,
 ) -> CurlOutcome:
     """curl GET https://INNER_NAME:PORT/ resolved to 127.0.0.1."""
     return curl_get(
@@ -135,6 +140,7 @@ def curl(
         cafile=deployment.ca_path,
         ech=ech,
         curves=curves,
+        http3=http3,
     )
 
 
@@ -187,6 +193,21 @@ class TestCurl:
         assert page["ech_status"] == "rejected", page
         assert page["server_name"] == INNER_NAME, page
         assert page["outer_server_name"] == INNER_NAME, page
+
+    def test_accepted_over_http3(self, deployment: Deployment) -> None:
+        """ECH inside QUIC (RFC 9001): BoringSSL's client, our engine in aioquic."""
+        outcome = curl(deployment, [ecl(deployment.x25519), b"hard"], http3=True)
+        page = outcome.page()
+        check_accepted(page)
+        assert (page["http_version"], page["alpn"]) == ("h3", "h3"), page
+
+    def test_grease_over_http3_connects(self, deployment: Deployment) -> None:
+        outcome = curl(deployment, [b"grease"], http3=True)
+        assert "ECH: will GREASE ClientHello" in outcome.log
+        page = outcome.page()
+        assert page["http_version"] == "h3", page
+        assert page["ech_status"] == "rejected", page  # GREASE looks like one
+        assert page["server_name"] == INNER_NAME, page
 
 
 # -- NSS tstclnt -------------------------------------------------------------------
