@@ -447,3 +447,5 @@ def test_demo(how: str) -> None:
     assert HIDDEN_NAME in result.stdout
     assert "all checks passed" in result.stdout
     assert "SOME CHECKS FAILED" not in result.stdout
+    assert "5. ECH over HTTP/3" in result.stdout
+    assert "in the client's datagrams:  no" in result.stdout

@@ -28,15 +28,15 @@ from ech.events import ECHStatus
 from ech.http import ConnectionInfo, Request, Response, ServerOptions
 from ech.http.http3 import H3ClientProtocol
 from ech.quic.client import open_http3
-from ech.quic.server import HTTP3Server
-from ech.serve.status_page import status_fields
-from ech.tls import extensions as ext
-from ech.tls.enums import ExtensionType
-from tests.integration.quic_capture import (
+from ech.quic.observe import (
     UdpRelay,
     client_initial_crypto,
     first_client_hello,
 )
+from ech.quic.server import HTTP3Server
+from ech.serve.status_page import status_fields
+from ech.tls import extensions as ext
+from ech.tls.enums import ExtensionType
 from tests.unit.ech.ech_helpers import (
     INNER_NAME,
     PUBLIC_NAME,
