@@ -340,3 +340,38 @@ def test_aioquic_client_against_our_server(key: ech.keys.ECHKey) -> None:
         assert page["alpn"] == "h3"
 
     _run(main)
+
+
+def test_keys_rotate_between_quic_connections(key: ech.keys.ECHKey) -> None:
+    """The config provider is read per connection, as over TCP."""
+    new_key = ech_key(42)
+    current = {"config": server_config(key)}
+
+    async def main() -> None:
+        server = HTTP3Server(lambda: current["config"], status)
+        await server.start("127.0.0.1", 0)
+        config = client_config(alpn_protocols=ALPN)
+        try:
+            async with await open_http3(
+                "127.0.0.1",
+                server.port,
+                config,
+                INNER_NAME,
+                ech_configs=config_list(key),
+            ) as before:
+                assert before.negotiated.ech_status is ECHStatus.ACCEPTED
+            current["config"] = server_config(new_key)  # rotated
+            async with await open_http3(
+                "127.0.0.1",
+                server.port,
+                config,
+                INNER_NAME,
+                ech_configs=config_list(key),
+            ) as after:
+                assert after.retried
+                assert after.retry_configs == config_list(new_key)
+                assert after.negotiated.ech_status is ECHStatus.ACCEPTED
+        finally:
+            await server.shutdown(0)
+
+    _run(main)

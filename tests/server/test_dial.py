@@ -1,7 +1,8 @@
-"""One dialing policy for both clients: DoH discovery, GREASE, one retry.
+"""One dialing policy for all clients: DoH discovery, GREASE, one retry.
 
-``ech.blocking.connect`` and ``ech.aio.open_connection`` take the same
-``resolver=`` and must behave the same (ech.dial): the HTTPS record is
+``ech.blocking.connect``, ``ech.aio.open_connection`` and (over QUIC)
+``ech.quic.client.open_http3`` take the same ``resolver=`` and must behave
+the same (ech.dial): the HTTPS record is
 looked up before any ClientHello (RFC 9848 §5), GREASE when it has no ECH,
 one retry with the authenticated retry_configs on rejection.
 """
@@ -9,6 +10,7 @@ one retry with the authenticated retry_configs on rejection.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +25,10 @@ from ech.dns.doh_server import Zone
 from ech.dns.resolver import DNSLookupError, DoHResolver
 from ech.events import HandshakeComplete
 from ech.http import Router, serve_http
+from ech.quic.client import open_http3
+from ech.quic.server import HTTP3Server
 from ech.serve.doh import doh_handler
+from ech.serve.status_page import status_page
 from ech.server.config import ServerConfig
 from tests.server.conftest import (
     HIDDEN_NAME,
@@ -76,6 +81,12 @@ async def dial(
     adapter: str, port: int, config: ClientConfig, resolver: DoHResolver
 ) -> tuple[HandshakeComplete, bool]:
     """Connect to ``HIDDEN_NAME`` with discovery; the handshake and ``retried``."""
+    if adapter == "quic":
+        h3 = dataclasses.replace(config, alpn_protocols=("h3",))
+        async with await open_http3(
+            "127.0.0.1", port, h3, HIDDEN_NAME, resolver=resolver
+        ) as connection:
+            return connection.negotiated, connection.retried
     if adapter == "aio":
         stream = await open_connection(
             "127.0.0.1", port, config, HIDDEN_NAME, resolver=resolver
@@ -90,15 +101,31 @@ async def dial(
     return await asyncio.to_thread(blocking)
 
 
-@pytest.mark.parametrize("adapter", ["blocking", "aio"])
+@asynccontextmanager
+async def http3_service(config: ServerConfig) -> AsyncIterator[HTTP3Server]:
+    """An HTTP/3 server (status page) on 127.0.0.1, port 0."""
+    server = HTTP3Server(config, status_page)
+    await server.start("127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        await server.shutdown(0)
+
+
+@pytest.mark.parametrize("adapter", ["blocking", "aio", "quic"])
 def test_discovery_grease_and_retry(server_pki: ServerPKI, adapter: str) -> None:
     key, stale = ech_key(3), ech_key(4)
     client = server_pki.client_config()
     published = Published()
 
     async def main() -> None:
+        service = (
+            http3_service(server_pki.server_config([key]))
+            if adapter == "quic"
+            else run_service(server_pki.server_config([key]))
+        )
         async with (
-            run_service(server_pki.server_config([key])) as tls,
+            service as tls,
             doh_server(server_pki, published, tls.port) as url,
         ):
             with DoHResolver(url, cafile=str(server_pki.ca_file)) as resolver:
