@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from ech.pki import TestCA
+from tests.harness.pki import TestPKI
 
 PUBLIC_NAME = "public.example"
 HIDDEN_NAME = "secret.example"
@@ -130,21 +130,19 @@ def keygen(command: Sequence[str], path: Path, config_id: int) -> ECHKeyFile:
 @pytest.fixture(scope="session")
 def cli_pki(tmp_path_factory: pytest.TempPathFactory, ech_command: list[str]) -> CLIPKI:
     """A CA, two leaves, an untrusted CA, and three ECH keys, as files."""
-    directory = tmp_path_factory.mktemp("cli-pki")
-    ca = TestCA.create("ech cli test CA")
-    other = TestCA.create("ech cli untrusted CA")
-    (directory / "ca.pem").write_bytes(ca.pem)
-    (directory / "other-ca.pem").write_bytes(other.pem)
-    public_cert, public_key = ca.write(directory, ca.issue(PUBLIC_NAME), "public")
-    hidden_cert, hidden_key = ca.write(directory, ca.issue(HIDDEN_NAME), "hidden")
+    pki = TestPKI.create(tmp_path_factory.mktemp("cli-pki"), "ech cli test CA")
+    directory = pki.directory
+    other = TestPKI.create(directory, "ech cli untrusted CA", stem="other-ca")
+    public = pki.leaf("public", PUBLIC_NAME)
+    hidden = pki.leaf("hidden", HIDDEN_NAME)
     return CLIPKI(
         directory=directory,
-        ca=directory / "ca.pem",
-        other_ca=directory / "other-ca.pem",
-        public_cert=public_cert,
-        public_key=public_key,
-        hidden_cert=hidden_cert,
-        hidden_key=hidden_key,
+        ca=pki.ca_path,
+        other_ca=other.ca_path,
+        public_cert=public.cert_path,
+        public_key=public.key_path,
+        hidden_cert=hidden.cert_path,
+        hidden_key=hidden.key_path,
         served=keygen(ech_command, directory / "served.pem", SERVED_CONFIG_ID),
         stale=keygen(ech_command, directory / "stale.pem", STALE_CONFIG_ID),
         second=keygen(ech_command, directory / "second.pem", SECOND_CONFIG_ID),

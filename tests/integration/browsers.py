@@ -48,6 +48,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
+from tests.harness.pki import write_nss_db
+
 if TYPE_CHECKING:
     from tests.integration.dns_servers import DoHServer
 
@@ -173,8 +175,6 @@ class BindSpec:
     cert: str
     key: str
     """Certificate (for ``127.0.0.1``) and key of its DoH listener."""
-    ca_key: str
-    """The test CA's private key (PEM file), to rebuild its :class:`TestCA`."""
 
 
 @dataclass(frozen=True)
@@ -404,22 +404,13 @@ class Service:
 @contextlib.contextmanager
 def bind_doh(spec: BindSpec, ca_cert: Path, directory: Path) -> Iterator[DoHServer]:
     """BIND 9 serving ``spec.zone`` over DoH (from ``dns_servers``); stopped after."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from tests.integration.dns_servers import DoHFiles, start_bind
 
-    from ech.pki import TestCA
-    from tests.integration.dns_servers import DNSPKI, start_bind
-
-    key = serialization.load_pem_private_key(Path(spec.ca_key).read_bytes(), None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise TypeError(f"expected the test CA's EC key in {spec.ca_key}")
-    ca = TestCA(key, x509.load_pem_x509_certificate(ca_cert.read_bytes()))
     cert, cert_key = Path(spec.cert), Path(spec.key)
     cert_key.chmod(0o644)  # named may drop privileges
     bind_dir = directory / "bind"
     bind_dir.mkdir(exist_ok=True)
-    server = start_bind(DNSPKI(ca, ca_cert, cert, cert_key), spec.zone, bind_dir)
+    server = start_bind(DoHFiles(ca_cert, cert, cert_key), spec.zone, bind_dir)
     try:
         yield server
     finally:
@@ -434,15 +425,7 @@ BrowserOutcome = tuple[str | None, str | None]
 
 def _nss_db(directory: Path, ca_cert: Path) -> None:
     """An NSS database in ``directory`` trusting ``ca_cert`` for TLS servers."""
-    directory.mkdir(parents=True, exist_ok=True)
-    certutil = find_program(CERTUTIL)
-    db = f"sql:{directory}"
-    trust = ("-n", "ech-test-ca", "-t", "C,,", "-i", str(ca_cert))
-    for argv in (
-        [certutil, "-N", "-d", db, "--empty-password"],
-        [certutil, "-A", "-d", db, *trust],
-    ):
-        subprocess.run(argv, check=True, capture_output=True, timeout=30)
+    write_nss_db(directory, ca_cert, certutil=find_program(CERTUTIL))
 
 
 def _browser_env(home: Path) -> dict[str, str]:

@@ -4,7 +4,8 @@
   subprocess (:class:`EchServe`);
 * curl_cffi, libcurl built on BoringSSL (:func:`curl_get`);
 * NSS ``tstclnt`` and ``certutil`` from Debian's ``libnss3-tools``
-  (:func:`find_nss_tools`, :func:`make_nss_db`, :func:`run_tstclnt`).
+  (:func:`find_nss_tools`, :func:`run_tstclnt`; the database comes from
+  :func:`tests.harness.pki.write_nss_db`).
 
 A missing peer raises :class:`PeerMissingError` naming what to install; the
 tests turn it into a failure, never a skip.
@@ -336,21 +337,6 @@ def _run(args: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]
         stdin=subprocess.DEVNULL,
         **kwargs,
     )
-
-
-def make_nss_db(tools: NSSTools, directory: Path, ca_pem: Path) -> str:
-    """An NSS sql: database in ``directory`` trusting ``ca_pem``; its ``-d`` value."""
-    directory.mkdir(parents=True, exist_ok=True)
-    db = f"sql:{directory}"
-    ca = str(ca_pem)
-    for args in (
-        [tools.certutil, "-N", "-d", db, "--empty-password"],
-        [tools.certutil, "-A", "-d", db, "-n", "ca", "-t", "C,,", "-a", "-i", ca],
-    ):
-        result = _run(args)
-        if result.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed:\n{result.stderr}")
-    return db
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import pytest
 from ech.config import ECHConfigList
 from ech.dns.publish import https_record_line
 from ech.keys import generate_ech_key, write_ech_key
-from ech.pki import TestCA, write_private_key
+from tests.harness.pki import TestPKI
 from tests.integration.browsers import (
     BROWSER_PROGRAMS,
     BindSpec,
@@ -57,10 +57,9 @@ BROWSERS = ("chromium", "firefox")
 
 @dataclass(frozen=True)
 class BrowserPKI:
-    """A CA, the server certificates and the CA's key (for BIND's DoH cert)."""
+    """A CA and the server certificates."""
 
     ca_cert: Path
-    ca_key: Path
     public_cert: Path
     public_key: Path
     """``public.test`` and ``127.0.0.1``: the client-facing certificate,
@@ -72,17 +71,12 @@ class BrowserPKI:
 
 @pytest.fixture(scope="module")
 def browser_pki(tmp_path_factory: pytest.TempPathFactory) -> BrowserPKI:
-    directory = tmp_path_factory.mktemp("browser-pki")
-    ca = TestCA.create("ech browser test CA")
-    ca_cert = directory / "ca.pem"
-    ca_cert.write_bytes(ca.pem)
-    ca_key = directory / "ca.key"
-    write_private_key(ca_key, ca.key)
-    public_cert, public_key = ca.write(
-        directory, ca.issue(PUBLIC_NAME, "127.0.0.1"), "public"
+    pki = TestPKI.create(tmp_path_factory.mktemp("browser-pki"), "ech browser test CA")
+    public = pki.leaf("public", PUBLIC_NAME, "127.0.0.1")
+    inner = pki.leaf("inner", INNER_NAME)
+    return BrowserPKI(
+        pki.ca_path, public.cert_path, public.key_path, inner.cert_path, inner.key_path
     )
-    inner_cert, inner_key = ca.write(directory, ca.issue(INNER_NAME), "inner")
-    return BrowserPKI(ca_cert, ca_key, public_cert, public_key, inner_cert, inner_key)
 
 
 @pytest.fixture(params=BROWSERS)
@@ -236,7 +230,6 @@ def test_ech_rejected_then_retried(
             zone=stale_zone(old),
             cert=str(browser_pki.public_cert),
             key=str(browser_pki.public_key),
-            ca_key=str(browser_pki.ca_key),
         ),
     )
     result = run(scenario)

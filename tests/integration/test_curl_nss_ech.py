@@ -21,7 +21,7 @@ import pytest
 
 from ech.config import ECHConfigList
 from ech.http import encode_request
-from ech.pki import TestCA
+from tests.harness.pki import TestPKI, write_nss_db
 from tests.integration.peers import (
     CurlOutcome,
     EchServe,
@@ -31,7 +31,6 @@ from tests.integration.peers import (
     curl_get,
     ech_keygen,
     find_nss_tools,
-    make_nss_db,
     require_curl_cffi,
     run_tstclnt,
 )
@@ -75,14 +74,10 @@ def raw_configs(configs: ECHConfigList) -> set[bytes]:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """Keys from ``ech keygen``, certificates from a test CA, ``ech serve``."""
-    directory = tmp_path_factory.mktemp("curl-nss-ech")
-    ca = TestCA.create()
-    ca_path = directory / "ca.pem"
-    ca_path.write_bytes(ca.pem)
-    certificates = [
-        ca.write(directory, ca.issue(name), stem)
-        for name, stem in ((PUBLIC_NAME, "public"), (INNER_NAME, "inner"))
-    ]
+    pki = TestPKI.create(tmp_path_factory.mktemp("curl-nss-ech"))
+    directory = pki.directory
+    leaves = [pki.leaf("public", PUBLIC_NAME), pki.leaf("inner", INNER_NAME)]
+    certificates = [(leaf.cert_path, leaf.key_path) for leaf in leaves]
     p256 = ech_keygen(PUBLIC_NAME, directory / "ech-p256.pem", kem="p256")
     x25519 = ech_keygen(PUBLIC_NAME, directory / "ech-x25519.pem")
     stale = ech_keygen(PUBLIC_NAME, directory / "ech-stale.pem")
@@ -95,7 +90,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     with server:
         yield Deployment(
             server=server,
-            ca_path=ca_path,
+            ca_path=pki.ca_path,
             x25519=x25519,
             published=ECHConfigList(p256.configs + x25519.configs),
             stale=stale,
@@ -252,7 +247,7 @@ def nss(
 ) -> NSSClient:
     """An NSS database trusting the test CA and the request file."""
     directory = tmp_path_factory.mktemp("nss")
-    db = make_nss_db(nss_tools, directory / "db", deployment.ca_path)
+    db = write_nss_db(directory / "db", deployment.ca_path, certutil=nss_tools.certutil)
     request = directory / "request.http"
     request.write_bytes(encode_request("GET", "/", host=INNER_NAME))
     return NSSClient(nss_tools, db, request, deployment)

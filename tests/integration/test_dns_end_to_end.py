@@ -114,15 +114,11 @@ class Site:
 @pytest.fixture(scope="module")
 def files(dns_pki: DNSPKI, tmp_path_factory: pytest.TempPathFactory) -> Files:
     directory = tmp_path_factory.mktemp("dns-e2e")
-    ca = dns_pki.ca
-    certificates = [
-        ca.write(directory, ca.issue(PUBLIC_NAME, "127.0.0.1"), "public"),
-        ca.write(
-            directory,
-            ca.issue(INNER_NAME, PLAIN_NAME, DOT_NAME, NOHINT_NAME),
-            "inner",
-        ),
+    leaves = [
+        dns_pki.files.leaf("e2e-public", PUBLIC_NAME, "127.0.0.1"),
+        dns_pki.files.leaf("e2e-inner", INNER_NAME, PLAIN_NAME, DOT_NAME, NOHINT_NAME),
     ]
+    certificates = [(leaf.cert_path, leaf.key_path) for leaf in leaves]
     ech_keygen(PUBLIC_NAME, directory / "ech-p256.pem", kem="p256")
     return Files(
         directory=directory,

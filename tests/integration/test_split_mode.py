@@ -40,6 +40,7 @@ from ech.tls.enums import ExtensionType
 from ech.tls.messages import ClientHello
 from ech.tls.wire import Reader
 from interop.go_peer import GoServer, build_peer
+from tests.harness.pki import TestPKI
 
 pytestmark = pytest.mark.interop
 
@@ -96,14 +97,14 @@ class PKI:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    ca = TestCA.create()
-    secret = ca.issue(SECRET)
+    files = TestPKI.create(tmp_path_factory.mktemp("split"))
+    secret = files.leaf("secret", SECRET)
     return PKI(
-        ca=ca,
-        public=ca.issue(PUBLIC),
-        secret=secret,
-        local=ca.issue(LOCAL),
-        secret_files=ca.write(tmp_path_factory.mktemp("split"), secret, "secret"),
+        ca=files.ca,
+        public=files.ca.issue(PUBLIC),
+        secret=secret.certified,
+        local=files.ca.issue(LOCAL),
+        secret_files=(secret.cert_path, secret.key_path),
         key=generate_ech_key(PUBLIC),
     )
 

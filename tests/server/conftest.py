@@ -40,6 +40,7 @@ from ech.serve.status_page import serve_status
 from ech.server.config import ServerConfig
 from ech.tls.certificates import CertifiedKey
 from tests.cli.conftest import find_ech_command
+from tests.harness.pki import TestPKI
 
 PUBLIC_NAME = "public.example"
 HIDDEN_NAME = "secret.example"
@@ -95,18 +96,18 @@ class ServerPKI:
 @pytest.fixture(scope="session")
 def server_pki(tmp_path_factory: pytest.TempPathFactory) -> ServerPKI:
     """One PKI for the whole session."""
-    directory = tmp_path_factory.mktemp("server-pki")
-    ca = TestCA.create("ech service test CA")
-    (directory / "ca.pem").write_bytes(ca.pem)
-    leaves = {}
-    for label, name in (
-        ("public", PUBLIC_NAME),
-        ("hidden", HIDDEN_NAME),
-        ("other", OTHER_NAME),
-    ):
-        leaves[label] = ca.issue(name)
-        ca.write(directory, leaves[label], label)
-    return ServerPKI(ca, leaves["public"], leaves["hidden"], leaves["other"], directory)
+    pki = TestPKI.create(tmp_path_factory.mktemp("server-pki"), "ech service test CA")
+    leaves = {
+        label: pki.leaf(label, name).certified
+        for label, name in (
+            ("public", PUBLIC_NAME),
+            ("hidden", HIDDEN_NAME),
+            ("other", OTHER_NAME),
+        )
+    }
+    return ServerPKI(
+        pki.ca, leaves["public"], leaves["hidden"], leaves["other"], pki.directory
+    )
 
 
 def ech_key(config_id: int) -> ECHKey:
