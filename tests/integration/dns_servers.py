@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import functools
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +43,7 @@ from ech.dns.resolver import DNSLookupError, DoHResolver
 from ech.keys import generate_ech_key
 from ech.pki import TestCA
 from tests.harness.pki import TestPKI
+from tests.harness.serve import free_port
 
 NAMED = "/usr/sbin/named"
 UNBOUND = "/usr/sbin/unbound"
@@ -237,14 +237,6 @@ class DoHServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _start(

@@ -31,6 +31,7 @@ from ech.config import ECHConfigList
 from ech.dns.publish import https_record_line
 from ech.keys import generate_ech_key, write_ech_key
 from tests.harness.pki import TestPKI
+from tests.harness.serve import serve_args
 from tests.integration.browsers import (
     BROWSER_PROGRAMS,
     BindSpec,
@@ -41,7 +42,6 @@ from tests.integration.browsers import (
     find_program,
     run_scenario,
 )
-from tests.integration.peers import ech_command
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
 
@@ -90,19 +90,16 @@ def browser(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def serve_argv(
+def ech_serve_args(
     pki: BrowserPKI, ech_key: Path, *, doh: bool, http3: bool = False
 ) -> list[str]:
-    """``ech serve`` on 127.0.0.1:443 with both certificates and ``ech_key``."""
-    argv = [*ech_command(), "serve", "--listen", "127.0.0.1:443"]
-    argv += ["--cert", str(pki.public_cert), "--key", str(pki.public_key)]
-    argv += ["--cert", str(pki.inner_cert), "--key", str(pki.inner_key)]
-    argv += ["--ech-key", str(ech_key)]
-    if doh:
-        argv += ["--doh", "/dns-query"]
-    if http3:
-        argv += ["--http3"]
-    return argv
+    """``ech serve`` (on 127.0.0.1:443) with both certificates and ``ech_key``."""
+    args = serve_args(
+        [(pki.public_cert, pki.public_key), (pki.inner_cert, pki.inner_key)],
+        [ech_key],
+        doh_path="/dns-query" if doh else None,
+    )
+    return [*args, "--http3"] if http3 else args
 
 
 def make_ech_key(path: Path, config_id: int) -> ECHConfigList:
@@ -187,7 +184,9 @@ def test_ech_accepted(browser: str, browser_pki: BrowserPKI, tmp_path: Path) -> 
         url=URL,
         workdir=str(tmp_path / "run"),
         ca_cert=str(browser_pki.ca_cert),
-        servers=[ServerSpec("ech-serve", serve_argv(browser_pki, ech_key, doh=True))],
+        servers=[
+            ServerSpec("ech-serve", ech_serve_args(browser_pki, ech_key, doh=True))
+        ],
         doh_url=DOH_URL,
     )
     result = run(scenario)
@@ -225,7 +224,9 @@ def test_ech_rejected_then_retried(
         url=URL,
         workdir=str(tmp_path / "run"),
         ca_cert=str(browser_pki.ca_cert),
-        servers=[ServerSpec("ech-serve", serve_argv(browser_pki, new_key, doh=False))],
+        servers=[
+            ServerSpec("ech-serve", ech_serve_args(browser_pki, new_key, doh=False))
+        ],
         bind=BindSpec(
             zone=stale_zone(old),
             cert=str(browser_pki.public_cert),
@@ -250,13 +251,13 @@ def test_chromium_ech_over_http3(browser_pki: BrowserPKI, tmp_path: Path) -> Non
         pytest.fail(str(error), pytrace=False)
     ech_key = tmp_path / "ech.pem"
     make_ech_key(ech_key, config_id=9)
-    argv = serve_argv(browser_pki, ech_key, doh=True, http3=True)
+    args = ech_serve_args(browser_pki, ech_key, doh=True, http3=True)
     scenario = Scenario(
         browser="chromium",
         url=URL,
         workdir=str(tmp_path / "run"),
         ca_cert=str(browser_pki.ca_cert),
-        servers=[ServerSpec("ech-serve", argv)],
+        servers=[ServerSpec("ech-serve", args)],
         doh_url=DOH_URL,
         quic=True,
     )

@@ -22,14 +22,13 @@ import pytest
 from ech.config import ECHConfigList
 from ech.http import encode_request
 from tests.harness.pki import TestPKI, write_nss_db
+from tests.harness.serve import ServeProcess, ech_keygen, serve_args, serve_process
 from tests.integration.peers import (
     CurlOutcome,
-    EchServe,
     NSSTools,
     PeerMissingError,
     TstclntOutcome,
     curl_get,
-    ech_keygen,
     find_nss_tools,
     require_curl_cffi,
     run_tstclnt,
@@ -51,7 +50,7 @@ CURL_ECH_REQUIRED = 101
 class Deployment:
     """The running ``ech serve`` and what clients need to reach it."""
 
-    server: EchServe
+    server: ServeProcess
     ca_path: Path
     x25519: ECHConfigList
     """The X25519 config alone (the list both clients can use)."""
@@ -81,13 +80,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     p256 = ech_keygen(PUBLIC_NAME, directory / "ech-p256.pem", kem="p256")
     x25519 = ech_keygen(PUBLIC_NAME, directory / "ech-x25519.pem")
     stale = ech_keygen(PUBLIC_NAME, directory / "ech-stale.pem")
-    server = EchServe(
-        certificates,
-        [directory / "ech-p256.pem", directory / "ech-x25519.pem"],
-        log_path=directory / "serve.log",
-        extra_args=("--http3",),  # HTTP/3 on the same port, for curl's QUIC
+    args = serve_args(
+        certificates, [directory / "ech-p256.pem", directory / "ech-x25519.pem"]
     )
-    with server:
+    args.append("--http3")  # HTTP/3 on the same port, for curl's QUIC
+    with serve_process(args, directory / "serve.log") as server:
         yield Deployment(
             server=server,
             ca_path=pki.ca_path,

@@ -18,7 +18,7 @@ from ech.client.config import ClientConfig
 from ech.http import fetch_async
 from ech.keys import write_ech_key
 from ech.quic.client import open_http3
-from tests.cli.conftest import find_ech_command, run_ech
+from tests.harness.serve import find_ech_command, run_ech, serve_process
 from tests.server.conftest import (
     HIDDEN_NAME,
     IO_TIMEOUT,
@@ -26,7 +26,6 @@ from tests.server.conftest import (
     ServerPKI,
     config_list,
     ech_key,
-    serve_process,
 )
 from tests.server.test_logs_metrics import scrape
 
