@@ -15,7 +15,6 @@ tests turn it into a failure, never a skip.
 from __future__ import annotations
 
 import io
-import json
 import re
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ech.config import ECHConfigList
+from tests.harness.http import status_json
 from tests.harness.pki import NSS_INSTALL
 
 if TYPE_CHECKING:
@@ -45,21 +45,6 @@ _NSS_RETRY_CONFIGS = re.compile(
 
 class PeerMissingError(RuntimeError):
     """A peer program or package is not installed; the message says how to."""
-
-
-def http_json(response: bytes) -> dict[str, Any]:
-    """The JSON body of a status-page HTTP/1.1 response (or a bare body)."""
-    head, sep, body = response.partition(b"\r\n\r\n")
-    if sep and head.startswith(b"HTTP/"):
-        status = head.split(b"\r\n", 1)[0]
-        if b" 200 " not in status + b" ":
-            raise AssertionError(f"status page answered {status!r}")
-    else:
-        body = response
-    page = json.loads(body)
-    if not isinstance(page, dict):
-        raise AssertionError(f"status page is not a JSON object: {page!r}")
-    return page
 
 
 # -- curl_cffi (libcurl + BoringSSL) -----------------------------------------------
@@ -96,7 +81,7 @@ class CurlOutcome:
             raise AssertionError(
                 f"curl failed ({self.error_code}): {self.error}\n{self.log}"
             )
-        return http_json(self.body)
+        return status_json(self.body)
 
     def retry_configs(self) -> ECHConfigList | None:
         """The list from curl's ``ECH: retry_configs <b64>`` log line."""
@@ -232,7 +217,7 @@ class TstclntOutcome:
             raise AssertionError(
                 f"tstclnt exited {self.returncode}:\n{self.stderr}\n{self.stdout!r}"
             )
-        return http_json(self.stdout)
+        return status_json(self.stdout)
 
     def retry_configs(self) -> ECHConfigList | None:
         """The list after tstclnt's ``Received ECH retry_configs:`` line."""

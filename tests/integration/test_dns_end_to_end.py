@@ -26,7 +26,6 @@ A missing peer fails the tests naming the package to install.
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import pytest
 
 from ech.config import ECHConfigList
 from ech.dns.publish import https_record_line
+from tests.harness.http import status_json
 from tests.harness.serve import (
     ServeProcess,
     ech_keygen,
@@ -278,7 +278,7 @@ def test_get_discovers_ech_through_bind(site: Site) -> None:
     check_accepted(outcome)
     assert outcome["ech_from_dns"] is True, outcome
     assert outcome["retried"] is False, outcome
-    check_accepted(json.loads(outcome["body"]))  # what the server saw
+    check_accepted(status_json(outcome["body"].encode()))  # what the server saw
     assert [h["ech_status"] for h in site.server.handshakes(since)] == ["accepted"]
 
 
@@ -490,7 +490,7 @@ def test_grease_when_record_has_no_ech(site: Site) -> None:
     assert outcome["ech_status"] == "grease", outcome
     assert outcome["ech_from_dns"] is False, outcome
     assert outcome["server_name"] == PLAIN_NAME, outcome
-    seen = json.loads(outcome["body"])
+    seen = status_json(outcome["body"].encode())
     # A server cannot tell GREASE from a config it lacks (RFC 9849 §10.10.4).
     assert seen["ech_status"] == "rejected", seen
     assert seen["outer_server_name"] == PLAIN_NAME, seen

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -25,7 +24,6 @@ import pytest
 from ech.aio import Handler, Limits, Server, TLSStream, open_connection
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
-from ech.http import fetch_async
 from ech.keys import ECHKey, generate_ech_key
 from ech.pki import TestCA
 from ech.serve.connection_log import ConnectionLog
@@ -33,6 +31,7 @@ from ech.serve.metrics import Metrics
 from ech.serve.status_page import serve_status
 from ech.server.config import ServerConfig
 from ech.tls.certificates import CertifiedKey
+from tests.harness.http import get_status_async
 from tests.harness.pki import TestPKI
 from tests.harness.serve import run_ech
 
@@ -161,11 +160,9 @@ async def fetch(
             ech_retry=ech_retry,
         )
         try:
-            response = await fetch_async(stream, "/", host=server_name)
+            page = await get_status_async(stream, server_name)
         finally:
             await stream.close()
-    assert response.status_line.startswith("HTTP/1.1 200"), response
-    page: dict[str, Any] = json.loads(response.body)
     return stream, page
 
 
