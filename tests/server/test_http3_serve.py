@@ -18,6 +18,7 @@ from ech.client.config import ClientConfig
 from ech.http import fetch_async
 from ech.keys import write_ech_key
 from ech.quic.client import open_http3
+from tests.harness.pki import TestPKI
 from tests.harness.serve import find_ech_command, run_ech, serve_process
 from tests.server.conftest import (
     HIDDEN_NAME,
@@ -96,10 +97,10 @@ def test_ech_get_http3_from_doh_records(server_pki: ServerPKI, tmp_path: Path) -
     write_ech_key(key_path, ech_key(2))
     # DoH is reached at 127.0.0.1, without SNI: the first certificate is for
     # that address (the server's default without SNI).
-    server_pki.ca.write(tmp_path, server_pki.ca.issue("127.0.0.1"), "loopback")
-    loopback = ["--cert", tmp_path / "loopback.pem", "--key", tmp_path / "loopback.key"]
+    files = TestPKI(server_pki.ca, tmp_path, server_pki.ca_file)
+    loopback = files.leaf("loopback", "127.0.0.1").serve_args()
     args = _serve_args(
-        server_pki, key_path, "--doh", "/dns-query", first=tuple(map(str, loopback))
+        server_pki, key_path, "--doh", "/dns-query", first=tuple(loopback)
     )
     with serve_process(args, tmp_path / "serve.log") as server:
         doh = f"https://127.0.0.1:{server.port}/dns-query"
