@@ -25,12 +25,11 @@ each call must do, down to the exception type, and the invariants check:
 * nothing but the documented exceptions escapes, and between honest peers
   no alert is ever raised, least of all internal_error.
 
-What it found is pinned by the tests at the end. Two are strict xfails (the
-machine steps around those cases, saying where): ``close()`` during the
-handshake does not end it, and the side that closes second stays
-"connected". A third (a rejected client revived as closed by a close_notify
-that came with the server's flight) was fixed by the handshake rewrite and
-stays as a regression test.
+What it found is pinned by the tests at the end, all fixed since:
+``close()`` during the handshake did not end it (the next flight followed
+the close_notify), the side that closed second stayed "connected", and a
+rejected client was revived as closed by a close_notify that came with the
+server's flight.
 """
 
 from __future__ import annotations
@@ -211,10 +210,6 @@ class Peer:
     sent_close: bool = False
     close_on_wire: bool = False
     """Its close_notify has been taken from ``data_to_send``."""
-    closed_in_handshake: bool = False
-    """It called ``close()`` before both sides had completed the handshake."""
-    closed_first: bool = False
-    """It called ``close()`` before the peer's close_notify reached it."""
     after_close: bytearray = field(default_factory=bytearray)
     """Bytes it queued after its close_notify (RFC 8446 §6.1: there must be none)."""
     received_close: bool = False
@@ -428,10 +423,8 @@ class ConnectionMachine(RuleBasedStateMachine):
         peer.conn.close()
         if not peer.failed and not peer.sent_close:
             peer.sent_close = True
-            peer.closed_first = not peer.received_close
             add_item(peer.sent, ("close", None))
             if not (peer.complete and self.other(side).complete):
-                peer.closed_in_handshake = True
                 self.closed_during_handshake = True
         self.collect()
 
@@ -449,10 +442,6 @@ class ConnectionMachine(RuleBasedStateMachine):
     @invariant()
     def nothing_follows_close_notify(self) -> None:
         for peer in self.peers.values():
-            if peer.closed_in_handshake:
-                # Known bug, pinned by test_close_in_handshake_sends_nothing_more:
-                # close() does not stop the handshake, whose next flight follows.
-                continue
             assert not peer.after_close, (
                 f"{peer.name} queued {len(peer.after_close)} bytes after its "
                 "close_notify"
@@ -513,10 +502,7 @@ class ConnectionMachine(RuleBasedStateMachine):
                 peer.conn.send(b"x")
             with pytest.raises(RuntimeError):
                 peer.conn.update_keys()
-            if peer.closed_first:
-                # Known bug for the side that closed second, pinned by
-                # test_close_both_ways_closes_both_sides.
-                assert not peer.conn.handshake_complete  # no data may flow
+            assert not peer.conn.handshake_complete  # no data may flow
             assert peer.conn.receive_data(b"") == []  # nothing after close_notify
 
     def teardown(self) -> None:
@@ -589,12 +575,6 @@ def _closing_in_handshake(who: str) -> tuple[Connection, bytes]:
     return server, client.data_to_send()  # Finished
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="close() during the handshake does not end it: the closing side "
-    "still sends its next flight (Finished, NewSessionTicket, ServerHello...) "
-    "after its close_notify (RFC 8446 §6.1)",
-)
 @pytest.mark.parametrize(
     "who", ["client_after_hello", "server_after_flight", "server_before_hello"]
 )
@@ -606,11 +586,6 @@ def test_close_in_handshake_sends_nothing_more(who: str) -> None:
     assert closing.data_to_send() == b""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the side whose close() follows the peer's close_notify stays "
-    "connected: handshake_complete (application data may flow) is still True",
-)
 @pytest.mark.parametrize("first", SIDES)
 def test_close_both_ways_closes_both_sides(first: Side) -> None:
     """After close_notify both ways, neither side says data may flow."""
