@@ -7,15 +7,15 @@ Works for both roles. :func:`connect` opens a client connection;
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ech import dial
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
 from ech.config import ECHConfigList
-from ech.errors import Alert, ConnectionClosedError, ECHRejectedError, PeerAlert
+from ech.errors import Alert, ConnectionClosedError, PeerAlert
 from ech.events import (
     HandshakeComplete,
 )
@@ -146,7 +146,8 @@ def connect(
     With a DoH ``resolver`` and no ``ech_configs``, the server name's HTTPS
     record is looked up first (RFC 9848 §5; nothing is sent before it
     answers): its ECH configs are used, or GREASE when it has none. Without
-    a resolver there is no DNS traffic at all.
+    a resolver there is no DNS traffic at all. The policy is
+    :mod:`ech.dial`'s, shared with :func:`ech.aio.open_connection`.
 
     ``socket_factory`` opens the TCP connection, as
     ``socket.create_connection((host, port), timeout)`` does by default.
@@ -159,28 +160,29 @@ def connect(
 
     Raises:
         ECHRejectedError: ECH was rejected and not (or no longer) retried.
+        DNSLookupError: the resolver failed.
     """
     name = server_name or host
-    if resolver is not None and ech_configs is None:
-        from ech.dns.discovery import discover
+    plan = dial.plan(
+        config,
+        name,
+        port,
+        ech_configs=ech_configs,
+        resolver=resolver,
+        ech_retry=ech_retry,
+    )
 
-        ech_configs = discover(resolver, name, port).ech_configs
-        if ech_configs is None:
-            config = dataclasses.replace(config, ech_grease=True)
+    attempts: list[ECHConfigList | None] = []
 
-    def once(configs: ECHConfigList | None, early: bytes | None) -> TLSSocket:
+    def once(config: ClientConfig, configs: ECHConfigList | None) -> TLSSocket:
+        # Early data goes with the first attempt only, never with the retry
+        # after an ECH rejection: the caller resends what was not accepted.
+        early = early_data if not attempts else None
+        attempts.append(configs)
         sock = socket_factory((host, port), timeout)
         return _handshake(sock, config, name, session, configs, early)
 
-    try:
-        return once(ech_configs, early_data)
-    except ECHRejectedError as rejection:
-        if not (ech_retry and rejection.can_retry):
-            raise
-        tls = once(rejection.retry_configs, None)
-        tls.retried = True
-        tls.retry_configs = rejection.retry_configs
-        return tls
+    return dial.connect_with_retry(plan, once)
 
 
 def _handshake(

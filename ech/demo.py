@@ -5,8 +5,10 @@ leaves 127.0.0.1. The client connects to a client-facing server with ECH,
 and the demo shows what the network saw next to what the server used,
 checking that the real name never crossed the wire in the clear. Then the
 server rotates its key: the client's stale config is rejected, it retries
-with the authenticated retry_configs, and is accepted. Last, a GREASE
-connection, which looks like ECH on the wire but hides nothing.
+with the authenticated retry_configs, and is accepted. Then a GREASE
+connection, which looks like ECH on the wire but hides nothing. Last, ECH
+over HTTP/3: the same server on UDP, the ClientHello read back out of the
+client's QUIC Initial packets as any observer can (RFC 9001 §5.2).
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ech.aio import TLSStream, start_server
+from ech.aio import start_server
 from ech.blocking import TLSSocket, connect
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
 from ech.errors import ECHRejectedError
+from ech.http import fetch
 from ech.keys import ECHKey, generate_ech_key
 from ech.pki import TestCA
-from ech.serve.status_page import serve_status
+from ech.quic import observe
+from ech.quic.client import open_http3
+from ech.quic.server import HTTP3Server
+from ech.serve.status_page import serve_status, status_page
 from ech.server.config import ServerConfig
 from ech.tls import extensions as ext
 from ech.tls.enums import ContentType, ExtensionType, HandshakeType
@@ -119,16 +125,17 @@ class DemoServer:
         self.config = self._make_config(key)
 
     async def _main(self) -> None:
-        async def handler(stream: TLSStream) -> None:
-            await serve_status(stream)
-
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        server = await start_server(handler, "127.0.0.1", 0, lambda: self.config)
+        server = await start_server(serve_status, "127.0.0.1", 0, lambda: self.config)
         self.port = server.sockets[0].getsockname()[1]
+        # HTTP/3 on the same port over UDP, with the same config (keys).
+        quic = HTTP3Server(lambda: self.config, status_page)
+        await quic.start("127.0.0.1", self.port)
         self._ready.set()
         async with server:
             await self._stop.wait()
+        await quic.shutdown(0)
 
     @contextmanager
     def running(self) -> Iterator[DemoServer]:
@@ -144,14 +151,46 @@ class DemoServer:
 
 
 def _get(tls: TLSSocket) -> dict[str, str]:
-    tls.sendall(
-        f"GET / HTTP/1.1\r\nHost: {HIDDEN_NAME}\r\nConnection: close\r\n\r\n".encode()
-    )
-    response = bytearray()
-    while chunk := tls.recv():
-        response += chunk
-    view: dict[str, str] = json.loads(bytes(response).partition(b"\r\n\r\n")[2])
+    """The server's status page: what it saw of this connection."""
+    view: dict[str, str] = json.loads(fetch(tls, "/", host=HIDDEN_NAME).body)
     return view
+
+
+async def _http3(ca: TestCA, port: int, configs: ECHConfigList) -> bool:
+    """Step 5: ECH over HTTP/3, through a tap that keeps the datagrams."""
+    tap = observe.UdpRelay(("127.0.0.1", port))
+    await tap.start()
+    client = ClientConfig(trust_store=(ca.certificate,), alpn_protocols=("h3",))
+    try:
+        async with await open_http3(
+            "127.0.0.1", tap.port, client, HIDDEN_NAME, ech_configs=configs
+        ) as h3:
+            status = str(h3.negotiated.ech_status)
+            view = json.loads((await h3.request()).body)
+    finally:
+        tap.close()
+    hello = observe.first_client_hello(tap.datagrams)
+    sni = hello.extension(ExtensionType.SERVER_NAME)
+    seen = ext.decode_server_name(sni) if sni is not None else "(none)"
+    sent = b"".join(data for who, data in tap.datagrams if who == "client")
+    leaked = HIDDEN_NAME.encode() in observe.client_initial_crypto(tap.datagrams) + sent
+    print("\n5. ECH over HTTP/3 (QUIC on the same port)")
+    print(f"  {'the network saw (outer SNI)':<34} {seen}")
+    print(f"  {'the server used (inner SNI)':<34} {view['server_name']}")
+    print(f"  {'ECH, client / server':<34} {status} / {view['ech_status']}")
+    print(f"  {'HTTP version':<34} {view['http_version']}")
+    print(
+        f"  {HIDDEN_NAME!r} in the client's datagrams:  "
+        f"{'YES (in clear)' if leaked else 'no'} ({len(sent)} bytes checked,"
+        " Initial packets decrypted)"
+    )
+    return (
+        status == "accepted"
+        and view["server_name"] == HIDDEN_NAME
+        and view["http_version"] == "h3"
+        and seen == PUBLIC_NAME
+        and not leaked
+    )
 
 
 def _show(
@@ -263,5 +302,9 @@ def run() -> int:
             ExtensionType.ENCRYPTED_CLIENT_HELLO
         )
         ok &= status == "grease" and has_ech
+
+        # 5. HTTP/3: the same server over QUIC, the current config.
+        current = ECHConfigList((server.config.ech_keys[0].config,))
+        ok &= asyncio.run(_http3(ca, port, current))
     print("\nall checks passed" if ok else "\nSOME CHECKS FAILED")
     return 0 if ok else 1

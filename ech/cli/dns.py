@@ -1,12 +1,13 @@
 """``ech dig``, ``ech get`` and ``ech dns-record``: DNS for ECH on the command line.
 
-Kept apart from :mod:`ech.cli` so that commands without DNS never import
-dnspython and its HTTP stack.
+Imported only when one of them runs, so that commands without DNS never
+import dnspython and its HTTP stack.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from urllib.parse import urlsplit
@@ -15,12 +16,14 @@ from ech import hpke
 from ech.blocking import connect
 from ech.client.config import ClientConfig
 from ech.config import ECHConfig, ECHConfigList
+from ech.dial import Plan
 from ech.dns.discovery import discover
 from ech.dns.publish import DEFAULT_ALPN, https_record_line, warnings_for
 from ech.dns.records import ServiceEndpoint
 from ech.dns.resolver import DNSLookupError, DoHResolver
 from ech.errors import ECHRejectedError, TLSError
 from ech.events import ECHStatus
+from ech.http import Response, fetch
 from ech.keys import load_ech_key
 from ech.serve.status_page import status_fields
 
@@ -110,49 +113,85 @@ def cmd_dig(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_get(args: argparse.Namespace) -> int:
-    """Discover, connect with ECH, GET the URL; body to stdout."""
-    url = urlsplit(args.url)
-    if url.scheme != "https" or not url.hostname:
-        raise SystemExit("ech get: give an https:// URL")
-    host, port = url.hostname, url.port or 443
-    outcome: dict[str, object] = {"url": args.url}
-    status = 1
+def _plan(args: argparse.Namespace, host: str, port: int) -> tuple[Plan, str, int]:
+    """What to offer and where to connect: from ``--ech-config-list`` or DoH.
+
+    Raises:
+        SystemExit: neither was given, or DNS failed or gave no address.
+    """
+    alpn = ("h3",) if args.http3 else ("http/1.1",)
+    config = ClientConfig(cafile=args.ca, alpn_protocols=alpn)
+    if args.ech_config_list is not None:
+        # Configs given: no DoH; the address is --address, or the URL's host.
+        return Plan(config, args.ech_config_list), args.address or host, port
     with open_resolver(args) as resolver:
         try:
             found = discover(resolver, host, port)
         except DNSLookupError as error:
-            print(f"ech get: {error}", file=sys.stderr)
-            return 1
-    outcome["ech_from_dns"] = found.ech_configs is not None
-    if not found.addresses:
-        print(f"ech get: no address for {host}", file=sys.stderr)
-        return 1
-    config = ClientConfig(
-        cafile=args.ca,
-        alpn_protocols=("http/1.1",),
-        ech_grease=found.ech_configs is None,
-    )
+            raise SystemExit(f"ech get: {error}") from None
+    if not found.addresses and not args.address:
+        raise SystemExit(f"ech get: no address for {host}")
+    address = args.address or found.addresses[0]
+    return Plan.from_discovery(config, found), address, found.port
+
+
+def _get_tcp(
+    plan: Plan, address: str, port: int, host: str, target: str
+) -> tuple[dict[str, object], Response]:
+    with connect(address, port, plan.config, host, ech_configs=plan.ech_configs) as tls:
+        outcome: dict[str, object] = {
+            **status_fields(tls.negotiated),
+            "retried": tls.retried,
+            "http_version": "http/1.1",
+        }
+        return outcome, fetch(tls, target, host=host)
+
+
+async def _get_http3(
+    plan: Plan, address: str, port: int, host: str, target: str
+) -> tuple[dict[str, object], Response]:
+    from ech.quic.client import open_http3  # aioquic, only when asked
+
+    async with await open_http3(
+        address, port, plan.config, host, ech_configs=plan.ech_configs
+    ) as h3:
+        outcome: dict[str, object] = {
+            **status_fields(h3.negotiated),
+            "retried": h3.retried,
+            "http_version": "h3",
+        }
+        return outcome, await h3.request("GET", target)
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    """Connect with ECH (configs from DoH or given), GET the URL; body to stdout.
+
+    Over TCP unless ``--http3``: an HTTPS record with ``alpn=h3`` only says
+    the server also speaks HTTP/3; browsers race or prefer QUIC, we make
+    the transport an explicit choice (UDP is often blocked, and a failed
+    QUIC attempt must never fall back to a cleartext ClientHello).
+    """
+    url = urlsplit(args.url)
+    if url.scheme != "https" or not url.hostname:
+        raise SystemExit("ech get: give an https:// URL")
+    host, port = url.hostname, url.port or 443
+    plan, address, port = _plan(args, host, port)
+    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    outcome: dict[str, object] = {
+        "url": args.url,
+        "ech_from_dns": args.ech_config_list is None and plan.ech_configs is not None,
+    }
+    status = 1
     body = b""
     try:
-        with connect(
-            found.addresses[0], found.port, config, host, ech_configs=found.ech_configs
-        ) as tls:
-            outcome.update(status_fields(tls.negotiated))
-            outcome["retried"] = tls.retried
-            target = url.path or "/"
-            if url.query:
-                target += "?" + url.query
-            tls.sendall(
-                f"GET {target} HTTP/1.1\r\nHost: {host}\r\n"
-                "Connection: close\r\n\r\n".encode()
-            )
-            response = bytearray()
-            while chunk := tls.recv():
-                response += chunk
-        head, _, body = bytes(response).partition(b"\r\n\r\n")
-        outcome["http_status"] = head.split(b"\r\n", 1)[0].decode("latin-1")
-        wanted = ECHStatus.ACCEPTED if found.ech_configs else ECHStatus.GREASE
+        if args.http3:
+            got, response = asyncio.run(_get_http3(plan, address, port, host, target))
+        else:
+            got, response = _get_tcp(plan, address, port, host, target)
+        outcome.update(got)
+        body = response.body
+        outcome["http_status"] = response.status_line
+        wanted = ECHStatus.ACCEPTED if plan.ech_configs else ECHStatus.GREASE
         status = 0 if outcome["ech_status"] == str(wanted) else 1
     except ECHRejectedError as rejection:
         # The record promised ECH: no cleartext fallback (RFC 9849 §8.1.1).

@@ -4,8 +4,8 @@
 * :mod:`ech.dns.resolver`: SVCB resolution over DoH (:class:`DoHResolver`).
 * :mod:`ech.dns.cache`: the TTL cache it uses.
 * :mod:`ech.dns.publish`: zone-file lines and advice for publishers.
-* :mod:`ech.dns.doh_server`: the small DoH responder of ``ech serve --doh``
-  (not imported here: it pulls in the TLS server and h2/h11).
+* :mod:`ech.dns.doh_server`: the zone and DNS answers of ``ech serve --doh``
+  (its HTTP side is :mod:`ech.serve.doh`).
 
 Inside this package ``import dns.message`` is dnspython (style.md §10.1).
 """

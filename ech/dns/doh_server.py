@@ -13,21 +13,16 @@ Layers:
   answer with ``aa``; NXDOMAIN or NOERROR/NODATA with the SOA for negative
   caching (RFC 2308 §3); REFUSED outside the zone; FORMERR for a question
   that cannot be answered; NOTIMP for opcodes other than QUERY.
-* :func:`handle_request`: the HTTP semantics of RFC 8484 §4, sans-IO: GET
-  with ``?dns=`` (base64url, §4.1), POST with ``application/dns-message``,
-  ``Cache-Control: max-age`` from the smallest TTL (§5.1).
-* :mod:`ech.serve.doh` serves it over HTTP/2 and HTTP/1.1.
+* :func:`cache_max_age`: the smallest TTL, for ``Cache-Control`` (§5.1).
+* :mod:`ech.serve.doh` adds the HTTP semantics of RFC 8484 §4 and serves
+  them with :mod:`ech.http` (HTTP/2 and HTTP/1.1).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final
-from urllib.parse import parse_qs, urlsplit
 
 import dns.exception
 import dns.flags
@@ -49,12 +44,10 @@ from ech.dns.records import query_name
 __all__ = [
     "DNS_MESSAGE",
     "MAX_DNS_MESSAGE",
-    "HTTPResponse",
-    "OtherRequests",
     "Zone",
     "answer",
-    "handle_request",
-    "plain_response",
+    "answer_message",
+    "cache_max_age",
 ]
 
 DNS_MESSAGE: Final = "application/dns-message"
@@ -62,27 +55,6 @@ DNS_MESSAGE: Final = "application/dns-message"
 
 MAX_DNS_MESSAGE: Final = 65535
 """Largest DNS message carried (RFC 8484 §6: the DNS wire format limit)."""
-
-
-@dataclass(frozen=True)
-class HTTPResponse:
-    """An HTTP response to send, independent of the HTTP version.
-
-    Attributes:
-        status: Status code.
-        headers: Lower-case names with values; no pseudo-headers, no
-            ``content-length`` (added when sending).
-        body: The payload.
-    """
-
-    status: int
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
-
-
-OtherRequests = Callable[[str, str], HTTPResponse | Awaitable[HTTPResponse]]
-"""Handler for requests outside the DoH path: ``(method, target)`` to a
-response (``ech serve`` answers them with its status page)."""
 
 
 class Zone:
@@ -195,10 +167,15 @@ def answer(query_wire: bytes, zone: Zone) -> bytes:
         ValueError: ``query_wire`` is not a DNS query at all (too short, a
             response, or no parsable question); DoH turns that into HTTP 400.
     """
-    return _answer(query_wire, zone).to_wire(max_size=MAX_DNS_MESSAGE)
+    return answer_message(query_wire, zone).to_wire(max_size=MAX_DNS_MESSAGE)
 
 
-def _answer(query_wire: bytes, zone: Zone) -> dns.message.Message:
+def answer_message(query_wire: bytes, zone: Zone) -> dns.message.Message:
+    """:func:`answer`, as a message (for its TTLs).
+
+    Raises:
+        ValueError: as :func:`answer`.
+    """
     try:
         query = dns.message.from_wire(query_wire)
     except dns.message.ShortHeader as err:
@@ -285,88 +262,19 @@ def _add_target_addresses(
                 response.additional.append(rrset)
 
 
-# -- HTTP semantics (RFC 8484 §4) ------------------------------------------------
+def cache_max_age(message: dns.message.Message) -> int | None:
+    """The freshness of a response: its smallest TTL (RFC 8484 §5.1).
 
-
-def handle_request(
-    method: str,
-    target: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    path: str,
-    zone: Zone,
-) -> HTTPResponse:
-    """Answer one DoH request (RFC 8484 §4.1, §4.2, §5.1); no I/O.
-
-    Args:
-        method: ``GET`` or ``POST`` (others get 405).
-        target: The request target (path and query).
-        headers: Request headers with lower-case names.
-        body: The request body.
-        path: The DoH path, e.g. ``/dns-query``; other paths get 404.
-        zone: What to answer from.
-
-    Returns:
-        200 with the DNS response and ``cache-control: max-age`` set to the
-        smallest TTL in it; 400 for a missing or bad ``dns`` parameter or a
-        non-DNS payload; 413 above 65535 octets; 415 for a POST that is not
-        ``application/dns-message``.
+    A SOA in a negative answer counts with the smaller of its TTL and its
+    MINIMUM field (RFC 2308 §5). None when there are no records.
     """
-    parts = urlsplit(target)
-    if parts.path != path:
-        return plain_response(404, "not found")
-    if method == "GET":
-        values = parse_qs(parts.query, keep_blank_values=True).get("dns", [])
-        if len(values) != 1:
-            return plain_response(400, "exactly one dns parameter is required")
-        try:
-            wire = _base64url_decode(values[0])
-        except ValueError as err:
-            return plain_response(400, f"dns parameter: {err}")
-    elif method == "POST":
-        content_type = headers.get("content-type", "").split(";")[0].strip()
-        if content_type.lower() != DNS_MESSAGE:
-            return plain_response(415, f"content-type must be {DNS_MESSAGE}")
-        wire = body
-    else:
-        return HTTPResponse(405, (("allow", "GET, POST"),), b"")
-    if len(wire) > MAX_DNS_MESSAGE:
-        return plain_response(413, "DNS message too large")
-    try:
-        message = _answer(wire, zone)
-    except ValueError as err:
-        return plain_response(400, str(err))
-    reply = message.to_wire(max_size=MAX_DNS_MESSAGE)
     rrsets = [*message.answer, *message.authority]
-    headers_out = [("content-type", DNS_MESSAGE)]
-    if rrsets:
-        max_age = min(_ttl(r) for r in rrsets)
-        headers_out.append(("cache-control", f"max-age={max_age}"))
-    return HTTPResponse(200, tuple(headers_out), reply)
+    if not rrsets:
+        return None
+    return min(_ttl(rrset) for rrset in rrsets)
 
 
 def _ttl(rrset: dns.rrset.RRset) -> int:
     if rrset.rdtype == dns.rdatatype.SOA:  # negative TTL (RFC 2308 §5)
         return min(rrset.ttl, *(int(rd.minimum) for rd in rrset))
     return int(rrset.ttl)
-
-
-def _base64url_decode(text: str) -> bytes:
-    """Base64url with or without padding (RFC 8484 §6, RFC 4648 §5)."""
-    if not text:
-        raise ValueError("empty")
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        return base64.b64decode(padded, altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError) as err:
-        raise ValueError(f"bad base64url: {err}") from err
-
-
-def plain_response(status: int, message: str) -> HTTPResponse:
-    """A short text/plain response (errors)."""
-    return HTTPResponse(
-        status,
-        (("content-type", "text/plain; charset=utf-8"),),
-        (message + "\n").encode(),
-    )

@@ -25,7 +25,7 @@ from ech.events import ECHRejected, HandshakeComplete
 from ech.quic.tls import TLSContext
 from ech.server.config import ServerConfig
 from ech.server.handshake import ServerHandshake
-from ech.tls.quic import QuicOptions
+from ech.tls.quic import MAX_MESSAGE, QuicOptions
 from ech.tls.session import SessionTicket
 
 
@@ -75,6 +75,7 @@ class ECHQuicConnection(QuicConnection):
         self._ech_server_name = server_name
         self._ech_configs = ech_configs
         self._ech_session = session
+        self._ech_refusal: str | None = None
 
     @classmethod
     def adopt(cls, connection: QuicConnection, tls: ServerConfig) -> ECHQuicConnection:
@@ -93,7 +94,16 @@ class ECHQuicConnection(QuicConnection):
         adopted._ech_server_name = None
         adopted._ech_configs = None
         adopted._ech_session = None
+        adopted._ech_refusal = None
         return adopted
+
+    def refuse(self, reason: str) -> None:
+        """Close this (server) connection with CONNECTION_REFUSED, not serve it.
+
+        Called before its first datagram: the ClientHello is then answered
+        with nothing but the close (RFC 9000 §20.1), no TLS at all.
+        """
+        self._ech_refusal = reason
 
     # our results ----------------------------------------------------------------
 
@@ -136,7 +146,16 @@ class ECHQuicConnection(QuicConnection):
                 )
             return ServerHandshake(config, quic=quic)
 
-        ours = TLSContext(make_handshake, is_client=self._is_client)
+        # A client sends nothing longer than its ClientHello (as over TCP).
+        max_message = (
+            config.max_client_hello if isinstance(config, ServerConfig) else MAX_MESSAGE
+        )
+        ours = TLSContext(
+            make_handshake,
+            is_client=self._is_client,
+            max_message=max_message,
+            refusal=self._ech_refusal,
+        )
         ours.handshake_extensions = theirs.handshake_extensions
         ours.alpn_cb = theirs.alpn_cb
         ours.update_traffic_key_cb = theirs.update_traffic_key_cb

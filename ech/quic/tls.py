@@ -28,7 +28,7 @@ from ech.tls.enums import AlertDescription, ExtensionType
 from ech.tls.errors import Alert
 from ech.tls.events import Event
 from ech.tls.handshake import Abort, Direction, Epoch, InstallSecret, SendMessage
-from ech.tls.quic import QuicOptions, QuicProtocolViolation, QuicTLS
+from ech.tls.quic import MAX_MESSAGE, QuicOptions, QuicProtocolViolation, QuicTLS
 
 _EPOCHS = {
     Epoch.INITIAL: aioquic_tls.Epoch.INITIAL,
@@ -62,10 +62,16 @@ class TLSContext:
             given :class:`QuicOptions` (transport parameters come from
             aioquic through :attr:`handshake_extensions`).
         is_client: which end.
+        max_message: longest handshake message accepted.
+        refusal: a server refusing the connection (at capacity): the
+            reason; the first CRYPTO data closes it with CONNECTION_REFUSED.
 
     Attributes:
         events: what our handshake reported (HandshakeComplete, ECHRejected,
             SessionTicketReceived), for the layers above aioquic.
+        failure: the error our handshake raised, which closed the
+            connection (an :class:`~ech.errors.Alert` or
+            :class:`~ech.tls.quic.QuicProtocolViolation`), if any.
 
     aioquic passes CRYPTO data without its encryption level. Only data at
     the level whose read keys were installed last reaches us: aioquic
@@ -74,7 +80,14 @@ class TLSContext:
     which our handshake then refuses as out of order.
     """
 
-    def __init__(self, make_handshake: HandshakeFactory, *, is_client: bool) -> None:
+    def __init__(
+        self,
+        make_handshake: HandshakeFactory,
+        *,
+        is_client: bool,
+        max_message: int = MAX_MESSAGE,
+        refusal: str | None = None,
+    ) -> None:
         self.handshake_extensions: list[tuple[int, bytes]] = []
         self.alpn_cb: Callable[[str], None] | None = None
         self.update_traffic_key_cb: Callable[
@@ -94,13 +107,15 @@ class TLSContext:
         self.early_data_accepted = False
         self._read_epoch = Epoch.INITIAL
         self.events: list[Event] = []
+        self.failure: Exception | None = None
+        self._refusal = refusal
         self._is_client = is_client
         self._started = False
         self._complete = False
         self.handshake = make_handshake(
             QuicOptions(self._local_parameters, self._peer_parameters)
         )
-        self._quic = QuicTLS(self.handshake)
+        self._quic = QuicTLS(self.handshake, max_message)
 
     # what aioquic reads -----------------------------------------------------------
 
@@ -154,6 +169,13 @@ class TLSContext:
             QuicConnectionError: close with PROTOCOL_VIOLATION.
         """
         handshake = self.handshake
+        if self._refusal is not None:
+            # Refused before any TLS: CONNECTION_REFUSED (RFC 9000 §20.1).
+            raise QuicConnectionError(
+                error_code=QuicErrorCode.CONNECTION_REFUSED,
+                frame_type=QuicFrameType.CRYPTO,
+                reason_phrase=self._refusal,
+            )
         try:
             if isinstance(handshake, ClientHandshake) and not self._started:
                 handshake.start()
@@ -162,8 +184,10 @@ class TLSContext:
                 outputs = self._quic.receive(self._read_epoch, input_data)
             self._started = True
         except Alert as alert:
+            self.failure = alert
             raise TLSAlert(alert.description, str(alert)) from alert
         except QuicProtocolViolation as error:
+            self.failure = error
             raise QuicConnectionError(
                 error_code=QuicErrorCode.PROTOCOL_VIOLATION,
                 frame_type=QuicFrameType.CRYPTO,

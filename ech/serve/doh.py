@@ -1,273 +1,191 @@
-"""DoH over HTTP/2 and HTTP/1.1 for ``ech serve --doh`` (RFC 8484).
+"""DoH for ``ech serve --doh`` (RFC 8484): HTTP semantics over ech.http.
 
-:func:`serve_doh` (HTTP/2, with the ``h2`` package; RFC 8484 §5.2: HTTP/2
-is the minimum RECOMMENDED version) and :func:`serve_doh_http1` (HTTP/1.1,
-with ``h11``) drive :func:`ech.dns.doh_server.handle_request` on an
-:class:`ech.aio.TLSStream`.
+:func:`handle_request` is the HTTP side of RFC 8484 §4, sans-IO: GET with
+``?dns=`` (base64url, §4.1), POST with ``application/dns-message`` (§4.1),
+``Cache-Control: max-age`` from the smallest TTL (§5.1); the DNS side is
+:mod:`ech.dns.doh_server`. :func:`doh_handler` makes it an
+:mod:`ech.http` handler, served over HTTP/2 (RFC 8484 §5.2: the minimum
+RECOMMENDED version) and HTTP/1.1 by :func:`ech.http.serve_http`, and
+:func:`doh_app` is ``ech serve``'s application: DoH at one path, the status
+page everywhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
-from urllib.parse import urlsplit
+import base64
+import binascii
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
+from urllib.parse import parse_qs, urlsplit
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-import h11
-
+from ech.aio import Handler as StreamHandler
 from ech.aio import TLSStream
 from ech.dns.doh_server import (
+    DNS_MESSAGE,
     MAX_DNS_MESSAGE,
-    HTTPResponse,
-    OtherRequests,
     Zone,
-    handle_request,
-    plain_response,
+    answer_message,
+    cache_max_age,
 )
+from ech.http import (
+    ConnectionInfo,
+    Handler,
+    Request,
+    Response,
+    Router,
+    serve_http,
+    text_response,
+)
+from ech.serve.status_page import status_page
+from ech.server.config import ServerConfig
 
-__all__ = ["serve_doh", "serve_doh_http1"]
-
-_MAX_HEAD: Final = 16384
+__all__ = ["doh_app", "doh_handler", "handle_request", "serve_zone"]
 
 
-async def _respond(
+def handle_request(
     method: str,
     target: str,
     headers: Mapping[str, str],
     body: bytes,
-    path: str,
-    zone: Zone,
-    other: OtherRequests | None,
-) -> HTTPResponse:
-    if other is not None and urlsplit(target).path != path:
-        result = other(method, target)
-        if isinstance(result, HTTPResponse):
-            return result
-        return await result
-    return handle_request(method, target, headers, body, path=path, zone=zone)
-
-
-# -- HTTP/2 ----------------------------------------------------------------------
-
-
-@dataclass
-class _H2Request:
-    headers: dict[str, str]
-    body: bytearray
-    too_large: bool = False
-
-
-async def serve_doh(
-    stream: TLSStream,
-    path: str,
-    zone: Zone,
     *,
-    other: OtherRequests | None = None,
-) -> None:
-    """Serve DoH over HTTP/2 on ``stream`` until the client goes away.
-
-    Streams are answered as their requests complete; response bodies obey
-    HTTP/2 flow control (RFC 9113 §5.2). A protocol error closes the
-    connection with GOAWAY.
+    path: str,
+    zone: Zone,
+) -> Response:
+    """Answer one DoH request (RFC 8484 §4.1, §4.2, §5.1); no I/O.
 
     Args:
-        stream: A server-side stream whose handshake chose ALPN ``h2``.
-        path: The DoH path (RFC 8484 §3), e.g. ``/dns-query``.
+        method: ``GET`` or ``POST`` (others get 405).
+        target: The request target (path and query).
+        headers: Request headers with lower-case names.
+        body: The request body.
+        path: The DoH path, e.g. ``/dns-query``; other paths get 404.
         zone: What to answer from.
-        other: Handler for other paths; 404 when ``None``.
 
-    Raises:
-        ValueError: The connection did not negotiate ``h2`` (RFC 9113 §3.2).
+    Returns:
+        200 with the DNS response and ``cache-control: max-age`` set to the
+        smallest TTL in it; 400 for a missing or bad ``dns`` parameter or a
+        non-DNS payload; 413 above 65535 octets; 415 for a POST that is not
+        ``application/dns-message``.
     """
-    if stream.negotiated.alpn_protocol != "h2":
-        raise ValueError("serve_doh needs a connection that negotiated ALPN h2")
-    conn = h2.connection.H2Connection(
-        h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
-    )
-    conn.initiate_connection()
-    await stream.send(conn.data_to_send())
-    requests: dict[int, _H2Request] = {}
-    pending: dict[int, memoryview] = {}
-    while True:
-        data = await stream.recv()
-        if not data:
-            return
+    parts = urlsplit(target)
+    if parts.path != path:
+        return text_response(404, "not found")
+    if method == "GET":
+        values = parse_qs(parts.query, keep_blank_values=True).get("dns", [])
+        if len(values) != 1:
+            return text_response(400, "exactly one dns parameter is required")
         try:
-            events = conn.receive_data(data)
-        except h2.exceptions.ProtocolError:
-            await _h2_flush(stream, conn)
-            return
-        for event in events:
-            if isinstance(event, h2.events.RequestReceived):
-                fields = {
-                    _str(name).lower(): _str(value)
-                    for name, value in (event.headers or ())
-                }
-                requests[event.stream_id] = _H2Request(fields, bytearray())
-            elif isinstance(event, h2.events.DataReceived):
-                conn.acknowledge_received_data(
-                    event.flow_controlled_length or 0, event.stream_id
-                )
-                request = requests.get(event.stream_id)
-                if request is not None and not request.too_large:
-                    request.body += event.data or b""
-                    if len(request.body) > MAX_DNS_MESSAGE:
-                        request.too_large = True
-                        request.body.clear()
-            elif isinstance(event, h2.events.StreamEnded):
-                request = requests.pop(event.stream_id, None)
-                if request is None:
-                    continue
-                response = await _h2_response(request, path, zone, other)
-                _h2_start(conn, event.stream_id, response, pending)
-            elif isinstance(event, h2.events.StreamReset):
-                if event.stream_id is not None:
-                    requests.pop(event.stream_id, None)
-                    pending.pop(event.stream_id, None)
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                await _h2_flush(stream, conn)
-                return
-        _h2_send_pending(conn, pending)
-        await _h2_flush(stream, conn)
+            wire = _base64url_decode(values[0])
+        except ValueError as err:
+            return text_response(400, f"dns parameter: {err}")
+    elif method == "POST":
+        content_type = headers.get("content-type", "").split(";")[0].strip()
+        if content_type.lower() != DNS_MESSAGE:
+            return text_response(415, f"content-type must be {DNS_MESSAGE}")
+        wire = body
+    else:
+        return Response(405, (("allow", "GET, POST"),), b"")
+    if len(wire) > MAX_DNS_MESSAGE:
+        return text_response(413, "DNS message too large")
+    try:
+        message = answer_message(wire, zone)
+    except ValueError as err:
+        return text_response(400, str(err))
+    reply = message.to_wire(max_size=MAX_DNS_MESSAGE)
+    headers_out = [("content-type", DNS_MESSAGE)]
+    max_age = cache_max_age(message)
+    if max_age is not None:
+        headers_out.append(("cache-control", f"max-age={max_age}"))
+    return Response(200, tuple(headers_out), reply)
 
 
-def _str(value: str | bytes) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+def _base64url_decode(text: str) -> bytes:
+    """Base64url with or without padding (RFC 8484 §6, RFC 4648 §5)."""
+    if not text:
+        raise ValueError("empty")
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(padded, altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise ValueError(f"bad base64url: {err}") from err
 
 
-async def _h2_response(
-    request: _H2Request, path: str, zone: Zone, other: OtherRequests | None
-) -> HTTPResponse:
-    if request.too_large:
-        return plain_response(413, "DNS message too large")
-    headers = request.headers
-    return await _respond(
-        headers.get(":method", ""),
-        headers.get(":path", ""),
-        headers,
-        bytes(request.body),
-        path,
-        zone,
-        other,
+def doh_handler(zone: Zone, path: str) -> Handler:
+    """:func:`handle_request` as an :mod:`ech.http` handler for ``path``."""
+
+    async def handler(request: Request, info: ConnectionInfo) -> Response:
+        return handle_request(
+            request.method,
+            request.target,
+            dict(request.headers),
+            request.body,
+            path=path,
+            zone=zone,
+        )
+
+    return handler
+
+
+def _common_suffix(names: Sequence[str]) -> str:
+    """The longest DNS suffix all ``names`` share (``.`` if none)."""
+    labels = [name.lower().rstrip(".").split(".")[::-1] for name in names]
+    common: list[str] = []
+    for parts in zip(*labels, strict=False):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    return ".".join(reversed(common)) + "." if common else "."
+
+
+#: The ALPN ids ``ech serve`` publishes, best first (RFC 9460 §7.1.1).
+TCP_ALPN = ("h2", "http/1.1")
+HTTP3_ALPN = ("h3", "h2", "http/1.1")
+
+
+def serve_zone(
+    provider: Callable[[], ServerConfig],
+    host: str,
+    port: int,
+    alpn: tuple[str, ...] = TCP_ALPN,
+) -> Zone:
+    """The zone ``ech serve --doh`` publishes: every certificate name.
+
+    The HTTPS records carry the advertised ECH configs current at query
+    time (``provider().retry_configs``), the service's port, ``alpn`` (with
+    ``--http3``, h3 first: RFC 9114 §3.1 allows discovery by HTTPS record),
+    and ``host`` as the address (127.0.0.1 for a wildcard).
+    """
+    config = provider()
+    names = sorted({n for c in config.certificates for n in c.dns_names})
+    return Zone(
+        _common_suffix(names),
+        lambda: provider().retry_configs,
+        hosts=[name + "." for name in names],  # absolute, not origin-relative
+        port=port,
+        alpn=alpn,
+        addresses=("127.0.0.1" if ipaddress.ip_address(host).is_unspecified else host,),
     )
 
 
-def _h2_start(
-    conn: h2.connection.H2Connection,
-    stream_id: int,
-    response: HTTPResponse,
-    pending: dict[int, memoryview],
-) -> None:
-    head = [
-        (":status", str(response.status)),
-        *response.headers,
-        ("content-length", str(len(response.body))),
-    ]
-    conn.send_headers(stream_id, head, end_stream=not response.body)
-    if response.body:
-        pending[stream_id] = memoryview(response.body)
-
-
-def _h2_send_pending(
-    conn: h2.connection.H2Connection, pending: dict[int, memoryview]
-) -> None:
-    """Send what flow control allows of each pending body."""
-    for stream_id in list(pending):
-        body = pending[stream_id]
-        try:
-            while body:
-                window = min(
-                    conn.local_flow_control_window(stream_id),
-                    conn.max_outbound_frame_size,
-                )
-                if window <= 0:
-                    break
-                chunk, body = body[:window], body[window:]
-                conn.send_data(stream_id, chunk, end_stream=not body)
-        except h2.exceptions.StreamClosedError:
-            body = memoryview(b"")
-        if body:
-            pending[stream_id] = body
-        else:
-            del pending[stream_id]
-
-
-async def _h2_flush(stream: TLSStream, conn: h2.connection.H2Connection) -> None:
-    out = conn.data_to_send()
-    if out:
-        await stream.send(out)
-
-
-# -- HTTP/1.1 ----------------------------------------------------------------------
-
-
-async def serve_doh_http1(
-    stream: TLSStream,
+def doh_router(
+    provider: Callable[[], ServerConfig],
     path: str,
-    zone: Zone,
-    *,
-    other: OtherRequests | None = None,
-) -> None:
-    """Serve DoH over HTTP/1.1 (keep-alive) on ``stream`` with ``h11``.
-
-    Args:
-        stream: A server-side stream (ALPN ``http/1.1`` or none).
-        path: The DoH path, e.g. ``/dns-query``.
-        zone: What to answer from.
-        other: Handler for other paths; 404 when ``None``.
-    """
-    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
-    method = target = ""
-    headers: dict[str, str] = {}
-    body = bytearray()
-    too_large = False
-    while True:
-        try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError as err:
-            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                status = err.error_status_hint
-                await _h1_send(stream, conn, plain_response(status, "bad request"))
-            return
-        if event is h11.NEED_DATA:
-            conn.receive_data(await stream.recv())
-        elif isinstance(event, h11.Request):
-            method = event.method.decode("ascii", "replace")
-            target = event.target.decode("ascii", "replace")
-            headers = {_str(name).lower(): _str(value) for name, value in event.headers}
-            body = bytearray()
-            too_large = False
-        elif isinstance(event, h11.Data):
-            if not too_large:
-                body += event.data
-                if len(body) > MAX_DNS_MESSAGE:
-                    too_large = True
-                    body.clear()
-        elif isinstance(event, h11.EndOfMessage):
-            if too_large:
-                response = plain_response(413, "DNS message too large")
-            else:
-                response = await _respond(
-                    method, target, headers, bytes(body), path, zone, other
-                )
-            await _h1_send(stream, conn, response)
-            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                return
-            conn.start_next_cycle()
-        else:  # ConnectionClosed or PAUSED
-            return
+    host: str,
+    port: int,
+    alpn: tuple[str, ...] = TCP_ALPN,
+) -> Router:
+    """DoH at ``path`` for the names we serve, the status page elsewhere."""
+    zone = serve_zone(provider, host, port, alpn)
+    return Router({path: doh_handler(zone, path)}, default=status_page)
 
 
-async def _h1_send(
-    stream: TLSStream, conn: h11.Connection, response: HTTPResponse
-) -> None:
-    head = [*response.headers, ("content-length", str(len(response.body)))]
-    out = conn.send(h11.Response(status_code=response.status, headers=head)) or b""
-    if response.body:
-        out += conn.send(h11.Data(data=response.body)) or b""
-    out += conn.send(h11.EndOfMessage()) or b""
-    await stream.send(out)
+def doh_app(
+    provider: Callable[[], ServerConfig], path: str, host: str, port: int
+) -> StreamHandler:
+    """:func:`doh_router` served on each TLS stream (HTTP/2 or HTTP/1.1)."""
+    router = doh_router(provider, path, host, port)
+
+    async def app(stream: TLSStream) -> None:
+        await serve_http(stream, router)
+
+    return app

@@ -1,4 +1,4 @@
-"""Counters of ``ech serve`` and the plain-HTTP endpoint that exposes them.
+"""Counters of ``ech serve``, rendered for Prometheus.
 
 The text is the Prometheus exposition format 0.0.4: ``# HELP`` and
 ``# TYPE`` lines, then one ``name{label="value"} number`` line per series::
@@ -10,12 +10,11 @@ The text is the Prometheus exposition format 0.0.4: ``# HELP`` and
 ``ech_status="rejected"`` includes GREASE: a server cannot tell a GREASE
 extension from one for a key it lacks (RFC 9849 §10.10.4). Only names and
 counts are kept; no key material and no server names reach the metrics.
+:mod:`ech.serve.metrics_endpoint` serves them over plain HTTP.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 import threading
 from collections.abc import Iterable
@@ -27,14 +26,10 @@ __all__ = [
     "METRICS",
     "Metric",
     "Metrics",
-    "start_metrics_server",
 ]
 
 #: The Content-Type of the 0.0.4 text format.
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
-
-_MAX_REQUEST_HEAD: Final = 8192
-_REQUEST_TIMEOUT: Final = 5.0
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -181,61 +176,3 @@ class Metrics:
                 selector = f"{{{text}}}" if text else ""
                 lines.append(f"{name}{selector} {_number(series[key])}")
         return "\n".join(lines) + "\n"
-
-
-def _http_response(status: str, body: bytes, content_type: str) -> bytes:
-    head = (
-        f"HTTP/1.1 {status}\r\n"
-        f"Content-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    return head.encode("ascii") + body
-
-
-async def _answer(
-    metrics: Metrics, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    try:
-        async with asyncio.timeout(_REQUEST_TIMEOUT):
-            head = await reader.readuntil(b"\r\n\r\n")
-            request_line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-            if len(request_line) != 3 or request_line[0] not in ("GET", "HEAD"):
-                response = _http_response(
-                    "405 Method Not Allowed", b"", "text/plain; charset=utf-8"
-                )
-            elif request_line[1].split("?", 1)[0] not in ("/metrics", "/"):
-                response = _http_response(
-                    "404 Not Found", b"not found\n", "text/plain; charset=utf-8"
-                )
-            else:
-                body = metrics.render().encode()
-                response = _http_response("200 OK", body, CONTENT_TYPE)
-                if request_line[0] == "HEAD":
-                    response = response[: len(response) - len(body)]
-            writer.write(response)
-            await writer.drain()
-    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        pass
-    except (OSError, ConnectionError):
-        pass
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError, ConnectionError):
-            await writer.wait_closed()
-
-
-async def start_metrics_server(
-    metrics: Metrics, host: str, port: int
-) -> asyncio.Server:
-    """Serve ``GET /metrics`` (plain HTTP/1.1, one request per connection).
-
-    Requests are bounded (8 KiB head, 5 s) so the endpoint cannot be held.
-    """
-
-    async def on_connect(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await _answer(metrics, reader, writer)
-
-    return await asyncio.start_server(on_connect, host, port, limit=_MAX_REQUEST_HEAD)

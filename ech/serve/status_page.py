@@ -1,7 +1,9 @@
-"""The small HTTP/1.1 page ``ech serve`` answers with: what the handshake was.
+"""The page ``ech serve`` answers with: what the handshake was.
 
-Each request gets a JSON object naming the ECH outcome and the negotiated
-parameters, so clients (ours, browsers, curl) can see what the server saw.
+Each request, whatever its method and path, gets a JSON object naming the
+ECH outcome and the negotiated parameters, so clients (ours, browsers,
+curl) can see what the server saw. It is an :mod:`ech.http` handler, so it
+answers over HTTP/1.1 and HTTP/2 alike.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import json
 
 from ech.aio import TLSStream
 from ech.events import HandshakeComplete
+from ech.http import ConnectionInfo, Request, Response, serve_http, text_response
+from ech.http.messages import HTTP_1_1, HTTP_2, HTTP_3
 
-MAX_REQUEST_HEAD = 16384
+__all__ = ["serve_status", "status_fields", "status_page"]
 
 
 def status_fields(handshake: HandshakeComplete) -> dict[str, str | bool | None]:
@@ -29,37 +33,26 @@ def status_fields(handshake: HandshakeComplete) -> dict[str, str | bool | None]:
     }
 
 
-def _response(status: str, body: bytes, keep_alive: bool) -> bytes:
-    head = (
-        f"HTTP/1.1 {status}\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
-    )
-    return head.encode() + body
+#: ``http_version`` as the status page reports it: the ALPN token (RFC 7301).
+HTTP_VERSIONS = {HTTP_1_1: "http/1.1", HTTP_2: "h2", HTTP_3: "h3"}
+
+
+async def status_page(request: Request, info: ConnectionInfo) -> Response:
+    """The status JSON of the connection ``request`` came on.
+
+    Besides :func:`status_fields`, ``http_version``: ``http/1.1``, ``h2`` or
+    ``h3``, the HTTP the request came in.
+    """
+    if info.tls is None:  # only ever served over TLS
+        return text_response(404, "not found")
+    fields = {
+        **status_fields(info.tls),
+        "http_version": HTTP_VERSIONS[info.http_version],
+    }
+    body = json.dumps(fields, indent=2).encode() + b"\n"
+    return Response(200, (("content-type", "application/json"),), body)
 
 
 async def serve_status(stream: TLSStream) -> None:
-    """Answer every HTTP/1.1 request on ``stream`` with the status JSON."""
-    handshake = stream.negotiated
-    buffer = b""
-    while True:
-        while b"\r\n\r\n" not in buffer:
-            if len(buffer) > MAX_REQUEST_HEAD:
-                await stream.send(
-                    _response("431 Request Header Fields Too Large", b"", False)
-                )
-                return
-            data = await stream.recv()
-            if not data:
-                return
-            buffer += data
-        head, _, buffer = buffer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        keep_alive = not any(
-            line.lower().replace(" ", "") == "connection:close" for line in lines[1:]
-        )
-        body = json.dumps(status_fields(handshake), indent=2).encode() + b"\n"
-        await stream.send(_response("200 OK", body, keep_alive))
-        if not keep_alive:
-            return
+    """Answer every request on ``stream`` with the status page."""
+    await serve_http(stream, status_page)

@@ -10,6 +10,7 @@
 //	tlspeer client -connect HOST:PORT -sni NAME -ca CA.pem [-curves LIST] [-alpn LIST]
 //	               [-send-bytes N] [-resume] [-keyupdate] [-timeout DUR]
 //	               [-ech-config-list B64 [-ech-retry]] [-client-cert C.pem -client-key K.pem]
+//	tlspeer quic-server ... / tlspeer quic-client ...  (QUIC-TLS over stdin/stdout, see quic.go)
 //
 // Both subcommands print one JSON object per line on stdout (see connInfo).
 // The server first prints "LISTENING host:port".
@@ -65,7 +66,7 @@ func fatalf(format string, args ...any) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: tlspeer server|client [flags]")
+		fmt.Fprintln(os.Stderr, "usage: tlspeer server|client|quic-server|quic-client [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -74,8 +75,12 @@ func main() {
 		err = runServer(os.Args[2:])
 	case "client":
 		err = runClient(os.Args[2:])
+	case "quic-server":
+		err = runQUICServer(os.Args[2:])
+	case "quic-client":
+		err = runQUICClient(os.Args[2:])
 	default:
-		fmt.Fprintf(os.Stderr, "tlspeer: unknown subcommand %q (want server or client)\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "tlspeer: unknown subcommand %q (want server, client, quic-server or quic-client)\n", os.Args[1])
 		os.Exit(2)
 	}
 	if errors.Is(err, flag.ErrHelp) {

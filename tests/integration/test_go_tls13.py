@@ -25,11 +25,11 @@ from ech.events import ECHStatus
 from ech.keys import ECHKey, generate_ech_key, write_ech_key
 from ech.pki import TestCA
 from interop.go_peer import GoClientError, GoServer
+from tests.harness.pki import Leaf
 from tests.integration.conftest import (
     IO_TIMEOUT,
     PKI,
     SERVER_NAME,
-    Leaf,
     ServedConnection,
     ThreadedServer,
     echo_exchange,

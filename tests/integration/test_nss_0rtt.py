@@ -39,14 +39,9 @@ from ech.config import ECHConfigList
 from ech.events import EarlyDataReceived, EarlyDataStatus, ECHStatus
 from ech.keys import generate_ech_key
 from ech.pki import TestCA
+from tests.harness.pki import NSS_INSTALL, write_nss_db
 from tests.integration.conftest import IO_TIMEOUT, ThreadedServer
-from tests.integration.peers import (
-    NSS_INSTALL,
-    NSSTools,
-    find_nss_tools,
-    make_nss_db,
-    run_tstclnt,
-)
+from tests.integration.peers import NSSTools, find_nss_tools, run_tstclnt
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -75,7 +70,9 @@ class NSS:
         """A database holding the CA and ``leaf`` with its key, as ``server``."""
         directory = self.directory / "server-db"
         if not directory.exists():
-            db = make_nss_db(self.tools, directory, self.directory / "ca.pem")
+            db = write_nss_db(
+                directory, self.directory / "ca.pem", certutil=self.tools.certutil
+            )
             p12 = self.directory / "server.p12"
             p12.write_bytes(
                 pkcs12.serialize_key_and_certificates(
@@ -116,7 +113,9 @@ def nss(tmp_path_factory: pytest.TempPathFactory) -> NSS:
         pk12util=str(found["pk12util"]),
         ca=ca,
         directory=directory,
-        client_db=make_nss_db(tools, directory / "client-db", directory / "ca.pem"),
+        client_db=write_nss_db(
+            directory / "client-db", directory / "ca.pem", certutil=tools.certutil
+        ),
         leaf=ca.issue(NAME, PUBLIC_NAME),
     )
 

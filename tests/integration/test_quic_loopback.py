@@ -1,38 +1,42 @@
 """ECH over real QUIC on loopback: our engine inside aioquic, both ends.
 
-HTTP/3 here is aioquic's own (``aioquic.h3``), driven by a few lines of
-test code, so these tests exercise exactly the TLS seam of
-:mod:`ech.quic`.
+The public API end to end: :class:`ech.quic.server.HTTP3Server` answering
+with an :mod:`ech.http` handler, :func:`ech.quic.client.open_http3` asking;
+and each against aioquic's own TLS (no ECH) both ways.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aioquic.asyncio.client import connect as aioquic_connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.asyncio.server import QuicServer
 from aioquic.asyncio.server import serve as aioquic_serve
 from aioquic.h3.connection import H3_ALPN, H3Connection
-from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
+from aioquic.h3.events import HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import QuicEvent
 
 import ech
+from ech.aio.limits import Limits
+from ech.aio.report import ConnectionReport, Observer
 from ech.errors import ECHRejectedError
 from ech.events import ECHStatus
-from ech.quic.client import connect
-from ech.quic.connection import ECHQuicConnection
-from ech.quic.server import serve
-from ech.tls import extensions as ext
-from ech.tls.enums import ExtensionType
-from tests.integration.quic_capture import (
+from ech.http import ConnectionInfo, Request, Response, ServerOptions
+from ech.http.http3 import H3ClientProtocol
+from ech.quic.client import open_http3
+from ech.quic.observe import (
     UdpRelay,
     client_initial_crypto,
     first_client_hello,
 )
+from ech.quic.server import HTTP3Server
+from ech.serve.status_page import status_fields
+from ech.tls import extensions as ext
+from ech.tls.enums import ExtensionType
 from tests.unit.ech.ech_helpers import (
     INNER_NAME,
     PUBLIC_NAME,
@@ -47,84 +51,31 @@ TIMEOUT = 10.0
 ALPN = tuple(H3_ALPN)
 
 
-class StatusServer(QuicConnectionProtocol):
-    """Answers every HTTP/3 request with what the handshake was, as JSON."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._h3: H3Connection | None = None
-
-    def quic_event_received(self, event: QuicEvent) -> None:
-        if self._h3 is None:
-            self._h3 = H3Connection(self._quic)
-        for h3_event in self._h3.handle_event(event):
-            if isinstance(h3_event, HeadersReceived) and h3_event.stream_ended:
-                self._answer(h3_event.stream_id)
-
-    def _answer(self, stream_id: int) -> None:
-        assert self._h3 is not None
-        connection = self._quic
-        assert isinstance(connection, ECHQuicConnection)
-        done = connection.handshake_complete_event
-        assert done is not None
-        body = json.dumps(
-            {
-                "ech_status": str(done.ech_status),
-                "server_name": done.server_name,
-                "outer_server_name": done.outer_server_name,
-                "alpn": done.alpn_protocol,
-            }
-        ).encode()
-        self._h3.send_headers(
-            stream_id,
-            [(b":status", b"200"), (b"content-type", b"application/json")],
-        )
-        self._h3.send_data(stream_id, body, end_stream=True)
-        self.transmit()
+async def status(request: Request, info: ConnectionInfo) -> Response:
+    """What the handshake was, as ``ech serve``'s status page says it."""
+    assert info.tls is not None
+    fields = {**status_fields(info.tls), "http_version": info.http_version}
+    return Response(
+        200, (("content-type", "application/json"),), json.dumps(fields).encode()
+    )
 
 
-class StatusClient(QuicConnectionProtocol):
-    """GET / over HTTP/3; the response body."""
+class Recorder(Observer):
+    """Keeps the connection reports."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._h3 = H3Connection(self._quic)
-        self._waiters: dict[int, asyncio.Future[bytes]] = {}
-        self._bodies: dict[int, bytearray] = {}
+    def __init__(self) -> None:
+        self.reports: list[ConnectionReport] = []
 
-    async def get(self, authority: str) -> dict[str, str]:
-        stream_id = self._quic.get_next_available_stream_id()
-        self._h3.send_headers(
-            stream_id,
-            [
-                (b":method", b"GET"),
-                (b":scheme", b"https"),
-                (b":authority", authority.encode()),
-                (b":path", b"/"),
-            ],
-            end_stream=True,
-        )
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters[stream_id] = waiter
-        self.transmit()
-        body = await asyncio.wait_for(waiter, TIMEOUT)
-        result: dict[str, str] = json.loads(body)
-        return result
-
-    def quic_event_received(self, event: QuicEvent) -> None:
-        for h3_event in self._h3.handle_event(event):
-            self._h3_event(h3_event)
-
-    def _h3_event(self, event: H3Event) -> None:
-        if isinstance(event, DataReceived):
-            self._bodies.setdefault(event.stream_id, bytearray()).extend(event.data)
-            if event.stream_ended:
-                body = bytes(self._bodies.pop(event.stream_id))
-                self._waiters.pop(event.stream_id).set_result(body)
+    def connection_closed(self, report: ConnectionReport) -> None:
+        self.reports.append(report)
 
 
-def _run(coroutine: object) -> None:
-    asyncio.run(asyncio.wait_for(coroutine, 4 * TIMEOUT))  # type: ignore[arg-type]
+def _run(main: Callable[[], Awaitable[None]]) -> None:
+    async def bounded() -> None:
+        async with asyncio.timeout(4 * TIMEOUT):
+            await main()
+
+    asyncio.run(bounded())
 
 
 @pytest.fixture
@@ -133,80 +84,144 @@ def key() -> ech.keys.ECHKey:
 
 
 def test_ech_accepted_over_http3(key: ech.keys.ECHKey) -> None:
+    recorder = Recorder()
+
     async def main() -> None:
-        server = await serve(
-            "127.0.0.1",
-            0,
-            server_config(key, alpn_protocols=ALPN),
-            create_protocol=StatusServer,
-        )
-        port = _port(server)
+        server = HTTP3Server(server_config(key), status, observer=recorder)
+        await server.start("127.0.0.1", 0)
         try:
-            async with connect(
+            async with await open_http3(
                 "127.0.0.1",
-                port,
+                server.port,
                 client_config(alpn_protocols=ALPN),
                 INNER_NAME,
                 ech_configs=config_list(key),
-                create_protocol=StatusClient,
             ) as client:
-                page = await client.get(INNER_NAME)
-                connection = client._quic
-                assert isinstance(connection, ECHQuicConnection)
-                done = connection.handshake_complete_event
-                assert done is not None
-                assert done.ech_status is ECHStatus.ACCEPTED
+                response = await client.request()
+                assert client.negotiated.ech_status is ECHStatus.ACCEPTED
+                assert not client.retried
         finally:
-            server.close()
-        assert page == {
-            "ech_status": "accepted",
-            "server_name": INNER_NAME,
-            "outer_server_name": PUBLIC_NAME,
-            "alpn": "h3",
-        }
+            await server.shutdown(0)  # waits for the closed connection's report
+        assert response.status == 200
+        assert response.http_version == "3"
+        page = json.loads(response.body)
+        assert page["ech_status"] == "accepted"
+        assert page["server_name"] == INNER_NAME
+        assert page["outer_server_name"] == PUBLIC_NAME
+        assert page["alpn"] == "h3"
+        assert page["http_version"] == "HTTP/3"
 
-    _run(main())
+    _run(main)
+    (report,) = recorder.reports
+    assert report.outcome == "completed"
+    assert report.ech_status is ECHStatus.ACCEPTED
+    assert report.server_name == INNER_NAME
 
 
-def test_ech_rejected_over_quic_raises_with_retry_configs(
-    key: ech.keys.ECHKey,
-) -> None:
+def test_ech_rejected_over_quic_then_one_retry(key: ech.keys.ECHKey) -> None:
+    """RFC 9849 §6.1.6 over QUIC: ech_required, then a new connection."""
     stale = ech_key(99)
+    recorder = Recorder()
 
     async def main() -> None:
-        server = await serve(
-            "127.0.0.1",
-            0,
-            server_config(key, alpn_protocols=ALPN),
-            create_protocol=StatusServer,
-        )
-        port = _port(server)
+        server = HTTP3Server(server_config(key), status, observer=recorder)
+        await server.start("127.0.0.1", 0)
         try:
             with pytest.raises(ECHRejectedError) as info:
-                async with connect(
+                await open_http3(
                     "127.0.0.1",
-                    port,
+                    server.port,
                     client_config(alpn_protocols=ALPN),
                     INNER_NAME,
                     ech_configs=config_list(stale),
-                    create_protocol=StatusClient,
-                ):
-                    raise AssertionError("the handshake must not complete")
+                    ech_retry=False,
+                )
             assert info.value.retry_configs == config_list(key)
-            async with connect(
+            async with await open_http3(
                 "127.0.0.1",
-                port,
+                server.port,
                 client_config(alpn_protocols=ALPN),
                 INNER_NAME,
-                ech_configs=info.value.retry_configs,
-                create_protocol=StatusClient,
+                ech_configs=config_list(stale),
             ) as client:
-                page = await client.get(INNER_NAME)
+                assert client.retried
+                assert client.retry_configs == config_list(key)
+                response = await client.request()
+            for _ in range(100):  # the reports come as the connections end
+                if len(recorder.reports) == 3:
+                    break
+                await asyncio.sleep(0.02)
         finally:
-            server.close()
-        assert page["ech_status"] == "accepted"
+            await server.shutdown(0)
+        assert json.loads(response.body)["ech_status"] == "accepted"
 
-    _run(main())
+    _run(main)
+    rejected = [r for r in recorder.reports if r.ech_status is ECHStatus.REJECTED]
+    assert len(rejected) == 2
+    assert {r.alert_received for r in rejected} == {ech.AlertDescription.ECH_REQUIRED}
+
+
+def test_request_head_deadline_over_http3(key: ech.keys.ECHKey) -> None:
+    """A client that completes the handshake but asks nothing is closed."""
+    recorder = Recorder()
+
+    async def main() -> None:
+        server = HTTP3Server(
+            server_config(key),
+            status,
+            observer=recorder,
+            options=ServerOptions(request_head_timeout=0.3),
+        )
+        await server.start("127.0.0.1", 0)
+        try:
+            client = await open_http3(
+                "127.0.0.1",
+                server.port,
+                client_config(alpn_protocols=ALPN),
+                INNER_NAME,
+                ech_configs=config_list(key),
+            )
+            await asyncio.sleep(1.0)
+            with pytest.raises(ConnectionError):
+                await client.request()
+            await client.close()
+        finally:
+            await server.shutdown(0)
+
+    _run(main)
+    (report,) = recorder.reports
+    assert report.error is not None
+    assert "no complete request head" in report.error
+
+
+def test_max_connections_refuses_one_more(key: ech.keys.ECHKey) -> None:
+    refused: list[str] = []
+
+    class Refusals(Observer):
+        def connection_refused(self, peer: str, reason: str) -> None:
+            refused.append(reason)
+
+    async def main() -> None:
+        server = HTTP3Server(
+            server_config(key),
+            status,
+            observer=Refusals(),
+            limits=Limits(max_connections=1),
+        )
+        await server.start("127.0.0.1", 0)
+        config = client_config(alpn_protocols=ALPN)
+        try:
+            first = await open_http3("127.0.0.1", server.port, config, INNER_NAME)
+            with pytest.raises((ConnectionError, TimeoutError)):
+                await open_http3(
+                    "127.0.0.1", server.port, config, INNER_NAME, timeout=3
+                )
+            await first.close()
+        finally:
+            await server.shutdown(0)
+
+    _run(main)
+    assert refused == ["over_capacity"]
 
 
 # what the network sees ------------------------------------------------------------
@@ -217,28 +232,23 @@ def test_observer_sees_the_public_name_only(key: ech.keys.ECHKey) -> None:
     ClientHello names public_name; the inner name is in no datagram."""
 
     async def main() -> None:
-        server = await serve(
-            "127.0.0.1",
-            0,
-            server_config(key, alpn_protocols=ALPN),
-            create_protocol=StatusServer,
-        )
-        relay = UdpRelay(("127.0.0.1", _port(server)))
+        server = HTTP3Server(server_config(key), status)
+        await server.start("127.0.0.1", 0)
+        relay = UdpRelay(("127.0.0.1", server.port))
         await relay.start()
         try:
-            async with connect(
+            async with await open_http3(
                 "127.0.0.1",
                 relay.port,
                 client_config(alpn_protocols=ALPN),
                 INNER_NAME,
                 ech_configs=config_list(key),
-                create_protocol=StatusClient,
             ) as client:
-                page = await client.get(INNER_NAME)
+                response = await client.request()
         finally:
             relay.close()
-            server.close()
-        assert page["ech_status"] == "accepted"
+            await server.shutdown(0)
+        assert json.loads(response.body)["ech_status"] == "accepted"
         hello = first_client_hello(relay.datagrams)
         sni = hello.extension(ExtensionType.SERVER_NAME)
         assert sni is not None
@@ -248,14 +258,14 @@ def test_observer_sees_the_public_name_only(key: ech.keys.ECHKey) -> None:
         for _, datagram in relay.datagrams:
             assert INNER_NAME.encode() not in datagram
 
-    _run(main())
+    _run(main)
 
 
 # aioquic's own TLS, no ECH, both ways ---------------------------------------------
 
 
 class PlainStatusServer(QuicConnectionProtocol):
-    """An aioquic HTTP/3 server (aioquic's TLS): answers with the ALPN."""
+    """An aioquic HTTP/3 server with aioquic's own TLS."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -284,38 +294,31 @@ def test_our_client_against_aioquic_server(grease: bool) -> None:
             configuration=configuration,
             create_protocol=PlainStatusServer,
         )
+        transport = server._transport
+        assert transport is not None
+        port = transport.get_extra_info("sockname")[1]
         try:
-            async with connect(
+            async with await open_http3(
                 "127.0.0.1",
-                _port(server),
+                port,
                 client_config(alpn_protocols=ALPN, ech_grease=grease),
                 INNER_NAME,
-                create_protocol=StatusClient,
             ) as client:
-                page = await client.get(INNER_NAME)
-                connection = client._quic
-                assert isinstance(connection, ECHQuicConnection)
-                done = connection.handshake_complete_event
-                assert done is not None
-                assert done.ech_status is (
-                    ECHStatus.GREASE if grease else ECHStatus.NOT_OFFERED
-                )
-                assert done.alpn_protocol == "h3"
+                response = await client.request()
+                expected = ECHStatus.GREASE if grease else ECHStatus.NOT_OFFERED
+                assert client.negotiated.ech_status is expected
+                assert client.negotiated.alpn_protocol == "h3"
         finally:
             server.close()
-        assert page == {"server": "aioquic"}
+        assert json.loads(response.body) == {"server": "aioquic"}
 
-    _run(main())
+    _run(main)
 
 
 def test_aioquic_client_against_our_server(key: ech.keys.ECHKey) -> None:
     async def main() -> None:
-        server = await serve(
-            "127.0.0.1",
-            0,
-            server_config(key, alpn_protocols=ALPN),
-            create_protocol=StatusServer,
-        )
+        server = HTTP3Server(server_config(key), status)
+        await server.start("127.0.0.1", 0)
         configuration = QuicConfiguration(
             is_client=True, alpn_protocols=list(ALPN), server_name=INNER_NAME
         )
@@ -323,26 +326,52 @@ def test_aioquic_client_against_our_server(key: ech.keys.ECHKey) -> None:
         try:
             async with aioquic_connect(
                 "127.0.0.1",
-                _port(server),
+                server.port,
                 configuration=configuration,
-                create_protocol=StatusClient,
+                create_protocol=H3ClientProtocol,
             ) as client:
-                assert isinstance(client, StatusClient)
-                page = await client.get(INNER_NAME)
+                assert isinstance(client, H3ClientProtocol)
+                response = await client.request(Request("GET", "/"), INNER_NAME)
         finally:
-            server.close()
-        assert page == {
-            "ech_status": "not_offered",
-            "server_name": INNER_NAME,
-            "outer_server_name": INNER_NAME,
-            "alpn": "h3",
-        }
+            await server.shutdown(0)
+        page = json.loads(response.body)
+        assert page["ech_status"] == "not_offered"
+        assert page["server_name"] == INNER_NAME
+        assert page["alpn"] == "h3"
 
-    _run(main())
+    _run(main)
 
 
-def _port(server: QuicServer) -> int:
-    transport = server._transport
-    assert transport is not None
-    port: int = transport.get_extra_info("sockname")[1]
-    return port
+def test_keys_rotate_between_quic_connections(key: ech.keys.ECHKey) -> None:
+    """The config provider is read per connection, as over TCP."""
+    new_key = ech_key(42)
+    current = {"config": server_config(key)}
+
+    async def main() -> None:
+        server = HTTP3Server(lambda: current["config"], status)
+        await server.start("127.0.0.1", 0)
+        config = client_config(alpn_protocols=ALPN)
+        try:
+            async with await open_http3(
+                "127.0.0.1",
+                server.port,
+                config,
+                INNER_NAME,
+                ech_configs=config_list(key),
+            ) as before:
+                assert before.negotiated.ech_status is ECHStatus.ACCEPTED
+            current["config"] = server_config(new_key)  # rotated
+            async with await open_http3(
+                "127.0.0.1",
+                server.port,
+                config,
+                INNER_NAME,
+                ech_configs=config_list(key),
+            ) as after:
+                assert after.retried
+                assert after.retry_configs == config_list(new_key)
+                assert after.negotiated.ech_status is ECHStatus.ACCEPTED
+        finally:
+            await server.shutdown(0)
+
+    _run(main)

@@ -12,12 +12,12 @@ import time
 
 import pytest
 
-from ech.aio import TLSStream, open_connection
+from ech.aio import Limits, TLSStream, open_connection
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
 from ech.errors import DecodeError, MessageTooLong, PeerAlert, TLSError
+from ech.http import encode_request
 from ech.serve.metrics import Metrics
-from ech.serve.service import Limits
 from ech.server.connection import ServerConnection
 from ech.tls.enums import AlertDescription
 from ech.tls.extensions import Extension
@@ -125,7 +125,7 @@ def test_slowloris_clients_are_cut_off_and_others_served(server_pki: ServerPKI) 
             assert time.monotonic() - started < 2.0  # not blocked by them
             held = await asyncio.gather(*attackers)
             assert all(0.4 < seconds < 3.0 for seconds in held), held
-            metrics = running.service.metrics
+            metrics = running.metrics
             assert outcomes(metrics, "handshake_timeout") == 10
             assert outcomes(metrics, "completed") == 1
 
@@ -148,7 +148,7 @@ def test_oversized_client_hello_header_is_refused_at_once(
             received = await read_until_closed(reader, IO_TIMEOUT)
             writer.close()
             assert received == PLAIN_DECODE_ERROR
-            metrics = running.service.metrics
+            metrics = running.metrics
             assert outcomes(metrics, "client_hello_too_large") == 1
             sent = metrics.value("ech_alerts_sent_total", alert="decode_error")
             assert sent == 1
@@ -200,7 +200,7 @@ def test_garbage_flood_is_refused_quickly(server_pki: ServerPKI) -> None:
             received = await read_until_closed(reader, IO_TIMEOUT)
             writer.close()
             assert received[:1] == b"\x15"  # an alert, then the close
-            assert outcomes(running.service.metrics, "handshake_failed") == 1
+            assert outcomes(running.metrics, "handshake_failed") == 1
 
     asyncio.run(main())
 
@@ -223,7 +223,7 @@ def test_max_connections_closes_extra_ones_at_once(server_pki: ServerPKI) -> Non
             with pytest.raises((TLSError, OSError)):
                 await connect(running.port)
             assert time.monotonic() - started < 2.0
-            metrics = running.service.metrics
+            metrics = running.metrics
             assert outcomes(metrics, "over_capacity") == 1
             await held.pop().close()
             async with asyncio.timeout(IO_TIMEOUT):
@@ -252,7 +252,7 @@ def test_idle_connection_is_closed(server_pki: ServerPKI) -> None:
             async with asyncio.timeout(IO_TIMEOUT):
                 while running.service.open_connections:
                     await asyncio.sleep(0.01)
-            assert outcomes(running.service.metrics, "idle_timeout") == 1
+            assert outcomes(running.metrics, "idle_timeout") == 1
 
     asyncio.run(main())
 
@@ -260,7 +260,7 @@ def test_idle_connection_is_closed(server_pki: ServerPKI) -> None:
 def test_client_that_never_reads_is_dropped(server_pki: ServerPKI) -> None:
     """Pipelined requests, responses never read: writes stall, then time out."""
     limits = Limits(idle_timeout=0.5)
-    request = b"GET / HTTP/1.1\r\nHost: public.example\r\n\r\n"
+    request = encode_request("GET", "/", host=PUBLIC_NAME, close=False)
 
     async def main() -> None:
         async with run_service(server_pki.server_config(), limits=limits) as running:
@@ -280,6 +280,6 @@ def test_client_that_never_reads_is_dropped(server_pki: ServerPKI) -> None:
                 while running.service.open_connections:
                     await asyncio.sleep(0.05)
             stream.writer.transport.abort()
-            assert outcomes(running.service.metrics, "idle_timeout") == 1
+            assert outcomes(running.metrics, "idle_timeout") == 1
 
     asyncio.run(main())

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 from ech.aio import TLSStream, open_connection
+from ech.http import fetch_async
+from tests.harness.serve import ServeProcess, serve_process
 from tests.server.conftest import (
     IO_TIMEOUT,
     PUBLIC_NAME,
-    ServeProcess,
     ServerPKI,
-    serve_process,
 )
 
 
@@ -54,14 +54,10 @@ def test_open_connection_finishes_after_sigterm(
             server.process.send_signal(signal.SIGTERM)
             await until_refused(server.port)
             # The open connection is still served, then the server exits.
-            request = f"GET / HTTP/1.1\r\nHost: {PUBLIC_NAME}\r\nConnection: close"
-            await stream.send(request.encode() + b"\r\n\r\n")
-            response = bytearray()
             async with asyncio.timeout(IO_TIMEOUT):
-                while chunk := await stream.recv():
-                    response += chunk
+                response = await fetch_async(stream, "/", host=PUBLIC_NAME)
             await stream.close()
-            assert response.startswith(b"HTTP/1.1 200 OK")
+            assert response.status_line == "HTTP/1.1 200 OK"
             code, seconds = await exit_code(server, IO_TIMEOUT)
             assert code == 0
             assert seconds < 3.0

@@ -67,7 +67,7 @@ def test_forwarded_to_backend(server_pki: ServerPKI) -> None:
                 async with asyncio.timeout(IO_TIMEOUT):
                     while running.service.open_connections:
                         await asyncio.sleep(0.01)
-                metrics = running.service.metrics
+                metrics = running.metrics
                 forwarded = metrics.value(
                     "ech_connection_outcomes_total", outcome="forwarded"
                 )
@@ -95,7 +95,7 @@ def test_unreachable_backend(server_pki: ServerPKI) -> None:
             async with asyncio.timeout(IO_TIMEOUT):
                 while running.service.open_connections:
                     await asyncio.sleep(0.01)
-            outcome = running.service.metrics.value(
+            outcome = running.metrics.value(
                 "ech_connection_outcomes_total", outcome="backend_unreachable"
             )
             assert outcome == 1

@@ -1,4 +1,4 @@
-"""ech.dns.doh_server: the zone, DNS answers and DoH HTTP semantics (RFC 8484)."""
+"""ech.dns.doh_server (the zone, DNS answers) and ech.serve.doh (RFC 8484 HTTP)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import dns.rdatatype
 import pytest
 
 from ech.config import ECHConfigList
-from ech.dns.doh_server import DNS_MESSAGE, Zone, answer, handle_request
+from ech.dns.doh_server import DNS_MESSAGE, Zone, answer
 from ech.dns.records import endpoints_from_rrset
+from ech.serve.doh import handle_request
 from tests.unit.dnsrecords.dns_fakes import p256_configs, x25519_configs
 
 PATH = "/dns-query"

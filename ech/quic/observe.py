@@ -1,10 +1,13 @@
-"""What a network observer sees of a QUIC handshake: a UDP relay that records
-every datagram, and the ClientHello read back from the client's Initials.
+"""What a network observer sees of a QUIC handshake, for demos and checks.
 
-Initial packets are protected with keys anyone can derive from the client's
-first Destination Connection ID (RFC 9001 §5.2); aioquic's ``CryptoPair``
-derives them, so an observer (and this test) reads the ClientHello in them.
-The frames are walked with aioquic's ``Buffer`` (RFC 9000 §19).
+:class:`UdpRelay` forwards one client's datagrams to a server and keeps a
+copy of each; :func:`first_client_hello` reads the ClientHello back out of
+the client's Initial packets. Those are protected with keys anyone can
+derive from the client's first Destination Connection ID (RFC 9001 §5.2):
+aioquic's ``CryptoPair`` derives them, so an observer on the path reads
+the ClientHello (with ECH, the outer one) in them. The frames are walked
+with aioquic's ``Buffer`` (RFC 9000 §19); aioquic still does all packet
+protection.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from aioquic.quic.packet import QuicPacketType, pull_quic_header
 from ech.tls.enums import HandshakeType
 from ech.tls.messages import ClientHello
 from ech.tls.records import HandshakeReassembler
+
+__all__ = ["UdpRelay", "client_initial_crypto", "first_client_hello"]
 
 #: RFC 9000 §19 frame types found in a client's Initial packets.
 _PADDING, _PING, _ACK, _ACK_ECN, _CRYPTO, _CLOSE = 0x00, 0x01, 0x02, 0x03, 0x06, 0x1C
@@ -36,6 +41,7 @@ class UdpRelay:
     _upstream: asyncio.DatagramTransport | None = None
 
     async def start(self) -> None:
+        """Listen on a free loopback UDP port (:attr:`port`) and relay."""
         loop = asyncio.get_running_loop()
         relay = self
 
@@ -61,6 +67,7 @@ class UdpRelay:
         self.port = self._transport.get_extra_info("sockname")[1]
 
     def close(self) -> None:
+        """Stop relaying."""
         for transport in (self._transport, self._upstream):
             if transport is not None:
                 transport.close()
@@ -84,7 +91,8 @@ def client_initial_crypto(datagrams: list[tuple[str, bytes]]) -> bytes:
                 buf.seek(end)
                 continue
             if crypto is None:  # keys from the first Destination Connection ID
-                assert header.version is not None
+                if header.version is None:
+                    raise ValueError("an Initial packet without a version")
                 crypto = CryptoPair()
                 crypto.setup_initial(
                     header.destination_cid, is_client=False, version=header.version
@@ -125,7 +133,7 @@ def _crypto_frames(payload: bytes) -> dict[int, bytes]:
             frames.pull_uint_var()  # frame type
             frames.pull_bytes(frames.pull_uint_var())
         else:
-            raise AssertionError(f"unexpected frame {kind:#x} in a client Initial")
+            raise ValueError(f"unexpected frame {kind:#x} in a client Initial")
     return found
 
 
@@ -134,7 +142,6 @@ def first_client_hello(datagrams: list[tuple[str, bytes]]) -> ClientHello:
     reassembler = HandshakeReassembler(1 << 16)
     reassembler.feed(client_initial_crypto(datagrams))
     message = reassembler.pop()
-    assert message is not None, "no whole ClientHello in the client's Initials"
-    msg_type, body, _ = message
-    assert msg_type == HandshakeType.CLIENT_HELLO
-    return ClientHello.parse(body)
+    if message is None or message[0] != HandshakeType.CLIENT_HELLO:
+        raise ValueError("no whole ClientHello in the client's Initials")
+    return ClientHello.parse(message[1])

@@ -1,0 +1,78 @@
+"""Opening a TLS client connection over asyncio (the policy is ech.dial's)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from ech.aio.stream import TLSStream
+from ech.client.config import ClientConfig
+from ech.client.connection import ClientConnection
+from ech.config import ECHConfigList
+from ech.dial import connect_with_retry_async, plan_async
+from ech.tls.session import SessionTicket
+
+if TYPE_CHECKING:
+    from ech.dns.resolver import DoHResolver
+
+__all__ = ["open_connection"]
+
+
+async def open_connection(
+    host: str,
+    port: int,
+    config: ClientConfig,
+    server_name: str | None = None,
+    *,
+    session: SessionTicket | None = None,
+    ech_configs: ECHConfigList | None = None,
+    ech_retry: bool = True,
+    resolver: DoHResolver | None = None,
+) -> TLSStream:
+    """Connect and complete a TLS 1.3 handshake as a client.
+
+    ECH discovery, GREASE and the one retry work as in
+    :func:`ech.blocking.connect` (see :mod:`ech.dial`); with a DoH
+    ``resolver`` the lookup runs in a worker thread before anything is sent.
+
+    Raises:
+        ECHRejectedError: ECH was rejected and not (or no longer) retried.
+        DNSLookupError: the resolver failed.
+    """
+    name = server_name or host
+    plan = await plan_async(
+        config,
+        name,
+        port,
+        ech_configs=ech_configs,
+        resolver=resolver,
+        ech_retry=ech_retry,
+    )
+
+    async def once(config: ClientConfig, configs: ECHConfigList | None) -> TLSStream:
+        return await _open_once(host, port, config, name, session, configs)
+
+    return await connect_with_retry_async(plan, once)
+
+
+async def _open_once(
+    host: str,
+    port: int,
+    config: ClientConfig,
+    server_name: str,
+    session: SessionTicket | None,
+    ech_configs: ECHConfigList | None,
+) -> TLSStream:
+    reader, writer = await asyncio.open_connection(host, port)
+    connection = ClientConnection(
+        config, server_name, session=session, ech_configs=ech_configs
+    )
+    stream = TLSStream(reader, writer, connection)
+    try:
+        connection.start()
+        await stream.do_handshake()
+    except BaseException:
+        writer.write(connection.data_to_send())
+        writer.close()
+        raise
+    return stream

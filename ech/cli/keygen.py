@@ -1,0 +1,113 @@
+"""``ech keygen``: an RFC 9934 ECH key file, or a key directory rotation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ech import hpke
+from ech.cli.args import non_negative
+from ech.config import ECHConfigList
+from ech.keys import generate_ech_key, write_ech_key
+from ech.serve.keyring import KeyringError, rotate
+
+__all__ = ["KEMS", "add_parser", "cmd_keygen"]
+
+KEMS: dict[str, int] = {
+    "x25519": hpke.KEM.DHKEM_X25519_HKDF_SHA256,
+    "p256": hpke.KEM.DHKEM_P256_HKDF_SHA256,
+    "p384": hpke.KEM.DHKEM_P384_HKDF_SHA384,
+    "p521": hpke.KEM.DHKEM_P521_HKDF_SHA512,
+    "x448": hpke.KEM.DHKEM_X448_HKDF_SHA512,
+    # Post-quantum, draft-ietf-hpke-pq: Go 1.27 takes them; BoringSSL-based
+    # clients use only X25519 configs, so publish one of those too.
+    "mlkem768": hpke.KEM.ML_KEM_768,
+    "mlkem1024": hpke.KEM.ML_KEM_1024,
+    "x25519mlkem768": hpke.KEM.MLKEM768_X25519,
+    "mlkem768p256": hpke.KEM.MLKEM768_P256,
+    "mlkem1024p384": hpke.KEM.MLKEM1024_P384,
+}
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """Write an RFC 9934 ECH key file and print its base64 ECHConfigList.
+
+    With ``--rotate DIR``, rotate the keys of a key directory instead (see
+    :mod:`ech.serve.keyring`) and print the configs to publish.
+    """
+    if args.rotate is not None:
+        return _rotate(args)
+    if args.output is None:
+        raise SystemExit("ech keygen: give -o FILE, or --rotate DIR")
+    if args.keep is not None or args.retire_after is not None:
+        raise SystemExit("ech keygen: --keep and --retire-after need --rotate")
+    try:
+        key = generate_ech_key(
+            args.public_name,
+            kem_id=KEMS[args.kem],
+            config_id=args.config_id,
+            maximum_name_length=args.max_name_length,
+        )
+        write_ech_key(args.output, key)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"ech keygen: {error}") from None
+    print(ECHConfigList((key.config,)).to_base64())
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        raise SystemExit("ech keygen: give -o FILE or --rotate DIR, not both")
+    try:
+        rotation = rotate(
+            args.rotate,
+            args.public_name,
+            kem_id=KEMS[args.kem],
+            config_id=args.config_id,
+            maximum_name_length=args.max_name_length,
+            keep=args.keep,
+            retire_after=args.retire_after,
+        )
+    except (KeyringError, ValueError, OSError) as error:
+        raise SystemExit(f"ech keygen: {error}") from None
+    config_id = rotation.key.config.config_id
+    print(f"advertised: {rotation.path} (config_id {config_id})", file=sys.stderr)
+    for path in rotation.demoted:
+        print(f"accept-only: {path}", file=sys.stderr)
+    for path in rotation.removed:
+        print(f"removed: {path}", file=sys.stderr)
+    print(rotation.published.to_base64())
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``ech keygen`` and its flags."""
+    keygen = commands.add_parser("keygen", help="make an ECH key file (RFC 9934 PEM)")
+    keygen.add_argument("--public-name", required=True)
+    keygen.add_argument("--kem", choices=sorted(KEMS), default="x25519")
+    keygen.add_argument("--config-id", type=int, choices=range(256), metavar="N")
+    keygen.add_argument("--max-name-length", type=int, default=0, metavar="N")
+    keygen.add_argument("-o", "--output", type=Path)
+    keygen.add_argument(
+        "--rotate",
+        type=Path,
+        metavar="DIR",
+        help="add an advertised key to key directory DIR, demote the others "
+        "to accept-only (*.accept.pem); prints the configs to publish",
+    )
+    retire = keygen.add_mutually_exclusive_group()
+    retire.add_argument(
+        "--keep",
+        type=non_negative(int),
+        metavar="N",
+        help="with --rotate: keep the N newest accept-only keys, drop older ones",
+    )
+    retire.add_argument(
+        "--retire-after",
+        type=non_negative(float),
+        metavar="SECONDS",
+        help="with --rotate: drop accept-only keys demoted longer ago "
+        "(at least the HTTPS record's TTL)",
+    )
+    keygen.set_defaults(func=cmd_keygen)

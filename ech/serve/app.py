@@ -1,0 +1,308 @@
+"""``ech serve`` running: keys, the TLS server, its pages, metrics, signals.
+
+:func:`serve` puts the pieces together from :class:`ServeOptions` (what
+the flags asked for, see :mod:`ech.cli.serve`):
+
+* the :class:`~ech.serve.keyring.Keyring` (ECH key files and directories,
+  reloaded on SIGHUP and when they change), read once per connection;
+* the :class:`ech.aio.Server` with the options' limits, observed by a
+  :class:`~ech.serve.connection_log.ConnectionLog` (log lines, metrics);
+* its HTTP application: the status page, or with ``--doh`` DoH plus the
+  status page (:mod:`ech.serve.doh`), over HTTP/1.1 and HTTP/2 and, with
+  ``--http3``, over HTTP/3 on UDP at the same address (the same keys,
+  limits, log and metrics; TCP responses then carry ``Alt-Svc``);
+* with ``--metrics``, the Prometheus endpoint;
+* signals: SIGTERM or SIGINT stop listening, let open connections finish
+  within ``--shutdown-timeout`` (10 s), then close the rest; a second
+  signal closes them at once. ``ech serve`` exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import resource
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ech.aio import Limits, Server, TLSStream
+from ech.http import ConnectionInfo, Request, Response, serve_http
+from ech.http import Handler as HTTPHandler
+from ech.http.messages import HTTP_3
+from ech.quic.server import HTTP3Server
+from ech.serve.connection_log import ConnectionLog
+from ech.serve.keyring import Keyring, KeyringError, KeySet
+from ech.serve.metrics import Metrics
+from ech.serve.metrics_endpoint import start_metrics_server
+from ech.serve.status_page import status_page
+from ech.server.config import RequireECH, ServerConfig
+from ech.tls.certificates import CertifiedKey
+
+__all__ = ["ServeError", "ServeOptions", "base_config", "serve"]
+
+log = logging.getLogger("ech.serve")
+
+
+class ServeError(Exception):
+    """``ech serve`` cannot start (the message says why)."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What ``ech serve`` was asked to do (its flags).
+
+    Attributes:
+        listen: address to listen on (port 0: any free port).
+        certs, keys: certificate chain and private key files, paired.
+        ech_keys: ECH key files (``--ech-key``).
+        ech_key_dirs: ECH key directories (``--ech-key-dir``).
+        key_poll: seconds between checks for changed key files (0: only
+            on SIGHUP).
+        trial_decryption: try every key, not only those with the config_id.
+        doh: also answer DoH at this path.
+        require_ech: ``--require-ech`` names (empty: every certificate
+            name but the public names), or None when not given.
+        metrics: where to serve ``/metrics``, or None.
+        limits: per-connection limits and the shutdown deadline.
+        backends: split mode: inner names relayed to ``(host, port)``.
+        backend_mode: run as a split-mode backend (``ech_backend``).
+        http3: also serve HTTP/3 over QUIC on UDP at the same address.
+    """
+
+    listen: tuple[str, int]
+    certs: tuple[Path, ...]
+    keys: tuple[Path, ...]
+    ech_keys: tuple[Path, ...] = ()
+    ech_key_dirs: tuple[Path, ...] = ()
+    key_poll: float = 5.0
+    trial_decryption: bool = False
+    doh: str | None = None
+    require_ech: tuple[str, ...] | None = None
+    metrics: tuple[str, int] | None = None
+    limits: Limits = field(default_factory=Limits)
+    backends: dict[str, tuple[str, int]] = field(default_factory=dict)
+    backend_mode: bool = False
+    http3: bool = False
+
+
+def base_config(options: ServeOptions) -> ServerConfig:
+    """The server configuration without ECH keys.
+
+    Raises:
+        ServeError: mismatched ``--cert``/``--key``, or unreadable files.
+    """
+    if len(options.certs) != len(options.keys):
+        raise ServeError("give one --key for each --cert")
+    try:
+        certificates = tuple(
+            CertifiedKey.load(cert, key)
+            for cert, key in zip(options.certs, options.keys, strict=True)
+        )
+    except (ValueError, OSError) as error:
+        raise ServeError(str(error)) from None
+    # With DoH, HTTP/2 comes first: BIND-style DoH clients speak only h2.
+    alpn = ("h2", "http/1.1") if options.doh else ("http/1.1",)
+    return ServerConfig(
+        certificates=certificates,
+        alpn_protocols=alpn,
+        ech_trial_decryption=options.trial_decryption,
+        backends=options.backends,
+        ech_backend=options.backend_mode,
+        max_client_hello=options.limits.max_client_hello,
+        require_ech=(
+            RequireECH(options.require_ech) if options.require_ech is not None else None
+        ),
+    )
+
+
+def _check_public_names(config: ServerConfig) -> None:
+    for ech_key in config.ech_keys:
+        contents = ech_key.config.contents
+        name = contents.public_name.decode("ascii") if contents else ""
+        if not any(c.matches(name) for c in config.certificates):
+            # RFC 9849 §8.1: without it, rejected clients cannot recover.
+            log.warning("no certificate names public_name %s: retries will fail", name)
+
+
+def _raise_file_limit(needed: int) -> None:
+    """Raise the soft open-files limit toward ``needed`` if it is lower."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < needed:
+            target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            if target < needed:
+                log.warning(
+                    "open-files limit %d is below --max-connections; "
+                    "accepts may fail under load",
+                    target,
+                )
+
+
+def _keyring(options: ServeOptions, metrics: Metrics) -> Keyring:
+    """The keys, with their gauges and reload counter kept up to date.
+
+    Raises:
+        ServeError: the certificates or keys cannot be loaded.
+    """
+
+    def count(keyset: KeySet) -> None:
+        metrics.set("ech_keys", len(keyset.advertised), policy="retry")
+        metrics.set("ech_keys", len(keyset.accept_only), policy="accept")
+
+    def reloaded(result: str, keyset: KeySet) -> None:
+        metrics.inc("ech_key_reloads_total", result=result)
+        count(keyset)
+        if result == "ok":
+            _check_public_names(keyring.config)
+
+    base = base_config(options)
+    try:
+        keyring = Keyring(
+            base, options.ech_keys, options.ech_key_dirs, on_reload=reloaded
+        )
+    except KeyringError as error:
+        raise ServeError(str(error)) from None
+    count(keyring.keyset)
+    _check_public_names(keyring.config)
+    if keyring.keyset.entries:
+        log.info("ECH keys loaded: %s", keyring.keyset.describe())
+    return keyring
+
+
+async def serve(
+    options: ServeOptions, *, announce: Callable[[str], None] | None = None
+) -> None:
+    """Run ``ech serve`` until SIGTERM or SIGINT, then shut down gracefully.
+
+    ``announce`` gets ``listening on HOST:PORT`` (then ``metrics on
+    HOST:PORT``) once connections are accepted; by default it prints them.
+
+    Raises:
+        ServeError: the configuration or the listening socket fails.
+    """
+    say = announce or (lambda line: print(line, flush=True))
+    metrics = Metrics()
+    keyring = _keyring(options, metrics)
+    limits = options.limits
+    _raise_file_limit(limits.max_connections + 64)
+    host, port = options.listen
+    try:
+        listener = socket.create_server((host, port), backlog=512)
+    except OSError as error:
+        raise ServeError(f"cannot listen on {host}:{port}: {error}") from None
+    bound_host, bound_port = listener.getsockname()[:2]
+    handler = _http_handler(options, keyring, bound_host, bound_port)
+    observer = ConnectionLog(metrics, max_connections=limits.max_connections)
+    quic: HTTP3Server | None = None
+    if options.http3:
+        # The same port on UDP, the same keys, handler, limits and log.
+        quic = HTTP3Server(keyring, handler, limits=limits, observer=observer)
+        try:
+            await quic.start(bound_host, bound_port)
+        except OSError as error:
+            listener.close()
+            raise ServeError(
+                f"cannot listen on UDP {host}:{bound_port}: {error}"
+            ) from None
+        handler = _with_alt_svc(handler, bound_port)
+
+    async def app(stream: TLSStream) -> None:
+        await serve_http(stream, handler)
+
+    server = Server(keyring, app, limits=limits, observer=observer)
+    await server.start(sock=listener)
+    metrics_server: asyncio.Server | None = None
+    if options.metrics is not None:
+        try:
+            metrics_server = await start_metrics_server(metrics, *options.metrics)
+        except OSError as error:
+            await server.shutdown(0)
+            raise ServeError(f"cannot serve metrics: {error}") from None
+
+    stop = asyncio.Event()
+    now = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_stop() -> None:
+        if stop.is_set():
+            now.set()  # a second signal: do not wait for connections
+        stop.set()
+
+    def on_hangup() -> None:
+        log.info("SIGHUP: reloading ECH keys")
+        keyring.reload()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_stop)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    watcher = (
+        asyncio.create_task(keyring.watch(options.key_poll))
+        if options.key_poll > 0 and keyring.sources
+        else None
+    )
+    say(f"listening on {bound_host}:{bound_port}")
+    if metrics_server is not None:
+        metrics_host, metrics_port = metrics_server.sockets[0].getsockname()[:2]
+        say(f"metrics on {metrics_host}:{metrics_port}")
+    if quic is not None:
+        say(f"http3 on {bound_host}:{bound_port}")
+    try:
+        await stop.wait()
+        log.info("shutting down")
+        if quic is not None:
+            quic.closing = True  # refuse new QUIC connections while TCP drains
+        await _shutdown(server, limits.shutdown_timeout, now)
+        if quic is not None:
+            await quic.shutdown(0 if now.is_set() else limits.shutdown_timeout, now=now)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        if metrics_server is not None:
+            metrics_server.close()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+def _http_handler(
+    options: ServeOptions, keyring: Keyring, host: str, port: int
+) -> HTTPHandler:
+    """The status page, or with ``--doh`` DoH and the status page."""
+    if options.doh is None:
+        return status_page
+    from ech.serve.doh import HTTP3_ALPN, TCP_ALPN, doh_router  # dnspython
+
+    alpn = HTTP3_ALPN if options.http3 else TCP_ALPN
+    return doh_router(keyring, options.doh, host, port, alpn)
+
+
+def _with_alt_svc(handler: HTTPHandler, port: int) -> HTTPHandler:
+    """``handler`` whose TCP responses advertise HTTP/3 (RFC 7838, RFC 9114 §3.1.1)."""
+    alt_svc = ("alt-svc", f'h3=":{port}"')
+
+    async def advertised(request: Request, info: ConnectionInfo) -> Response:
+        response = await handler(request, info)
+        if info.http_version == HTTP_3:
+            return response
+        return dataclasses.replace(response, headers=(*response.headers, alt_svc))
+
+    return advertised
+
+
+async def _shutdown(server: Server, timeout: float, now: asyncio.Event) -> None:
+    """Graceful shutdown, with what it waits for and what it cut in the log."""
+    if server.open_connections:
+        log.info(
+            "shutting down: waiting up to %g s for %d connection(s)",
+            timeout,
+            server.open_connections,
+        )
+    closed = await server.shutdown(timeout, now=now)
+    if closed:
+        log.info("shutting down: closing %d connection(s)", closed)
+    log.info("stopped (%d connection(s) closed at the deadline)", closed)

@@ -1,0 +1,128 @@
+"""``ech serve``'s observability: one log line per connection, and metrics.
+
+:class:`ConnectionLog` is the :class:`ech.aio.Observer` of ``ech serve``.
+It turns the server's reports into
+
+* log lines on logger ``ech.serve``: ``handshake {json}`` when a handshake
+  completes (the status-page fields) and ``connection {json}`` when a
+  connection ends (outcome, ECH status, outer and inner names, version,
+  suite, group, ALPN, backend, durations, alert sent or received, error);
+  names and parameters only, never key material;
+* the Prometheus counters of :mod:`ech.serve.metrics`.
+
+Connections closed on accept (``over_capacity``, ``shutting_down``) are
+counted, logged at DEBUG, and, for capacity, warned about at most every
+10 s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from typing import Final
+
+from ech.aio import ConnectionReport, Observer
+from ech.events import HandshakeComplete
+from ech.serve.metrics import Metrics
+from ech.serve.status_page import status_fields
+from ech.tls.enums import AlertDescription
+
+__all__ = ["ConnectionLog", "log_fields"]
+
+log = logging.getLogger("ech.serve")
+
+#: Seconds between two "at capacity" warnings.
+_CAPACITY_WARNING_INTERVAL: Final = 10.0
+
+
+def _ms(seconds: float | None) -> float | None:
+    return round(seconds * 1000, 1) if seconds is not None else None
+
+
+def _name(value: object | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def log_fields(report: ConnectionReport) -> dict[str, object]:
+    """The fields of a ``connection`` log line (a contract: names are fixed)."""
+    suite = report.cipher_suite
+    return {
+        "peer": report.peer,
+        "outcome": report.outcome,
+        "ech_status": _name(report.ech_status),
+        "outer_server_name": report.outer_server_name,
+        "server_name": report.server_name,
+        "tls_version": "TLSv1.3" if suite is not None else None,
+        "cipher_suite": _name(suite),
+        "group": _name(report.group),
+        "alpn": report.alpn,
+        "backend": report.backend,
+        "resumed": report.resumed,
+        "hello_retry": report.hello_retry,
+        "handshake_ms": _ms(report.handshake_seconds),
+        "duration_ms": _ms(report.duration_seconds),
+        # close_notify (0) is no alert to report.
+        "alert_sent": str(report.alert_sent) if report.alert_sent else None,
+        "alert_received": (
+            str(report.alert_received) if report.alert_received else None
+        ),
+        "error": report.error,
+    }
+
+
+class ConnectionLog(Observer):
+    """Logs and counts what the server reports.
+
+    Args:
+        metrics: counters to update (a new set if None).
+        max_connections: the server's limit, named in the capacity warning.
+    """
+
+    def __init__(
+        self, metrics: Metrics | None = None, *, max_connections: int | None = None
+    ) -> None:
+        self.metrics = metrics or Metrics()
+        self.max_connections = max_connections
+        self._capacity_warned = -math.inf
+
+    def connection_refused(self, peer: str, reason: str) -> None:
+        """Count it; warn, now and then, that the server is full."""
+        self.metrics.inc("ech_connection_outcomes_total", outcome=reason)
+        log.debug("connection from %s closed: %s", peer, reason)
+        now = time.monotonic()
+        if reason == "over_capacity" and (
+            now - self._capacity_warned >= _CAPACITY_WARNING_INTERVAL
+        ):
+            self._capacity_warned = now
+            log.warning(
+                "at --max-connections %s: closing new connections",
+                self.max_connections,
+            )
+
+    def open_connections(self, count: int) -> None:
+        """The ``ech_connections_open`` gauge."""
+        self.metrics.set("ech_connections_open", count)
+
+    def handshake_completed(
+        self, peer: str, handshake: HandshakeComplete, seconds: float
+    ) -> None:
+        """``handshake {json}``, and the handshake time."""
+        self.metrics.observe("ech_handshake_seconds", seconds)
+        log.info("handshake %s", json.dumps(status_fields(handshake), sort_keys=True))
+
+    def connection_closed(self, report: ConnectionReport) -> None:
+        """``connection {json}``, and the counters."""
+        metrics = self.metrics
+        if report.ech_status is not None:
+            metrics.inc("ech_connections_total", ech_status=str(report.ech_status))
+        metrics.inc("ech_connection_outcomes_total", outcome=report.outcome)
+        if report.alert_sent is not None:
+            metrics.inc("ech_alerts_sent_total", alert=str(report.alert_sent))
+        received = report.alert_received
+        if received is not None:
+            metrics.inc("ech_alerts_received_total", alert=str(received))
+            if received == AlertDescription.ECH_REQUIRED:
+                metrics.inc("ech_required_received_total")
+        log.info("connection %s", json.dumps(log_fields(report)))
