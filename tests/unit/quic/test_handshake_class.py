@@ -18,6 +18,7 @@ from ech.server.handshake import ServerHandshake
 from ech.tls.enums import HandshakeType
 from ech.tls.handshake import Epoch
 from tests.unit.ech.ech_helpers import (
+    INNER_NAME,
     client_config,
     config_list,
     ech_key,
