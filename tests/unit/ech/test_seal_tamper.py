@@ -12,12 +12,12 @@ import dataclasses
 import pytest
 
 from ech.client.ech import ECHOffer, SealTamper
-from ech.errors import IllegalParameter, MissingExtension
+from ech.errors import Alert, IllegalParameter, MissingExtension
 from ech.events import ECHStatus
 from ech.extension import parse_client_hello_extension
 from ech.tls.enums import ExtensionType
 from ech.tls.extensions import Extension
-from ech.tls.messages import ClientHello
+from ech.tls.messages import ClientHello, ServerHello
 from tests.unit.ech.ech_helpers import (
     CHACHA,
     MTI,
@@ -123,3 +123,35 @@ def test_sealed_hook_runs_on_the_second_hello_after_hrr_checklist_83() -> None:
     with pytest.raises(MissingExtension):
         pump_to_end(pair)
     assert seen == [False, True]
+
+
+def test_server_confirmation_hook_makes_the_client_see_a_rejection_checklist_54() -> (
+    None
+):
+    """A wrong confirmation in ServerHello: the client takes ECH as rejected."""
+    key = ech_key()
+    sc = server_config(
+        key, ech_confirmation_hook=lambda sh, value: bytes(8) if value else value
+    )
+    pair = ech_pair(client_config(), sc, config_list(key))
+    with pytest.raises(Alert):
+        pump_to_end(pair)
+    assert pair.client.ech_status is ECHStatus.REJECTED
+
+
+def test_server_confirmation_hook_sees_the_hello_retry_request() -> None:
+    key = ech_key()
+    seen: list[bool] = []
+
+    def hook(message: ServerHello, value: bytes) -> bytes:
+        seen.append(message.is_hello_retry_request)
+        return value
+
+    pair = ech_pair(
+        hrr_client_config(),
+        hrr_server_config(key, ech_confirmation_hook=hook),
+        config_list(key),
+    )
+    pump_to_end(pair)
+    assert pair.client.ech_status is ECHStatus.ACCEPTED
+    assert seen == [True, False]
