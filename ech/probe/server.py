@@ -71,7 +71,7 @@ def _resolve(args: argparse.Namespace) -> ECHConfigList | None:
         return configs
     from ech.dns.resolver import DNSLookupError, DoHResolver
 
-    host, port = args.address
+    _, port = args.address
     try:
         with DoHResolver(args.doh, cafile=args.ca) as resolver:
             return resolver.resolve_https(args.sni, port).ech_configs()
