@@ -493,6 +493,7 @@ def grease(p: ServerProbe) -> Verdict:
     "RFC 9849 §6.2.1, §7.1, §7.1.1",
     "GREASE with HelloRetryRequest: any ECH in the HRR is 8 bytes, the "
     "unchanged GREASE in ClientHello2 is not decrypted",
+    requires=("grease",),
 )
 def grease_hrr(p: ServerProbe) -> Verdict:
     attempt = p.connect(ech="grease", hello_retry=True)
