@@ -954,7 +954,7 @@ def _add_ech(body: bytes) -> Callable[[ClientHello], ClientHello]:
     "RFC 9849 §7",
     "a ClientHello from the network with an inner-type ECHClientHello: "
     "illegal_parameter (client-facing and shared-mode servers)",
-    requires=("config-valid",),
+    requires=("accept",),
 )
 def ech_inner_type(p: ServerProbe) -> Verdict:
     attempt = p.connect(ech="none", hook=_add_ech(b"\x01"))
@@ -970,7 +970,7 @@ def ech_inner_type(p: ServerProbe) -> Verdict:
     (73,),
     "RFC 9849 §7",
     "an ECHClientHello of unknown type: illegal_parameter",
-    requires=("config-valid",),
+    requires=("accept",),
 )
 def ech_unknown_type(p: ServerProbe) -> Verdict:
     body = b"\x02\x00\x01\x00\x01\x07\x00\x00\x00\x01\x00"
@@ -992,7 +992,7 @@ def _truncate(offer: ECHOffer, hello: ClientHello) -> ClientHello:
     (19,),
     "RFC 9849 §5; RFC 8446 §6.2",
     "an encrypted_client_hello cut short: decode_error",
-    requires=("config-valid",),
+    requires=("accept",),
 )
 def ech_truncated(p: ServerProbe) -> Verdict:
     attempt = p.connect(tamper=SealTamper(sealed=_truncate))
