@@ -21,10 +21,10 @@ asserted here, with the reason:
   certificate valid for the inner name but not for public_name, finishes
   the handshake and sends ech_required; RFC 9849 §6.1.7: the client "MUST
   verify that the certificate is valid for ECHConfig.contents.public_name".
-  It accepts the public_name certificate too: on a rejected connection no
-  name is checked at all, only the chain. (BoringSSL leaves the name to
-  the application's verifier, ``SSL_get0_ech_name_override``; libcurl
-  checks the host name only once the handshake succeeded.)
+  It accepts the public_name certificate too, so on a rejected connection
+  it does not hold the certificate to public_name alone. (BoringSSL leaves
+  that name to the application's verifier, ``SSL_get0_ech_name_override``;
+  our reading is that libcurl does not use it.)
 * NSS ``tstclnt`` verifies the certificate against the inner name even
   after a rejection (interop.md lesson 6): it refuses the public_name
   certificate with bad_certificate instead of finishing the handshake and
