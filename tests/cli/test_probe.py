@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
+from ech.pki import TestCA
 from tests.cli.conftest import (
     CLIPKI,
     HIDDEN_NAME,
+    PUBLIC_NAME,
     free_port,
     run_ech,
     running_server,
@@ -209,3 +211,49 @@ def test_probe_client_against_ech_connect(
     assert len(results) == 10
     assert set(results.values()) == {"pass"}, json.dumps(report, indent=2)
     assert process.returncode == 0
+
+
+def test_probe_takes_the_configs_from_doh(
+    ech_command: list[str], cli_pki: CLIPKI, tmp_path: Path
+) -> None:
+    """``--doh``: the configs come from the server's own HTTPS record (RFC 9848)."""
+    ca = TestCA.create("probe doh CA")
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ca.pem)
+    # The DoH URL names 127.0.0.1: the public name's certificate covers it.
+    public = ca.write(tmp_path, ca.issue(PUBLIC_NAME, "127.0.0.1"), "public")
+    hidden = ca.write(tmp_path, ca.issue(HIDDEN_NAME), "hidden")
+    with running_server(
+        ech_command,
+        [
+            *(
+                a
+                for cert, key in (public, hidden)
+                for a in ("--cert", cert, "--key", key)
+            ),
+            "--ech-key",
+            cli_pki.served.path,
+            "--doh",
+            "/dns-query",
+        ],
+        tmp_path / "stderr.log",
+    ) as server:
+        result = run_ech(
+            ech_command,
+            "probe",
+            f"127.0.0.1:{server.port}",
+            "--sni",
+            HIDDEN_NAME,
+            "--doh",
+            f"https://127.0.0.1:{server.port}/dns-query",
+            "--ca",
+            ca_file,
+            "--only",
+            "accept",
+            "--json",
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ech_config_list"] == cli_pki.served.config_list
+    assert report["checks"][0]["id"] == "accept"  # and the accept-* checks
+    assert {c["result"] for c in report["checks"]} == {"pass"}
