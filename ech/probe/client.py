@@ -79,6 +79,8 @@ class Seen:
             with another handshake than ours (e.g. it took ECH as rejected).
         closed: the client closed without an alert.
         silent: nothing more came within the timeout.
+        hello_retry: we sent a HelloRetryRequest and the client answered.
+        server_error: our server refused what the client sent (an alert).
     """
 
     offered_config_id: int | None = None
@@ -89,6 +91,7 @@ class Seen:
     closed: bool = False
     silent: bool = False
     hello_retry: bool = False
+    server_error: str | None = None
 
     def describe(self) -> str:
         """What the client did, in a few words."""
@@ -108,6 +111,8 @@ class Seen:
                 "sent a record our handshake keys do not open "
                 f"({self.unreadable}): it did not follow our handshake"
             )
+        if self.server_error is not None:
+            parts.append(f"made our server abort ({self.server_error})")
         if self.closed:
             parts.append("closed the connection")
         if self.silent:
@@ -513,8 +518,10 @@ def serve_connection(
         try:
             events = conn.receive_data(data)
         except Alert as error:
-            if not seen.completed and seen.alert is None:
-                seen.unreadable = str(error) or str(error.description)
+            if error.description == A.BAD_RECORD_MAC:
+                seen.unreadable = str(error)
+            else:
+                seen.server_error = str(error)
             break
         except ConnectionClosedError:
             break
