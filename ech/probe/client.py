@@ -649,10 +649,9 @@ class ClientProbe:
         A check passes only if it passed in every round.
         """
         outcomes: dict[str, _Outcome] = {}
-        for round_index in range(rounds):
-            if rounds > 1:
-                self._say(f"round {round_index + 1} of {rounds}")
-            self._one_round(listener, outcomes)
+        # One sequence: a connection after a round's last step may be the
+        # next round's first, or a retry the last step forbade.
+        self._sequence(listener, self.steps * rounds, rounds, outcomes)
         address = _address(listener)
         report = Report("client", address, "tcp")
         report.facts["listen"] = address
@@ -672,15 +671,24 @@ class ClientProbe:
             )
         return report
 
-    def _one_round(
-        self, listener: socket.socket, outcomes: dict[str, _Outcome]
+    def _sequence(
+        self,
+        listener: socket.socket,
+        steps: list[Step],
+        rounds: int,
+        outcomes: dict[str, _Outcome],
     ) -> None:
         awaiting: list[_Awaiting] = []
         index = 0
-        while index < len(self.steps) or awaiting:
-            last = index >= len(self.steps)
+        announced = -1
+        while index < len(steps) or awaiting:
+            last = index >= len(steps)
             if not last:
-                step = self.steps[index]
+                step = steps[index]
+            if not last and announced != index:
+                announced = index
+                if rounds > 1 and index % len(self.steps) == 0:
+                    self._say(f"round {index // len(self.steps) + 1} of {rounds}")
                 self._say(
                     f"next connection: {step.info.id}: the client must "
                     f"{step.instruction}"
