@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from ech.client.ech import SealTamper
 from ech.tls.certificates import load_trust_store
 from ech.tls.enums import NamedGroup
 from ech.tls.groups import KeyShare, generate_key_share
@@ -50,6 +51,9 @@ class ClientConfig:
         record_padding: TLSInnerPlaintext padding policy (RFC 8446 §5.4).
         ech_grease: send a GREASE encrypted_client_hello when the connection
             has no ECH configs (RFC 9849 §6.2).
+        ech_seal_tamper: faults to put into ClientHelloOuter on purpose
+            (:class:`~ech.client.ech.SealTamper`); for conformance probes
+            and tests only.
     """
 
     cafile: str | Path | None = None
@@ -67,6 +71,7 @@ class ClientConfig:
     client_hello_hook: Callable[[ClientHello], ClientHello] | None = None
     record_padding: PaddingPolicy | None = None
     ech_grease: bool = False
+    ech_seal_tamper: SealTamper | None = None
     _trust: list[tuple[x509.Certificate, ...]] = field(
         default_factory=list, repr=False, compare=False
     )
