@@ -18,14 +18,8 @@ from typing import Any
 import pytest
 
 from ech.pki import TestCA
-from tests.cli.conftest import (
-    CLIPKI,
-    HIDDEN_NAME,
-    PUBLIC_NAME,
-    free_port,
-    run_ech,
-    running_server,
-)
+from tests.cli.conftest import CLIPKI, HIDDEN_NAME, PUBLIC_NAME
+from tests.harness.serve import free_port, run_ech, serve_process
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -90,10 +84,10 @@ def test_probe_passes_every_check_against_ech_serve(
     tmp_path: Path,
     mode: list[str],
 ) -> None:
-    with running_server(
-        ech_command,
+    with serve_process(
         [*cli_pki.cert_args(), "--ech-key", cli_pki.served.path, *mode],
         tmp_path / "stderr.log",
+        command=ech_command,
     ) as server:
         status, report = probe(ech_command, cli_pki, server.port)
     assert status == 0
@@ -104,10 +98,10 @@ def test_probe_passes_every_check_against_ech_serve(
 def test_probe_over_quic_passes_against_ech_serve_http3(
     ech_command: list[str], cli_pki: CLIPKI, served_b64: Path, tmp_path: Path
 ) -> None:
-    with running_server(
-        ech_command,
+    with serve_process(
         [*cli_pki.cert_args(), "--ech-key", cli_pki.served.path, "--http3"],
         tmp_path / "stderr.log",
+        command=ech_command,
     ) as server:
         status, report = probe(ech_command, cli_pki, server.port, "--quic")
     assert status == 0
@@ -122,10 +116,10 @@ def test_probe_table_and_only(
     ech_command: list[str], cli_pki: CLIPKI, served_b64: Path, tmp_path: Path
 ) -> None:
     """The human table, and ``--only`` with a prefix."""
-    with running_server(
-        ech_command,
+    with serve_process(
         [*cli_pki.cert_args(), "--ech-key", cli_pki.served.path],
         tmp_path / "stderr.log",
+        command=ech_command,
     ) as server:
         result = run_ech(
             ech_command,
@@ -223,8 +217,7 @@ def test_probe_takes_the_configs_from_doh(
     # The DoH URL names 127.0.0.1: the public name's certificate covers it.
     public = ca.write(tmp_path, ca.issue(PUBLIC_NAME, "127.0.0.1"), "public")
     hidden = ca.write(tmp_path, ca.issue(HIDDEN_NAME), "hidden")
-    with running_server(
-        ech_command,
+    with serve_process(
         [
             *(
                 a
@@ -237,6 +230,7 @@ def test_probe_takes_the_configs_from_doh(
             "/dns-query",
         ],
         tmp_path / "stderr.log",
+        command=ech_command,
     ) as server:
         result = run_ech(
             ech_command,

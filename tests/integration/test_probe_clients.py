@@ -54,11 +54,11 @@ from ech.probe.client import probe_client
 from ech.probe.report import Report, Result
 from ech.tls.certificates import CertifiedKey
 from interop.go_peer import GoClientError, run_go_client
+from tests.harness.pki import write_nss_db
 from tests.integration.peers import (
     PeerMissingError,
     curl_get,
     find_nss_tools,
-    make_nss_db,
     run_tstclnt,
 )
 from tests.probe.servers import INNER_NAME, PUBLIC_NAME, config_list, make_key
@@ -191,7 +191,7 @@ def test_probe_client_against_nss_tstclnt(setup: Setup) -> None:
         tools = find_nss_tools()
     except PeerMissingError as error:
         pytest.fail(str(error), pytrace=False)
-    db = make_nss_db(tools, setup.directory / "nssdb", setup.ca_file)
+    db = write_nss_db(setup.directory / "nssdb", setup.ca_file, certutil=tools.certutil)
     request = setup.directory / "request.http"
     request.write_bytes(encode_request("GET", "/", host=INNER_NAME))
 

@@ -56,7 +56,8 @@ from ech.probe.attempt import Target
 from ech.probe.report import Report, Result
 from ech.probe.server import probe_server
 from interop.go_peer import GoServer
-from tests.integration.peers import NSS_INSTALL, PeerMissingError
+from tests.harness.pki import NSS_INSTALL
+from tests.integration.peers import PeerMissingError
 from tests.probe.servers import INNER_NAME, PUBLIC_NAME, config_list, make_key
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
