@@ -35,7 +35,18 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # 3. DNS: HTTPS records, DoH resolution, zone answers (dnspython).
     ("ech.dns",),
     # 4. Adapters: sockets, asyncio (with the one asyncio server), HTTP.
-    ("ech.stream", "ech.dial", "ech.blocking", "ech.aio", "ech.http", "ech.quic"),
+    #    The conformance probes sit with them: they drive the sans-IO client
+    #    and server over sockets and aioquic as these adapters do, and look
+    #    configs up over DNS; nothing below may import them.
+    (
+        "ech.stream",
+        "ech.dial",
+        "ech.blocking",
+        "ech.aio",
+        "ech.http",
+        "ech.quic",
+        "ech.probe",
+    ),
     # 5. ``ech serve``: keys on disk, metrics, status page, DoH app.
     ("ech.serve",),
     # 6. The command line, the demo and the package's public face.

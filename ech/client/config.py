@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from ech.client.ech import SealTamper
 from ech.tls.certificates import CertifiedKey, load_trust_store
 from ech.tls.enums import NamedGroup, PskKeyExchangeMode
 from ech.tls.groups import KeyShare, generate_key_share
@@ -71,6 +72,9 @@ class ClientConfig:
             fits, or None, the answer is an empty Certificate. With ECH
             rejected it is never sent (RFC 9849 §6.1.7). Post-handshake
             authentication (§4.6.2) is not offered.
+        ech_seal_tamper: faults to put into ClientHelloOuter on purpose
+            (:class:`~ech.client.ech.SealTamper`); for conformance probes
+            and tests only.
     """
 
     cafile: str | Path | None = None
@@ -92,6 +96,7 @@ class ClientConfig:
     ech_grease: bool = False
     client_certificate: CertifiedKey | None = None
     psk_key_exchange_modes: tuple[int, ...] = (PskKeyExchangeMode.PSK_DHE_KE,)
+    ech_seal_tamper: SealTamper | None = None
     _trust: list[tuple[x509.Certificate, ...]] = field(
         default_factory=list, repr=False, compare=False
     )

@@ -304,7 +304,7 @@ class ClientHandshake(Handshake):
         session_id = config.random(32) if self.compatibility_mode else b""
         key_shares = {g: config.key_share_factory(g) for g in config.key_share_groups}
         offer = (
-            ECHOffer.start(self._ech_config, config.random)
+            ECHOffer.start(self._ech_config, config.random, config.ech_seal_tamper)
             if self._ech_config is not None
             else None
         )

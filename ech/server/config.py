@@ -62,6 +62,11 @@ class ServerConfig:
         signer: signs CertificateVerify; injectable for trace replay.
         server_hello_hook, encrypted_extensions_hook: rewrite those
             messages before they are sent; for tests and trace replay.
+        ech_confirmation_hook: rewrites the 8-byte ECH acceptance
+            confirmation (RFC 9849 §7.2, §7.2.1) before it goes into the
+            ServerHello or HelloRetryRequest given; the transcript takes what
+            is sent. For conformance probes and tests (a client must treat a
+            wrong confirmation as a rejection, §6.1.4).
         record_padding: TLSInnerPlaintext padding policy (RFC 8446 §5.4).
         ech_keys: ECH keys we decrypt ClientHelloOuter with (RFC 9849 §7.1).
         ech_retry_configs: configs sent as retry_configs when ECH is not
@@ -137,6 +142,7 @@ class ServerConfig:
     encrypted_extensions_hook: (
         Callable[[EncryptedExtensions], EncryptedExtensions] | None
     ) = None
+    ech_confirmation_hook: Callable[[ServerHello, bytes], bytes] | None = None
     record_padding: PaddingPolicy | None = None
     ech_keys: tuple[ECHKey, ...] = ()
     ech_retry_configs: ECHConfigList | None = None

@@ -627,6 +627,8 @@ class ServerHandshake(Handshake):
             confirmation = hrr_accept_confirmation(
                 suite.hash, ch.random, self._transcript, hrr
             )
+            if self.config.ech_confirmation_hook is not None:
+                confirmation = self.config.ech_confirmation_hook(hrr, confirmation)
             hrr = hello_retry_with_confirmation(hrr, confirmation)  # §7.2.1
         elif self.ech_status is ECHStatus.REJECTED:
             # Random bytes, so rejection looks like acceptance (§7.1, #81).
@@ -894,6 +896,8 @@ class ServerHandshake(Handshake):
             confirmation = accept_confirmation(
                 suite.hash, ch.random, self._transcript, sh
             )
+            if self.config.ech_confirmation_hook is not None:
+                confirmation = self.config.ech_confirmation_hook(sh, confirmation)
             sh = sh.with_random(sh.random[: 32 - CONFIRMATION_LENGTH] + confirmation)
         self._transcript.add(self._send(sh, Epoch.INITIAL))
         if ch.legacy_session_id and hello.first:
