@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
+FUZZ_STAMP := $(VENV)/.installed-fuzz
 
-.PHONY: demo test system-deps lint typecheck pytest bench clean
+.PHONY: demo test system-deps lint typecheck pytest bench clean fuzz fuzz-parsers fuzz-properties
 
 $(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,11 @@ $(RUN_STAMP): pyproject.toml
 $(TEST_STAMP): $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(TEST_STAMP)
+
+# The fuzz extra brings atheris (libFuzzer for Python).
+$(FUZZ_STAMP): $(TEST_STAMP)
+	$(BIN)/pip install --quiet -e '.[test,fuzz]'
+	touch $(FUZZ_STAMP)
 
 demo: $(RUN_STAMP)
 	$(BIN)/ech demo
@@ -36,9 +42,35 @@ typecheck: $(TEST_STAMP)
 pytest: $(TEST_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
+# `make fuzz`: every parser harness under atheris for FUZZ_SECONDS each
+# (coverage-guided; the corpus in fuzz/corpus/ grows from run to run), then
+# the slow fuzz tests: `ech fuzz` against our own server for 2,000 examples.
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= records handshake_codec ech_config_list \
+	encoded_client_hello_inner https_record server_client_hello
+
+fuzz: fuzz-parsers fuzz-properties
+
+fuzz-parsers: $(FUZZ_STAMP)
+	$(BIN)/python -m fuzz.corpus fuzz/corpus
+	mkdir -p fuzz/artifacts fuzz/logs
+	for h in $(FUZZ_HARNESSES); do \
+		echo "== $$h: $(FUZZ_SECONDS) s"; \
+		$(BIN)/python -m fuzz.run $$h fuzz/corpus/$$h \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=fuzz/artifacts/$$h- 2> fuzz/logs/$$h.log \
+			|| { tail -40 fuzz/logs/$$h.log; exit 1; }; \
+		grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec" \
+			fuzz/logs/$$h.log; \
+	done
+
+fuzz-properties: $(FUZZ_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m slow tests/fuzz
+
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/handshake.py
 	$(BIN)/python benchmarks/quic_handshake.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache interop/go/.build
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache interop/go/.build \
+		fuzz/corpus fuzz/artifacts fuzz/logs
