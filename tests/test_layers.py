@@ -32,8 +32,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     # 2. The sans-IO client and server handshakes and connections.
     ("ech.client", "ech.server"),
-    # 3. DNS: HTTPS records, DoH resolution, zone answers (dnspython).
-    ("ech.dns",),
+    # 3. DNS: HTTPS records, DoH resolution, zone answers (dnspython); and the
+    #    public hypothesis strategies (test tooling). They draw only from the
+    #    codec and the ECH transforms (layers 0-1), but sit above the sans-IO
+    #    core (layer 2) so that no client or server module can come to
+    #    depend on test tooling: the lowest layer where that holds.
+    ("ech.dns", "ech.testing"),
     # 4. Adapters: sockets, asyncio (with the one asyncio server), HTTP.
     ("ech.stream", "ech.blocking", "ech.aio", "ech.http", "ech.quic"),
     # 5. ``ech serve``: keys on disk, metrics, status page, DoH app.

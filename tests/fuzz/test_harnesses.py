@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ech.testing.strategies import mutations
 from fuzz import corpus
 from fuzz.harnesses import HARNESSES
-from tests.strategies import mutations
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = corpus.seeds()

@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 import ech
 from ech.errors import Alert
 from ech.pki import TestCA
+from ech.testing import strategies as s
 from ech.tls.enums import ContentType
 from ech.tls.extensions import read_extensions
 from ech.tls.messages import MESSAGE_CLASSES, EndOfEarlyData, Finished, Message
 from ech.tls.records import RecordLayer
 from ech.tls.wire import Reader
-from tests import strategies as s
 from tests.helpers import (
     Connection,
     deterministic_configs,
