@@ -38,8 +38,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     #    core (layer 2) so that no client or server module can come to
     #    depend on test tooling: the lowest layer where that holds.
     ("ech.dns", "ech.testing"),
-    # 4. Adapters: sockets, asyncio (with the one asyncio server), HTTP.
-    ("ech.stream", "ech.blocking", "ech.aio", "ech.http", "ech.quic"),
+    # 4. Adapters: sockets, asyncio (with the one asyncio server), HTTP; and
+    #    ``ech fuzz``, which drives our sans-IO client over sockets against a
+    #    live server with the strategies of layer 3.
+    ("ech.stream", "ech.blocking", "ech.aio", "ech.http", "ech.quic", "ech.fuzz"),
     # 5. ``ech serve``: keys on disk, metrics, status page, DoH app.
     ("ech.serve",),
     # 6. The command line, the demo and the package's public face.
