@@ -41,6 +41,22 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Leave ``slow`` tests out unless ``-m`` names them (``make fuzz`` does).
+
+    Deselected, not skipped: the normal suite stays within its time budget
+    and reports no skips.
+    """
+    if "slow" in (config.option.markexpr or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture(scope="session")
 def ca() -> TestCA:
     """A session-wide test CA (P-256)."""
