@@ -164,6 +164,8 @@ def _run_text(report: dict[str, Any]) -> str:
         lines.append(f"  note: other alert than the RFC names: {mismatch} ({count})")
     for mutation, count in sorted(report["lenient_accepted"].items()):
         lines.append(f"  note: answered (no duty to refuse): {mutation} ({count})")
+    for note, count in sorted(report["notes"].items()):
+        lines.append(f"  note: {note} ({count})")
     violation = report["violation"]
     if violation is None:
         lines.append("  no invariant violated")

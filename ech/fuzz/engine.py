@@ -111,6 +111,7 @@ class Observation:
     alert: str | None = None
     ech_status: str | None = None
     detail: str = ""
+    note: str = ""
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -125,6 +126,7 @@ class Observation:
             "alert": self.alert,
             "ech_status": self.ech_status,
             "detail": self.detail,
+            "note": self.note,
         }
 
 
@@ -148,6 +150,8 @@ class FirstAnswer:
     data: bytes = b""
     alert: AlertDescription | None = None
     detail: str = ""
+    #: Something worth reporting that breaks no invariant.
+    note: str = ""
 
 
 def read_first_answer(sock: socket.socket, timeout: float) -> FirstAnswer:
@@ -186,10 +190,15 @@ def read_first_answer(sock: socket.socket, timeout: float) -> FirstAnswer:
         data += chunk
     content_type, version = data[0], int.from_bytes(data[1:3], "big")
     fragment = bytes(data[5:need])
-    if version != 0x0303:
+    if version >> 8 != 3:
         return FirstAnswer(
             "garbage", bytes(data), detail=f"record version {version:#x}"
         )
+    note = ""
+    if version != 0x0303:
+        # RFC 8446 §5.1: sent as 0x0303, but "MUST be ignored for all
+        # purposes" by the receiver: a note, not a violation.
+        note = f"record version {version:#06x}"
     if content_type == ContentType.ALERT:
         if len(fragment) != 2 or fragment[0] != 2:
             return FirstAnswer("garbage", bytes(data), detail="malformed alert")
@@ -197,11 +206,12 @@ def read_first_answer(sock: socket.socket, timeout: float) -> FirstAnswer:
             description = AlertDescription(fragment[1])
         except ValueError:
             return FirstAnswer("garbage", bytes(data), detail="undefined alert")
-        return FirstAnswer("alert", bytes(data), description)
+        return FirstAnswer("alert", bytes(data), description, note=note)
     if len(fragment) < 4 + 2 + 32 or fragment[0] != HandshakeType.SERVER_HELLO:
         return FirstAnswer("garbage", bytes(data), detail="not a ServerHello")
     is_hrr = fragment[4 + 2 : 4 + 2 + 32] == HELLO_RETRY_REQUEST_RANDOM
-    return FirstAnswer("hello_retry_request" if is_hrr else "server_hello", bytes(data))
+    answer = "hello_retry_request" if is_hrr else "server_hello"
+    return FirstAnswer(answer, bytes(data), note=note)
 
 
 # one example ------------------------------------------------------------------
@@ -284,6 +294,7 @@ def exchange(
             sock.sendall(first)
             answer = read_first_answer(sock, target.timeout)
             observation.answer = answer.answer
+            observation.note = answer.note
             if answer.alert is not None:
                 observation.alert = answer.alert.name.lower()
             _judge_first_answer(observation, answer)
@@ -394,6 +405,9 @@ class RunResult:
     kinds: Counter[str] = field(default_factory=Counter)
     alert_mismatches: Counter[str] = field(default_factory=Counter)
     lenient_accepted: Counter[str] = field(default_factory=Counter)
+    notes: Counter[str] = field(default_factory=Counter)
+    #: ``"kind: mutation"`` to the answers it got.
+    by_mutation: dict[str, Counter[str]] = field(default_factory=dict)
     violation: InvariantViolation | None = None
     healthy: bool | None = None
     health_detail: str = ""
@@ -413,6 +427,10 @@ class RunResult:
             "answers": dict(self.answers),
             "alert_mismatches": dict(self.alert_mismatches),
             "lenient_accepted": dict(self.lenient_accepted),
+            "notes": dict(self.notes),
+            "by_mutation": {
+                name: dict(counts) for name, counts in sorted(self.by_mutation.items())
+            },
             "violation": violation,
             "healthy": self.healthy,
             "health_detail": self.health_detail,
@@ -476,11 +494,15 @@ def _count(result: RunResult, observation: Observation) -> None:
     if observation.alert:
         answer = f"alert:{observation.alert}"
     result.answers[answer] += 1
+    name = f"{observation.kind}: {observation.mutation or 'as built'}"
+    result.by_mutation.setdefault(name, Counter())[answer] += 1
     expected = observation.expected_alert
     if expected and observation.alert and observation.alert != expected:
         result.alert_mismatches[
             f"{observation.mutation}: expected {expected}, got {observation.alert}"
         ] += 1
+    if observation.note:
+        result.notes[f"{observation.note} with {answer}"] += 1
     if observation.lenient and observation.answer != "alert":
         result.lenient_accepted[observation.mutation] += 1
 
