@@ -6,7 +6,8 @@ RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 FUZZ_STAMP := $(VENV)/.installed-fuzz
 
-.PHONY: demo test system-deps lint typecheck pytest bench clean fuzz fuzz-parsers fuzz-properties
+.PHONY: demo test system-deps lint typecheck pytest bench clean fuzz fuzz-parsers fuzz-properties \
+	fuzz-long
 
 $(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +67,17 @@ fuzz-parsers: $(FUZZ_STAMP)
 
 fuzz-properties: $(FUZZ_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m slow tests/fuzz
+
+# The codec properties at 40,000 examples each (over a million in all; about
+# an hour on two cores), and the strategies' labels at 3,000 each.
+fuzz-long: $(TEST_STAMP)
+	HYPOTHESIS_PROFILE=long HYPOTHESIS_LONG_EXAMPLES=40000 $(BIN)/pytest -q \
+		--hypothesis-show-statistics tests/properties/test_codec_roundtrip.py
+	HYPOTHESIS_PROFILE=long HYPOTHESIS_LONG_EXAMPLES=40000 $(BIN)/pytest -q \
+		--hypothesis-show-statistics tests/properties/test_codec_rejects.py \
+		-k "parsers or decoders or reader or record_layer or truncated"
+	HYPOTHESIS_PROFILE=long HYPOTHESIS_LONG_EXAMPLES=3000 $(BIN)/pytest -q \
+		--hypothesis-show-statistics tests/properties/test_testing_strategies.py
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/handshake.py
