@@ -581,7 +581,10 @@ def client_hello_inners(
     if valid:
         return Drawn(hello, client_hello_wire(hello))
     if draw(st.booleans()):
-        return draw(broken_client_hellos(hello))
+        # The pre_shared_key position is the server's next check, not one
+        # of the ClientHelloInner checks of §7.1 this strategy is about.
+        breaks = tuple(b for b in HELLO_BREAKS if b not in _NEGOTIATION_BREAKS)
+        return draw(broken_client_hellos(hello, breaks=breaks))
     how = draw(st.sampled_from(INNER_BREAKS))
     marker_type = E.ENCRYPTED_CLIENT_HELLO
     if how == "no inner encrypted_client_hello":
@@ -609,7 +612,8 @@ def client_hello_inners(
 
 #: How :func:`broken_client_hellos` breaks a ClientHello's encoding; all are
 #: decode_error (RFC 8446 §3, §4.1.2) but the duplicate (illegal_parameter,
-#: lenient: RFC 8446 §4.2 binds the sender only).
+#: lenient: RFC 8446 §4.2 binds the sender only) and a pre_shared_key that is
+#: not last (illegal_parameter, RFC 8446 §4.2.11).
 HELLO_BREAKS = (
     "truncated",
     "trailing bytes",
@@ -622,7 +626,31 @@ HELLO_BREAKS = (
     "empty cipher_suites",
     "empty legacy_compression_methods",
     "duplicated extension",
+    "pre_shared_key not last",
+    "no extensions (a hello of an earlier TLS)",
 )
+
+#: Breaks that only a server's negotiation refuses, not the ClientHelloInner
+#: checks of RFC 9849 §7.1.
+_NEGOTIATION_BREAKS = frozenset(
+    {"pre_shared_key not last", "no extensions (a hello of an earlier TLS)"}
+)
+
+
+def _extensions_offset(fields: Sequence[bytes]) -> int:
+    """Where a hello's extension block starts (after legacy_compression_methods)."""
+    return sum(len(f) for f in fields[:-1])
+
+
+def _cut(draw: st.DrawFn, length: int, boundary: int) -> int:
+    """A strict prefix length that is not ``boundary``.
+
+    A hello cut right before its extension block is a hello of an earlier
+    TLS (RFC 8446 §4.1.2), refused with protocol_version rather than
+    decode_error: that break has its own name.
+    """
+    cut = draw(st.integers(0, length - 1))
+    return cut - 1 if cut == boundary else cut
 
 
 def _hello_fields(hello: ClientHello) -> list[bytes]:
@@ -663,11 +691,14 @@ def broken_client_hellos(
     how = draw(st.sampled_from(breaks))
     fields = _hello_fields(hello)
     body = b"".join(fields)
-    alert, lenient = DECODE, False
+    alert, lenient, rule = DECODE, False, "RFC 8446 §3, §4.1.2"
     if how == "truncated":
-        body = body[: draw(st.integers(0, len(body) - 1))]
+        body = body[: _cut(draw, len(body), _extensions_offset(fields))]
     elif how == "trailing bytes":
         body += draw(st.binary(min_size=1, max_size=8))
+    elif how == "no extensions (a hello of an earlier TLS)":
+        body = body[: _extensions_offset(fields)]
+        alert, rule = A.PROTOCOL_VERSION, "RFC 8446 §4.1.2, §4.2.1"
     elif how in ("extensions length +1", "extensions length -1"):
         block = fields[4]
         delta = 1 if how.endswith("+1") else -1
@@ -691,14 +722,23 @@ def broken_client_hellos(
     elif how == "empty legacy_compression_methods":
         fields[3] = b"\x00"
         body = b"".join(fields)
+    elif how == "pre_shared_key not last":
+        offered = OfferedPsks(
+            (PskIdentity(draw(small_bytes(1, 32)), draw(u32s)),),
+            (draw(st.binary(min_size=32, max_size=32)),),
+        )
+        extensions = [e for e in hello.extensions if e.type != E.PRE_SHARED_KEY]
+        at = draw(st.integers(0, len(extensions) - 1))
+        extensions.insert(at, Extension(E.PRE_SHARED_KEY, offered.encode()))
+        body = dataclasses.replace(hello, extensions=tuple(extensions)).encode()
+        alert, rule = ILLEGAL, "RFC 8446 §4.2.11"
     else:
         index = draw(st.integers(0, len(hello.extensions) - 1))
         extensions = list(hello.extensions)
         extensions.insert(index + 1, extensions[index])
         body = dataclasses.replace(hello, extensions=tuple(extensions)).encode()
-        alert, lenient = ILLEGAL, True
+        alert, lenient, rule = ILLEGAL, True, "RFC 8446 §4.2"
     wire = frame_handshake(HandshakeType.CLIENT_HELLO, body)
-    rule = "RFC 8446 §4.2" if lenient else "RFC 8446 §3, §4.1.2"
     return Drawn(hello, wire, alert, how, rule, lenient=lenient)
 
 
@@ -728,13 +768,15 @@ def _outer_for(draw: st.DrawFn, inner: ClientHello) -> tuple[ClientHello, list[i
         for t in draw(st.lists(_PLAIN_TYPES, max_size=4, unique=True))
         if t not in used
     ]
-    outer_extensions = list(run)
+    # As a client builds it (RFC 9849 §6.1): the inner hello's extensions in
+    # their order, so the run keeps its relative order and a server that
+    # rejects ECH can go on with this hello; plus some of its own.
+    outer_extensions = [inner.extensions[i] for i in candidates]
     for filler in fillers:
         outer_extensions.insert(draw(st.integers(0, len(outer_extensions))), filler)
-    if not any(e.type == E.SERVER_NAME for e in outer_extensions):
-        outer_extensions.insert(
-            0, Extension(E.SERVER_NAME, ext.encode_server_name(draw(public_names)))
-        )
+    outer_extensions.insert(
+        0, Extension(E.SERVER_NAME, ext.encode_server_name(draw(public_names)))
+    )
     ech_body = ECHClientHelloOuter(_SUITES[0], 7, bytes(32), bytes(48)).encode()
     outer_extensions.append(Extension(E.ENCRYPTED_CLIENT_HELLO, ech_body))
     outer = ClientHello(
@@ -839,7 +881,8 @@ def encoded_client_hello_inners(
         encoded = dataclasses.replace(compressed, extensions=tuple(extensions))
         return Drawn(value, encoded.encode() + bytes(padding), DECODE, how, rule)
     if how == "ClientHello truncated":
-        cut = draw(st.integers(0, len(hello_bytes) - 1))
+        boundary = _extensions_offset(_hello_fields(compressed))
+        cut = _cut(draw, len(hello_bytes), boundary)
         return Drawn(value, hello_bytes[:cut], DECODE, how, rule)
     fields = _hello_fields(compressed)
     block = fields[4]
@@ -992,7 +1035,10 @@ def broken_client_hello_outers(
     elif how == "sealed: inner without its ECH extension":
         encoded = base.without_extension(E.ENCRYPTED_CLIENT_HELLO).encode()
     else:
-        encoded = base.encode()[: draw(st.integers(0, len(base.encode()) - 1))]
+        whole = base.encode()
+        encoded = whole[
+            : _cut(draw, len(whole), _extensions_offset(_hello_fields(base)))
+        ]
         alert = DECODE
     resealed = seal_client_hello(outer, encoded, config)
     value = SealedClientHello(resealed, inner, encoded, config)
@@ -1153,7 +1199,7 @@ def _broken_server_hellos(
         )
         block = _extension_block(sh.extensions)
         if how == "truncated":
-            body = body[: draw(st.integers(0, len(body) - 1))]
+            body = body[: _cut(draw, len(body), len(head + sid + rest))]
         elif how == "trailing bytes":
             body += draw(st.binary(min_size=1, max_size=8))
         elif how.startswith("extensions length"):
