@@ -269,14 +269,18 @@ def test_import_ech_needs_no_hypothesis() -> None:
     """``import ech`` and ``ech.testing`` work with hypothesis unimportable."""
     code = (
         "import sys; sys.modules['hypothesis'] = None\n"
-        "import ech, ech.testing, ech.testing.drawn\n"
+        "import ech, ech.testing, ech.testing.drawn, ech.fuzz\n"
         "try:\n    import ech.testing.strategies\n"
         "except ImportError:\n    print('strategies need hypothesis')\n"
+        "sys.exit(ech.fuzz.cli.main(['127.0.0.1:1', '--sni', 'a.example']))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.stdout.strip() == "strategies need hypothesis"
+    # ech fuzz says what to install instead of failing on an import.
+    assert result.returncode == 2
+    assert "pip install 'tls-ech[testing]'" in result.stderr
 
 
 def test_alerts_named_are_alerts() -> None:
