@@ -94,3 +94,36 @@ def test_ech_fuzz_against_go(go_peer: Path, pki: PKI, tmp_path: Path) -> None:
     assert (result.returncode == 1) == (
         report["violation"] is not None or not report["healthy"]
     )
+
+
+FINDINGS = sorted((ROOT / "fuzz" / "findings" / "go-1.27.3").glob("*.json"))
+
+
+def test_go_findings_replay(go_peer: Path, pki: PKI, tmp_path: Path) -> None:
+    """The committed reproducers replay against a fresh Go server.
+
+    Whether they still reproduce is Go's business (printed, not asserted):
+    a newer Go that refuses them is good news. Any ECH key will do, since
+    Go answers these hellos without decrypting them.
+    """
+    assert FINDINGS
+    certified = pki.ca.issue(SERVER_NAME, PUBLIC_NAME)
+    cert_path, key_path = pki.ca.write(tmp_path, certified, "go-replay-leaf")
+    key_file = tmp_path / "ech.pem"
+    write_ech_key(key_file, generate_ech_key(PUBLIC_NAME, config_id=3))
+    outcomes = {}
+    with GoServer([(cert_path, key_path)], ech_keys=[key_file]) as server:
+        for path in FINDINGS:
+            result = subprocess.run(
+                [*FUZZ, "--replay", str(path), f"127.0.0.1:{server.port}", "--json"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode in (0, 1), result.stdout + result.stderr
+            outcome = json.loads(result.stdout)
+            assert outcome["reproduced"] == (result.returncode == 1)
+            outcomes[path.name] = outcome
+    print(json.dumps(outcomes, indent=2))  # Go's current behaviour, for the record
