@@ -57,10 +57,11 @@ from ech.server.ech import check_inner
 from ech.tls import extensions as ext
 from ech.tls.enums import AlertLevel, ContentType, ExtensionType
 from ech.tls.extensions import OfferedPsks
+from ech.tls.key_schedule import traffic_keys
 from ech.tls.messages import MESSAGE_CLASSES, ClientHello
 from ech.tls.records import HandshakeReassembler, RecordLayer
-from ech.tls.suites import SUITES
-from ech.tls.wire import Reader
+from ech.tls.suites import SUITES, SuiteParams
+from ech.tls.wire import Reader, record_header
 
 E = ExtensionType
 HERE = Path(__file__).resolve().parent
@@ -95,18 +96,25 @@ _SUITE_IDS = sorted(SUITES)
 def records(data: bytes) -> None:
     """The record layer (RFC 8446 §5) and handshake reassembly (§5.1).
 
-    The first byte chooses plaintext (even) or protected records under a
-    fixed key of one of the suites (odd), so both sides of ``next_record``
-    are reached; handshake payloads go through the reassembler, and every
-    whole message through its parser.
+    The first byte chooses: plaintext records (its low bits 0), protected
+    records under a fixed key of one of the suites (1), or TLSInnerPlaintexts
+    (2, RFC 8446 §5.2), each behind a one-byte length, that the harness
+    seals with that key, so the fuzzer reaches what follows a valid tag
+    (content type, padding, size limits). Handshake payloads go through the
+    reassembler, and every whole message through its parser.
     """
     if not data:
         return
     layer = RecordLayer()
-    if data[0] & 1:
-        suite = SUITES[_SUITE_IDS[(data[0] >> 1) % len(_SUITE_IDS)]]
-        layer.set_read_key(suite, bytes(suite.hash.digest_size))
-    layer.receive(data[1:])
+    mode = data[0] & 3
+    suite = SUITES[_SUITE_IDS[(data[0] >> 2) % len(_SUITE_IDS)]]
+    stream = data[1:]
+    if mode:
+        secret = bytes(suite.hash.digest_size)
+        layer.set_read_key(suite, secret)
+        if mode >= 2:
+            stream = _sealed_records(suite, secret, stream)
+    layer.receive(stream)
     reassembler = HandshakeReassembler(1 << 16)
     while (record := layer.next_record()) is not None:
         if record.content_type != ContentType.HANDSHAKE:
@@ -118,6 +126,24 @@ def records(data: bytes) -> None:
             cls = MESSAGE_CLASSES.get(msg_type)
             if cls is not None:
                 assert cls.parse(body).encode() == body
+
+
+def _sealed_records(suite: SuiteParams, secret: bytes, data: bytes) -> bytes:
+    """Each length-prefixed chunk of ``data`` sealed as one TLSCiphertext."""
+    keys = traffic_keys(suite.hash, secret, suite.key_length)
+    aead = suite.aead_factory(keys.key)
+    iv = int.from_bytes(keys.iv, "big")
+    out = bytearray()
+    pos = seq = 0
+    while pos < len(data):
+        length = data[pos]
+        inner = data[pos + 1 : pos + 1 + length]
+        pos += 1 + length
+        header = record_header(ContentType.APPLICATION_DATA, len(inner) + 16)
+        nonce = (iv ^ seq).to_bytes(12, "big")
+        out += header + aead.encrypt(nonce, inner, header)
+        seq += 1
+    return bytes(out)
 
 
 # the handshake codec ------------------------------------------------------------------
