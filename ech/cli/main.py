@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from ech.cli import connect, demo, keygen, serve
 from ech.cli.args import config_list
+from ech.fuzz import add_fuzz_command
 from ech.probe import client as probe_client
 from ech.probe import server as probe_server
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(commands)
     probe_server.add_parser(commands)
     probe_client.add_parser(commands)
+    add_fuzz_command(commands)
     _add_dns_commands(commands)
     return parser
 
