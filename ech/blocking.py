@@ -131,6 +131,7 @@ def connect(
     ech_configs: ECHConfigList | None = None,
     ech_retry: bool = True,
     resolver: DoHResolver | None = None,
+    require_ech: bool = False,
     timeout: float | None = 30.0,
     socket_factory: SocketFactory = socket.create_connection,
 ) -> TLSSocket:
@@ -146,13 +147,19 @@ def connect(
     record is looked up first (RFC 9848 §5; nothing is sent before it
     answers): its ECH configs are used, or GREASE when it has none. Without
     a resolver there is no DNS traffic at all. The policy is
-    :mod:`ech.dial`'s, shared with :func:`ech.aio.open_connection`.
+    :mod:`ech.dial`'s, shared with :func:`ech.aio.open_connection`. It
+    refuses to send a ClientHello when every HTTPS record carries ``ech``
+    but none is usable (RFC 9848 §5.1); with ``require_ech`` (strict mode)
+    it connects only with real ECH configs, so the outcome is ECH accepted
+    or an error. ``tls.ech_outcome`` says what became of ECH and why.
 
     ``socket_factory`` opens the TCP connection, as
     ``socket.create_connection((host, port), timeout)`` does by default.
 
     Raises:
         ECHRejectedError: ECH was rejected and not (or no longer) retried.
+        ECHUnavailableError: ECH was promised or required and cannot be
+            offered; nothing was sent.
         DNSLookupError: the resolver failed.
     """
     name = server_name or host
@@ -163,6 +170,7 @@ def connect(
         ech_configs=ech_configs,
         resolver=resolver,
         ech_retry=ech_retry,
+        require_ech=require_ech,
     )
 
     def once(config: ClientConfig, configs: ECHConfigList | None) -> TLSSocket:

@@ -7,6 +7,8 @@ handshake result, session tickets, and how the connection ended.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ech.config import ECHConfigList
 from ech.errors import ECHRejectedError, PeerAlert
 from ech.events import (
@@ -22,6 +24,9 @@ from ech.tls.connection import Connection
 from ech.tls.enums import AlertDescription
 from ech.tls.session import SessionTicket
 
+if TYPE_CHECKING:
+    from ech.dial import ECHOutcome
+
 
 class EventStream:
     """Application-facing state of one adapted connection."""
@@ -33,6 +38,8 @@ class EventStream:
         #: and the retry_configs it used.
         self.retried = False
         self.retry_configs: ECHConfigList | None = None
+        #: A client's ECH outcome and the reason for it (set by ech.dial).
+        self.ech_outcome: ECHOutcome | None = None
         self.session_tickets: list[SessionTicket] = []
         #: Split mode: set when the server hands the connection to a backend.
         self.forward: ForwardToBackend | None = None

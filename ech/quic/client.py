@@ -36,6 +36,7 @@ from ech.tls.quic import CRYPTO_ERROR
 from ech.tls.session import SessionTicket
 
 if TYPE_CHECKING:
+    from ech.dial import ECHOutcome
     from ech.dns.resolver import DoHResolver
 
 __all__ = ["HTTP3Connection", "connect", "open_http3", "quic_configuration"]
@@ -170,6 +171,7 @@ class HTTP3Connection:
             outer names, suite, group, ALPN.
         retried: whether this is the one retry after an ECH rejection, and
             ``retry_configs`` the configs it used.
+        ech_outcome: ECH's outcome and the reason for it (ech.dial's).
         authority: what ``:authority`` names (the inner server name).
     """
 
@@ -183,6 +185,7 @@ class HTTP3Connection:
         self.authority = authority
         self.retried = False
         self.retry_configs: ECHConfigList | None = None
+        self.ech_outcome: ECHOutcome | None = None
 
     async def request(
         self,
@@ -222,16 +225,20 @@ async def open_http3(
     ech_configs: ECHConfigList | None = None,
     resolver: DoHResolver | None = None,
     ech_retry: bool = True,
+    require_ech: bool = False,
     session: SessionTicket | None = None,
     timeout: float | None = 30.0,
 ) -> HTTP3Connection:
     """Connect over QUIC, complete our handshake, speak HTTP/3.
 
     ``config`` must offer ALPN ``h3`` (RFC 9114 §3.1); discovery, GREASE and
-    the one retry are :mod:`ech.dial`'s.
+    the one retry are :mod:`ech.dial`'s, and so is ``require_ech`` (strict
+    mode: real ECH or nothing).
 
     Raises:
         ECHRejectedError: ECH was rejected and not (or no longer) retried.
+        ECHUnavailableError: ECH was promised or required and cannot be
+            offered; nothing was sent.
         DNSLookupError: the resolver failed; nothing was sent.
         PeerAlert: the server aborted the handshake.
         ConnectionError: the handshake failed otherwise.
@@ -247,6 +254,7 @@ async def open_http3(
         ech_configs=ech_configs,
         resolver=resolver,
         ech_retry=ech_retry,
+        require_ech=require_ech,
     )
 
     async def once(
