@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ech import dial
 from ech.client.config import ClientConfig
@@ -180,17 +180,21 @@ def connect(
     return dial.connect_with_retry(plan, once)
 
 
+T = TypeVar("T", bound=TLSSocket)
+
+
 def _handshake(
     sock: socket.socket,
     config: ClientConfig,
     server_name: str,
     session: SessionTicket | None,
     ech_configs: ECHConfigList | None,
-) -> TLSSocket:
+    stream_class: type[T] = TLSSocket,  # type: ignore[assignment]  # T's default
+) -> T:
     connection = ClientConnection(
         config, server_name, session=session, ech_configs=ech_configs
     )
-    tls = TLSSocket(sock, connection)
+    tls = stream_class(sock, connection)
     try:
         connection.start()
         tls.do_handshake()

@@ -35,7 +35,16 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # 3. DNS: HTTPS records, DoH resolution, zone answers (dnspython).
     ("ech.dns",),
     # 4. Adapters: sockets, asyncio (with the one asyncio server), HTTP.
-    ("ech.stream", "ech.dial", "ech.blocking", "ech.aio", "ech.http", "ech.quic"),
+    (
+        "ech.stream",
+        "ech.dial",
+        "ech.blocking",
+        "ech.context",
+        "ech.aio",
+        "ech.http",
+        "ech.quic",
+        "ech.httpx",
+    ),
     # 5. ``ech serve``: keys on disk, metrics, status page, DoH app.
     ("ech.serve",),
     # 6. The command line, the demo and the package's public face.
