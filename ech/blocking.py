@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -40,6 +41,10 @@ class TLSSocket(EventStream):
     def __init__(self, sock: socket.socket, connection: Connection) -> None:
         super().__init__(connection)
         self.socket = sock
+        # One reader thread and one writer thread may share the connection
+        # (httpcore's HTTP/2 does): the sans-IO state and the order of
+        # records on the wire are kept under one lock, never held in recv.
+        self._lock = threading.RLock()
 
     def _flush(self) -> None:
         data = self.connection.data_to_send()
@@ -48,16 +53,17 @@ class TLSSocket(EventStream):
 
     def _pump(self) -> None:
         data = self.socket.recv(_RECV_SIZE)
-        try:
-            events = self.connection.receive_data(data)
-        except BaseException:
-            # Alerts are queued before receive_data raises: send them, but a
-            # peer that already hung up must not hide the TLS error.
-            with contextlib.suppress(OSError):
-                self._flush()
-            raise
-        self._flush()
-        self._absorb(events)
+        with self._lock:
+            try:
+                events = self.connection.receive_data(data)
+            except BaseException:
+                # Alerts are queued before receive_data raises: send them, but a
+                # peer that already hung up must not hide the TLS error.
+                with contextlib.suppress(OSError):
+                    self._flush()
+                raise
+            self._flush()
+            self._absorb(events)
 
     def do_handshake(self) -> HandshakeComplete:
         """Run the handshake to completion.
@@ -96,8 +102,9 @@ class TLSSocket(EventStream):
 
     def sendall(self, data: bytes) -> None:
         """Send application data."""
-        self.connection.send(data)
-        self._flush()
+        with self._lock:
+            self.connection.send(data)
+            self._flush()
 
     def update_keys(self, *, request_peer: bool = True) -> None:
         """Send a KeyUpdate (RFC 8446 §4.6.3)."""

@@ -116,6 +116,9 @@ class Plan:
         ech_retry: Retry once with the server's retry_configs.
         reason: Why no real ECH is offered (None when it is).
         detail: Where the configs came from, or why there are none.
+        addresses: Where the HTTPS record says to connect (its endpoint's
+            A/AAAA or hints; RFC 9460 §7.3), empty without discovery.
+        port: The endpoint's port (RFC 9460 §7.2), None without discovery.
     """
 
     config: ClientConfig
@@ -123,6 +126,8 @@ class Plan:
     ech_retry: bool = True
     reason: ECHReason | None = None
     detail: str = "ECH configs given by the caller"
+    addresses: tuple[str, ...] = ()
+    port: int | None = None
 
     @classmethod
     def given(
@@ -174,6 +179,7 @@ class Plan:
                 record gives no usable config.
         """
         where = f"the HTTPS record of {discovery.resolution.query_name}"
+        addresses, port = discovery.addresses, discovery.port
         configs = discovery.ech_configs
         if discovery.endpoint is None:
             reason = ECHReason.NO_HTTPS_RECORD
@@ -194,16 +200,12 @@ class Plan:
                     " was sent (SVCB-reliant, RFC 9848 §5.1)",
                 )
         else:
-            return cls(config, configs, ech_retry, None, f"ECH configs from {where}")
+            detail = f"ECH configs from {where}"
+            return cls(config, configs, ech_retry, None, detail, addresses, port)
         if require_ech:
             raise ECHUnavailableError(reason, f"{detail}; ECH is required: not sent")
-        return cls(
-            dataclasses.replace(config, ech_grease=True),
-            None,
-            ech_retry,
-            reason,
-            detail,
-        )
+        grease = dataclasses.replace(config, ech_grease=True)
+        return cls(grease, None, ech_retry, reason, detail, addresses, port)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from ech.tls.session import SessionTicket
 if TYPE_CHECKING:
     from ech.dns.resolver import DoHResolver
 
-__all__ = ["open_connection"]
+__all__ = ["open_connection", "start_tls"]
 
 
 async def open_connection(
@@ -70,6 +70,28 @@ async def _open_once(
     ech_configs: ECHConfigList | None,
 ) -> TLSStream:
     reader, writer = await asyncio.open_connection(host, port)
+    return await start_tls(
+        reader, writer, config, server_name, session=session, ech_configs=ech_configs
+    )
+
+
+async def start_tls(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    config: ClientConfig,
+    server_name: str,
+    *,
+    session: SessionTicket | None = None,
+    ech_configs: ECHConfigList | None = None,
+) -> TLSStream:
+    """One client handshake over connected streams, no retry (ech.dial's job).
+
+    The writer is closed if the handshake fails, after the queued alert.
+
+    Raises:
+        ECHRejectedError: the server rejected ECH (this connection is over).
+        Alert, PeerAlert, ConnectionClosedError: the handshake failed.
+    """
     connection = ClientConnection(
         config, server_name, session=session, ech_configs=ech_configs
     )

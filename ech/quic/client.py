@@ -25,7 +25,7 @@ from aioquic.quic.configuration import QuicConfiguration
 
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
-from ech.dial import connect_with_retry_async, plan_async
+from ech.dial import Plan, connect_with_retry_async, plan_async
 from ech.errors import ECHRejectedError, PeerAlert
 from ech.events import HandshakeComplete
 from ech.http.http3 import H3ClientProtocol
@@ -200,6 +200,11 @@ class HTTP3Connection:
             Request(method, target, headers, body), self.authority
         )
 
+    @property
+    def is_closed(self) -> bool:
+        """Whether the connection is over (a pool then opens a new one)."""
+        return self._protocol.closed_reason is not None
+
     async def close(self) -> None:
         """Close the QUIC connection (CONNECTION_CLOSE with NO_ERROR)."""
         await self._opened.close()
@@ -228,12 +233,15 @@ async def open_http3(
     require_ech: bool = False,
     session: SessionTicket | None = None,
     timeout: float | None = 30.0,
+    plan: Plan | None = None,
 ) -> HTTP3Connection:
     """Connect over QUIC, complete our handshake, speak HTTP/3.
 
     ``config`` must offer ALPN ``h3`` (RFC 9114 §3.1); discovery, GREASE and
     the one retry are :mod:`ech.dial`'s, and so is ``require_ech`` (strict
-    mode: real ECH or nothing).
+    mode: real ECH or nothing). A caller that made the :class:`~ech.dial.Plan`
+    itself (to learn the addresses, as :mod:`ech.httpx` does) passes it as
+    ``plan``; the other ECH arguments are then unused.
 
     Raises:
         ECHRejectedError: ECH was rejected and not (or no longer) retried.
@@ -247,7 +255,7 @@ async def open_http3(
     if "h3" not in config.alpn_protocols:
         raise ValueError("HTTP/3 needs ALPN h3 in ClientConfig.alpn_protocols")
     name = server_name or host
-    plan = await plan_async(
+    plan = plan or await plan_async(
         config,
         name,
         port,

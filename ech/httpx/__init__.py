@@ -1,0 +1,218 @@
+"""httpx transports with ECH: :class:`ECHTransport` and :class:`AsyncECHTransport`.
+
+For httpx 0.28 (with httpcore 1.x); :mod:`ech.httpx2` is the same for
+httpx2 (whose transport API is the same, on httpcore2)::
+
+    import httpx
+    from ech.httpx import ECHTransport
+
+    transport = ECHTransport(doh="https://dns.example/dns-query", http2=True)
+    with httpx.Client(transport=transport) as client:
+        response = client.get("https://secret.example/")
+        print(response.extensions["ech_status"], response.http_version)
+
+What each connection does (the policy is :mod:`ech.dial`'s, as for every
+client of this package):
+
+* with ``doh=URL`` or ``resolver=``, the origin's HTTPS record is looked up
+  before anything is sent (RFC 9848 §5.3) and its endpoint's address and
+  port are used; ``ech_configs=`` skips DNS; neither means no ECH at all
+  (a plain TLS 1.3 client, as httpx's own);
+* ECH with the record's configs, or GREASE ECH when the record has none
+  (RFC 9849 §6.2); never a cleartext ClientHello when every record
+  carries ``ech`` (RFC 9848 §5.1), and with ``require_ech=True`` only real
+  ECH (else :class:`~ech.errors.ECHUnavailableError`);
+* after a rejection, one retry on a new TCP connection with the server's
+  authenticated retry_configs (RFC 9849 §6.1.6);
+* ALPN ``h2`` and ``http/1.1`` as ``http2=``/``http1=`` ask; httpcore picks
+  HTTP/2 from ``selected_alpn_protocol()`` and keeps connections alive;
+* with ``http3=True``, https requests go over HTTP/3 instead
+  (:func:`ech.quic.client.open_http3`, one QUIC connection per origin),
+  since httpcore has no HTTP/3.
+
+Each response says what happened in ``response.extensions``:
+``ech_status`` (``accepted``, ``grease``, ``not_offered``), ``ech_reason``
+and ``ech_detail`` (why, see :class:`~ech.events.ECHReason`),
+``outer_server_name`` (what the network saw), ``server_name``,
+``retried``, ``alpn`` and httpcore's ``http_version`` (``b"HTTP/2"``; read
+it as ``response.http_version``). A connection that fails for ECH raises
+``httpx.ConnectError`` whose ``__cause__`` is our error
+(:class:`~ech.errors.ECHRejectedError`, ``ECHUnavailableError``,
+``DNSLookupError``).
+
+``verify=`` is httpx's (True, False, a CA file, or an ``ssl.SSLContext``
+whose loaded CAs are trusted); ``cafile=`` names a CA file directly and is
+also used for the DoH server. Timeouts are httpx's (connect covers
+discovery, TCP and the handshake). The asyncio transport runs on asyncio,
+not trio. Proxies and Unix sockets are not supported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpcore
+import httpx
+
+from ech.config import ECHConfigList
+from ech.httpx._base import AsyncCore, Flavor, SyncCore, Verify, make_dialer
+
+if TYPE_CHECKING:
+    from ech.client.config import ClientConfig
+    from ech.dns.resolver import DoHResolver
+
+__all__ = ["AsyncECHTransport", "ECHTransport"]
+
+FLAVOR = Flavor(httpx, httpcore)
+
+#: httpx's own default pool limits.
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+
+class _ResponseStream(httpx.SyncByteStream):
+    def __init__(self, stream: Iterable[bytes], flavor: Flavor) -> None:
+        self._stream = stream
+        self._flavor = flavor
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self._flavor.mapped():
+            yield from self._stream
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+class _AsyncResponseStream(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterator[bytes], flavor: Flavor) -> None:
+        self._stream = stream
+        self._flavor = flavor
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with self._flavor.mapped():
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class ECHTransport(SyncCore, httpx.BaseTransport):
+    """A blocking httpx transport whose TLS is ours, with ECH.
+
+    Args:
+        verify: httpx's ``verify=`` (see the module docstring).
+        cafile: A PEM CA file to trust, for the servers and the DoH server.
+        http1, http2: ALPN ``http/1.1`` and ``h2`` (RFC 7301).
+        http3: Send https requests over HTTP/3 (QUIC) instead.
+        doh: A DoH resolver URL (RFC 8484) for HTTPS records.
+        resolver: A :class:`~ech.dns.DoHResolver` to use instead (not
+            closed by the transport).
+        ech_configs: ECH configs to use for every origin, without DNS.
+        require_ech: Strict mode: real ECH or an error.
+        ech_retry: Retry once after a rejection (RFC 9849 §6.1.6).
+        limits, retries, local_address, socket_options: httpx's.
+        config: A :class:`~ech.ClientConfig` to start from (ALPN and trust
+            are set from the arguments above).
+    """
+
+    flavor = FLAVOR
+
+    def __init__(
+        self,
+        *,
+        verify: Verify = True,
+        cafile: str | Path | None = None,
+        http1: bool = True,
+        http2: bool = False,
+        http3: bool = False,
+        doh: str | None = None,
+        resolver: DoHResolver | None = None,
+        ech_configs: ECHConfigList | None = None,
+        require_ech: bool = False,
+        ech_retry: bool = True,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        retries: int = 0,
+        local_address: str | None = None,
+        socket_options: Iterable[tuple[int, ...]] | None = None,
+        config: ClientConfig | None = None,
+    ) -> None:
+        dialer = make_dialer(
+            verify=verify,
+            cafile=cafile,
+            http1=http1,
+            http2=http2,
+            doh=doh,
+            resolver=resolver,
+            ech_configs=ech_configs,
+            require_ech=require_ech,
+            ech_retry=ech_retry,
+            config=config,
+        )
+        self._setup(
+            dialer, http1, http2, http3, limits, retries, local_address, socket_options
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` on a pooled connection (or HTTP/3); its response."""
+        response: httpx.Response = self._handle(request, _ResponseStream)
+        return response
+
+    def close(self) -> None:
+        """Close the pooled connections (and the DoH resolver made from doh=)."""
+        self._close()
+
+
+class AsyncECHTransport(AsyncCore, httpx.AsyncBaseTransport):
+    """The asyncio twin of :class:`ECHTransport`; the same arguments."""
+
+    flavor = FLAVOR
+
+    def __init__(
+        self,
+        *,
+        verify: Verify = True,
+        cafile: str | Path | None = None,
+        http1: bool = True,
+        http2: bool = False,
+        http3: bool = False,
+        doh: str | None = None,
+        resolver: DoHResolver | None = None,
+        ech_configs: ECHConfigList | None = None,
+        require_ech: bool = False,
+        ech_retry: bool = True,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        retries: int = 0,
+        local_address: str | None = None,
+        socket_options: Iterable[tuple[int, ...]] | None = None,
+        config: ClientConfig | None = None,
+    ) -> None:
+        dialer = make_dialer(
+            verify=verify,
+            cafile=cafile,
+            http1=http1,
+            http2=http2,
+            doh=doh,
+            resolver=resolver,
+            ech_configs=ech_configs,
+            require_ech=require_ech,
+            ech_retry=ech_retry,
+            config=config,
+        )
+        self._setup(
+            dialer, http1, http2, http3, limits, retries, local_address, socket_options
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` on a pooled connection (or HTTP/3); its response."""
+        response: httpx.Response = await self._handle(request, _AsyncResponseStream)
+        return response
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (and the DoH resolver made from doh=)."""
+        await self._close()

@@ -1,0 +1,279 @@
+"""``ech.httpx``: httpx transports with ECH, against ``ech serve`` (a subprocess).
+
+One ``ech serve --doh /dns-query --http3`` serves the module: DoH records
+for its names (``alpn=h3,h2,http/1.1`` and ``ech`` from its key), the
+status page over h2, http/1.1 and h3, and a log line per connection, from
+which the tests count connections (pooling) and read the server's view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ech.client.config import ClientConfig
+from ech.config import ECHConfigList
+from ech.errors import ECHRejectedError, ECHUnavailableError
+from ech.httpx import AsyncECHTransport, ECHTransport
+from ech.keys import write_ech_key
+from tests.server.conftest import (
+    HIDDEN_NAME,
+    IO_TIMEOUT,
+    PUBLIC_NAME,
+    ServeProcess,
+    ServerPKI,
+    config_list,
+    ech_key,
+    serve_process,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@dataclass
+class Site:
+    server: ServeProcess
+    configs: ECHConfigList
+    ca: Path
+
+    @property
+    def doh(self) -> str:
+        return f"https://127.0.0.1:{self.server.port}/dns-query"
+
+    @property
+    def url(self) -> str:
+        """The hidden origin, found through DoH."""
+        return f"https://{HIDDEN_NAME}:{self.server.port}/"
+
+    @property
+    def loopback(self) -> str:
+        """The server by address, for clients given configs (no DNS here)."""
+        return f"https://127.0.0.1:{self.server.port}/"
+
+    def connections(self) -> list[dict[str, Any]]:
+        """``ech serve``'s connection lines for the site (not DoH's, by address)."""
+        names = (HIDDEN_NAME, PUBLIC_NAME)
+        return [
+            line for line in self.server.connections() if line["server_name"] in names
+        ]
+
+
+#: The inner name over a connection to 127.0.0.1 (httpcore's extension).
+SNI = {"sni_hostname": HIDDEN_NAME}
+
+
+@pytest.fixture(scope="module")
+def site(
+    server_pki: ServerPKI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    directory = tmp_path_factory.mktemp("httpx")
+    key = ech_key(5)
+    write_ech_key(directory / "ech.pem", key)
+    # DoH is reached at 127.0.0.1 without SNI: that certificate comes first.
+    server_pki.ca.write(directory, server_pki.ca.issue("127.0.0.1"), "loopback")
+    args: list[str | Path] = [
+        *("--cert", directory / "loopback.pem", "--key", directory / "loopback.key"),
+        *server_pki.cert_args(),
+        *("--ech-key", directory / "ech.pem", "--doh", "/dns-query", "--http3"),
+    ]
+    with serve_process(args, directory / "serve.log", metrics=True) as server:
+        yield Site(server, config_list(key), server_pki.ca_file)
+
+
+def page(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = json.loads(response.content)
+    return found
+
+
+def wait_lines(site: Site, before: int, count: int) -> list[dict[str, Any]]:
+    """The connection lines after the first ``before``, once ``count`` came."""
+    deadline = time.monotonic() + IO_TIMEOUT
+    while len(lines := site.connections()) < before + count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"expected {count} more connection lines: {lines}")
+        time.sleep(0.02)
+    time.sleep(0.1)  # one more would show up now
+    return site.connections()[before:]
+
+
+def test_h2_from_doh_one_pooled_connection(site: Site) -> None:
+    """DoH discovery, ECH accepted, HTTP/2 by ALPN, three requests, one connection."""
+    before = len(site.connections())
+    transport = ECHTransport(doh=site.doh, cafile=site.ca, http2=True)
+    with httpx.Client(transport=transport, timeout=IO_TIMEOUT) as client:
+        responses = [client.get(site.url) for _ in range(3)]
+    for response in responses:
+        assert response.http_version == "HTTP/2"
+        assert response.extensions["ech_status"] == "accepted"
+        assert response.extensions["outer_server_name"] == PUBLIC_NAME
+        assert response.extensions["retried"] is False
+        assert response.extensions["ech_reason"] == "accepted"
+        assert "the HTTPS record of" in response.extensions["ech_detail"]
+        seen = page(response)
+        assert (seen["ech_status"], seen["server_name"]) == ("accepted", HIDDEN_NAME)
+        assert seen["http_version"] == "h2"
+    lines = wait_lines(site, before, 1)
+    assert len(lines) == 1, lines  # pooled: one TLS connection for three requests
+    assert (lines[0]["ech_status"], lines[0]["alpn"]) == ("accepted", "h2")
+
+
+def test_http11_keep_alive_reuses_the_connection(site: Site) -> None:
+    before = len(site.connections())
+    transport = ECHTransport(
+        ech_configs=site.configs, cafile=site.ca, http1=True, http2=False
+    )
+    with httpx.Client(transport=transport, timeout=IO_TIMEOUT) as client:
+        responses = [client.get(site.loopback, extensions=SNI) for _ in range(3)]
+    assert [r.http_version for r in responses] == ["HTTP/1.1"] * 3
+    assert all(page(r)["ech_status"] == "accepted" for r in responses)
+    lines = wait_lines(site, before, 1)
+    assert len(lines) == 1, lines
+    assert lines[0]["alpn"] == "http/1.1"
+
+
+def test_rejected_then_retried_on_a_new_connection(site: Site) -> None:
+    """A stale config: rejected, one retry with retry_configs, then pooled."""
+    before = len(site.connections())
+    stale = config_list(ech_key(6))
+    transport = ECHTransport(ech_configs=stale, cafile=site.ca, http2=True)
+    with httpx.Client(transport=transport, timeout=IO_TIMEOUT) as client:
+        first = client.get(site.loopback, extensions=SNI)
+        second = client.get(site.loopback, extensions=SNI)
+    for response in (first, second):
+        assert response.extensions["ech_status"] == "accepted"
+        assert response.extensions["retried"] is True
+        assert response.extensions["ech_reason"] == "accepted_after_retry"
+        assert page(response)["server_name"] == HIDDEN_NAME
+    lines = wait_lines(site, before, 2)
+    assert [line["ech_status"] for line in lines] == ["rejected", "accepted"]
+    assert lines[0]["alert_received"] == "ech_required"
+    assert lines[0]["ech_reason"] == "grease_shaped"  # an unknown X25519 config
+
+
+def test_rejection_without_retry_is_a_connect_error_with_its_cause(
+    site: Site,
+) -> None:
+    stale = config_list(ech_key(7))
+    transport = ECHTransport(ech_configs=stale, cafile=site.ca, ech_retry=False)
+    with (
+        httpx.Client(transport=transport, timeout=IO_TIMEOUT) as client,
+        pytest.raises(httpx.ConnectError) as failed,
+    ):
+        client.get(site.loopback, extensions=SNI)
+    cause = failed.value.__cause__
+    assert isinstance(cause, ECHRejectedError)
+    assert cause.retry_configs == site.configs
+    assert "authenticated as public.example and sent 1 retry config" in str(cause)
+
+
+def test_grease_when_asked_without_configs(site: Site) -> None:
+    transport = ECHTransport(
+        cafile=site.ca, config=ClientConfig(ech_grease=True), http2=True
+    )
+    with httpx.Client(transport=transport, timeout=IO_TIMEOUT) as client:
+        response = client.get(site.loopback, extensions=SNI)
+    assert response.extensions["ech_status"] == "grease"
+    assert response.extensions["ech_reason"] == "grease_requested"
+    assert response.extensions["outer_server_name"] == HIDDEN_NAME
+    assert f"{HIDDEN_NAME} was visible" in response.extensions["ech_detail"]
+    assert page(response)["ech_status"] == "rejected"  # the server cannot tell
+
+
+def test_strict_mode_without_configs_sends_nothing(site: Site) -> None:
+    before = len(site.server.connections())
+    transport = ECHTransport(cafile=site.ca, require_ech=True)
+    with (
+        httpx.Client(transport=transport, timeout=IO_TIMEOUT) as client,
+        pytest.raises(httpx.ConnectError) as failed,
+    ):
+        client.get(site.loopback, extensions=SNI)
+    assert isinstance(failed.value.__cause__, ECHUnavailableError)
+    assert len(site.server.connections()) == before
+
+
+def test_verify_takes_an_ssl_context_and_refuses_an_unknown_ca(site: Site) -> None:
+    context = ssl.create_default_context(cafile=str(site.ca))
+    good = ECHTransport(verify=context, ech_configs=site.configs)
+    with httpx.Client(transport=good, timeout=IO_TIMEOUT) as client:
+        assert client.get(site.loopback, extensions=SNI).status_code == 200
+    bad = ECHTransport(ech_configs=site.configs)  # the system store
+    with (
+        httpx.Client(transport=bad, timeout=IO_TIMEOUT) as client,
+        pytest.raises(httpx.ConnectError),
+    ):
+        client.get(site.loopback, extensions=SNI)
+
+
+def test_async_h2_from_doh_pooled(site: Site) -> None:
+    before = len(site.connections())
+
+    async def main() -> list[httpx.Response]:
+        transport = AsyncECHTransport(doh=site.doh, cafile=site.ca, http2=True)
+        async with httpx.AsyncClient(transport=transport, timeout=IO_TIMEOUT) as client:
+            return list(await asyncio.gather(*(client.get(site.url) for _ in range(3))))
+
+    responses = asyncio.run(main())
+    for response in responses:
+        assert response.http_version == "HTTP/2"
+        assert response.extensions["ech_status"] == "accepted"
+        assert page(response)["server_name"] == HIDDEN_NAME
+    lines = wait_lines(site, before, 1)
+    assert len(lines) == 1, lines  # three concurrent requests multiplexed
+
+
+def test_async_retry_and_http11(site: Site) -> None:
+    before = len(site.connections())
+
+    async def main() -> httpx.Response:
+        transport = AsyncECHTransport(
+            ech_configs=config_list(ech_key(8)), cafile=site.ca
+        )
+        async with httpx.AsyncClient(transport=transport, timeout=IO_TIMEOUT) as client:
+            return await client.get(site.loopback, extensions=SNI)
+
+    response = asyncio.run(main())
+    assert response.http_version == "HTTP/1.1"
+    assert (response.extensions["ech_status"], response.extensions["retried"]) == (
+        "accepted",
+        True,
+    )
+    lines = wait_lines(site, before, 2)
+    assert [line["ech_status"] for line in lines] == ["rejected", "accepted"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_http3_pooled_per_origin(site: Site, mode: str) -> None:
+    """http3=True: requests go over our HTTP/3 client, one QUIC connection."""
+    before = len(site.connections())
+    if mode == "sync":
+        transport = ECHTransport(doh=site.doh, cafile=site.ca, http3=True)
+        with httpx.Client(transport=transport, timeout=IO_TIMEOUT) as client:
+            responses = [client.get(site.url) for _ in range(2)]
+    else:
+
+        async def main() -> list[httpx.Response]:
+            transport = AsyncECHTransport(doh=site.doh, cafile=site.ca, http3=True)
+            async with httpx.AsyncClient(
+                transport=transport, timeout=IO_TIMEOUT
+            ) as client:
+                return [await client.get(site.url) for _ in range(2)]
+
+        responses = asyncio.run(main())
+    for response in responses:
+        assert response.http_version == "HTTP/3"
+        assert response.extensions["ech_status"] == "accepted"
+        seen = page(response)
+        assert (seen["http_version"], seen["server_name"]) == ("h3", HIDDEN_NAME)
+    lines = wait_lines(site, before, 1)
+    assert len(lines) == 1, lines
+    assert lines[0]["alpn"] == "h3"
