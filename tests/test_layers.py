@@ -43,7 +43,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "ech.aio",
         "ech.http",
         "ech.quic",
+        "ech.httpcore_backend",
         "ech.httpx",
+        "ech.httpx2",
     ),
     # 5. ``ech serve``: keys on disk, metrics, status page, DoH app.
     ("ech.serve",),

@@ -57,7 +57,7 @@ import httpcore
 import httpx
 
 from ech.config import ECHConfigList
-from ech.httpx._base import AsyncCore, Flavor, SyncCore, Verify, make_dialer
+from ech.httpcore_backend import AsyncCore, Flavor, SyncCore, Verify, make_dialer
 
 if TYPE_CHECKING:
     from ech.client.config import ClientConfig

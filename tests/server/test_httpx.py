@@ -277,3 +277,39 @@ def test_http3_pooled_per_origin(site: Site, mode: str) -> None:
     lines = wait_lines(site, before, 1)
     assert len(lines) == 1, lines
     assert lines[0]["alpn"] == "h3"
+
+
+def test_httpx2_has_the_same_transports(site: Site) -> None:
+    """ech.httpx2: the same transports for httpx2 on httpcore2."""
+    import httpx2
+
+    from ech.httpx2 import AsyncECHTransport as Async2
+    from ech.httpx2 import ECHTransport as Sync2
+
+    before = len(site.connections())
+    transport = Sync2(doh=site.doh, cafile=site.ca, http2=True)
+    with httpx2.Client(transport=transport, timeout=IO_TIMEOUT) as client:
+        responses = [client.get(site.url) for _ in range(2)]
+
+    async def main() -> httpx2.Response:
+        transport = Async2(ech_configs=config_list(ech_key(9)), cafile=site.ca)
+        async with httpx2.AsyncClient(
+            transport=transport, timeout=IO_TIMEOUT
+        ) as client:
+            return await client.get(site.loopback, extensions=SNI)
+
+    retried = asyncio.run(main())
+    for response in responses:
+        assert response.http_version == "HTTP/2"
+        assert response.extensions["ech_status"] == "accepted"
+        assert json.loads(response.content)["server_name"] == HIDDEN_NAME
+    assert (retried.extensions["ech_status"], retried.extensions["retried"]) == (
+        "accepted",
+        True,
+    )
+    lines = wait_lines(site, before, 3)
+    assert [line["ech_status"] for line in lines] == [
+        "accepted",
+        "rejected",
+        "accepted",
+    ]

@@ -1,9 +1,10 @@
-"""The httpx transports' machinery, for any httpx/httpcore pair of one API.
+"""httpcore network backends over our TLS, and the httpx transports' work.
 
 httpx 0.28 with httpcore 1.x, and httpx2 with httpcore2, have the same
 transport and network-backend interfaces; this module takes the pair as
 arguments (:class:`Flavor`) and imports neither, so :mod:`ech.httpx` and
-:mod:`ech.httpx2` are thin and each loads only its own pair.
+:mod:`ech.httpx2` are thin and each loads only its own pair (one may be
+installed without the other).
 
 How it plugs in: httpcore's connection pool does HTTP/1.1 and HTTP/2 and
 keeps connections alive; it opens them through a network backend
