@@ -160,6 +160,7 @@ def outcome_extensions(tls: EventStream | HTTP3Connection) -> dict[str, object]:
         "server_name": handshake.server_name,
         "retried": tls.retried,
         "alpn": handshake.alpn_protocol,
+        "handshake": handshake,
     }
     if tls.ech_outcome is not None:
         found.update(tls.ech_outcome.fields())
@@ -176,6 +177,25 @@ class Dialer:
     require_ech: bool
     ech_retry: bool
     owns_resolver: bool = False
+    address: str | None = None
+
+    def target(self, plan: dial.Plan, host: str, port: int) -> tuple[str, int]:
+        """Where to connect: ``address`` if set, else the record's endpoint.
+
+        After discovery without an address (none in DoH, no hints) nothing
+        falls back to the system resolver, which would reveal the name
+        outside the encrypted DNS (RFC 9849 §10.2).
+
+        Raises:
+            OSError: discovery found no address.
+        """
+        if self.address is not None:
+            return self.address, plan.port or port
+        if plan.addresses:
+            return plan.addresses[0], plan.port or port
+        if plan.port is not None:  # the plan came from discovery
+            raise OSError(f"DNS gave no address for {host}")
+        return host, port
 
     def plan(self, host: str, port: int) -> dial.Plan:
         """Steps 1-2 of :mod:`ech.dial` for ``https://host:port`` (blocking)."""
@@ -193,11 +213,6 @@ class Dialer:
         """Close the resolver if the transport made it (``doh=``)."""
         if self.owns_resolver and self.resolver is not None:
             self.resolver.close()
-
-
-def _target(plan: dial.Plan, host: str, port: int) -> tuple[str, int]:
-    """Where to connect: the record's endpoint if discovery found one."""
-    return (plan.addresses[0] if plan.addresses else host), plan.port or port
 
 
 # -- blocking ------------------------------------------------------------------------
@@ -362,9 +377,9 @@ class SyncBackend:
         core = self.flavor.httpcore
         try:
             plan = self.dialer.plan(host, port)
-        except (TLSError, OSError) as error:
+            target = self.dialer.target(plan, host, port)
+        except (TLSError, OSError, ValueError) as error:  # ValueError: an IP with DoH
             raise failed(core.ConnectError, error) from error
-        target = _target(plan, host, port)
         options = tuple(socket_options or ())
         try:
             sock = self.open(target, timeout, options, local_address)
@@ -537,9 +552,9 @@ class AsyncBackend:
         core = self.flavor.httpcore
         try:
             plan = await asyncio.to_thread(self.dialer.plan, host, port)
-        except (TLSError, OSError) as error:
+            target = self.dialer.target(plan, host, port)
+        except (TLSError, OSError, ValueError) as error:  # ValueError: an IP with DoH
             raise failed(core.ConnectError, error) from error
-        target = _target(plan, host, port)
         try:
             async with asyncio.timeout(timeout):
                 streams = await self.open(target, local_address)
@@ -597,7 +612,7 @@ class H3Pool:
                 self.dialer, config=replace(self.dialer.config, alpn_protocols=("h3",))
             )
             plan = await asyncio.to_thread(h3.plan, host, port)
-            address, target_port = _target(plan, host, port)
+            address, target_port = self.dialer.target(plan, host, port)
             opened = await open_http3(
                 address, target_port, plan.config, host, plan=plan, timeout=timeout
             )
@@ -665,6 +680,7 @@ def make_dialer(
     require_ech: bool,
     ech_retry: bool,
     config: ClientConfig | None,
+    address: str | None = None,
 ) -> Dialer:
     """The shared part of both transports' constructors."""
     if not (http1 or http2):
@@ -691,6 +707,7 @@ def make_dialer(
         require_ech,
         ech_retry,
         owns,
+        address,
     )
 
 
@@ -745,7 +762,7 @@ async def h3_exchange(
         h3 = await pool.connection(host, port, connect)
     except TimeoutError as error:
         raise core.ConnectTimeout("QUIC handshake timed out") from error
-    except (TLSError, OSError) as error:
+    except (TLSError, OSError, ValueError) as error:
         raise failed(core.ConnectError, error) from error
     try:
         async with asyncio.timeout(read):

@@ -87,6 +87,8 @@ class ECHTransport(SyncCore, httpx2.BaseTransport):
         limits, retries, local_address, socket_options: httpx's.
         config: A :class:`~ech.ClientConfig` to start from (ALPN and trust
             are set from the arguments above).
+        address: Connect every origin here, whatever DNS says (as curl's
+            ``--connect-to``; ``ech get --address``); names and ECH stay.
     """
 
     flavor = FLAVOR
@@ -109,6 +111,7 @@ class ECHTransport(SyncCore, httpx2.BaseTransport):
         local_address: str | None = None,
         socket_options: Iterable[tuple[int, ...]] | None = None,
         config: ClientConfig | None = None,
+        address: str | None = None,
     ) -> None:
         dialer = make_dialer(
             verify=verify,
@@ -121,6 +124,7 @@ class ECHTransport(SyncCore, httpx2.BaseTransport):
             require_ech=require_ech,
             ech_retry=ech_retry,
             config=config,
+            address=address,
         )
         self._setup(
             dialer, http1, http2, http3, limits, retries, local_address, socket_options
@@ -159,6 +163,7 @@ class AsyncECHTransport(AsyncCore, httpx2.AsyncBaseTransport):
         local_address: str | None = None,
         socket_options: Iterable[tuple[int, ...]] | None = None,
         config: ClientConfig | None = None,
+        address: str | None = None,
     ) -> None:
         dialer = make_dialer(
             verify=verify,
@@ -171,6 +176,7 @@ class AsyncECHTransport(AsyncCore, httpx2.AsyncBaseTransport):
             require_ech=require_ech,
             ech_retry=ech_retry,
             config=config,
+            address=address,
         )
         self._setup(
             dialer, http1, http2, http3, limits, retries, local_address, socket_options

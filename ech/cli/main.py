@@ -69,6 +69,16 @@ def _add_dns_commands(
     get.add_argument(
         "--http3", action="store_true", help="HTTP/3 over QUIC only (RFC 9114)"
     )
+    get.add_argument(
+        "--http2",
+        action="store_true",
+        help="offer ALPN h2 before http/1.1; HTTP/2 if the server picks it",
+    )
+    get.add_argument(
+        "--require-ech",
+        action="store_true",
+        help="connect only with ECH: no GREASE, never the name in clear",
+    )
     get.add_argument("--json", action="store_true")
     get.set_defaults(func=_dns_command("cmd_get"))
 

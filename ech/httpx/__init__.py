@@ -34,8 +34,10 @@ Each response says what happened in ``response.extensions``:
 ``ech_status`` (``accepted``, ``grease``, ``not_offered``), ``ech_reason``
 and ``ech_detail`` (why, see :class:`~ech.events.ECHReason`),
 ``outer_server_name`` (what the network saw), ``server_name``,
-``retried``, ``alpn`` and httpcore's ``http_version`` (``b"HTTP/2"``; read
-it as ``response.http_version``). A connection that fails for ECH raises
+``retried``, ``alpn``, ``handshake`` (the whole
+:class:`~ech.HandshakeComplete`: suite, group, resumption) and
+httpcore's ``http_version`` (``b"HTTP/2"``; read it as
+``response.http_version``). A connection that fails for ECH raises
 ``httpx.ConnectError`` whose ``__cause__`` is our error
 (:class:`~ech.errors.ECHRejectedError`, ``ECHUnavailableError``,
 ``DNSLookupError``).
@@ -119,6 +121,8 @@ class ECHTransport(SyncCore, httpx.BaseTransport):
         limits, retries, local_address, socket_options: httpx's.
         config: A :class:`~ech.ClientConfig` to start from (ALPN and trust
             are set from the arguments above).
+        address: Connect every origin here, whatever DNS says (as curl's
+            ``--connect-to``; ``ech get --address``); names and ECH stay.
     """
 
     flavor = FLAVOR
@@ -141,6 +145,7 @@ class ECHTransport(SyncCore, httpx.BaseTransport):
         local_address: str | None = None,
         socket_options: Iterable[tuple[int, ...]] | None = None,
         config: ClientConfig | None = None,
+        address: str | None = None,
     ) -> None:
         dialer = make_dialer(
             verify=verify,
@@ -153,6 +158,7 @@ class ECHTransport(SyncCore, httpx.BaseTransport):
             require_ech=require_ech,
             ech_retry=ech_retry,
             config=config,
+            address=address,
         )
         self._setup(
             dialer, http1, http2, http3, limits, retries, local_address, socket_options
@@ -191,6 +197,7 @@ class AsyncECHTransport(AsyncCore, httpx.AsyncBaseTransport):
         local_address: str | None = None,
         socket_options: Iterable[tuple[int, ...]] | None = None,
         config: ClientConfig | None = None,
+        address: str | None = None,
     ) -> None:
         dialer = make_dialer(
             verify=verify,
@@ -203,6 +210,7 @@ class AsyncECHTransport(AsyncCore, httpx.AsyncBaseTransport):
             require_ech=require_ech,
             ech_retry=ech_retry,
             config=config,
+            address=address,
         )
         self._setup(
             dialer, http1, http2, http3, limits, retries, local_address, socket_options

@@ -25,6 +25,7 @@ from ech.config import ECHConfigList
 from ech.errors import ECHRejectedError, ECHUnavailableError
 from ech.httpx import AsyncECHTransport, ECHTransport
 from ech.keys import write_ech_key
+from tests.cli.conftest import find_ech_command, run_ech
 from tests.server.conftest import (
     HIDDEN_NAME,
     IO_TIMEOUT,
@@ -313,3 +314,66 @@ def test_httpx2_has_the_same_transports(site: Site) -> None:
         "rejected",
         "accepted",
     ]
+
+
+def test_ech_get_http2_runs_on_the_transport(site: Site) -> None:
+    """``ech get --http2``: h2 by ALPN; the old --json fields and the new ones."""
+    got = run_ech(
+        find_ech_command(),
+        *("get", site.url, "--doh", site.doh, "--ca", site.ca, "--http2", "--json"),
+    )
+    assert got.returncode == 0, got.stderr
+    outcome = json.loads(got.stdout)
+    for field in (
+        "url",
+        "ech_from_dns",
+        "ech_status",
+        "outer_server_name",
+        "server_name",
+        "tls_version",
+        "cipher_suite",
+        "group",
+        "alpn",
+        "resumed",
+        "hello_retry",
+        "retried",
+        "http_version",
+        "http_status",
+        "body",
+    ):
+        assert field in outcome, field  # the contract of --json
+    assert (outcome["ech_status"], outcome["http_version"]) == ("accepted", "h2")
+    assert outcome["ech_from_dns"] is True
+    assert outcome["alpn"] == "h2"
+    assert outcome["http_status"] == "HTTP/2 200 OK"
+    assert outcome["ech_reason"] == "accepted"
+    assert "the HTTPS record of" in outcome["ech_detail"]
+    assert json.loads(outcome["body"])["http_version"] == "h2"
+    plain = run_ech(
+        find_ech_command(),
+        *("get", site.url, "--doh", site.doh, "--ca", site.ca, "--json"),
+    )
+    assert json.loads(plain.stdout)["http_version"] == "http/1.1"  # as before
+
+
+def test_ech_connect_require_ech_without_configs_sends_nothing(site: Site) -> None:
+    before = len(site.server.connections())
+    got = run_ech(
+        find_ech_command(),
+        *("connect", f"127.0.0.1:{site.server.port}", "--sni", HIDDEN_NAME),
+        *("--ca", site.ca, "--require-ech", "--json"),
+    )
+    assert got.returncode == 1, got
+    outcome = json.loads(got.stdout)
+    assert outcome["ech_reason"] == "not_requested"
+    assert "ECH is required" in outcome["ech_detail"]
+    time.sleep(0.2)
+    assert len(site.server.connections()) == before
+    accepted = run_ech(
+        find_ech_command(),
+        *("connect", f"127.0.0.1:{site.server.port}", "--sni", HIDDEN_NAME),
+        *("--ca", site.ca, "--require-ech", "--json"),
+        *("--ech-config-list", site.configs.to_base64()),
+    )
+    assert accepted.returncode == 0, accepted
+    assert json.loads(accepted.stdout)["ech_reason"] == "accepted"
