@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from ech.cli import connect, demo, keygen, serve
+from ech.cli import connect, demo, diagnose, keygen, serve
 from ech.cli.args import config_list
 
 __all__ = ["build_parser", "main"]
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(commands)
     connect.add_parser(commands)
     demo.add_parser(commands)
+    diagnose.add_parser(commands)
     _add_dns_commands(commands)
     return parser
 

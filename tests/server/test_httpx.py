@@ -9,6 +9,7 @@ which the tests count connections (pooling) and read the server's view.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import ssl
 import time
@@ -21,7 +22,7 @@ import httpx
 import pytest
 
 from ech.client.config import ClientConfig
-from ech.config import ECHConfigList
+from ech.config import ECHConfig, ECHConfigList
 from ech.errors import ECHRejectedError, ECHUnavailableError
 from ech.httpx import AsyncECHTransport, ECHTransport
 from ech.keys import write_ech_key
@@ -377,3 +378,74 @@ def test_ech_connect_require_ech_without_configs_sends_nothing(site: Site) -> No
     )
     assert accepted.returncode == 0, accepted
     assert json.loads(accepted.stdout)["ech_reason"] == "accepted"
+
+
+def diagnose(site: Site, *args: str) -> tuple[int, dict[str, Any]]:
+    got = run_ech(find_ech_command(), "diagnose", *args, "--ca", site.ca, "--json")
+    return got.returncode, json.loads(got.stdout)
+
+
+@pytest.mark.parametrize("http3", [False, True], ids=["tcp", "quic"])
+def test_ech_diagnose_hidden(site: Site, http3: bool) -> None:
+    """DNS to wire: the observer saw public.example and ECH; exit 0."""
+    status, report = diagnose(
+        site, site.url, "--doh", site.doh, *(["--http3"] if http3 else [])
+    )
+    assert status == 0, report
+    assert report["dns"]["svcb_reliant"] is True
+    assert report["ech_configs"]["chosen_config_id"] == 5
+    assert report["handshake"]["ech_status"] == "accepted"
+    assert report["handshake"]["ech_reason"] == "accepted"
+    (seen,) = report["observer"]["connections"]
+    assert seen["sni"] == PUBLIC_NAME
+    assert seen["alpn"] == (["h3"] if http3 else ["http/1.1"])
+    assert seen["ech_extension"]["config_id"] == 5
+    assert seen["name_visible"] is False
+    assert report["hidden"]
+    text = run_ech(
+        find_ech_command(), "diagnose", site.url, "--doh", site.doh, "--ca", site.ca
+    )
+    assert "stayed hidden" in text.stdout, text
+
+
+def test_ech_diagnose_retry_shows_both_connections(site: Site) -> None:
+    stale = config_list(ech_key(11)).to_base64()
+    status, report = diagnose(
+        site, site.url, "--ech-config-list", stale, "--address", "127.0.0.1"
+    )
+    assert status == 0, report
+    assert report["handshake"]["ech_reason"] == "accepted_after_retry"
+    seen = report["observer"]["connections"]
+    assert [c["sni"] for c in seen] == [PUBLIC_NAME, PUBLIC_NAME]
+    assert [c["ech_extension"]["config_id"] for c in seen] == [11, 5]
+
+
+def test_ech_diagnose_exits_1_when_the_name_showed(site: Site) -> None:
+    """Given configs none of which is usable: GREASE, the name in clear."""
+    unusable = ECHConfigList(
+        tuple(
+            ECHConfig.from_contents(dataclasses.replace(c.contents, kem_id=0x9999))
+            for c in site.configs.configs
+            if c.contents is not None
+        )
+    )
+    status, report = diagnose(
+        site,
+        site.url,
+        *("--ech-config-list", unusable.to_base64(), "--address", "127.0.0.1"),
+    )
+    assert status == 1, report
+    assert report["handshake"]["ech_status"] == "grease"
+    assert report["handshake"]["ech_reason"] == "no_supported_config"
+    (seen,) = report["observer"]["connections"]
+    assert (seen["sni"], seen["name_visible"]) == (HIDDEN_NAME, True)
+    assert report["hidden"] == []
+    strict, refused = diagnose(
+        site,
+        site.url,
+        *("--ech-config-list", unusable.to_base64(), "--address", "127.0.0.1"),
+        "--require-ech",
+    )
+    assert strict == 2, refused
+    assert refused["observer"]["connections"] == []  # nothing was sent
+    assert refused["handshake"]["ech_reason"] == "no_supported_config"
