@@ -32,7 +32,7 @@ from ech.aio import Handler, Limits, Server, TLSStream, open_connection
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
 from ech.http import fetch_async
-from ech.keys import ECHKey, generate_ech_key
+from ech.keys import ECHKey, generate_ech_key, write_ech_key
 from ech.pki import TestCA
 from ech.serve.connection_log import ConnectionLog
 from ech.serve.metrics import Metrics
@@ -302,3 +302,54 @@ def keygen_rotate(directory: Path, *args: str) -> subprocess.CompletedProcess[st
         timeout=30,
         check=False,
     )
+
+
+# one ech serve with DoH for a module ---------------------------------------------
+
+
+@dataclass
+class Site:
+    """A running ``ech serve --doh /dns-query --http3`` with one ECH key."""
+
+    server: ServeProcess
+    configs: ECHConfigList
+    ca: Path
+
+    @property
+    def doh(self) -> str:
+        return f"https://127.0.0.1:{self.server.port}/dns-query"
+
+    @property
+    def url(self) -> str:
+        """The hidden origin, found through DoH."""
+        return f"https://{HIDDEN_NAME}:{self.server.port}/"
+
+    @property
+    def loopback(self) -> str:
+        """The server by address, for clients given configs (no DNS here)."""
+        return f"https://127.0.0.1:{self.server.port}/"
+
+    def connections(self) -> list[dict[str, Any]]:
+        """``ech serve``'s connection lines for the site (not DoH's, by address)."""
+        names = (HIDDEN_NAME, PUBLIC_NAME)
+        return [
+            line for line in self.server.connections() if line["server_name"] in names
+        ]
+
+
+@pytest.fixture(scope="module")
+def site(
+    server_pki: ServerPKI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    directory = tmp_path_factory.mktemp("httpx")
+    key = ech_key(5)
+    write_ech_key(directory / "ech.pem", key)
+    # DoH is reached at 127.0.0.1 without SNI: that certificate comes first.
+    server_pki.ca.write(directory, server_pki.ca.issue("127.0.0.1"), "loopback")
+    args: list[str | Path] = [
+        *("--cert", directory / "loopback.pem", "--key", directory / "loopback.key"),
+        *server_pki.cert_args(),
+        *("--ech-key", directory / "ech.pem", "--doh", "/dns-query", "--http3"),
+    ]
+    with serve_process(args, directory / "serve.log", metrics=True) as server:
+        yield Site(server, config_list(key), server_pki.ca_file)

@@ -13,9 +13,6 @@ import dataclasses
 import json
 import ssl
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,70 +22,21 @@ from ech.client.config import ClientConfig
 from ech.config import ECHConfig, ECHConfigList
 from ech.errors import ECHRejectedError, ECHUnavailableError
 from ech.httpx import AsyncECHTransport, ECHTransport
-from ech.keys import write_ech_key
 from tests.cli.conftest import find_ech_command, run_ech
 from tests.server.conftest import (
     HIDDEN_NAME,
     IO_TIMEOUT,
     PUBLIC_NAME,
-    ServeProcess,
-    ServerPKI,
+    Site,
     config_list,
     ech_key,
-    serve_process,
 )
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@dataclass
-class Site:
-    server: ServeProcess
-    configs: ECHConfigList
-    ca: Path
-
-    @property
-    def doh(self) -> str:
-        return f"https://127.0.0.1:{self.server.port}/dns-query"
-
-    @property
-    def url(self) -> str:
-        """The hidden origin, found through DoH."""
-        return f"https://{HIDDEN_NAME}:{self.server.port}/"
-
-    @property
-    def loopback(self) -> str:
-        """The server by address, for clients given configs (no DNS here)."""
-        return f"https://127.0.0.1:{self.server.port}/"
-
-    def connections(self) -> list[dict[str, Any]]:
-        """``ech serve``'s connection lines for the site (not DoH's, by address)."""
-        names = (HIDDEN_NAME, PUBLIC_NAME)
-        return [
-            line for line in self.server.connections() if line["server_name"] in names
-        ]
-
-
 #: The inner name over a connection to 127.0.0.1 (httpcore's extension).
 SNI = {"sni_hostname": HIDDEN_NAME}
-
-
-@pytest.fixture(scope="module")
-def site(
-    server_pki: ServerPKI, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Site]:
-    directory = tmp_path_factory.mktemp("httpx")
-    key = ech_key(5)
-    write_ech_key(directory / "ech.pem", key)
-    # DoH is reached at 127.0.0.1 without SNI: that certificate comes first.
-    server_pki.ca.write(directory, server_pki.ca.issue("127.0.0.1"), "loopback")
-    args: list[str | Path] = [
-        *("--cert", directory / "loopback.pem", "--key", directory / "loopback.key"),
-        *server_pki.cert_args(),
-        *("--ech-key", directory / "ech.pem", "--doh", "/dns-query", "--http3"),
-    ]
-    with serve_process(args, directory / "serve.log", metrics=True) as server:
-        yield Site(server, config_list(key), server_pki.ca_file)
 
 
 def page(response: httpx.Response) -> dict[str, Any]:
