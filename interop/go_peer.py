@@ -259,6 +259,7 @@ class GoServer:
         listen: str = "127.0.0.1:0",
         ech_keys: Sequence[PathLike] = (),
         ech_keys_no_retry: Sequence[PathLike] = (),
+        http: bool = False,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30.0,
     ) -> None:
@@ -279,6 +280,9 @@ class GoServer:
                 retry_configs (``SendAsRetry``) when it rejects ECH.
             ech_keys_no_retry: ECH key files Go accepts but never
                 advertises in retry_configs.
+            http: Serve HTTP with Go's net/http (h2 or http/1.1 by ALPN,
+                each response Go's view of the connection as JSON) instead
+                of echoing; handshakes are still reported.
             extra_args: Further command-line flags.
             startup_timeout: Seconds to wait for the ``LISTENING`` line.
         """
@@ -296,6 +300,8 @@ class GoServer:
             self._args += ["-ech-key", os.fspath(path)]
         for path in ech_keys_no_retry:
             self._args += ["-ech-key-no-retry", os.fspath(path)]
+        if http:
+            self._args.append("-http")
         self._args += list(extra_args)
         self._startup_timeout = startup_timeout
         self._proc: subprocess.Popen[str] | None = None

@@ -5,7 +5,7 @@
 //
 //	tlspeer server -listen 127.0.0.1:0 -cert C.pem -key K.pem [-cert ... -key ...]
 //	               [-curves LIST] [-alpn LIST] [-ciphers LIST] [-tickets=BOOL] [-keyupdate]
-//	               [-ech-key ECH.pem ...] [-ech-key-no-retry ECH.pem ...]
+//	               [-ech-key ECH.pem ...] [-ech-key-no-retry ECH.pem ...] [-http]
 //	tlspeer client -connect HOST:PORT -sni NAME -ca CA.pem [-curves LIST] [-alpn LIST]
 //	               [-send-bytes N] [-resume] [-keyupdate] [-timeout DUR]
 //	               [-ech-config-list B64 [-ech-retry]]
@@ -245,6 +245,7 @@ type serverOptions struct {
 	tickets      bool
 	echKeys      stringList
 	echKeysQuiet stringList
+	http         bool
 }
 
 func buildServerConfig(o *serverOptions) (*tls.Config, error) {
@@ -284,6 +285,7 @@ func runServer(args []string) error {
 	fs.BoolVar(&o.tickets, "tickets", true, "issue session tickets (enables resumption)")
 	fs.Var(&o.echKeys, "ech-key", "RFC 9934 ECH key file; its configs are accepted and sent as retry_configs (repeatable)")
 	fs.Var(&o.echKeysQuiet, "ech-key-no-retry", "RFC 9934 ECH key file; accepted but not sent as retry_configs (repeatable)")
+	fs.BoolVar(&o.http, "http", false, "serve HTTP (net/http, h2 or http/1.1 by ALPN) instead of echoing; see http.go")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -296,6 +298,9 @@ func runServer(args []string) error {
 		return err
 	}
 	emitLine("LISTENING " + ln.Addr().String())
+	if o.http {
+		return serveHTTP(ln, cfg)
+	}
 	for {
 		raw, err := ln.Accept()
 		if err != nil {
