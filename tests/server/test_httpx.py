@@ -23,6 +23,7 @@ from ech.config import ECHConfig, ECHConfigList
 from ech.errors import ECHRejectedError, ECHUnavailableError
 from ech.httpx import AsyncECHTransport, ECHTransport
 from tests.cli.conftest import find_ech_command, run_ech
+from tests.integration.peers import PeerMissingError, curl_get, require_curl_cffi
 from tests.server.conftest import (
     HIDDEN_NAME,
     IO_TIMEOUT,
@@ -397,3 +398,36 @@ def test_ech_diagnose_exits_1_when_the_name_showed(site: Site) -> None:
     assert strict == 2, refused
     assert refused["observer"]["connections"] == []  # nothing was sent
     assert refused["handshake"]["ech_reason"] == "no_supported_config"
+
+
+@pytest.mark.interop
+def test_curl_cffi_and_our_transport_see_the_same_server(site: Site) -> None:
+    """curl_cffi (BoringSSL) and ech.httpx against one ech serve: the same
+    outcome for real ECH, and for GREASE the same server reason (grease_shaped)."""
+    try:
+        require_curl_cffi()
+    except PeerMissingError as error:
+        pytest.fail(str(error), pytrace=False)
+    port = site.server.port
+    url = f"https://{HIDDEN_NAME}:{port}/"
+    resolve = f"{HIDDEN_NAME}:{port}:127.0.0.1"
+    ecl = b"ecl:" + site.configs.to_base64().encode()
+    before = len(site.connections())
+    curl_page = curl_get(
+        url, resolve=resolve, cafile=site.ca, ech=[ecl, b"hard"]
+    ).page()
+    curl_grease = curl_get(url, resolve=resolve, cafile=site.ca, ech=[b"grease"]).page()
+    ours = ECHTransport(ech_configs=site.configs, cafile=site.ca)
+    grease = ECHTransport(cafile=site.ca, config=ClientConfig(ech_grease=True))
+    with httpx.Client(transport=ours) as client:
+        our_page = page(client.get(site.loopback, extensions=SNI))
+    with httpx.Client(transport=grease) as client:
+        our_grease = page(client.get(site.loopback, extensions=SNI))
+    fields = ("ech_status", "server_name", "outer_server_name", "tls_version")
+    assert [curl_page[f] for f in fields] == [our_page[f] for f in fields]
+    assert curl_page["ech_status"] == "accepted"
+    assert curl_page["outer_server_name"] == PUBLIC_NAME
+    assert curl_grease["ech_status"] == our_grease["ech_status"] == "rejected"
+    lines = wait_lines(site, before, 4)
+    reasons = [line["ech_reason"] for line in lines]
+    assert reasons == [None, "grease_shaped", None, "grease_shaped"], lines
