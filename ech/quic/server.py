@@ -41,6 +41,7 @@ from aioquic.quic.packet import QuicErrorCode
 
 from ech.aio.limits import Limits
 from ech.aio.report import ConnectionReport, Observer
+from ech.aio.server import CLOSE_TIMEOUT
 from ech.errors import Alert, MessageTooLong
 from ech.http.http3 import H3ServerProtocol
 from ech.http.messages import Handler
@@ -299,22 +300,29 @@ class HTTP3Server:
     ) -> int:
         """Stop taking connections, wait for open ones, then close the rest.
 
+        Closed connections are reported (``shutdown``) once QUIC's closing
+        period ends, which is waited for up to ``CLOSE_TIMEOUT``.
+
         Returns:
             How many connections had to be closed.
         """
         self.closing = True
         if timeout is None:
             timeout = self.limits.shutdown_timeout
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._connections and asyncio.get_running_loop().time() < deadline:
-            if now is not None and now.is_set():
-                break
-            await asyncio.sleep(0.05)
-        remaining = list(self._connections)
-        for connection in remaining:
-            connection.close(
-                error_code=QuicErrorCode.NO_ERROR, reason_phrase="shutdown"
-            )
+        remaining = await self._wait_idle(timeout, now)
+        for connection in list(self._connections):
+            connection.close(QuicErrorCode.NO_ERROR, reason_phrase="shutdown")
+        await self._wait_idle(CLOSE_TIMEOUT, None)
         if self.server is not None:
             self.server.close()
-        return len(remaining)
+        return remaining
+
+    async def _wait_idle(self, timeout: float, now: asyncio.Event | None) -> int:
+        """Wait until no connection is open (or ``now`` is set); how many are."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._connections and loop.time() < deadline:
+            if now is not None and now.is_set():
+                break
+            await asyncio.sleep(0.02)
+        return len(self._connections)

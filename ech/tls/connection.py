@@ -178,11 +178,19 @@ class Connection:
             self._records.write(ContentType.APPLICATION_DATA, bytes(data))
 
     def close(self) -> None:
-        """Queue close_notify (RFC 8446 §6.1). Receiving may go on."""
+        """Queue close_notify (RFC 8446 §6.1). Receiving may go on.
+
+        The sender "will not send any more messages on this connection": a
+        handshake under way still reads what the peer sends, but nothing it
+        would answer leaves. After the peer's close_notify, the connection
+        is closed both ways.
+        """
         if self._sent_close or self._phase is Phase.FAILED:
             return
         self._sent_close = True
         self._send_alert(AlertDescription.CLOSE_NOTIFY, AlertLevel.WARNING)
+        if self._received_close and self._phase is Phase.OPEN:
+            self._phase = Phase.CLOSED
 
     def abort(self, description: AlertDescription) -> None:
         """Send a fatal alert and end the connection (RFC 8446 §6.2)."""
@@ -230,6 +238,8 @@ class Connection:
             self._apply(output)
 
     def _apply(self, output: Output) -> None:
+        if self._sent_close and isinstance(output, SendMessage | SendChangeCipherSpec):
+            return  # nothing more after our close_notify (RFC 8446 §6.1)
         if isinstance(output, SendMessage):
             data = output.data
             if data[0] == HandshakeType.SERVER_HELLO:

@@ -25,10 +25,13 @@ from tests.cli.conftest import (
     HIDDEN_NAME,
     PUBLIC_NAME,
     STOP_TIMEOUT,
-    Server,
+)
+from tests.harness.serve import (
+    ServeProcess,
     find_ech_command,
+    free_port,
     run_ech,
-    running_server,
+    serve_process,
 )
 
 # RFC 9180 §7.1 code points, written out so the CLI's own table is checked.
@@ -67,7 +70,7 @@ def config_bytes(b64: str) -> bytes:
 
 
 def connect(
-    command: list[str], server: Server, ca: Path, *args: str | os.PathLike[str]
+    command: list[str], server: ServeProcess, ca: Path, *args: str | os.PathLike[str]
 ) -> tuple[int, dict[str, Any]]:
     """``ech connect SERVER --sni HIDDEN --ca CA --json ARGS``: status, JSON."""
     result = run_ech(
@@ -201,7 +204,7 @@ def test_keygen_unwritable_output(ech_command: list[str], tmp_path: Path) -> Non
 
 
 def test_connect_accepted(
-    ech_command: list[str], server: Server, cli_pki: CLIPKI
+    ech_command: list[str], server: ServeProcess, cli_pki: CLIPKI
 ) -> None:
     status, report = connect(
         ech_command, server, cli_pki.ca, "--ech-config-list", cli_pki.served.config_list
@@ -226,7 +229,7 @@ def test_connect_accepted(
 
 
 def test_connect_config_list_from_file(
-    ech_command: list[str], server: Server, cli_pki: CLIPKI, tmp_path: Path
+    ech_command: list[str], server: ServeProcess, cli_pki: CLIPKI, tmp_path: Path
 ) -> None:
     published = tmp_path / "ech.b64"
     published.write_text(cli_pki.served.config_list + "\n")
@@ -239,7 +242,7 @@ def test_connect_config_list_from_file(
 
 
 def test_connect_human_output(
-    ech_command: list[str], server: Server, cli_pki: CLIPKI
+    ech_command: list[str], server: ServeProcess, cli_pki: CLIPKI
 ) -> None:
     result = run_ech(
         ech_command, "connect", server.address, "--sni", HIDDEN_NAME,
@@ -253,7 +256,7 @@ def test_connect_human_output(
 
 
 def test_connect_stale_config_retries(
-    ech_command: list[str], server: Server, cli_pki: CLIPKI
+    ech_command: list[str], server: ServeProcess, cli_pki: CLIPKI
 ) -> None:
     status, report = connect(
         ech_command, server, cli_pki.ca, "--ech-config-list", cli_pki.stale.config_list
@@ -269,7 +272,7 @@ def test_connect_stale_config_retries(
 
 
 def test_connect_stale_config_no_retry(
-    ech_command: list[str], server: Server, cli_pki: CLIPKI
+    ech_command: list[str], server: ServeProcess, cli_pki: CLIPKI
 ) -> None:
     status, report = connect(
         ech_command, server, cli_pki.ca,
@@ -287,7 +290,7 @@ def test_connect_stale_config_no_retry(
 
 
 def test_connect_grease(
-    ech_command: list[str], server: Server, cli_pki: CLIPKI
+    ech_command: list[str], server: ServeProcess, cli_pki: CLIPKI
 ) -> None:
     status, report = connect(ech_command, server, cli_pki.ca, "--grease")
     assert status == 0, report
@@ -300,7 +303,7 @@ def test_connect_grease(
 
 
 def test_connect_without_ech(
-    ech_command: list[str], server: Server, cli_pki: CLIPKI
+    ech_command: list[str], server: ServeProcess, cli_pki: CLIPKI
 ) -> None:
     status, report = connect(ech_command, server, cli_pki.ca)
     assert status == 0, report
@@ -313,7 +316,7 @@ def test_connect_without_ech(
 
 @pytest.mark.parametrize("with_ech", [True, False], ids=["ech", "no-ech"])
 def test_connect_untrusted_ca(
-    ech_command: list[str], server: Server, cli_pki: CLIPKI, with_ech: bool
+    ech_command: list[str], server: ServeProcess, cli_pki: CLIPKI, with_ech: bool
 ) -> None:
     args = ["--ech-config-list", cli_pki.served.config_list] if with_ech else []
     status, report = connect(ech_command, server, cli_pki.other_ca, *args)
@@ -339,8 +342,11 @@ def test_connect_server_without_ech(
     ech_command: list[str], cli_pki: CLIPKI, tmp_path: Path
 ) -> None:
     """Exit status follows the outcome asked for, not just a finished handshake."""
-    with running_server(
-        ech_command, cli_pki.cert_args(), tmp_path / "serve.log"
+    with serve_process(
+        cli_pki.cert_args(),
+        tmp_path / "serve.log",
+        port=free_port(),
+        command=ech_command,
     ) as plain:
         status, report = connect(
             ech_command,
@@ -370,7 +376,9 @@ def test_serve_two_ech_keys(
         "--ech-key", str(cli_pki.served.path),
         "--ech-key", str(cli_pki.second.path),
     ]  # fmt: skip
-    with running_server(ech_command, args, tmp_path / "serve.log") as both:
+    with serve_process(
+        args, tmp_path / "serve.log", port=free_port(), command=ech_command
+    ) as both:
         for key in (cli_pki.served, cli_pki.second):
             status, report = connect(
                 ech_command, both, cli_pki.ca, "--ech-config-list", key.config_list
@@ -413,7 +421,9 @@ def test_serve_stops_on_signal(
     ech_command: list[str], cli_pki: CLIPKI, tmp_path: Path, sig: signal.Signals
 ) -> None:
     args = [*cli_pki.cert_args(), "--ech-key", str(cli_pki.served.path)]
-    with running_server(ech_command, args, tmp_path / "serve.log") as running:
+    with serve_process(
+        args, tmp_path / "serve.log", port=free_port(), command=ech_command
+    ) as running:
         status, report = connect(
             ech_command, running, cli_pki.ca,
             "--ech-config-list", cli_pki.served.config_list,
@@ -426,8 +436,8 @@ def test_serve_stops_on_signal(
         except subprocess.TimeoutExpired:
             pytest.fail(f"ech serve ignored {sig.name} for {STOP_TIMEOUT} s")
         assert time.monotonic() - started < STOP_TIMEOUT
-        assert code == 0, running.stderr()
-        assert "Traceback" not in running.stderr()
+        assert code == 0, running.log()
+        assert "Traceback" not in running.log()
 
 
 # demo -----------------------------------------------------------------------

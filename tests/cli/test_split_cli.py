@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.cli.conftest import CLIPKI, HIDDEN_NAME, running_server
+from tests.cli.conftest import CLIPKI, HIDDEN_NAME
 from tests.cli.test_cli import connect
+from tests.harness.serve import free_port, serve_process
 
 
 def test_serve_backend_relays_to_backend_mode_server(
@@ -22,13 +23,17 @@ def test_serve_backend_relays_to_backend_mode_server(
     backend_args: list[str | os.PathLike[str]] = [
         "--cert", cli_pki.hidden_cert, "--key", cli_pki.hidden_key, "--backend-mode",
     ]  # fmt: skip
-    with running_server(ech_command, backend_args, tmp_path / "backend.log") as back:
+    with serve_process(
+        backend_args, tmp_path / "backend.log", port=free_port(), command=ech_command
+    ) as back:
         front_args: list[str | os.PathLike[str]] = [
             "--cert", cli_pki.public_cert, "--key", cli_pki.public_key,
             "--ech-key", cli_pki.served.path,
             "--backend", f"{HIDDEN_NAME}={back.address}",
         ]  # fmt: skip
-        with running_server(ech_command, front_args, tmp_path / "front.log") as front:
+        with serve_process(
+            front_args, tmp_path / "front.log", port=free_port(), command=ech_command
+        ) as front:
             status, report = connect(
                 ech_command,
                 front,
@@ -49,7 +54,7 @@ def test_serve_backend_relays_to_backend_mode_server(
 def test_serve_rejects_malformed_backend(
     ech_command: list[str], cli_pki: CLIPKI
 ) -> None:
-    from tests.cli.conftest import run_ech
+    from tests.harness.serve import run_ech
 
     result = run_ech(
         ech_command, "serve", "--listen", "127.0.0.1:0", *cli_pki.cert_args(),

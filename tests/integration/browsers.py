@@ -9,8 +9,8 @@ the system resolver. Each run therefore happens in a namespace of its own:
   --mount-proc python -m tests.integration.browsers SCENARIO.json`` in a new
   process group, under a hard timeout;
 * :func:`main` (inside, PID 1 of a new PID namespace, only ``lo``) brings up
-  loopback, starts the ``ech serve`` processes (waiting for their
-  ``listening on`` line) and, if asked, BIND as the DoH server
+  loopback, starts the ``ech serve`` processes
+  (:func:`tests.harness.serve.serve_process`) and, if asked, BIND as the DoH server
   (:func:`tests.integration.dns_servers.start_bind`), sets up a fresh browser
   profile trusting the test CA, loads the URL, and writes a :class:`Result`.
 
@@ -45,8 +45,11 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from tests.harness.pki import write_nss_db
+from tests.harness.serve import ServeProcess, serve_process
 
 if TYPE_CHECKING:
     from tests.integration.dns_servers import DoHServer
@@ -121,14 +124,11 @@ FIREFOX_MOZ_LOG = "nsHttp:4,nsSocketTransport:4"
 _ECH_WORD = re.compile(r"\bECH\b|echconfig|SSL_ERROR_ECH", re.IGNORECASE)
 
 MARIONETTE_PORT = 2828
-SERVER_START_TIMEOUT = 15.0
-"""Seconds an ``ech serve`` may take to print its ``listening on`` line."""
 BROWSER_TIMEOUT = 60.0
 """Hard limit on one browser run (start, load, read, quit)."""
 RUN_TIMEOUT = 120.0
 """Hard limit on one whole namespace run (servers, browser, teardown)."""
 
-_LISTENING = re.compile(r"^listening on (?P<host>\S+):(?P<port>\d+)$", re.MULTILINE)
 _LOG_EVENT = re.compile(r" INFO (handshake|connection) (\{.*\})$", re.MULTILINE)
 _PRE = re.compile(r"<pre[^>]*>(.*?)</pre>", re.DOTALL)
 
@@ -158,10 +158,12 @@ def find_program(program: str) -> str:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """A server process (``ech serve``) to start before the browser."""
+    """An ``ech serve`` to start before the browser, on 127.0.0.1:``port``."""
 
     name: str
-    argv: list[str]
+    args: list[str]
+    """The command line after ``ech serve --listen 127.0.0.1:PORT``."""
+    port: int = 443
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,6 @@ class BindSpec:
     cert: str
     key: str
     """Certificate (for ``127.0.0.1``) and key of its DoH listener."""
-    ca_key: str
-    """The test CA's private key (PEM file), to rebuild its :class:`TestCA`."""
 
 
 @dataclass(frozen=True)
@@ -353,73 +353,16 @@ def _kill_group(process: subprocess.Popen[Any]) -> None:
 # -- inside: servers ---------------------------------------------------------------
 
 
-class Service:
-    """A server process with stdout and stderr in files; a context manager."""
-
-    def __init__(self, name: str, argv: Sequence[str], directory: Path) -> None:
-        self.name = name
-        self.stdout_path = directory / f"{name}.out"
-        self.stderr_path = directory / f"{name}.log"
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.process = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err
-            )
-
-    def wait_listening(self, timeout: float = SERVER_START_TIMEOUT) -> str:
-        """Wait for ``listening on HOST:PORT``; that address."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = _LISTENING.search(self.stdout_path.read_text(errors="replace"))
-            if match is not None:
-                return f"{match['host']}:{match['port']}"
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"{self.name} did not start (exit status {self.process.poll()}):\n"
-            f"{self.log()}"
-        )
-
-    def log(self) -> str:
-        """Its stderr so far."""
-        return self.stderr_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it lingers."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
 @contextlib.contextmanager
 def bind_doh(spec: BindSpec, ca_cert: Path, directory: Path) -> Iterator[DoHServer]:
     """BIND 9 serving ``spec.zone`` over DoH (from ``dns_servers``); stopped after."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from tests.integration.dns_servers import DoHFiles, start_bind
 
-    from ech.pki import TestCA
-    from tests.integration.dns_servers import DNSPKI, start_bind
-
-    key = serialization.load_pem_private_key(Path(spec.ca_key).read_bytes(), None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise TypeError(f"expected the test CA's EC key in {spec.ca_key}")
-    ca = TestCA(key, x509.load_pem_x509_certificate(ca_cert.read_bytes()))
     cert, cert_key = Path(spec.cert), Path(spec.key)
     cert_key.chmod(0o644)  # named may drop privileges
     bind_dir = directory / "bind"
     bind_dir.mkdir(exist_ok=True)
-    server = start_bind(DNSPKI(ca, ca_cert, cert, cert_key), spec.zone, bind_dir)
+    server = start_bind(DoHFiles(ca_cert, cert, cert_key), spec.zone, bind_dir)
     try:
         yield server
     finally:
@@ -434,15 +377,7 @@ BrowserOutcome = tuple[str | None, str | None]
 
 def _nss_db(directory: Path, ca_cert: Path) -> None:
     """An NSS database in ``directory`` trusting ``ca_cert`` for TLS servers."""
-    directory.mkdir(parents=True, exist_ok=True)
-    certutil = find_program(CERTUTIL)
-    db = f"sql:{directory}"
-    trust = ("-n", "ech-test-ca", "-t", "C,,", "-i", str(ca_cert))
-    for argv in (
-        [certutil, "-N", "-d", db, "--empty-password"],
-        [certutil, "-A", "-d", db, *trust],
-    ):
-        subprocess.run(argv, check=True, capture_output=True, timeout=30)
+    write_nss_db(directory, ca_cert, certutil=find_program(CERTUTIL))
 
 
 def _browser_env(home: Path) -> dict[str, str]:
@@ -670,15 +605,16 @@ def run_inside(scenario: Scenario) -> Result:
     directory = Path(scenario.workdir)
     ca_cert = Path(scenario.ca_cert)
     result = Result(doh_url=scenario.doh_url)
-    services: list[Service] = []
+    services: dict[str, ServeProcess] = {}
     bind: DoHServer | None = None
     subprocess.run([find_program(IP), "link", "set", "lo", "up"], check=True)
     with contextlib.ExitStack() as stack:
         try:
             for spec in scenario.servers:
-                service = stack.enter_context(Service(spec.name, spec.argv, directory))
-                services.append(service)
-                service.wait_listening()
+                log_path = directory / f"{spec.name}.log"
+                services[spec.name] = stack.enter_context(
+                    serve_process(spec.args, log_path, port=spec.port)
+                )
             if scenario.bind is not None:
                 bind = stack.enter_context(bind_doh(scenario.bind, ca_cert, directory))
                 result.doh_url = bind.url
@@ -701,9 +637,9 @@ def run_inside(scenario: Scenario) -> Result:
         except Exception:
             result.error = traceback.format_exc()
         finally:
-            for service in services:
+            for name, service in services.items():
                 service.stop()
-                result.logs[service.name] = service.log()
+                result.logs[name] = service.log()
             if bind is not None:
                 result.logs["named"] = bind.log()
     browser_log = directory / f"{scenario.browser}.log"

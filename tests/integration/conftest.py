@@ -1,7 +1,8 @@
 """Shared fixtures for the real-peer interop tests.
 
 * :func:`pki`: a throwaway CA and leaf certificates of every key type,
-  written once per session to a temporary directory.
+  written once per session to a temporary directory
+  (:class:`tests.harness.pki.TestPKI`).
 * :class:`ThreadedServer`: a loopback listener whose accept loop runs in a
   thread and hands each accepted socket to a handler; the handler's return
   value (or exception) is queued for the test to inspect.
@@ -27,6 +28,7 @@ import ech
 from ech.blocking import TLSSocket, wrap_server
 from ech.pki import KeyType, TestCA
 from interop.go_peer import build_peer
+from tests.harness.pki import Leaf, TestPKI
 
 SERVER_NAME = "example.test"
 """The name every test server's certificate carries and every client asks for."""
@@ -46,20 +48,13 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Leaf:
-    """A leaf certificate with its key, in memory and on disk."""
-
-    certified: ech.CertifiedKey
-    cert_path: Path
-    key_path: Path
-
-
-@dataclass(frozen=True)
 class PKI:
     """The session's test PKI."""
 
     ca: TestCA
     ca_path: Path
+    files: TestPKI
+    """The builder: more leaves from the same CA, written beside the others."""
     leaves: dict[str, Leaf]
     """Leaves for :data:`SERVER_NAME`, by key type."""
     wrong_name: Leaf
@@ -85,41 +80,22 @@ class PKI:
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     """Create the CA and leaves once and write them as PEM files."""
-    directory = tmp_path_factory.mktemp("pki")
-    ca = TestCA.create()
-    ca_path = directory / "ca.pem"
-    ca_path.write_bytes(ca.pem)
-
-    def leaf(
-        issuer: TestCA, stem: str, name: str, key_type: KeyType, extra: int = 0
-    ) -> Leaf:
-        names = [f"alt-{i:05d}.{name}" for i in range(extra)]
-        certified = issuer.issue(name, *names, key_type=key_type)
-        cert_path, key_path = issuer.write(directory, certified, stem)
-        return Leaf(certified, cert_path, key_path)
-
-    leaves: dict[str, Leaf] = {
-        kt: leaf(ca, f"leaf-{kt}", SERVER_NAME, kt) for kt in KEY_TYPES
-    }
-    intermediate = ca.intermediate()
-    chained_leaf = intermediate.issue(SERVER_NAME)
-    chained = ech.CertifiedKey(
-        (*chained_leaf.chain, intermediate.certificate), chained_leaf.private_key
-    )
-    chained_cert, chained_key = ca.write(directory, chained, "chained")
-    other_ca = TestCA.create("untrusted CA")
-    other_ca_path = directory / "untrusted-ca.pem"
-    other_ca_path.write_bytes(other_ca.pem)
+    files = TestPKI.create(tmp_path_factory.mktemp("pki"))
+    untrusted = TestPKI.create(files.directory, "untrusted CA", stem="untrusted-ca")
+    extra = [f"alt-{i:05d}.{SERVER_NAME}" for i in range(BIG_CERT_EXTRA_NAMES)]
     return PKI(
-        ca=ca,
-        ca_path=ca_path,
-        leaves=leaves,
-        wrong_name=leaf(ca, "wrong-name", WRONG_NAME, "p256"),
-        untrusted=leaf(other_ca, "untrusted", SERVER_NAME, "p256"),
-        untrusted_ca_path=other_ca_path,
-        chained=Leaf(chained, chained_cert, chained_key),
-        big=leaf(ca, "big", SERVER_NAME, "p256", BIG_CERT_EXTRA_NAMES),
-        ip=leaf(ca, "ip", "127.0.0.1", "p256"),
+        ca=files.ca,
+        ca_path=files.ca_path,
+        files=files,
+        leaves={
+            kt: files.leaf(f"leaf-{kt}", SERVER_NAME, key_type=kt) for kt in KEY_TYPES
+        },
+        wrong_name=files.leaf("wrong-name", WRONG_NAME),
+        untrusted=untrusted.leaf("untrusted", SERVER_NAME),
+        untrusted_ca_path=untrusted.ca_path,
+        chained=files.chained_leaf("chained", SERVER_NAME),
+        big=files.leaf("big", SERVER_NAME, *extra),
+        ip=files.leaf("ip", "127.0.0.1"),
     )
 
 

@@ -1,10 +1,7 @@
-"""Helpers for ``test_dns_end_to_end.py``: the ``ech`` CLI, curl over DoH, a
+"""Helpers for ``test_dns_end_to_end.py``: ``--json`` output, curl over DoH, a
 ClientHello recorder.
 
-* :func:`run_ech`: one ``ech`` command to completion.
-* :class:`EchServeDoH`: :class:`tests.integration.peers.EchServe` with
-  ``--doh PATH`` and a chosen port (so a restart keeps its address), and the
-  ``handshake {...}`` lines of its log parsed.
+* :func:`json_output`: the JSON object an ``ech ... --json`` run printed.
 * :func:`curl_doh_get`: curl_cffi with ``CURLOPT_DOH_URL``, no
   ``CURLOPT_RESOLVE``: names, addresses and ECH configs all come from DoH.
 * :class:`HelloRecorder`: a loopback TCP forwarder that parses the first
@@ -15,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import selectors
 import socket
 import subprocess
@@ -28,9 +24,7 @@ from typing import Any, Self
 from tests.integration.peers import (
     IO_TIMEOUT,
     CurlOutcome,
-    EchServe,
     curl_perform,
-    ech_command,
     require_curl_cffi,
 )
 
@@ -38,20 +32,6 @@ ENCRYPTED_CLIENT_HELLO = 0xFE0D
 """The ``encrypted_client_hello`` extension type (RFC 9849 §11.1)."""
 SERVER_NAME = 0
 """The ``server_name`` extension type (RFC 6066 §3)."""
-
-_HANDSHAKE_LOG = " handshake "
-
-
-def run_ech(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    """``ech ARGS...`` to completion, text output captured."""
-    return subprocess.run(
-        [*ech_command(), *(os.fspath(a) for a in args)],
-        capture_output=True,
-        text=True,
-        timeout=2 * IO_TIMEOUT,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def json_output(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -63,50 +43,6 @@ def json_output(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise AssertionError(f"not a JSON object: {result}")
     return value
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class EchServeDoH(EchServe):
-    """``ech serve [--doh PATH] --listen 127.0.0.1:LISTEN_PORT``."""
-
-    doh_path: str | None = None
-    listen_port: int = 0
-    """0: a free port (reported by :attr:`port` once started)."""
-
-    def command(self) -> list[str]:
-        """The ``ech serve`` command line."""
-        args = super().command()
-        args[args.index("--listen") + 1] = f"{self.host}:{self.listen_port}"
-        if self.doh_path is not None:
-            args += ["--doh", self.doh_path]
-        return args
-
-    @property
-    def doh_url(self) -> str:
-        """Its DoH URL (needs a certificate for 127.0.0.1)."""
-        assert self.doh_path is not None
-        return f"https://127.0.0.1:{self.port}{self.doh_path}"
-
-    def handshakes(self, since: int = 0) -> list[dict[str, Any]]:
-        """The ``handshake {...}`` log lines from offset ``since`` on, parsed.
-
-        ``ech serve`` logs one per completed handshake; a handshake that
-        fails (e.g. the client aborts after an ECH rejection) logs none.
-        """
-        found: list[dict[str, Any]] = []
-        for line in self.log()[since:].splitlines():
-            _, sep, fields = line.partition(_HANDSHAKE_LOG)
-            if sep:
-                found.append(json.loads(fields))
-        return found
 
 
 # -- curl_cffi with DoH ------------------------------------------------------------

@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import functools
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +42,8 @@ from ech.dns.publish import https_record_line
 from ech.dns.resolver import DNSLookupError, DoHResolver
 from ech.keys import generate_ech_key
 from ech.pki import TestCA
+from tests.harness.pki import TestPKI
+from tests.harness.serve import free_port
 
 NAMED = "/usr/sbin/named"
 UNBOUND = "/usr/sbin/unbound"
@@ -73,13 +74,25 @@ def require(program: str, install: str) -> str:
 
 
 @dataclass(frozen=True)
-class DNSPKI:
-    """The DoH servers' certificate and the CA clients trust."""
+class DoHFiles:
+    """What a DoH server process reads: its certificate and key, the CA to trust."""
 
-    ca: TestCA
     ca_path: Path
     cert_path: Path
     key_path: Path
+
+
+@dataclass(frozen=True)
+class DNSPKI(DoHFiles):
+    """The DoH servers' certificate and the test PKI that issued it."""
+
+    files: TestPKI
+    """The builder: more leaves from the same CA."""
+
+    @property
+    def ca(self) -> TestCA:
+        """The test CA."""
+        return self.files.ca
 
 
 @dataclass(frozen=True)
@@ -176,14 +189,11 @@ def make_zone() -> TestZone:
 @pytest.fixture(scope="session")
 def dns_pki(tmp_path_factory: pytest.TempPathFactory) -> DNSPKI:
     """A CA and a DoH server certificate for 127.0.0.1 and localhost."""
-    directory = tmp_path_factory.mktemp("dns-pki")
-    ca = TestCA.create("ech DoH test CA")
-    ca_path = directory / "ca.pem"
-    ca_path.write_bytes(ca.pem)
-    cert_path, key_path = ca.write(directory, ca.issue("127.0.0.1", "localhost"), "doh")
+    files = TestPKI.create(tmp_path_factory.mktemp("dns-pki"), "ech DoH test CA")
+    doh = files.leaf("doh", "127.0.0.1", "localhost")
     # named may drop privileges; let it read the key in its private directory.
-    key_path.chmod(0o644)
-    return DNSPKI(ca, ca_path, cert_path, key_path)
+    doh.key_path.chmod(0o644)
+    return DNSPKI(files.ca_path, doh.cert_path, doh.key_path, files)
 
 
 @pytest.fixture(scope="session")
@@ -229,16 +239,8 @@ class DoHServer:
                 self.process.wait(timeout=10)
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _start(
-    name: str, argv: list[str], port: int, pki: DNSPKI, directory: Path
+    name: str, argv: list[str], port: int, pki: DoHFiles, directory: Path
 ) -> DoHServer:
     log_path = directory / f"{name}.log"
     with log_path.open("wb") as log:
@@ -269,7 +271,7 @@ def _start(
     )
 
 
-def start_bind(pki: DNSPKI, zone_text: str, directory: Path) -> DoHServer:
+def start_bind(pki: DoHFiles, zone_text: str, directory: Path) -> DoHServer:
     """BIND 9 (named -g), authoritative for ``example.test``, DoH on a free port.
 
     ``listen-on port P tls T http H`` is BIND 9.18's DoH listener; the plain
@@ -312,7 +314,7 @@ zone "{ORIGIN}" {{
     )
 
 
-def start_unbound(pki: DNSPKI, local_data: str, directory: Path) -> DoHServer:
+def start_unbound(pki: DoHFiles, local_data: str, directory: Path) -> DoHServer:
     """Unbound in the foreground with a static local zone, DoH on a free port."""
     unbound = require(UNBOUND, UNBOUND_INSTALL)
     port = free_port()

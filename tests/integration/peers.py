@@ -1,10 +1,12 @@
 """Locate and drive the ECH peers of ``test_curl_nss_ech.py``.
 
-* our ``ech`` CLI: ``ech keygen`` (:func:`ech_keygen`) and ``ech serve`` as a
-  subprocess (:class:`EchServe`);
+Our own ``ech`` command (``keygen``, ``serve``) runs through
+:mod:`tests.harness.serve`; the others are:
+
 * curl_cffi, libcurl built on BoringSSL (:func:`curl_get`);
 * NSS ``tstclnt`` and ``certutil`` from Debian's ``libnss3-tools``
-  (:func:`find_nss_tools`, :func:`make_nss_db`, :func:`run_tstclnt`).
+  (:func:`find_nss_tools`, :func:`run_tstclnt`; the database comes from
+  :func:`tests.harness.pki.write_nss_db`).
 
 A missing peer raises :class:`PeerMissingError` naming what to install; the
 tests turn it into a failure, never a skip.
@@ -13,21 +15,18 @@ tests turn it into a failure, never a skip.
 from __future__ import annotations
 
 import io
-import json
 import re
-import selectors
 import shutil
-import signal
 import subprocess
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from ech.config import ECHConfigList
+from tests.harness.http import status_json
+from tests.harness.pki import NSS_INSTALL
 
 if TYPE_CHECKING:
     from curl_cffi import CurlOpt
@@ -36,9 +35,7 @@ IO_TIMEOUT = 15.0
 """Seconds any one peer run or server start may take."""
 
 CURL_CFFI_INSTALL = "`.venv/bin/pip install 'curl_cffi>=0.17'`"
-NSS_INSTALL = "`apt-get update && apt-get install -y libnss3-tools`"
 
-_LISTENING = re.compile(r"^listening on (?P<host>\S+):(?P<port>\d+)$")
 _CURL_RETRY_CONFIGS = re.compile(r"ECH: retry_configs (?P<b64>[A-Za-z0-9+/=]+)")
 _NSS_RETRY_CONFIGS = re.compile(
     # tstclnt wraps the base64 at 64 columns.
@@ -48,138 +45,6 @@ _NSS_RETRY_CONFIGS = re.compile(
 
 class PeerMissingError(RuntimeError):
     """A peer program or package is not installed; the message says how to."""
-
-
-# -- our CLI -----------------------------------------------------------------------
-
-
-def ech_command() -> list[str]:
-    """The installed ``ech`` console script beside this Python, else ``-m``."""
-    script = Path(sys.executable).with_name("ech")
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-m", "ech.cli"]
-
-
-def ech_keygen(public_name: str, output: Path, kem: str = "x25519") -> ECHConfigList:
-    """Run ``ech keygen``; the ECHConfigList it printed, parsed."""
-    result = subprocess.run(
-        [
-            *ech_command(),
-            *("keygen", "--public-name", public_name, "--kem", kem),
-            *("-o", str(output)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=IO_TIMEOUT,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"ech keygen failed ({result.returncode}):\n{result}")
-    return ECHConfigList.from_base64(result.stdout)
-
-
-@dataclass
-class EchServe:
-    """``ech serve --listen 127.0.0.1:0`` as a subprocess; a context manager.
-
-    Entering starts it and waits for its ``listening on HOST:PORT`` line
-    (port 0 makes it pick a free port, which that line reports); leaving
-    sends SIGTERM, then SIGKILL if it lingers. stderr (the server's log)
-    goes to ``log_path``.
-    """
-
-    certificates: Sequence[tuple[Path, Path]]
-    ech_keys: Sequence[Path]
-    log_path: Path
-    host: str = "127.0.0.1"
-    extra_args: Sequence[str] = ()
-    """More ``ech serve`` flags (``--http3``, say)."""
-    port: int = field(init=False, default=0)
-    _process: subprocess.Popen[str] | None = field(init=False, default=None)
-    _log: IO[str] | None = field(init=False, default=None)
-
-    def command(self) -> list[str]:
-        """The ``ech serve`` command line."""
-        args = [*ech_command(), "serve", "--listen", f"{self.host}:0"]
-        for cert, key in self.certificates:
-            args += ["--cert", str(cert), "--key", str(key)]
-        for ech_key in self.ech_keys:
-            args += ["--ech-key", str(ech_key)]
-        return [*args, *self.extra_args]
-
-    def __enter__(self) -> Self:
-        self._log = self.log_path.open("w")
-        try:
-            self._process = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=self._log,
-                text=True,
-            )
-            self.port = self._wait_listening(self._process)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def _wait_listening(self, process: subprocess.Popen[str]) -> int:
-        assert process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            ready = selector.select(IO_TIMEOUT)
-        line = process.stdout.readline().strip() if ready else ""
-        match = _LISTENING.match(line)
-        if match is None:
-            state = "timed out" if process.poll() is None else "exited"
-            raise AssertionError(
-                f"`ech serve` {state} without a 'listening on' line "
-                f"(stdout {line!r}); log:\n{self.log()}"
-            )
-        return int(match["port"])
-
-    def log(self) -> str:
-        """What the server logged so far."""
-        if self._log is not None:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-def http_json(response: bytes) -> dict[str, Any]:
-    """The JSON body of a status-page HTTP/1.1 response (or a bare body)."""
-    head, sep, body = response.partition(b"\r\n\r\n")
-    if sep and head.startswith(b"HTTP/"):
-        status = head.split(b"\r\n", 1)[0]
-        if b" 200 " not in status + b" ":
-            raise AssertionError(f"status page answered {status!r}")
-    else:
-        body = response
-    page = json.loads(body)
-    if not isinstance(page, dict):
-        raise AssertionError(f"status page is not a JSON object: {page!r}")
-    return page
 
 
 # -- curl_cffi (libcurl + BoringSSL) -----------------------------------------------
@@ -216,7 +81,7 @@ class CurlOutcome:
             raise AssertionError(
                 f"curl failed ({self.error_code}): {self.error}\n{self.log}"
             )
-        return http_json(self.body)
+        return status_json(self.body)
 
     def retry_configs(self) -> ECHConfigList | None:
         """The list from curl's ``ECH: retry_configs <b64>`` log line."""
@@ -338,21 +203,6 @@ def _run(args: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]
     )
 
 
-def make_nss_db(tools: NSSTools, directory: Path, ca_pem: Path) -> str:
-    """An NSS sql: database in ``directory`` trusting ``ca_pem``; its ``-d`` value."""
-    directory.mkdir(parents=True, exist_ok=True)
-    db = f"sql:{directory}"
-    ca = str(ca_pem)
-    for args in (
-        [tools.certutil, "-N", "-d", db, "--empty-password"],
-        [tools.certutil, "-A", "-d", db, "-n", "ca", "-t", "C,,", "-a", "-i", ca],
-    ):
-        result = _run(args)
-        if result.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed:\n{result.stderr}")
-    return db
-
-
 @dataclass(frozen=True)
 class TstclntOutcome:
     """One tstclnt run."""
@@ -367,7 +217,7 @@ class TstclntOutcome:
             raise AssertionError(
                 f"tstclnt exited {self.returncode}:\n{self.stderr}\n{self.stdout!r}"
             )
-        return http_json(self.stdout)
+        return status_json(self.stdout)
 
     def retry_configs(self) -> ECHConfigList | None:
         """The list after tstclnt's ``Received ECH retry_configs:`` line."""

@@ -30,7 +30,8 @@ import pytest
 from ech.config import ECHConfigList
 from ech.dns.publish import https_record_line
 from ech.keys import generate_ech_key, write_ech_key
-from ech.pki import TestCA, write_private_key
+from tests.harness.pki import TestPKI
+from tests.harness.serve import serve_args
 from tests.integration.browsers import (
     BROWSER_PROGRAMS,
     BindSpec,
@@ -41,7 +42,6 @@ from tests.integration.browsers import (
     find_program,
     run_scenario,
 )
-from tests.integration.peers import ech_command
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
 
@@ -57,10 +57,9 @@ BROWSERS = ("chromium", "firefox")
 
 @dataclass(frozen=True)
 class BrowserPKI:
-    """A CA, the server certificates and the CA's key (for BIND's DoH cert)."""
+    """A CA and the server certificates."""
 
     ca_cert: Path
-    ca_key: Path
     public_cert: Path
     public_key: Path
     """``public.test`` and ``127.0.0.1``: the client-facing certificate,
@@ -72,17 +71,12 @@ class BrowserPKI:
 
 @pytest.fixture(scope="module")
 def browser_pki(tmp_path_factory: pytest.TempPathFactory) -> BrowserPKI:
-    directory = tmp_path_factory.mktemp("browser-pki")
-    ca = TestCA.create("ech browser test CA")
-    ca_cert = directory / "ca.pem"
-    ca_cert.write_bytes(ca.pem)
-    ca_key = directory / "ca.key"
-    write_private_key(ca_key, ca.key)
-    public_cert, public_key = ca.write(
-        directory, ca.issue(PUBLIC_NAME, "127.0.0.1"), "public"
+    pki = TestPKI.create(tmp_path_factory.mktemp("browser-pki"), "ech browser test CA")
+    public = pki.leaf("public", PUBLIC_NAME, "127.0.0.1")
+    inner = pki.leaf("inner", INNER_NAME)
+    return BrowserPKI(
+        pki.ca_path, public.cert_path, public.key_path, inner.cert_path, inner.key_path
     )
-    inner_cert, inner_key = ca.write(directory, ca.issue(INNER_NAME), "inner")
-    return BrowserPKI(ca_cert, ca_key, public_cert, public_key, inner_cert, inner_key)
 
 
 @pytest.fixture(params=BROWSERS)
@@ -96,19 +90,16 @@ def browser(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def serve_argv(
+def ech_serve_args(
     pki: BrowserPKI, ech_key: Path, *, doh: bool, http3: bool = False
 ) -> list[str]:
-    """``ech serve`` on 127.0.0.1:443 with both certificates and ``ech_key``."""
-    argv = [*ech_command(), "serve", "--listen", "127.0.0.1:443"]
-    argv += ["--cert", str(pki.public_cert), "--key", str(pki.public_key)]
-    argv += ["--cert", str(pki.inner_cert), "--key", str(pki.inner_key)]
-    argv += ["--ech-key", str(ech_key)]
-    if doh:
-        argv += ["--doh", "/dns-query"]
-    if http3:
-        argv += ["--http3"]
-    return argv
+    """``ech serve`` (on 127.0.0.1:443) with both certificates and ``ech_key``."""
+    args = serve_args(
+        [(pki.public_cert, pki.public_key), (pki.inner_cert, pki.inner_key)],
+        [ech_key],
+        doh_path="/dns-query" if doh else None,
+    )
+    return [*args, "--http3"] if http3 else args
 
 
 def make_ech_key(path: Path, config_id: int) -> ECHConfigList:
@@ -193,7 +184,9 @@ def test_ech_accepted(browser: str, browser_pki: BrowserPKI, tmp_path: Path) -> 
         url=URL,
         workdir=str(tmp_path / "run"),
         ca_cert=str(browser_pki.ca_cert),
-        servers=[ServerSpec("ech-serve", serve_argv(browser_pki, ech_key, doh=True))],
+        servers=[
+            ServerSpec("ech-serve", ech_serve_args(browser_pki, ech_key, doh=True))
+        ],
         doh_url=DOH_URL,
     )
     result = run(scenario)
@@ -231,12 +224,13 @@ def test_ech_rejected_then_retried(
         url=URL,
         workdir=str(tmp_path / "run"),
         ca_cert=str(browser_pki.ca_cert),
-        servers=[ServerSpec("ech-serve", serve_argv(browser_pki, new_key, doh=False))],
+        servers=[
+            ServerSpec("ech-serve", ech_serve_args(browser_pki, new_key, doh=False))
+        ],
         bind=BindSpec(
             zone=stale_zone(old),
             cert=str(browser_pki.public_cert),
             key=str(browser_pki.public_key),
-            ca_key=str(browser_pki.ca_key),
         ),
     )
     result = run(scenario)
@@ -257,13 +251,13 @@ def test_chromium_ech_over_http3(browser_pki: BrowserPKI, tmp_path: Path) -> Non
         pytest.fail(str(error), pytrace=False)
     ech_key = tmp_path / "ech.pem"
     make_ech_key(ech_key, config_id=9)
-    argv = serve_argv(browser_pki, ech_key, doh=True, http3=True)
+    args = ech_serve_args(browser_pki, ech_key, doh=True, http3=True)
     scenario = Scenario(
         browser="chromium",
         url=URL,
         workdir=str(tmp_path / "run"),
         ca_cert=str(browser_pki.ca_cert),
-        servers=[ServerSpec("ech-serve", argv)],
+        servers=[ServerSpec("ech-serve", args)],
         doh_url=DOH_URL,
         quic=True,
     )

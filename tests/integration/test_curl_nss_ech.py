@@ -21,17 +21,15 @@ import pytest
 
 from ech.config import ECHConfigList
 from ech.http import encode_request
-from ech.pki import TestCA
+from tests.harness.pki import TestPKI, write_nss_db
+from tests.harness.serve import ServeProcess, ech_keygen, serve_args, serve_process
 from tests.integration.peers import (
     CurlOutcome,
-    EchServe,
     NSSTools,
     PeerMissingError,
     TstclntOutcome,
     curl_get,
-    ech_keygen,
     find_nss_tools,
-    make_nss_db,
     require_curl_cffi,
     run_tstclnt,
 )
@@ -52,7 +50,7 @@ CURL_ECH_REQUIRED = 101
 class Deployment:
     """The running ``ech serve`` and what clients need to reach it."""
 
-    server: EchServe
+    server: ServeProcess
     ca_path: Path
     x25519: ECHConfigList
     """The X25519 config alone (the list both clients can use)."""
@@ -75,27 +73,21 @@ def raw_configs(configs: ECHConfigList) -> set[bytes]:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """Keys from ``ech keygen``, certificates from a test CA, ``ech serve``."""
-    directory = tmp_path_factory.mktemp("curl-nss-ech")
-    ca = TestCA.create()
-    ca_path = directory / "ca.pem"
-    ca_path.write_bytes(ca.pem)
-    certificates = [
-        ca.write(directory, ca.issue(name), stem)
-        for name, stem in ((PUBLIC_NAME, "public"), (INNER_NAME, "inner"))
-    ]
+    pki = TestPKI.create(tmp_path_factory.mktemp("curl-nss-ech"))
+    directory = pki.directory
+    leaves = [pki.leaf("public", PUBLIC_NAME), pki.leaf("inner", INNER_NAME)]
+    certificates = [(leaf.cert_path, leaf.key_path) for leaf in leaves]
     p256 = ech_keygen(PUBLIC_NAME, directory / "ech-p256.pem", kem="p256")
     x25519 = ech_keygen(PUBLIC_NAME, directory / "ech-x25519.pem")
     stale = ech_keygen(PUBLIC_NAME, directory / "ech-stale.pem")
-    server = EchServe(
-        certificates,
-        [directory / "ech-p256.pem", directory / "ech-x25519.pem"],
-        log_path=directory / "serve.log",
-        extra_args=("--http3",),  # HTTP/3 on the same port, for curl's QUIC
+    args = serve_args(
+        certificates, [directory / "ech-p256.pem", directory / "ech-x25519.pem"]
     )
-    with server:
+    args.append("--http3")  # HTTP/3 on the same port, for curl's QUIC
+    with serve_process(args, directory / "serve.log") as server:
         yield Deployment(
             server=server,
-            ca_path=ca_path,
+            ca_path=pki.ca_path,
             x25519=x25519,
             published=ECHConfigList(p256.configs + x25519.configs),
             stale=stale,
@@ -252,7 +244,7 @@ def nss(
 ) -> NSSClient:
     """An NSS database trusting the test CA and the request file."""
     directory = tmp_path_factory.mktemp("nss")
-    db = make_nss_db(nss_tools, directory / "db", deployment.ca_path)
+    db = write_nss_db(directory / "db", deployment.ca_path, certutil=nss_tools.certutil)
     request = directory / "request.http"
     request.write_bytes(encode_request("GET", "/", host=INNER_NAME))
     return NSSClient(nss_tools, db, request, deployment)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,15 +39,22 @@ import pytest
 
 from ech.config import ECHConfig, ECHConfigList
 from ech.dns.publish import https_record_line
+from tests.harness.http import status_json
+from tests.harness.serve import (
+    ServeProcess,
+    ech_keygen,
+    find_ech_command,
+    free_port,
+    run_ech,
+    serve_args,
+    serve_process,
+)
 from tests.integration.dns_e2e_helpers import (
-    EchServeDoH,
     HelloRecorder,
     curl_doh_get,
-    free_port,
     json_output,
-    run_ech,
 )
-from tests.integration.peers import PeerMissingError, ech_keygen, require_curl_cffi
+from tests.integration.peers import PeerMissingError, require_curl_cffi
 
 if TYPE_CHECKING:
     from tests.integration.dns_servers import DNSPKI, DoHServer, Kdig
@@ -71,6 +77,7 @@ STALE_NAME = f"stale.{ORIGIN}"
 UNUSABLE_NAME = f"unusable.{ORIGIN}"
 """Its only record's ``ech`` holds a config under a KEM nobody implements."""
 DOH_PATH = "/dns-query"
+ECH_COMMAND = find_ech_command()
 
 ECH = dns.rdtypes.svcbbase.ParamKey.ECH
 PORT = dns.rdtypes.svcbbase.ParamKey.PORT
@@ -98,7 +105,7 @@ class Site:
     """The running ``ech serve``, the recorder in front of it, BIND."""
 
     files: Files
-    server: EchServeDoH
+    server: ServeProcess
     recorder: HelloRecorder
     bind: DoHServer
     record_line: str
@@ -113,19 +120,20 @@ class Site:
     def ca(self) -> str:
         return str(self.files.ca_path)
 
+    @property
+    def doh_url(self) -> str:
+        """``ech serve --doh``'s own DoH URL (its certificate names 127.0.0.1)."""
+        return f"https://127.0.0.1:{self.port}{DOH_PATH}"
+
 
 @pytest.fixture(scope="module")
 def files(dns_pki: DNSPKI, tmp_path_factory: pytest.TempPathFactory) -> Files:
     directory = tmp_path_factory.mktemp("dns-e2e")
-    ca = dns_pki.ca
-    certificates = [
-        ca.write(directory, ca.issue(PUBLIC_NAME, "127.0.0.1"), "public"),
-        ca.write(
-            directory,
-            ca.issue(INNER_NAME, PLAIN_NAME, DOT_NAME, NOHINT_NAME),
-            "inner",
-        ),
+    leaves = [
+        dns_pki.files.leaf("e2e-public", PUBLIC_NAME, "127.0.0.1"),
+        dns_pki.files.leaf("e2e-inner", INNER_NAME, PLAIN_NAME, DOT_NAME, NOHINT_NAME),
     ]
+    certificates = [(leaf.cert_path, leaf.key_path) for leaf in leaves]
     ech_keygen(PUBLIC_NAME, directory / "ech-p256.pem", kem="p256")
     return Files(
         directory=directory,
@@ -163,14 +171,13 @@ def zone_text(records: list[str]) -> str:
 def site(files: Files, dns_pki: DNSPKI) -> Iterator[Site]:
     from tests.integration.dns_servers import start_bind
 
-    server = EchServeDoH(
-        files.certificates,
-        [files.x25519_key],
-        log_path=files.directory / "serve.log",
-        doh_path=DOH_PATH,
-    )
-    with server, HelloRecorder(server.port) as recorder:
+    args = serve_args(files.certificates, [files.x25519_key], doh_path=DOH_PATH)
+    with (
+        serve_process(args, files.directory / "serve.log") as server,
+        HelloRecorder(server.port) as recorder,
+    ):
         made = run_ech(
+            ECH_COMMAND,
             "dns-record", INNER_NAME, "--ech-key", files.x25519_key,
             "--port", str(server.port), "--ipv4hint", "127.0.0.1",
         )  # fmt: skip
@@ -254,6 +261,7 @@ def test_dns_record_line_and_warnings(site: Site) -> None:
 
     # Without a hint: the same record, and a warning that it has no address.
     bare = run_ech(
+        ECH_COMMAND,
         "dns-record", INNER_NAME, "--ech-key", site.files.x25519_key,
         "--port", str(site.port),
     )  # fmt: skip
@@ -265,6 +273,7 @@ def test_dns_record_line_and_warnings(site: Site) -> None:
     assert "hint" not in bare.stdout, bare
 
     p256 = run_ech(
+        ECH_COMMAND,
         "dns-record", INNER_NAME, "--ech-key", site.files.p256_key,
         "--port", str(site.port), "--ipv4hint", "127.0.0.1",
     )  # fmt: skip
@@ -280,6 +289,7 @@ def test_dns_record_line_and_warnings(site: Site) -> None:
 def test_get_discovers_ech_through_bind(site: Site) -> None:
     since = len(site.server.log())
     result = run_ech(
+        ECH_COMMAND,
         "get", f"https://{INNER_NAME}:{site.port}/",
         "--doh", site.bind.url, "--ca", site.ca, "--json",
     )  # fmt: skip
@@ -288,7 +298,7 @@ def test_get_discovers_ech_through_bind(site: Site) -> None:
     check_accepted(outcome)
     assert outcome["ech_from_dns"] is True, outcome
     assert outcome["retried"] is False, outcome
-    check_accepted(json.loads(outcome["body"]))  # what the server saw
+    check_accepted(status_json(outcome["body"].encode()))  # what the server saw
     assert [h["ech_status"] for h in site.server.handshakes(since)] == ["accepted"]
 
 
@@ -345,6 +355,7 @@ def test_curl_with_dot_target_without_hint(
 def test_get_with_dot_target_and_hint(site: Site) -> None:
     """The same record works for us: the effective target has no A, the hint does."""
     result = run_ech(
+        ECH_COMMAND,
         "get", f"https://{DOT_NAME}:{site.port}/",
         "--doh", site.bind.url, "--ca", site.ca, "--json",
     )  # fmt: skip
@@ -356,6 +367,7 @@ def test_dig_dot_target_is_the_prefixed_owner(site: Site) -> None:
     """Our resolver reads ``.`` at ``_PORT._https.NAME`` as that owner."""
     for name, hints in ((DOT_NAME, ["127.0.0.1"]), (NOHINT_NAME, [])):
         result = run_ech(
+            ECH_COMMAND,
             "dig", name, "--port", str(site.port),
             "--doh", site.bind.url, "--ca", site.ca, "--json",
         )  # fmt: skip
@@ -370,6 +382,7 @@ def test_dig_dot_target_is_the_prefixed_owner(site: Site) -> None:
 def test_get_with_dot_target_without_hint_uses_the_origin(site: Site) -> None:
     """No A at ``_PORT._https.NAME``, no hints: we connect to NAME's A record."""
     result = run_ech(
+        ECH_COMMAND,
         "get", f"https://{NOHINT_NAME}:{site.port}/",
         "--doh", site.bind.url, "--ca", site.ca, "--json",
     )  # fmt: skip
@@ -384,8 +397,9 @@ def test_get_with_dot_target_without_hint_uses_the_origin(site: Site) -> None:
 
 def test_dig_agrees_with_kdig(site: Site, kdig: Kdig) -> None:
     result = run_ech(
+        ECH_COMMAND,
         "dig", INNER_NAME, "--port", str(site.port),
-        "--doh", site.server.doh_url, "--ca", site.ca, "--json",
+        "--doh", site.doh_url, "--ca", site.ca, "--json",
     )  # fmt: skip
     assert result.returncode == 0, result
     dig = json_output(result)
@@ -434,7 +448,16 @@ def test_rotation_seen_through_dns(files: Files) -> None:
 
     def published() -> str:
         result = run_ech(
-            "dig", INNER_NAME, "--port", str(port), "--doh", url, "--ca", ca, "--json"
+            ECH_COMMAND,
+            "dig",
+            INNER_NAME,
+            "--port",
+            str(port),
+            "--doh",
+            url,
+            "--ca",
+            ca,
+            "--json",
         )
         assert result.returncode == 0, result
         (endpoint,) = json_output(result)["endpoints"]
@@ -443,18 +466,17 @@ def test_rotation_seen_through_dns(files: Files) -> None:
 
     def connect(*extra: str) -> tuple[int, dict[str, Any]]:
         result = run_ech(
+            ECH_COMMAND,
             "connect", f"127.0.0.1:{port}", "--sni", INNER_NAME,
             "--ca", ca, "--json", *extra,
         )  # fmt: skip
         return result.returncode, json_output(result)
 
     for key, configs in ((old_key, old), (new_key, new)):
-        with EchServeDoH(
-            files.certificates,
-            [key],
-            log_path=files.directory / f"rotation-{key.stem}.log",
-            doh_path=DOH_PATH,
-            listen_port=port,
+        with serve_process(
+            serve_args(files.certificates, [key], doh_path=DOH_PATH),
+            files.directory / f"rotation-{key.stem}.log",
+            port=port,
         ):
             assert published() == configs.to_base64()
             status, outcome = connect("--doh", url)
@@ -462,11 +484,10 @@ def test_rotation_seen_through_dns(files: Files) -> None:
             check_accepted(outcome)
             assert outcome["retried"] is False, outcome
     # A client that kept the old config (no DNS) gets the new one as retry configs.
-    with EchServeDoH(
-        files.certificates,
-        [new_key],
-        log_path=files.directory / "rotation-stale.log",
-        listen_port=port,
+    with serve_process(
+        serve_args(files.certificates, [new_key]),
+        files.directory / "rotation-stale.log",
+        port=port,
     ):
         status, outcome = connect("--ech-config-list", old.to_base64())
     assert status == 0, outcome
@@ -480,6 +501,7 @@ def test_rotation_seen_through_dns(files: Files) -> None:
 
 def test_grease_when_record_has_no_ech(site: Site) -> None:
     result = run_ech(
+        ECH_COMMAND,
         "get", f"https://{PLAIN_NAME}:{site.port}/",
         "--doh", site.bind.url, "--ca", site.ca, "--json",
     )  # fmt: skip
@@ -488,7 +510,7 @@ def test_grease_when_record_has_no_ech(site: Site) -> None:
     assert outcome["ech_status"] == "grease", outcome
     assert outcome["ech_from_dns"] is False, outcome
     assert outcome["server_name"] == PLAIN_NAME, outcome
-    seen = json.loads(outcome["body"])
+    seen = status_json(outcome["body"].encode())
     # A server cannot tell GREASE from a config it lacks (RFC 9849 §10.10.4).
     assert seen["ech_status"] == "rejected", seen
     assert seen["outer_server_name"] == PLAIN_NAME, seen
@@ -499,6 +521,7 @@ def test_no_cleartext_fallback_when_record_promises_ech(site: Site) -> None:
     since = len(site.server.log())
     before = len(site.recorder.snapshot())
     result = run_ech(
+        ECH_COMMAND,
         "connect", f"127.0.0.1:{site.recorder.port}", "--sni", STALE_NAME,
         "--doh", site.bind.url, "--ca", site.ca, "--no-retry", "--json",
     )  # fmt: skip
@@ -529,6 +552,7 @@ def test_no_usable_config_in_a_reliant_record_sends_nothing_checklist_105(
     """
     before = len(site.recorder.snapshot())
     result = run_ech(
+        ECH_COMMAND,
         "get", f"https://{UNUSABLE_NAME}:{site.recorder.port}/",
         "--doh", site.bind.url, "--ca", site.ca, "--json",
         *(["--require-ech"] if strict else []),

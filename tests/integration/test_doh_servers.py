@@ -11,11 +11,9 @@ both servers byte for byte in presentation form.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import ssl
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ import dns.rrset
 import httpx2
 import pytest
 
-from ech.aio import TLSStream, start_server
+from ech.aio import TLSStream
 from ech.config import ECHConfigList
 from ech.dns.cache import TTLCache
 from ech.dns.discovery import discover
@@ -39,6 +37,7 @@ from ech.dns.resolver import DNSLookupError, DoHResolver
 from ech.http import ConnectionInfo, Request, Response, Router, serve_http
 from ech.serve.doh import doh_handler
 from ech.server.config import ServerConfig
+from tests.harness.loop import BackgroundLoop
 
 if TYPE_CHECKING:
     from tests.integration.dns_servers import DNSPKI, DoHServer, Kdig, TestZone
@@ -319,31 +318,9 @@ def ours(dns_pki: DNSPKI, dns_zone: TestZone) -> Iterator[OurDoH]:
     async def handler(stream: TLSStream) -> None:
         await serve_http(stream, router)
 
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="our-doh", daemon=True)
-    thread.start()
-    try:
-        server = asyncio.run_coroutine_threadsafe(
-            start_server(handler, "127.0.0.1", 0, config), loop
-        ).result(timeout=10)
-        port: int = server.sockets[0].getsockname()[1]
-        try:
-            yield OurDoH(port, dns_pki.ca_path, keys)
-        finally:
-            asyncio.run_coroutine_threadsafe(shutdown(server), loop).result(10)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-
-async def shutdown(server: asyncio.Server) -> None:
-    """Stop listening and end the connection handlers still running."""
-    server.close()
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    with BackgroundLoop("our-doh") as loop:
+        port = loop.start_server(handler, config)
+        yield OurDoH(port, dns_pki.ca_path, keys)
 
 
 @METHODS

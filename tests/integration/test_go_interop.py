@@ -19,12 +19,12 @@ import ech.aio
 from ech.blocking import TLSSocket, connect
 from ech.errors import BadCertificate
 from interop.go_peer import Event, GoServer, run_go_client
+from tests.harness.pki import Leaf
 from tests.integration.conftest import (
     IO_TIMEOUT,
     KEY_TYPES,
     PKI,
     SERVER_NAME,
-    Leaf,
     ServedConnection,
     ThreadedServer,
     echo_exchange,

@@ -31,11 +31,11 @@ from ech.hpke import KEM, enc_length, public_key_length
 from ech.keys import ECHKey, generate_ech_key, write_ech_key
 from ech.tls.enums import AlertDescription, NamedGroup
 from interop.go_peer import Event, GoClientError, GoServer, run_go_client
+from tests.harness.pki import Leaf
 from tests.integration.conftest import (
     IO_TIMEOUT,
     PKI,
     SERVER_NAME,
-    Leaf,
     ServedConnection,
     ThreadedServer,
     echo_with_ours,
@@ -68,12 +68,9 @@ def _kem_id(kem: KEM) -> str:
 
 
 @pytest.fixture(scope="module")
-def ech_leaf(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Leaf:
+def ech_leaf(pki: PKI) -> Leaf:
     """A leaf valid for both :data:`SERVER_NAME` and :data:`PUBLIC_NAME`."""
-    directory = tmp_path_factory.mktemp("pq-ech-pki")
-    certified = pki.ca.issue(SERVER_NAME, PUBLIC_NAME)
-    cert_path, key_path = pki.ca.write(directory, certified, "pq-ech-leaf")
-    return Leaf(certified, cert_path, key_path)
+    return pki.files.leaf("pq-ech-leaf", SERVER_NAME, PUBLIC_NAME)
 
 
 @pytest.fixture

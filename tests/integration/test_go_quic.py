@@ -45,8 +45,9 @@ from ech.tls.handshake import Direction, Epoch
 from ech.tls.messages import ClientHello, EncryptedExtensions
 from ech.tls.quic import QuicOptions, QuicTLS
 from interop.go_peer import GoQuicPeer, QuicExchange, pump_quic
+from tests.harness.pki import Leaf
 from tests.helpers import split_handshake
-from tests.integration.conftest import PKI, SERVER_NAME, Leaf
+from tests.integration.conftest import PKI, SERVER_NAME
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
 
@@ -99,16 +100,12 @@ class Leaves:
 
 
 @pytest.fixture(scope="module")
-def leaves(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Leaves:
+def leaves(pki: PKI) -> Leaves:
     """Leaves for :data:`SERVER_NAME` and for :data:`PUBLIC_NAME`."""
-    directory = tmp_path_factory.mktemp("quic-pki")
-
-    def leaf(name: str) -> Leaf:
-        certified = pki.ca.issue(name)
-        cert_path, key_path = pki.ca.write(directory, certified, f"quic-{name}")
-        return Leaf(certified, cert_path, key_path)
-
-    return Leaves(leaf(SERVER_NAME), leaf(PUBLIC_NAME))
+    return Leaves(
+        pki.files.leaf(f"quic-{SERVER_NAME}", SERVER_NAME),
+        pki.files.leaf(f"quic-{PUBLIC_NAME}", PUBLIC_NAME),
+    )
 
 
 @dataclass(frozen=True)

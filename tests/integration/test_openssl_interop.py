@@ -24,12 +24,12 @@ import ech
 import ech.aio
 from ech.blocking import TLSSocket, connect
 from ech.errors import BadCertificate, NoApplicationProtocol, UnexpectedMessage
+from tests.harness.pki import Leaf
 from tests.integration.conftest import (
     IO_TIMEOUT,
     KEY_TYPES,
     PKI,
     SERVER_NAME,
-    Leaf,
     ServedConnection,
     ThreadedServer,
     echo_exchange,

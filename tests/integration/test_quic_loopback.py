@@ -101,7 +101,7 @@ def test_ech_accepted_over_http3(key: ech.keys.ECHKey) -> None:
                 assert client.negotiated.ech_status is ECHStatus.ACCEPTED
                 assert not client.retried
         finally:
-            await server.shutdown(0)
+            await server.shutdown(0)  # waits for the closed connection's report
         assert response.status == 200
         assert response.http_version == "3"
         page = json.loads(response.body)

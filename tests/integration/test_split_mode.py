@@ -10,18 +10,12 @@ decrypt the second ClientHelloOuter with the same HPKE context (#83-#85).
 
 from __future__ import annotations
 
-import asyncio
-import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ech import ClientConfig, NamedGroup, ServerConfig
-from ech.aio import start_server
 from ech.blocking import connect
 from ech.config import ECHConfigList
 from ech.errors import DecryptError, IllegalParameter, MissingExtension
@@ -40,46 +34,13 @@ from ech.tls.enums import ExtensionType
 from ech.tls.messages import ClientHello
 from ech.tls.wire import Reader
 from interop.go_peer import GoServer, build_peer
+from tests.harness.http import status_json
+from tests.harness.loop import BackgroundLoop
+from tests.harness.pki import TestPKI
 
 pytestmark = pytest.mark.interop
 
 PUBLIC, SECRET, LOCAL = "public.example", "secret.example", "local.example"
-
-
-class Front:
-    """An asyncio server (front end, optionally a backend too) in a thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.servers: list[asyncio.Server] = []
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def serve(self, config: ServerConfig) -> int:
-        async def start() -> int:
-            server = await start_server(serve_status, "127.0.0.1", 0, config)
-            self.servers.append(server)
-            port: int = server.sockets[0].getsockname()[1]
-            return port
-
-        return asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
-
-    def stop(self) -> None:
-        async def close() -> None:
-            for server in self.servers:
-                server.close()
-            current = asyncio.current_task()
-            tasks = [t for t in asyncio.all_tasks() if t is not current]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for server in self.servers:
-                await server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 @dataclass(frozen=True)
@@ -96,25 +57,16 @@ class PKI:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    ca = TestCA.create()
-    secret = ca.issue(SECRET)
+    files = TestPKI.create(tmp_path_factory.mktemp("split"))
+    secret = files.leaf("secret", SECRET)
     return PKI(
-        ca=ca,
-        public=ca.issue(PUBLIC),
-        secret=secret,
-        local=ca.issue(LOCAL),
-        secret_files=ca.write(tmp_path_factory.mktemp("split"), secret, "secret"),
+        ca=files.ca,
+        public=files.ca.issue(PUBLIC),
+        secret=secret.certified,
+        local=files.ca.issue(LOCAL),
+        secret_files=(secret.cert_path, secret.key_path),
         key=generate_ech_key(PUBLIC),
     )
-
-
-@contextmanager
-def servers() -> Iterator[Front]:
-    front = Front()
-    try:
-        yield front
-    finally:
-        front.stop()
 
 
 def front_config(pki: PKI, backend_port: int) -> ServerConfig:
@@ -142,11 +94,6 @@ def fetch(
         return tls.negotiated, response.body
 
 
-def page(body: bytes) -> dict[str, object]:
-    view: dict[str, object] = json.loads(body)
-    return view
-
-
 @pytest.mark.parametrize("hrr", [False, True], ids=["no-hrr", "hrr"])
 def test_our_front_end_relays_to_our_backend(pki: PKI, hrr: bool) -> None:
     """checklist #80, #83, #88-#90: forward CHI, relay, backend confirms."""
@@ -157,20 +104,24 @@ def test_our_front_end_relays_to_our_backend(pki: PKI, hrr: bool) -> None:
         ech_backend=True,
         groups=groups,
     )
-    with servers() as run:
-        front_port = run.serve(front_config(pki, run.serve(backend)))
+    with BackgroundLoop() as run:
+        backend_port = run.start_server(serve_status, backend)
+        front_port = run.start_server(serve_status, front_config(pki, backend_port))
         hs, data = fetch(pki, front_port, SECRET)
         assert (hs.ech_status, hs.server_name, hs.hello_retry) == (
             ECHStatus.ACCEPTED,
             SECRET,
             hrr,
         )
-        seen = page(data)  # the backend's page: it terminated TLS
+        seen = status_json(data)  # the backend's page: it terminated TLS
         assert (seen["ech_status"], seen["server_name"]) == ("accepted", SECRET)
         assert seen["hello_retry"] is hrr
         # A name without a backend is served by the front end (shared mode).
         hs, data = fetch(pki, front_port, LOCAL)
-        assert (hs.ech_status, page(data)["server_name"]) == (ECHStatus.ACCEPTED, LOCAL)
+        assert (hs.ech_status, status_json(data)["server_name"]) == (
+            ECHStatus.ACCEPTED,
+            LOCAL,
+        )
 
 
 @pytest.mark.parametrize("hrr", [False, True], ids=["no-hrr", "hrr"])
@@ -179,8 +130,8 @@ def test_our_front_end_relays_to_go_backend(pki: PKI, hrr: bool) -> None:
     build_peer()
     cert, key = pki.secret_files
     curves = ["P384"] if hrr else None
-    with GoServer([(cert, key)], curves=curves) as go, servers() as run:
-        front_port = run.serve(front_config(pki, go.port))
+    with GoServer([(cert, key)], curves=curves) as go, BackgroundLoop() as run:
+        front_port = run.start_server(serve_status, front_config(pki, go.port))
         hs, data = fetch(pki, front_port, SECRET, echo=True)
         assert (hs.ech_status, hs.server_name, hs.hello_retry) == (
             ECHStatus.ACCEPTED,

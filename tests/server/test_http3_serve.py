@@ -21,7 +21,8 @@ from ech.keys import write_ech_key
 from ech.quic.client import open_http3
 from ech.quic.server import HTTP3Server
 from ech.serve.status_page import status_page
-from tests.cli.conftest import find_ech_command, run_ech
+from tests.harness.pki import TestPKI
+from tests.harness.serve import find_ech_command, run_ech, serve_process
 from tests.server.conftest import (
     HIDDEN_NAME,
     IO_TIMEOUT,
@@ -29,7 +30,6 @@ from tests.server.conftest import (
     ServerPKI,
     config_list,
     ech_key,
-    serve_process,
 )
 from tests.server.test_logs_metrics import scrape
 
@@ -100,10 +100,10 @@ def test_ech_get_http3_from_doh_records(server_pki: ServerPKI, tmp_path: Path) -
     write_ech_key(key_path, ech_key(2))
     # DoH is reached at 127.0.0.1, without SNI: the first certificate is for
     # that address (the server's default without SNI).
-    server_pki.ca.write(tmp_path, server_pki.ca.issue("127.0.0.1"), "loopback")
-    loopback = ["--cert", tmp_path / "loopback.pem", "--key", tmp_path / "loopback.key"]
+    files = TestPKI(server_pki.ca, tmp_path, server_pki.ca_file)
+    loopback = files.leaf("loopback", "127.0.0.1").serve_args()
     args = _serve_args(
-        server_pki, key_path, "--doh", "/dns-query", first=tuple(map(str, loopback))
+        server_pki, key_path, "--doh", "/dns-query", first=tuple(loopback)
     )
     with serve_process(args, tmp_path / "serve.log") as server:
         doh = f"https://127.0.0.1:{server.port}/dns-query"

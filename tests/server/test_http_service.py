@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
 
 import h2.config
@@ -21,6 +20,7 @@ from ech.http import (
 from ech.serve.metrics import CONTENT_TYPE, Metrics
 from ech.serve.metrics_endpoint import start_metrics_server
 from ech.serve.status_page import status_page
+from tests.harness.http import status_json
 from tests.server.conftest import (
     IO_TIMEOUT,
     PUBLIC_NAME,
@@ -105,7 +105,7 @@ def test_status_page_over_h2_and_http1(server_pki: ServerPKI) -> None:
                 status, body = await h2_get(stream, PUBLIC_NAME)
                 await stream.close()
             assert status == 200
-            page = json.loads(body)
+            page = status_json(body)
             assert (page["alpn"], page["server_name"]) == ("h2", PUBLIC_NAME)
 
     asyncio.run(main())

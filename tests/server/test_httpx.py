@@ -22,7 +22,7 @@ from ech.client.config import ClientConfig
 from ech.config import ECHConfig, ECHConfigList
 from ech.errors import ECHRejectedError, ECHUnavailableError
 from ech.httpx import AsyncECHTransport, ECHTransport
-from tests.cli.conftest import find_ech_command, run_ech
+from tests.harness.serve import find_ech_command, run_ech
 from tests.integration.peers import PeerMissingError, curl_get, require_curl_cffi
 from tests.server.conftest import (
     HIDDEN_NAME,

@@ -24,6 +24,7 @@ from ech.serve.keyring import (
     policy_of,
     rotate,
 )
+from tests.harness.serve import find_ech_command, run_ech, serve_process
 from tests.server.conftest import (
     HIDDEN_NAME,
     PUBLIC_NAME,
@@ -33,7 +34,6 @@ from tests.server.conftest import (
     fetch,
     keygen_rotate,
     run_service,
-    serve_process,
 )
 
 ROTATION_WAIT = 10.0
@@ -186,7 +186,6 @@ def test_keygen_rotate_command(tmp_path: Path) -> None:
     ids=["keep", "retire-after"],
 )
 def test_keygen_retirement_needs_rotate(tmp_path: Path, args: list[str]) -> None:
-    from tests.cli.conftest import find_ech_command, run_ech
 
     result = run_ech(
         find_ech_command(),

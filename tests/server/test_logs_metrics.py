@@ -15,6 +15,7 @@ from ech.errors import ECHRejectedError
 from ech.keys import load_ech_key
 from ech.serve.keyring import rotate
 from ech.serve.metrics import CONTENT_TYPE, Metric, Metrics
+from tests.harness.serve import serve_process
 from tests.server.conftest import (
     HIDDEN_NAME,
     IO_TIMEOUT,
@@ -23,7 +24,6 @@ from tests.server.conftest import (
     config_list,
     ech_key,
     fetch,
-    serve_process,
 )
 
 SAMPLE = re.compile(

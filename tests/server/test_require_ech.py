@@ -19,7 +19,7 @@ from ech.errors import PeerAlert
 from ech.server.config import RequireECH
 from ech.server.connection import NameRequiresECH, ServerConnection
 from ech.tls.enums import AlertDescription, ContentType, NamedGroup
-from tests.cli.conftest import find_ech_command, run_ech
+from tests.harness.serve import find_ech_command, run_ech, serve_process
 from tests.helpers import parse_records, plain_alert
 from tests.server.conftest import (
     HIDDEN_NAME,
@@ -31,7 +31,6 @@ from tests.server.conftest import (
     ech_key,
     fetch,
     run_service,
-    serve_process,
 )
 
 UNRECOGNIZED_NAME = plain_alert(AlertDescription.UNRECOGNIZED_NAME)

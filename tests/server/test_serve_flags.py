@@ -11,12 +11,11 @@ import pytest
 
 from ech.keys import write_ech_key
 from ech.tls.enums import AlertDescription
-from tests.cli.conftest import find_ech_command, run_ech
+from tests.harness.serve import find_ech_command, run_ech, serve_process
 from tests.server.conftest import (
     IO_TIMEOUT,
     ServerPKI,
     ech_key,
-    serve_process,
 )
 from tests.unit.ech.ech_helpers import capture, encoded_from, hello_record, seal_outer
 

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from ech.aio import TLSStream, open_connection
 from ech.http import fetch_async
+from tests.harness.serve import ServeProcess, serve_process
 from tests.server.conftest import (
     IO_TIMEOUT,
     PUBLIC_NAME,
-    ServeProcess,
     ServerPKI,
-    serve_process,
 )
 
 
