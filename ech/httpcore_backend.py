@@ -778,25 +778,71 @@ async def h3_exchange(
     return response.status, response.headers, response.body, extensions
 
 
-class SyncCore:
-    """The blocking transport's work; :mod:`ech.httpx` adds httpx's face."""
+class TransportCore:
+    """What both transports of a flavor share: their arguments and their pool.
+
+    Args:
+        verify: httpx's ``verify=``: True (the system store), False, a CA
+            file, or an ``ssl.SSLContext`` whose loaded CAs are trusted.
+        cafile: A PEM CA file to trust, for the servers and the DoH server.
+        http1, http2: Offer ALPN ``http/1.1`` and ``h2`` (RFC 7301).
+        http3: Send https requests over HTTP/3 (QUIC) instead.
+        doh: A DoH resolver URL (RFC 8484) for HTTPS records.
+        resolver: A :class:`~ech.dns.DoHResolver` to use instead (not
+            closed by the transport).
+        ech_configs: ECH configs to use for every origin, without DNS.
+        require_ech: Strict mode: real ECH or an error, nothing sent.
+        ech_retry: Retry once after a rejection (RFC 9849 §6.1.6).
+        limits: The flavor's ``httpx.Limits`` (httpx's defaults if None).
+        retries, local_address, socket_options: httpx's.
+        config: A :class:`~ech.ClientConfig` to start from (ALPN and trust
+            are set from the arguments above).
+        address: Connect every origin here, whatever DNS says (as curl's
+            ``--connect-to``; ``ech get --address``); names and ECH stay.
+    """
 
     flavor: Flavor
 
-    def _setup(
+    def __init__(
         self,
-        dialer: Dialer,
-        http1: bool,
-        http2: bool,
-        http3: bool,
-        limits: Any,
-        retries: int,
-        local_address: str | None,
-        socket_options: Iterable[tuple[int, ...]] | None,
+        *,
+        verify: Verify = True,
+        cafile: str | Path | None = None,
+        http1: bool = True,
+        http2: bool = False,
+        http3: bool = False,
+        doh: str | None = None,
+        resolver: DoHResolver | None = None,
+        ech_configs: ECHConfigList | None = None,
+        require_ech: bool = False,
+        ech_retry: bool = True,
+        limits: Any = None,
+        retries: int = 0,
+        local_address: str | None = None,
+        socket_options: Iterable[tuple[int, ...]] | None = None,
+        config: ClientConfig | None = None,
+        address: str | None = None,
     ) -> None:
-        self._dialer = dialer
+        self._dialer = make_dialer(
+            verify=verify,
+            cafile=cafile,
+            http1=http1,
+            http2=http2,
+            doh=doh,
+            resolver=resolver,
+            ech_configs=ech_configs,
+            require_ech=require_ech,
+            ech_retry=ech_retry,
+            config=config,
+            address=address,
+        )
+        if limits is None:  # httpx's own defaults
+            limits = self.flavor.httpx.Limits(
+                max_connections=100, max_keepalive_connections=20
+            )
         self._http3 = http3
-        self._pool = self.flavor.httpcore.ConnectionPool(
+        self._h3 = H3Pool(self._dialer)
+        self._pool = self._make_pool(
             ssl_context=_UNUSED_SSL,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
@@ -806,10 +852,20 @@ class SyncCore:
             retries=retries,
             local_address=local_address,
             socket_options=socket_options,
-            network_backend=SyncBackend(self.flavor, dialer),
         )
-        self._h3 = H3Pool(dialer)
-        self._loop = LoopThread()
+
+    def _make_pool(self, **options: Any) -> Any:
+        """Make httpcore's pool with our network backend (sync or asyncio)."""
+        raise NotImplementedError
+
+
+class SyncCore(TransportCore):
+    """The blocking transport's work; :mod:`ech.httpx` adds httpx's face."""
+
+    def _make_pool(self, **options: Any) -> Any:
+        self._loop = LoopThread()  # for HTTP/3, started on first use
+        backend = SyncBackend(self.flavor, self._dialer)
+        return self.flavor.httpcore.ConnectionPool(network_backend=backend, **options)
 
     def _handle(self, request: Any, stream_class: Any) -> Any:
         top = self.flavor.httpx
@@ -841,37 +897,14 @@ class SyncCore:
         self._dialer.close()
 
 
-class AsyncCore:
+class AsyncCore(TransportCore):
     """The asyncio transport's work; :mod:`ech.httpx` adds httpx's face."""
 
-    flavor: Flavor
-
-    def _setup(
-        self,
-        dialer: Dialer,
-        http1: bool,
-        http2: bool,
-        http3: bool,
-        limits: Any,
-        retries: int,
-        local_address: str | None,
-        socket_options: Iterable[tuple[int, ...]] | None,
-    ) -> None:
-        self._dialer = dialer
-        self._http3 = http3
-        self._pool = self.flavor.httpcore.AsyncConnectionPool(
-            ssl_context=_UNUSED_SSL,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            retries=retries,
-            local_address=local_address,
-            socket_options=socket_options,
-            network_backend=AsyncBackend(self.flavor, dialer),
+    def _make_pool(self, **options: Any) -> Any:
+        backend = AsyncBackend(self.flavor, self._dialer)
+        return self.flavor.httpcore.AsyncConnectionPool(
+            network_backend=backend, **options
         )
-        self._h3 = H3Pool(dialer)
 
     async def _handle(self, request: Any, stream_class: Any) -> Any:
         top = self.flavor.httpx

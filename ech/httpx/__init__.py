@@ -52,25 +52,15 @@ not trio. Proxies and Unix sockets are not supported.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpcore
 import httpx
 
-from ech.config import ECHConfigList
-from ech.httpcore_backend import AsyncCore, Flavor, SyncCore, Verify, make_dialer
-
-if TYPE_CHECKING:
-    from ech.client.config import ClientConfig
-    from ech.dns.resolver import DoHResolver
+from ech.httpcore_backend import AsyncCore, Flavor, SyncCore
 
 __all__ = ["AsyncECHTransport", "ECHTransport"]
 
 FLAVOR = Flavor(httpx, httpcore)
-
-#: httpx's own default pool limits.
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 class _ResponseStream(httpx.SyncByteStream):
@@ -107,62 +97,14 @@ class _AsyncResponseStream(httpx.AsyncByteStream):
 class ECHTransport(SyncCore, httpx.BaseTransport):
     """A blocking httpx transport whose TLS is ours, with ECH.
 
-    Args:
-        verify: httpx's ``verify=`` (see the module docstring).
-        cafile: A PEM CA file to trust, for the servers and the DoH server.
-        http1, http2: ALPN ``http/1.1`` and ``h2`` (RFC 7301).
-        http3: Send https requests over HTTP/3 (QUIC) instead.
-        doh: A DoH resolver URL (RFC 8484) for HTTPS records.
-        resolver: A :class:`~ech.dns.DoHResolver` to use instead (not
-            closed by the transport).
-        ech_configs: ECH configs to use for every origin, without DNS.
-        require_ech: Strict mode: real ECH or an error.
-        ech_retry: Retry once after a rejection (RFC 9849 §6.1.6).
-        limits, retries, local_address, socket_options: httpx's.
-        config: A :class:`~ech.ClientConfig` to start from (ALPN and trust
-            are set from the arguments above).
-        address: Connect every origin here, whatever DNS says (as curl's
-            ``--connect-to``; ``ech get --address``); names and ECH stay.
+    The arguments (all keywords) are
+    :class:`~ech.httpcore_backend.TransportCore`'s: ``verify``, ``cafile``,
+    ``http1``, ``http2``, ``http3``, ``doh``, ``resolver``, ``ech_configs``,
+    ``require_ech``, ``ech_retry``, ``limits``, ``retries``,
+    ``local_address``, ``socket_options``, ``config``, ``address``.
     """
 
     flavor = FLAVOR
-
-    def __init__(
-        self,
-        *,
-        verify: Verify = True,
-        cafile: str | Path | None = None,
-        http1: bool = True,
-        http2: bool = False,
-        http3: bool = False,
-        doh: str | None = None,
-        resolver: DoHResolver | None = None,
-        ech_configs: ECHConfigList | None = None,
-        require_ech: bool = False,
-        ech_retry: bool = True,
-        limits: httpx.Limits = DEFAULT_LIMITS,
-        retries: int = 0,
-        local_address: str | None = None,
-        socket_options: Iterable[tuple[int, ...]] | None = None,
-        config: ClientConfig | None = None,
-        address: str | None = None,
-    ) -> None:
-        dialer = make_dialer(
-            verify=verify,
-            cafile=cafile,
-            http1=http1,
-            http2=http2,
-            doh=doh,
-            resolver=resolver,
-            ech_configs=ech_configs,
-            require_ech=require_ech,
-            ech_retry=ech_retry,
-            config=config,
-            address=address,
-        )
-        self._setup(
-            dialer, http1, http2, http3, limits, retries, local_address, socket_options
-        )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` on a pooled connection (or HTTP/3); its response."""
@@ -178,43 +120,6 @@ class AsyncECHTransport(AsyncCore, httpx.AsyncBaseTransport):
     """The asyncio twin of :class:`ECHTransport`; the same arguments."""
 
     flavor = FLAVOR
-
-    def __init__(
-        self,
-        *,
-        verify: Verify = True,
-        cafile: str | Path | None = None,
-        http1: bool = True,
-        http2: bool = False,
-        http3: bool = False,
-        doh: str | None = None,
-        resolver: DoHResolver | None = None,
-        ech_configs: ECHConfigList | None = None,
-        require_ech: bool = False,
-        ech_retry: bool = True,
-        limits: httpx.Limits = DEFAULT_LIMITS,
-        retries: int = 0,
-        local_address: str | None = None,
-        socket_options: Iterable[tuple[int, ...]] | None = None,
-        config: ClientConfig | None = None,
-        address: str | None = None,
-    ) -> None:
-        dialer = make_dialer(
-            verify=verify,
-            cafile=cafile,
-            http1=http1,
-            http2=http2,
-            doh=doh,
-            resolver=resolver,
-            ech_configs=ech_configs,
-            require_ech=require_ech,
-            ech_retry=ech_retry,
-            config=config,
-            address=address,
-        )
-        self._setup(
-            dialer, http1, http2, http3, limits, retries, local_address, socket_options
-        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` on a pooled connection (or HTTP/3); its response."""
