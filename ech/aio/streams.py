@@ -117,6 +117,10 @@ class TLSProtocol(asyncio.Protocol):
         self.app_transport = TLSTransport(self)
         self.raw: asyncio.Transport
         self.closing = False
+        #: The application's protocol was told of the connection, and of
+        #: its end: each exactly once, as asyncio promises protocols.
+        self._app_connected = False
+        self._app_lost = False
         self.handshake_done: asyncio.Future[None] = (
             asyncio.get_running_loop().create_future()
         )
@@ -138,7 +142,12 @@ class TLSProtocol(asyncio.Protocol):
         if not self.handshake_done.done():
             self.handshake_done.set_exception(error)
         else:
-            self.app.connection_lost(error if isinstance(error, Exception) else None)
+            self._lose(error if isinstance(error, Exception) else None)
+
+    def _lose(self, error: Exception | None) -> None:
+        if self._app_connected and not self._app_lost:
+            self._app_lost = True
+            self.app.connection_lost(error)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Send the ClientHello."""
@@ -175,6 +184,7 @@ class TLSProtocol(asyncio.Protocol):
             return
         if not self.handshake_done.done():
             self.handshake_done.set_result(None)
+            self._app_connected = True
             self.app.connection_made(self.app_transport)
         if state._incoming:
             self.app.data_received(state._take(len(state._incoming)))
@@ -191,7 +201,7 @@ class TLSProtocol(asyncio.Protocol):
                 exc or ConnectionClosedError("closed during the handshake")
             )
         else:
-            self.app.connection_lost(exc)
+            self._lose(exc)
 
     def pause_writing(self) -> None:
         """Flow control, passed to the application's protocol."""
