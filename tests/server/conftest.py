@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -197,6 +199,30 @@ class Site:
     def loopback(self) -> str:
         """The server by address, for clients given configs (no DNS here)."""
         return f"https://127.0.0.1:{self.server.port}/"
+
+    def mark(self) -> int:
+        """How many site connection lines there are, once every connection closed.
+
+        A connection's line is written when the server sees it close, which
+        may come after the client moved on; ``ech serve`` writes it before
+        the connection leaves ``ech_connections_open``. The TCP and QUIC
+        servers each set that gauge, so it must read 0 and the number of
+        lines must hold still for a moment: then no earlier line is late.
+        """
+        assert self.server.metrics_port is not None
+        url = f"http://127.0.0.1:{self.server.metrics_port}/metrics"
+        deadline = time.monotonic() + IO_TIMEOUT
+        last = -1
+        while True:
+            with urllib.request.urlopen(url, timeout=IO_TIMEOUT) as response:
+                text = response.read().decode()
+            count = len(self.server.connections())
+            if "\nech_connections_open 0\n" in text and count == last:
+                return len(self.connections())
+            if time.monotonic() > deadline:
+                raise AssertionError(f"connections stay open: {text}")
+            last = count
+            time.sleep(0.2)
 
     def connections(self) -> list[dict[str, Any]]:
         """``ech serve``'s connection lines for the site (not DoH's, by address)."""

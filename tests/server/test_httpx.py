@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ech.aio import TLSStream
 from ech.client.config import ClientConfig
 from ech.config import ECHConfig, ECHConfigList
 from ech.errors import ECHRejectedError, ECHUnavailableError
@@ -28,9 +29,11 @@ from tests.server.conftest import (
     HIDDEN_NAME,
     IO_TIMEOUT,
     PUBLIC_NAME,
+    ServerPKI,
     Site,
     config_list,
     ech_key,
+    run_service,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -59,7 +62,7 @@ def wait_lines(site: Site, before: int, count: int) -> list[dict[str, Any]]:
 
 def test_h2_from_doh_one_pooled_connection(site: Site) -> None:
     """DoH discovery, ECH accepted, HTTP/2 by ALPN, three requests, one connection."""
-    before = len(site.connections())
+    before = site.mark()
     transport = ECHTransport(doh=site.doh, cafile=site.ca, http2=True)
     with httpx.Client(transport=transport, timeout=IO_TIMEOUT) as client:
         responses = [client.get(site.url) for _ in range(3)]
@@ -79,7 +82,7 @@ def test_h2_from_doh_one_pooled_connection(site: Site) -> None:
 
 
 def test_http11_keep_alive_reuses_the_connection(site: Site) -> None:
-    before = len(site.connections())
+    before = site.mark()
     transport = ECHTransport(
         ech_configs=site.configs, cafile=site.ca, http1=True, http2=False
     )
@@ -94,7 +97,7 @@ def test_http11_keep_alive_reuses_the_connection(site: Site) -> None:
 
 def test_rejected_then_retried_on_a_new_connection(site: Site) -> None:
     """A stale config: rejected, one retry with retry_configs, then pooled."""
-    before = len(site.connections())
+    before = site.mark()
     stale = config_list(ech_key(6))
     transport = ECHTransport(ech_configs=stale, cafile=site.ca, http2=True)
     with httpx.Client(transport=transport, timeout=IO_TIMEOUT) as client:
@@ -141,6 +144,7 @@ def test_grease_when_asked_without_configs(site: Site) -> None:
 
 
 def test_strict_mode_without_configs_sends_nothing(site: Site) -> None:
+    site.mark()
     before = len(site.server.connections())
     transport = ECHTransport(cafile=site.ca, require_ech=True)
     with (
@@ -149,6 +153,7 @@ def test_strict_mode_without_configs_sends_nothing(site: Site) -> None:
     ):
         client.get(site.loopback, extensions=SNI)
     assert isinstance(failed.value.__cause__, ECHUnavailableError)
+    site.mark()
     assert len(site.server.connections()) == before
 
 
@@ -166,7 +171,7 @@ def test_verify_takes_an_ssl_context_and_refuses_an_unknown_ca(site: Site) -> No
 
 
 def test_async_h2_from_doh_pooled(site: Site) -> None:
-    before = len(site.connections())
+    before = site.mark()
 
     async def main() -> list[httpx.Response]:
         transport = AsyncECHTransport(doh=site.doh, cafile=site.ca, http2=True)
@@ -183,7 +188,7 @@ def test_async_h2_from_doh_pooled(site: Site) -> None:
 
 
 def test_async_retry_and_http11(site: Site) -> None:
-    before = len(site.connections())
+    before = site.mark()
 
     async def main() -> httpx.Response:
         transport = AsyncECHTransport(
@@ -205,7 +210,7 @@ def test_async_retry_and_http11(site: Site) -> None:
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_http3_pooled_per_origin(site: Site, mode: str) -> None:
     """http3=True: requests go over our HTTP/3 client, one QUIC connection."""
-    before = len(site.connections())
+    before = site.mark()
     if mode == "sync":
         transport = ECHTransport(doh=site.doh, cafile=site.ca, http3=True)
         with httpx.Client(transport=transport, timeout=IO_TIMEOUT) as client:
@@ -237,7 +242,7 @@ def test_httpx2_has_the_same_transports(site: Site) -> None:
     from ech.httpx2 import AsyncECHTransport as Async2
     from ech.httpx2 import ECHTransport as Sync2
 
-    before = len(site.connections())
+    before = site.mark()
     transport = Sync2(doh=site.doh, cafile=site.ca, http2=True)
     with httpx2.Client(transport=transport, timeout=IO_TIMEOUT) as client:
         responses = [client.get(site.url) for _ in range(2)]
@@ -307,6 +312,7 @@ def test_ech_get_http2_runs_on_the_transport(site: Site) -> None:
 
 
 def test_ech_connect_require_ech_without_configs_sends_nothing(site: Site) -> None:
+    site.mark()
     before = len(site.server.connections())
     got = run_ech(
         find_ech_command(),
@@ -317,7 +323,7 @@ def test_ech_connect_require_ech_without_configs_sends_nothing(site: Site) -> No
     outcome = json.loads(got.stdout)
     assert outcome["ech_reason"] == "not_requested"
     assert "ECH is required" in outcome["ech_detail"]
-    time.sleep(0.2)
+    site.mark()
     assert len(site.server.connections()) == before
     accepted = run_ech(
         find_ech_command(),
@@ -412,7 +418,7 @@ def test_curl_cffi_and_our_transport_see_the_same_server(site: Site) -> None:
     url = f"https://{HIDDEN_NAME}:{port}/"
     resolve = f"{HIDDEN_NAME}:{port}:127.0.0.1"
     ecl = b"ecl:" + site.configs.to_base64().encode()
-    before = len(site.connections())
+    before = site.mark()
     curl_page = curl_get(
         url, resolve=resolve, cafile=site.ca, ech=[ecl, b"hard"]
     ).page()
@@ -431,3 +437,44 @@ def test_curl_cffi_and_our_transport_see_the_same_server(site: Site) -> None:
     lines = wait_lines(site, before, 4)
     reasons = [line["ech_reason"] for line in lines]
     assert reasons == [None, "grease_shaped", None, "grease_shaped"], lines
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_httpx_timeouts_apply(server_pki: ServerPKI, mode: str) -> None:
+    """httpx's read timeout: a server that never answers gives httpx.ReadTimeout."""
+    key = ech_key(12)
+
+    async def silent(stream: TLSStream) -> None:
+        await asyncio.sleep(IO_TIMEOUT)
+
+    async def main() -> type[BaseException] | None:
+        async with run_service(server_pki.server_config([key]), app=silent) as running:
+            url = f"https://127.0.0.1:{running.port}/"
+            timeout = httpx.Timeout(IO_TIMEOUT, read=0.3)
+            if mode == "async":
+                transport = AsyncECHTransport(
+                    config=server_pki.client_config(), ech_configs=config_list(key)
+                )
+                async with httpx.AsyncClient(
+                    transport=transport, timeout=timeout
+                ) as client:
+                    try:
+                        await client.get(url, extensions=SNI)
+                    except httpx.HTTPError as error:
+                        return type(error)
+                return None
+
+            def blocking() -> type[BaseException] | None:
+                sync = ECHTransport(
+                    config=server_pki.client_config(), ech_configs=config_list(key)
+                )
+                with httpx.Client(transport=sync, timeout=timeout) as client:
+                    try:
+                        client.get(url, extensions=SNI)
+                    except httpx.HTTPError as error:
+                        return type(error)
+                return None
+
+            return await asyncio.to_thread(blocking)
+
+    assert asyncio.run(main()) is httpx.ReadTimeout
