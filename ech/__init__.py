@@ -40,6 +40,8 @@ from ech.errors import (
 from ech.events import (
     ConnectionClosed,
     DataReceived,
+    EarlyDataReceived,
+    EarlyDataStatus,
     ECHReason,
     ECHStatus,
     Event,
@@ -101,6 +103,8 @@ __all__ = [
     "ECHStatus",
     "ECHTransport",
     "ECHUnavailableError",
+    "EarlyDataReceived",
+    "EarlyDataStatus",
     "Event",
     "HandshakeComplete",
     "KeyUpdateReceived",

@@ -141,6 +141,7 @@ def connect(
     require_ech: bool = False,
     timeout: float | None = 30.0,
     socket_factory: SocketFactory = socket.create_connection,
+    early_data: bytes | None = None,
 ) -> TLSSocket:
     """Open a TCP connection and complete a TLS 1.3 handshake as a client.
 
@@ -163,6 +164,12 @@ def connect(
     ``socket_factory`` opens the TCP connection, as
     ``socket.create_connection((host, port), timeout)`` does by default.
 
+    ``early_data`` is sent as 0-RTT data (RFC 8446 §2.3) when ``session``
+    allows it; ``tls.negotiated.early_data`` then says whether the server
+    read it. If not (``rejected`` or ``not_offered``), nothing was delivered
+    and the caller sends it again with :meth:`TLSSocket.sendall`. A retry
+    after an ECH rejection never sends early data.
+
     Raises:
         ECHRejectedError: ECH was rejected and not (or no longer) retried.
         ECHUnavailableError: ECH was promised or required and cannot be
@@ -180,9 +187,15 @@ def connect(
         require_ech=require_ech,
     )
 
+    attempts: list[ECHConfigList | None] = []
+
     def once(config: ClientConfig, configs: ECHConfigList | None) -> TLSSocket:
+        # Early data goes with the first attempt only, never with the retry
+        # after an ECH rejection: the caller resends what was not accepted.
+        early = early_data if not attempts else None
+        attempts.append(configs)
         sock = socket_factory((host, port), timeout)
-        return _handshake(sock, config, name, session, configs)
+        return _handshake(sock, config, name, session, configs, early)
 
     return dial.connect_with_retry(plan, once)
 
@@ -196,10 +209,15 @@ def _handshake(
     server_name: str,
     session: SessionTicket | None,
     ech_configs: ECHConfigList | None,
+    early_data: bytes | None = None,
     stream_class: type[T] = TLSSocket,  # type: ignore[assignment]  # T's default
 ) -> T:
     connection = ClientConnection(
-        config, server_name, session=session, ech_configs=ech_configs
+        config,
+        server_name,
+        session=session,
+        ech_configs=ech_configs,
+        early_data=early_data,
     )
     tls = stream_class(sock, connection)
     try:

@@ -255,7 +255,7 @@ class ECHClientContext:
                     raise RuntimeError("internal error: a retry without a factory")
                 fresh = socket_factory()
             return _handshake(
-                fresh, config, server_hostname, session, configs, ECHSocket
+                fresh, config, server_hostname, session, configs, stream_class=ECHSocket
             )
 
         return dial.connect_with_retry(plan, once)

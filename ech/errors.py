@@ -25,6 +25,8 @@ from ech.tls.errors import (
     Alert,
     BadCertificate,
     BadRecordMac,
+    CertificateExpired,
+    CertificateRequired,
     CertificateUnknown,
     ConnectionClosedError,
     DecodeError,
@@ -42,6 +44,7 @@ from ech.tls.errors import (
     UnexpectedMessage,
     UnknownCA,
     UnrecognizedName,
+    UnsupportedCertificate,
     UnsupportedExtension,
 )
 
@@ -122,6 +125,8 @@ __all__ = [
     "Alert",
     "BadCertificate",
     "BadRecordMac",
+    "CertificateExpired",
+    "CertificateRequired",
     "CertificateUnknown",
     "ConnectionClosedError",
     "DecodeError",
@@ -142,5 +147,6 @@ __all__ = [
     "UnexpectedMessage",
     "UnknownCA",
     "UnrecognizedName",
+    "UnsupportedCertificate",
     "UnsupportedExtension",
 ]

@@ -10,11 +10,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from cryptography import x509
+
 from ech.config import ECHConfigList
 from ech.tls.enums import CipherSuite, NamedGroup
 from ech.tls.events import (
     ConnectionClosed,
     DataReceived,
+    EarlyDataReceived,
+    EarlyDataStatus,
     Event,
     KeyUpdateReceived,
     SessionTicketReceived,
@@ -88,6 +92,21 @@ class HandshakeComplete(Event):
     version: str = "TLSv1.3"
     ech_status: ECHStatus = ECHStatus.NOT_OFFERED
     outer_server_name: str | None = None
+    #: On the server: the client's certificate chain, leaf first, validated
+    #: against ``ServerConfig.client_ca`` and proven by its CertificateVerify
+    #: (RFC 8446 §4.4.2.4); on a resumed connection the leaf the ticket's
+    #: handshake authenticated. Empty without client authentication, and
+    #: always on the client.
+    client_certificate_chain: tuple[x509.Certificate, ...] = ()
+    #: What became of 0-RTT data (RFC 8446 §4.2.10), on both ends.
+    early_data: EarlyDataStatus = EarlyDataStatus.NOT_OFFERED
+
+    @property
+    def client_certificate_subject(self) -> str | None:
+        """The client leaf's subject as an RFC 4514 string, or None."""
+        if not self.client_certificate_chain:
+            return None
+        return self.client_certificate_chain[0].subject.rfc4514_string()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +128,8 @@ __all__ = [
     "ECHReason",
     "ECHRejected",
     "ECHStatus",
+    "EarlyDataReceived",
+    "EarlyDataStatus",
     "Event",
     "HandshakeComplete",
     "KeyUpdateReceived",

@@ -255,7 +255,7 @@ class SyncTCP:
                 self._target, timeout, self._options
             )
             sock.settimeout(timeout)
-            return _handshake(sock, config, name, None, configs, ECHSocket)
+            return _handshake(sock, config, name, None, configs, stream_class=ECHSocket)
 
         try:
             tls = dial.connect_with_retry(self._plan, once)

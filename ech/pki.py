@@ -16,7 +16,7 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     PrivateKeyTypes,
@@ -25,7 +25,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ech.tls.certificates import CertifiedKey
 
-KeyType = Literal["p256", "p384", "ed25519", "rsa2048"]
+KeyType = Literal["p256", "p384", "p521", "ed25519", "ed448", "rsa2048"]
+
+#: What a leaf is for (its extendedKeyUsage, RFC 5280 §4.2.1.12).
+Usage = Literal["server", "client", "both"]
 
 
 def generate_key(key_type: KeyType) -> CertificateIssuerPrivateKeyTypes:
@@ -34,13 +37,26 @@ def generate_key(key_type: KeyType) -> CertificateIssuerPrivateKeyTypes:
         return ec.generate_private_key(ec.SECP256R1())
     if key_type == "p384":
         return ec.generate_private_key(ec.SECP384R1())
+    if key_type == "p521":
+        return ec.generate_private_key(ec.SECP521R1())
     if key_type == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
+    if key_type == "ed448":
+        return ed448.Ed448PrivateKey.generate()
     return rsa.generate_private_key(65537, 2048)
 
 
 def _hash_for(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | None:
-    return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+        return None  # EdDSA hashes internally
+    return hashes.SHA256()
+
+
+_USAGES = {
+    "server": [ExtendedKeyUsageOID.SERVER_AUTH],
+    "client": [ExtendedKeyUsageOID.CLIENT_AUTH],
+    "both": [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+}
 
 
 def _ca_certificate(
@@ -137,8 +153,14 @@ class TestCA:
         """The CA certificate in PEM."""
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, *names: str, key_type: KeyType = "p256") -> CertifiedKey:
-        """A leaf certificate for DNS names or IP addresses, with its key."""
+    def issue(
+        self, *names: str, key_type: KeyType = "p256", usage: Usage = "server"
+    ) -> CertifiedKey:
+        """A leaf certificate for DNS names or IP addresses, with its key.
+
+        ``usage`` sets extendedKeyUsage: a TLS client certificate needs
+        clientAuth (``"client"``), a server's serverAuth.
+        """
         key = generate_key(key_type)
         now = datetime.datetime.now(datetime.UTC)
         alt_names: list[x509.GeneralName] = []
@@ -161,9 +183,7 @@ class TestCA:
             .add_extension(
                 x509.BasicConstraints(ca=False, path_length=None), critical=True
             )
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
+            .add_extension(x509.ExtendedKeyUsage(_USAGES[usage]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(
                     self.key.public_key()

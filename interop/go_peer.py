@@ -259,6 +259,8 @@ class GoServer:
         listen: str = "127.0.0.1:0",
         ech_keys: Sequence[PathLike] = (),
         ech_keys_no_retry: Sequence[PathLike] = (),
+        client_ca: PathLike | None = None,
+        client_auth: str = "require",
         http: bool = False,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30.0,
@@ -280,6 +282,12 @@ class GoServer:
                 retry_configs (``SendAsRetry``) when it rejects ECH.
             ech_keys_no_retry: ECH key files Go accepts but never
                 advertises in retry_configs.
+            client_ca: PEM CA certificates: Go asks for a client certificate
+                chaining to them (its "handshake" event then carries
+                ``peer_subject``).
+            client_auth: with ``client_ca``, ``"require"``
+                (RequireAndVerifyClientCert) or ``"request"``
+                (VerifyClientCertIfGiven).
             http: Serve HTTP with Go's net/http (h2 or http/1.1 by ALPN,
                 each response Go's view of the connection as JSON) instead
                 of echoing; handshakes are still reported.
@@ -300,6 +308,13 @@ class GoServer:
             self._args += ["-ech-key", os.fspath(path)]
         for path in ech_keys_no_retry:
             self._args += ["-ech-key-no-retry", os.fspath(path)]
+        if client_ca is not None:
+            self._args += [
+                "-client-ca",
+                os.fspath(client_ca),
+                "-client-auth",
+                client_auth,
+            ]
         if http:
             self._args.append("-http")
         self._args += list(extra_args)
@@ -533,6 +548,7 @@ def run_go_client(
     ech_config_list: str | None = None,
     ech_retry: bool = False,
     allow_ech_rejection: bool = False,
+    client_certificate: tuple[PathLike, PathLike] | None = None,
     extra_args: Sequence[str] = (),
 ) -> list[Event]:
     """Run ``tlspeer client`` against a server and return its result lines.
@@ -561,6 +577,8 @@ def run_go_client(
         allow_ech_rejection: Return the lines instead of raising when the
             client exits with :data:`EXIT_ECH_REJECTED`; the last line is
             then ``{"event": "ech_rejected", ...}``.
+        client_certificate: ``(certificate_pem, key_pem)`` sent when the
+            server asks for a client certificate.
         extra_args: Further command-line flags.
 
     Returns:
@@ -600,6 +618,9 @@ def run_go_client(
         cmd += ["-ech-config-list", ech_config_list]
     if ech_retry:
         cmd.append("-ech-retry")
+    if client_certificate is not None:
+        cert, key = client_certificate
+        cmd += ["-client-cert", os.fspath(cert), "-client-key", os.fspath(key)]
     cmd += list(extra_args)
     try:
         proc = subprocess.run(

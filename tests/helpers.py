@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import shutil
+import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -19,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import ech
 from ech.events import ConnectionClosed, Event, SessionTicketReceived
+from ech.pki import TestCA, write_private_key
 from ech.tls.enums import AlertDescription, ContentType, NamedGroup
 from ech.tls.groups import KeyShare
 from ech.tls.handshake import Epoch
@@ -348,3 +352,44 @@ def expect_encrypted_alert(
     events = peer.receive_data(queued)
     assert events[-1] == ConnectionClosed(AlertDescription(alert_type.description))
     return info.value
+
+
+# certificates cryptography cannot build ---------------------------------------------
+
+
+def rsa_pss_leaf(
+    ca: TestCA, name: str, directory: Path, *, usage: str = "serverAuth"
+) -> ech.CertifiedKey:
+    """A leaf whose key carries the RSASSA-PSS OID (RFC 4055), from ``ca``.
+
+    ``cryptography`` writes every RSA public key as rsaEncryption, so the
+    ``openssl`` command makes the key and signs the certificate with the
+    CA's key (the key of ``rsa_pss_pss_*`` schemes, RFC 8446 §4.2.3).
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("the openssl command is missing: apt-get install openssl")
+    key, csr, cert = directory / "pss.key", directory / "pss.csr", directory / "pss.pem"
+    ca_cert, ca_key = directory / "ca.pem", directory / "ca.key"
+    ca_cert.write_bytes(ca.pem)
+    write_private_key(ca_key, ca.key)
+    extensions = directory / "ext.cnf"
+    extensions.write_text(
+        f"subjectAltName=DNS:{name}\nbasicConstraints=critical,CA:FALSE\n"
+        f"extendedKeyUsage={usage}\n"
+    )
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=60)
+
+    run(
+        "genpkey", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048",
+        "-out", str(key),
+    )  # fmt: skip
+    run("req", "-new", "-key", str(key), "-subj", f"/CN={name}", "-out", str(csr))
+    run(
+        "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+        "-set_serial", "7", "-days", "30", "-extfile", str(extensions),
+        "-out", str(cert),
+    )  # fmt: skip
+    return ech.CertifiedKey.load(cert, key)

@@ -16,6 +16,7 @@ CASES = [
     ("quic_handshake.py", ["--count", "2", "--warmup", "1"], "server vs aioquic"),
     ("ech_kem.py", ["--count", "2"], "SetupR+Open"),
     ("ech_keys.py", ["--count", "2"], "trial"),
+    ("ech_padding.py", ["--rounds", "1"], "overhead"),
     ("server_load.py", ["--clients", "2", "--duration", "1", "--idle", "5"], "RSS"),
 ]
 

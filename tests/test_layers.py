@@ -35,6 +35,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # 3. DNS: HTTPS records, DoH resolution, zone answers (dnspython).
     ("ech.dns",),
     # 4. Adapters: sockets, asyncio (with the one asyncio server), HTTP.
+    #    The conformance probes sit with them: they drive the sans-IO client
+    #    and server over sockets and aioquic as these adapters do, and look
+    #    configs up over DNS; nothing below may import them.
     (
         "ech.stream",
         "ech.dial",
@@ -46,6 +49,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "ech.httpcore_backend",
         "ech.httpx",
         "ech.httpx2",
+        "ech.probe",
     ),
     # 5. ``ech serve``: keys on disk, metrics, status page, DoH app.
     ("ech.serve",),

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 from ech.cli import connect, demo, diagnose, keygen, serve
 from ech.cli.args import config_list
+from ech.probe import client as probe_client
+from ech.probe import server as probe_server
 
 __all__ = ["build_parser", "main"]
 
@@ -25,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_parser(commands)
     demo.add_parser(commands)
     diagnose.add_parser(commands)
+    probe_server.add_parser(commands)
+    probe_client.add_parser(commands)
     _add_dns_commands(commands)
     return parser
 

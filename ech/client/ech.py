@@ -14,7 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from ech import hpke
 from ech.config import ECHConfig, ECHConfigList, HpkeSymmetricCipherSuite
-from ech.extension import INNER_BODY, ECHClientHelloOuter
+from ech.extension import (
+    INNER_BODY,
+    ECHClientHelloOuter,
+    parse_client_hello_extension,
+)
 from ech.inner import compress, encode_client_hello_inner, padding_length
 from ech.tls import extensions as ext
 from ech.tls.enums import ExtensionType
@@ -30,6 +34,7 @@ E = ExtensionType
 COMPRESSED_EXTENSIONS: tuple[int, ...] = (
     E.SUPPORTED_GROUPS,
     E.SIGNATURE_ALGORITHMS,
+    E.SIGNATURE_ALGORITHMS_CERT,
     E.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
     E.SUPPORTED_VERSIONS,
     E.PSK_KEY_EXCHANGE_MODES,
@@ -41,6 +46,38 @@ COMPRESSED_EXTENSIONS: tuple[int, ...] = (
 
 #: The suite GREASE ECH claims: the mandatory-to-implement one (§9).
 GREASE_SUITE = HpkeSymmetricCipherSuite(hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
+
+
+@dataclasses.dataclass(frozen=True)
+class SealTamper:
+    """Faults :meth:`ECHOffer.seal` puts in on purpose: a seam for probes and tests.
+
+    A conformance probe must send ClientHelloOuters that a correct client
+    never would (RFC 9849 §5.1, §7.1, §7.1.1): an EncodedClientHelloInner
+    with non-zero padding or a bad ``ech_outer_extensions``, a second
+    ClientHelloOuter with another config_id, a payload that does not open.
+    Each callable gets the offer (``offer.sealed_once`` is True while the
+    second ClientHelloOuter, after HelloRetryRequest, is built) and returns
+    its replacement; None leaves that step alone. Whatever is sent also goes
+    into the client's transcript.
+
+    Attributes:
+        cipher_suite: seal with this HPKE suite instead of the config's first
+            usable one; it may be one the config does not list.
+        encoded_inner: rewrites EncodedClientHelloInner (§5.1) before it is
+            encrypted; the payload length follows.
+        outer: rewrites ClientHelloOuter before it becomes the AAD (§5.2);
+            its encrypted_client_hello carries the cipher_suite, config_id
+            and enc to send and an all-zero payload of the final length,
+            and must stay an outer ECHClientHello of that payload length.
+        sealed: rewrites the finished ClientHelloOuter (e.g. corrupts or
+            removes its encrypted_client_hello).
+    """
+
+    cipher_suite: HpkeSymmetricCipherSuite | None = None
+    encoded_inner: Callable[[ECHOffer, bytes], bytes] | None = None
+    outer: Callable[[ECHOffer, ClientHello], ClientHello] | None = None
+    sealed: Callable[[ECHOffer, ClientHello], ClientHello] | None = None
 
 
 def select_config(configs: ECHConfigList) -> ECHConfig | None:
@@ -138,12 +175,24 @@ class ECHOffer:
     inner_hello: ClientHello | None = None
     hrr_accepted: bool | None = None
     sealed_once: bool = False
+    tamper: SealTamper | None = None
 
     @classmethod
-    def start(cls, config: ECHConfig, random: Callable[[int], bytes]) -> ECHOffer:
-        """Set up the HPKE sender context for ``config`` (checklist #37)."""
+    def start(
+        cls,
+        config: ECHConfig,
+        random: Callable[[int], bytes],
+        tamper: SealTamper | None = None,
+    ) -> ECHOffer:
+        """Set up the HPKE sender context for ``config`` (checklist #37).
+
+        ``tamper`` is the fault-injection seam (:class:`SealTamper`); a
+        correct client passes None.
+        """
         contents = config.contents
         suite = config.select_suite()
+        if tamper is not None and tamper.cipher_suite is not None:
+            suite = tamper.cipher_suite
         if contents is None or suite is None:
             raise ValueError("ECHConfig is not usable")
         enc, context = hpke.setup_base_sender(
@@ -153,7 +202,7 @@ class ECHOffer:
             contents.public_key,
             config.hpke_info(),
         )
-        return cls(config, suite, enc, context, random(32))
+        return cls(config, suite, enc, context, random(32), tamper=tamper)
 
     @property
     def public_name(self) -> str:
@@ -173,7 +222,10 @@ class ECHOffer:
         if contents is None:
             raise RuntimeError("internal error: unusable ECHConfig")
         self.inner_hello = inner
+        tamper = self.tamper or SealTamper()
         encoded = _encoded_inner(inner, contents.maximum_name_length)
+        if tamper.encoded_inner is not None:
+            encoded = tamper.encoded_inner(self, encoded)
         extensions = _outer_extensions(inner, self.public_name, random)
         enc = b"" if self.sealed_once else self.enc
         placeholder = ECHClientHelloOuter(
@@ -192,12 +244,23 @@ class ECHOffer:
             extensions=tuple(extensions),
             legacy_version=inner.legacy_version,
         )
+        if tamper.outer is not None:
+            outer = tamper.outer(self, outer)
+            data = outer.extension(E.ENCRYPTED_CLIENT_HELLO)
+            tampered = parse_client_hello_extension(data) if data else None
+            if tampered is None or len(tampered.payload) != len(placeholder.payload):
+                raise ValueError("SealTamper.outer must keep the outer ECH payload")
+            placeholder = tampered
         payload = self.context.seal(outer.encode(), encoded)
-        self.sealed_once = True
-        sealed = placeholder.with_payload(payload)
-        return outer.with_extension(
-            Extension(E.ENCRYPTED_CLIENT_HELLO, sealed.encode())
+        sealed_hello = outer.with_extension(
+            Extension(
+                E.ENCRYPTED_CLIENT_HELLO, placeholder.with_payload(payload).encode()
+            )
         )
+        if tamper.sealed is not None:
+            sealed_hello = tamper.sealed(self, sealed_hello)
+        self.sealed_once = True
+        return sealed_hello
 
 
 def grease_extension(

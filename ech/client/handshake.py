@@ -17,10 +17,8 @@ import enum
 import ipaddress
 from dataclasses import dataclass
 
+from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPublicKeyTypes,
-)
 
 from ech.client.config import ClientConfig
 from ech.client.ech import (
@@ -56,6 +54,7 @@ from ech.extension import (
 from ech.tls import extensions as ext
 from ech.tls.certificates import parse_leaf, verify_server_chain
 from ech.tls.enums import (
+    SSL30,
     TLS13,
     AlertDescription,
     CipherSuite,
@@ -64,6 +63,7 @@ from ech.tls.enums import (
     NamedGroup,
     PskKeyExchangeMode,
 )
+from ech.tls.events import EarlyDataStatus
 from ech.tls.extensions import Extension, OfferedPsks, PskIdentity
 from ech.tls.groups import KeyShare
 from ech.tls.handshake import (
@@ -77,23 +77,32 @@ from ech.tls.key_schedule import (
     EarlySecret,
     HandshakeSecret,
     finished_verify_data,
+    hash_bytes,
     resumption_psk,
     verify_finished,
 )
 from ech.tls.messages import (
     Certificate,
+    CertificateEntry,
     CertificateRequest,
     CertificateVerify,
     ClientHello,
     EncryptedExtensions,
+    EndOfEarlyData,
     Finished,
     NewSessionTicket,
     ServerHello,
 )
 from ech.tls.quic import QuicOptions
 from ech.tls.session import SessionTicket
-from ech.tls.signatures import SERVER_CONTEXT, signed_content, verify
-from ech.tls.suites import SUITES, SuiteParams
+from ech.tls.signatures import (
+    CLIENT_CONTEXT,
+    SERVER_CONTEXT,
+    sign,
+    signed_content,
+    verify,
+)
+from ech.tls.suites import SUITES, SuiteParams, check_quic_cipher_suites
 from ech.tls.transcript import Transcript
 from ech.tls.wire import frame_handshake
 
@@ -150,6 +159,8 @@ class _WaitServerHello:
     ech_grease: Extension | None = None
     hello_retry: bool = False
     ccs_sent: bool = False
+    #: The ClientHello the 0-RTT keys derive from (ClientHelloInner with ECH).
+    early_hello: bytes = b""
 
 
 @dataclass
@@ -166,8 +177,12 @@ class _WaitFlight:
     server_secret: bytes
     psk_accepted: bool
     hello_retry: bool
+    #: We are still writing 0-RTT data: the handshake write key comes with
+    #: our second flight (RFC 8446 §4.5, §D.4).
+    writing_early_data: bool = False
     certificate_request: CertificateRequest | None = None
-    peer_key: CertificateIssuerPublicKeyTypes | None = None
+    #: The server's leaf, once its chain validated.
+    peer_certificate: x509.Certificate | None = None
     #: retry_configs, trusted only once the outer handshake is authenticated.
     retry_configs: ECHConfigList | None = None
 
@@ -195,7 +210,14 @@ class ClientHandshake(Handshake):
             ClientHelloInner and ClientHelloOuter names the config's
             public_name; without one, GREASE ECH is sent (RFC 9849 §6.2).
         quic: run over QUIC (RFC 9001 §8): send our transport parameters,
-            require the server's and ALPN, never compatibility mode.
+            require the server's and ALPN, never compatibility mode, only
+            the AES-GCM and ChaCha20 suites (§5.3), no 0-RTT.
+        early_data: offer 0-RTT data (RFC 8446 §4.2.10) when ``session``
+            allows it (its max_early_data_size); the carrier writes the data
+            under the early traffic key, and ``early_data_status`` tells
+            what the server did with it. With ECH the early data belongs to
+            ClientHelloInner's PSK, and ClientHelloOuter carries early_data
+            too (RFC 9849 §6.1, checklist #46).
     """
 
     def __init__(
@@ -206,20 +228,38 @@ class ClientHandshake(Handshake):
         session: SessionTicket | None = None,
         ech_configs: ECHConfigList | None = None,
         quic: QuicOptions | None = None,
+        early_data: bool = False,
     ) -> None:
         super().__init__()
         if config.verify_certificates and not server_name:
             raise ValueError("server_name is required to verify the certificate")
+        if early_data and quic is not None:
+            raise ValueError("0-RTT is not supported over QUIC")
         if quic is not None and not config.alpn_protocols:
             raise ValueError("QUIC needs ALPN protocols to offer (RFC 9001 §8.1)")
         self.config = config
         self.server_name = server_name
         self.quic = quic
+        #: What we offer: over QUIC, only what QUIC packet protection can
+        #: use (RFC 9001 §5.3: never CCM_8).
+        self.cipher_suites: tuple[int, ...] = (
+            tuple(config.cipher_suites)
+            if quic is None
+            else check_quic_cipher_suites(config.cipher_suites)
+        )
         # RFC 9001 §8.4: QUIC has no middleboxes to be compatible with.
         self.compatibility_mode = config.compatibility_mode and quic is None
         #: The server's quic_transport_parameters, over QUIC.
         self.peer_transport_parameters: bytes | None = None
         self._session = session if self._session_usable(session) else None
+        #: Whether our ClientHello offers 0-RTT data (RFC 8446 §4.2.10): asked
+        #: for, and the ticket allows it.
+        self.early_data_offered = bool(
+            early_data
+            and self._session is not None
+            and self._session.max_early_data_size > 0
+        )
+        self.early_data_status = EarlyDataStatus.NOT_OFFERED
         self._stage: _Stage = None
         self._started = False
         self._transcript = Transcript()
@@ -238,6 +278,11 @@ class ClientHandshake(Handshake):
         #: The server's certificate chain (DER, leaf first), once checked;
         #: what ``ssl.SSLSocket.getpeercert`` reports.
         self.peer_certificates: tuple[bytes, ...] = ()
+
+    @property
+    def session(self) -> SessionTicket | None:
+        """The ticket offered for resumption (None if unusable or absent)."""
+        return self._session
 
     @property
     def state(self) -> ClientState:
@@ -262,25 +307,54 @@ class ClientHandshake(Handshake):
         session_id = config.random(32) if self.compatibility_mode else b""
         key_shares = {g: config.key_share_factory(g) for g in config.key_share_groups}
         offer = (
-            ECHOffer.start(self._ech_config, config.random)
+            ECHOffer.start(self._ech_config, config.random, config.ech_seal_tamper)
             if self._ech_config is not None
             else None
         )
         hello = ClientHello(
             random=config.random(32),
             legacy_session_id=session_id,
-            cipher_suites=tuple(config.cipher_suites),
-            extensions=self._hello_extensions(key_shares, cookie=None),
+            cipher_suites=self.cipher_suites,
+            extensions=self._hello_extensions(
+                key_shares, cookie=None, early_data=self.early_data_offered
+            ),
         )
         waiting = _WaitServerHello(hello, key_shares, self._session, offer)
         self._send_client_hello(waiting, hello)
         self._stage = waiting
+        if self.early_data_offered:
+            self._start_early_data(waiting)
+
+    def _start_early_data(self, waiting: _WaitServerHello) -> None:
+        """The 0-RTT write key, right after ClientHello (RFC 8446 §2.3, §7.1).
+
+        client_early_traffic_secret = Derive-Secret(Early Secret of the
+        ticket's PSK, "c e traffic", ClientHello): the hello that carries the
+        PSK, ClientHelloInner with ECH. In compatibility mode the
+        change_cipher_spec comes first: "If offering early data, the record
+        is placed immediately after the first ClientHello" (§D.4).
+        """
+        session = waiting.session
+        if session is None:
+            raise RuntimeError("internal error: 0-RTT without a session")
+        suite = SUITES[session.cipher_suite]
+        if self.compatibility_mode:
+            self._emit(SendChangeCipherSpec())
+            waiting.ccs_sent = True
+        early = EarlySecret.from_psk(suite.hash, session.psk)
+        hello_hash = hash_bytes(suite.hash, waiting.early_hello)
+        self._install(
+            Direction.WRITE,
+            Epoch.EARLY_DATA,
+            suite,
+            early.client_early_traffic_secret(hello_hash),
+        )
 
     def _session_usable(self, session: SessionTicket | None) -> bool:
         return (
             session is not None
             and session.server_name == self.server_name
-            and session.cipher_suite in self.config.cipher_suites
+            and session.cipher_suite in self.cipher_suites
             and session.is_valid(self.config.now())
         )
 
@@ -295,7 +369,11 @@ class ClientHandshake(Handshake):
         return None  # RFC 6066 §3: literal IP addresses are not sent.
 
     def _hello_extensions(
-        self, key_shares: dict[int, KeyShare], cookie: bytes | None
+        self,
+        key_shares: dict[int, KeyShare],
+        cookie: bytes | None,
+        *,
+        early_data: bool = False,
     ) -> tuple[Extension, ...]:
         config = self.config
         out: list[Extension] = []
@@ -309,6 +387,13 @@ class ClientHandshake(Handshake):
                 ext.encode_u16_vector(config.signature_algorithms),
             )
         )
+        if config.signature_algorithms_cert is not None:
+            out.append(
+                Extension(
+                    E.SIGNATURE_ALGORITHMS_CERT,
+                    ext.encode_u16_vector(config.signature_algorithms_cert),
+                )
+            )
         if config.alpn_protocols:
             names = [p.encode() for p in config.alpn_protocols]
             out.append(
@@ -320,7 +405,7 @@ class ClientHandshake(Handshake):
         out.append(
             Extension(
                 E.PSK_KEY_EXCHANGE_MODES,
-                ext.encode_psk_modes([PskKeyExchangeMode.PSK_DHE_KE]),
+                ext.encode_psk_modes(config.psk_key_exchange_modes),
             )
         )
         shares = [
@@ -333,6 +418,8 @@ class ClientHandshake(Handshake):
             out.append(Extension(E.QUIC_TRANSPORT_PARAMETERS, parameters))
         if cookie is not None:
             out.append(Extension(E.COOKIE, ext.encode_cookie(cookie)))
+        if early_data:
+            out.append(Extension(E.EARLY_DATA, b""))  # RFC 8446 §4.2.10
         return tuple(out)
 
     def _send_client_hello(self, waiting: _WaitServerHello, hello: ClientHello) -> None:
@@ -354,8 +441,9 @@ class ClientHandshake(Handshake):
             hello = with_extension_before_psk(hello, waiting.ech_grease)
         if waiting.session is not None:
             hello = self._add_psk(waiting, hello)
+        waiting.early_hello = hello.framed()
         if offer is not None:
-            offer.inner_transcript.add(hello.framed())
+            offer.inner_transcript.add(waiting.early_hello)
             hello = offer.seal(hello, self.config.random)
         waiting.hello = hello
         self.client_random = hello.random
@@ -429,9 +517,7 @@ class ClientHandshake(Handshake):
                 expect is ClientState.WAIT_CERT_CR
                 and msg_type == HandshakeType.CERTIFICATE_REQUEST
             ):
-                stage.certificate_request = CertificateRequest.parse(body)
-                self._transcript.add(raw)
-                stage.expect = ClientState.WAIT_CERT
+                self._on_certificate_request(stage, CertificateRequest.parse(body), raw)
                 return True
             if msg_type == HandshakeType.CERTIFICATE:
                 self._on_certificate(stage, Certificate.parse(body), raw)
@@ -451,6 +537,11 @@ class ClientHandshake(Handshake):
         self, waiting: _WaitServerHello, sh: ServerHello, allowed: set[ExtensionType]
     ) -> SuiteParams:
         hello = waiting.hello
+        if sh.legacy_version <= SSL30:
+            # RFC 8446 §D.5: "Any endpoint receiving a Hello message with ...
+            # ServerHello.legacy_version set to 0x0300 MUST abort the handshake
+            # with a protocol_version alert."
+            raise ProtocolVersion("ServerHello.legacy_version is SSL 3.0 or older")
         ext.check_unique(sh.extensions)
         versions = sh.extension(E.SUPPORTED_VERSIONS)
         if versions is None:
@@ -500,17 +591,10 @@ class ClientHandshake(Handshake):
             if SUITES[session.cipher_suite].hash.name != algorithm.name:
                 raise IllegalParameter("server selected a suite the PSK cannot use")
             psk = session.psk
-        share_data = sh.extension(E.KEY_SHARE)
-        if share_data is None:
-            raise MissingExtension("ServerHello without key_share")
-        entry = ext.decode_server_key_share(share_data)
-        share = waiting.key_shares.get(entry.group)
-        if share is None:
-            raise IllegalParameter("server key share for a group we did not send")
-        shared_secret = share.exchange(entry.key_exchange)
+        shared_secret, group = self._server_key_exchange(waiting, sh, suite, psk)
         self._suite = suite
         self.cipher_suite = CipherSuite(sh.cipher_suite)
-        self.group = NamedGroup(entry.group)
+        self.group = NamedGroup(group) if group is not None else None
         if not waiting.hello_retry:
             self._transcript.set_algorithm(algorithm)
         self._transcript.add(raw)
@@ -526,12 +610,46 @@ class ClientHandshake(Handshake):
             server_secret=hs.server_handshake_traffic_secret(hello_hash),
             psk_accepted=psk is not None,
             hello_retry=waiting.hello_retry,
+            writing_early_data=self.early_data_offered and not waiting.hello_retry,
         )
         self._install(Direction.READ, Epoch.HANDSHAKE, suite, flight.server_secret)
         if self.compatibility_mode and not waiting.ccs_sent:
             self._emit(SendChangeCipherSpec())
-        self._install(Direction.WRITE, Epoch.HANDSHAKE, suite, flight.client_secret)
+        if not flight.writing_early_data:
+            # With 0-RTT, early data may go on until our second flight.
+            self._install(Direction.WRITE, Epoch.HANDSHAKE, suite, flight.client_secret)
         self._stage = flight
+
+    def _server_key_exchange(
+        self,
+        waiting: _WaitServerHello,
+        sh: ServerHello,
+        suite: SuiteParams,
+        psk: bytes | None,
+    ) -> tuple[bytes, int | None]:
+        """The (EC)DHE shared secret and group, or zeros with psk_ke.
+
+        RFC 8446 §4.2.9: the server must pick a mode we listed; psk_ke has
+        no key_share in ServerHello and an all-zero (EC)DHE input (§7.1).
+
+        Raises:
+            MissingExtension: no key_share where one is needed.
+            IllegalParameter: a mode we did not offer, or a share for a
+                group we did not send.
+        """
+        share_data = sh.extension(E.KEY_SHARE)
+        modes = self.config.psk_key_exchange_modes
+        if share_data is None:
+            if psk is None or PskKeyExchangeMode.PSK_KE not in modes:
+                raise MissingExtension("ServerHello without key_share")
+            return bytes(suite.hash.digest_size), None
+        if psk is not None and PskKeyExchangeMode.PSK_DHE_KE not in modes:
+            raise IllegalParameter("psk_dhe_ke selected, but we offered psk_ke only")
+        entry = ext.decode_server_key_share(share_data)
+        share = waiting.key_shares.get(entry.group)
+        if share is None:
+            raise IllegalParameter("server key share for a group we did not send")
+        return share.exchange(entry.key_exchange), entry.group
 
     def _decide_ech(
         self, offer: ECHOffer, sh: ServerHello, suite: SuiteParams, outer: ClientHello
@@ -581,6 +699,10 @@ class ClientHandshake(Handshake):
         if selected_group is None and cookie is None:
             raise IllegalParameter("HRR would not change the ClientHello")
         waiting.hello_retry = True
+        if self.early_data_offered:
+            # "A client MUST NOT include the early_data extension in its
+            # followup ClientHello" (§4.2.10): the 0-RTT data is lost.
+            self.early_data_status = EarlyDataStatus.REJECTED
         self.cipher_suite = CipherSuite(hrr.cipher_suite)
         self._transcript.set_algorithm(suite.hash)
         self._transcript.rewrite_for_hello_retry()
@@ -664,6 +786,7 @@ class ClientHandshake(Handshake):
             ext.decode_empty(sni)
         if self.quic is not None:
             self._check_quic_extensions(ee)
+        self._check_early_data_answer(stage, ee)
         ech_data = ee.extension(E.ENCRYPTED_CLIENT_HELLO)
         if ech_data is not None:
             if self.ech_status is ECHStatus.ACCEPTED:
@@ -679,6 +802,39 @@ class ClientHandshake(Handshake):
             else ClientState.WAIT_CERT_CR
         )
 
+    def _check_early_data_answer(
+        self, stage: _WaitFlight, ee: EncryptedExtensions
+    ) -> None:
+        """Did the server accept our 0-RTT data (RFC 8446 §4.2.10)?
+
+        It did if EncryptedExtensions carries early_data (unsolicited ones
+        are refused above as unsupported_extension). "If the server has
+        supplied an early_data extension, the client MUST verify that the
+        server's selected_identity is 0"; the cipher suite and ALPN protocol
+        must also be the ticket's, as the server "MUST verify" them.
+
+        Raises:
+            DecodeError: the extension has a body.
+            IllegalParameter: accepted without our PSK, or with another
+                suite or ALPN protocol than the ticket's.
+        """
+        data = ee.extension(E.EARLY_DATA)
+        if not self.early_data_offered or stage.hello_retry:
+            return
+        if data is None:
+            self.early_data_status = EarlyDataStatus.REJECTED
+            return
+        ext.decode_empty(data)
+        session = self._session
+        if (
+            not stage.psk_accepted
+            or session is None
+            or session.cipher_suite != stage.suite.suite
+            or (session.alpn_protocol or None) != self.alpn_protocol
+        ):
+            raise IllegalParameter("0-RTT accepted without the ticket's parameters")
+        self.early_data_status = EarlyDataStatus.ACCEPTED
+
     def _check_quic_extensions(self, ee: EncryptedExtensions) -> None:
         """ALPN and transport parameters are required over QUIC (RFC 9001 §8)."""
         quic = self.quic
@@ -692,6 +848,63 @@ class ClientHandshake(Handshake):
         self.peer_transport_parameters = parameters
         if quic.on_peer_transport_parameters is not None:
             quic.on_peer_transport_parameters(parameters, self.alpn_protocol)
+
+    def _on_certificate_request(
+        self, stage: _WaitFlight, request: CertificateRequest, raw: bytes
+    ) -> None:
+        """RFC 8446 §4.3.2 (in the main handshake; never with a PSK).
+
+        Raises:
+            IllegalParameter: a non-empty context ("SHALL be zero length
+                unless used for the post-handshake authentication
+                exchanges"), or a repeated extension.
+            MissingExtension: no signature_algorithms ("MUST be specified").
+        """
+        if request.certificate_request_context:
+            raise IllegalParameter("CertificateRequest context in the handshake")
+        ext.check_unique(request.extensions)
+        algorithms = request.extension(E.SIGNATURE_ALGORITHMS)
+        if algorithms is None:
+            raise MissingExtension("CertificateRequest without signature_algorithms")
+        ext.decode_u16_list(algorithms)
+        authorities = request.extension(E.CERTIFICATE_AUTHORITIES)
+        if authorities is not None:
+            ext.decode_certificate_authorities(authorities)
+        stage.certificate_request = request
+        self._transcript.add(raw)
+        stage.expect = ClientState.WAIT_CERT
+
+    def _send_client_certificate(self, request: CertificateRequest) -> None:
+        """Certificate and, when we have a fitting key, CertificateVerify.
+
+        RFC 8446 §4.4.2: the context echoes the request's. The scheme is the
+        first of the request's signature_algorithms our key signs with
+        (§4.4.3 "MUST be one of those present"); the chain is sent whatever
+        certificate_authorities says, and the server judges it. No key, no
+        fitting scheme, or ECH rejected (RFC 9849 §6.1.7, checklist #65):
+        an empty Certificate.
+        """
+        context = request.certificate_request_context
+        certified = self.config.client_certificate
+        scheme: int | None = None
+        if certified is not None and self.ech_status is not ECHStatus.REJECTED:
+            data = request.extension(E.SIGNATURE_ALGORITHMS)
+            offered = ext.decode_u16_list(data) if data is not None else ()
+            scheme = next(
+                (s for s in offered if s in certified.signature_schemes), None
+            )
+        if certified is None or scheme is None:
+            self._transcript.add(self._send(Certificate(context, ()), Epoch.HANDSHAKE))
+            return
+        message = Certificate(
+            context, tuple(CertificateEntry(der) for der in certified.chain_der)
+        )
+        self._transcript.add(self._send(message, Epoch.HANDSHAKE))
+        content = signed_content(CLIENT_CONTEXT, self._transcript.digest())
+        signature = sign(certified.private_key, scheme, content)
+        self._transcript.add(
+            self._send(CertificateVerify(scheme, signature), Epoch.HANDSHAKE)
+        )
 
     def _on_certificate(
         self, stage: _WaitFlight, certificate: Certificate, raw: bytes
@@ -716,9 +929,10 @@ class ClientHandshake(Handshake):
         else:
             leaf = parse_leaf(chain[0])
         try:
-            stage.peer_key = leaf.public_key()  # type: ignore[assignment]  # TLS keys only
+            leaf.public_key()
         except (ValueError, UnsupportedAlgorithm):
             raise BadCertificate("certificate public key does not parse") from None
+        stage.peer_certificate = leaf
         self.peer_certificates = tuple(chain)
         self._transcript.add(raw)
         stage.expect = ClientState.WAIT_CV
@@ -736,10 +950,10 @@ class ClientHandshake(Handshake):
     ) -> None:
         if cv.algorithm not in self.config.signature_algorithms:
             raise IllegalParameter("CertificateVerify with a scheme we did not offer")
-        if stage.peer_key is None:
-            raise RuntimeError("internal error: no server public key")
+        if stage.peer_certificate is None:
+            raise RuntimeError("internal error: no server certificate")
         content = signed_content(SERVER_CONTEXT, self._transcript.digest())
-        verify(stage.peer_key, cv.algorithm, cv.signature, content)
+        verify(stage.peer_certificate, cv.algorithm, cv.signature, content)
         self._transcript.add(raw)
         stage.expect = ClientState.WAIT_FINISHED
 
@@ -763,11 +977,15 @@ class ClientHandshake(Handshake):
         self._master = master
         self._server_finished_hash = server_finished_hash
         self._install(Direction.READ, Epoch.APPLICATION, suite, server_ap)
+        if stage.writing_early_data:
+            if self.early_data_status is EarlyDataStatus.ACCEPTED:
+                # RFC 8446 §4.5: sent under the 0-RTT key, then the handshake
+                # key; it is part of the transcript (§4.4.1).
+                self._transcript.add(self._send(EndOfEarlyData(), Epoch.EARLY_DATA))
+            stage.writing_early_data = False
+            self._install(Direction.WRITE, Epoch.HANDSHAKE, suite, stage.client_secret)
         if stage.certificate_request is not None:
-            empty = Certificate(
-                stage.certificate_request.certificate_request_context, ()
-            )
-            self._transcript.add(self._send(empty, Epoch.HANDSHAKE))
+            self._send_client_certificate(stage.certificate_request)
         verify_data = finished_verify_data(
             algorithm, stage.client_secret, self._transcript.digest()
         )
@@ -795,6 +1013,7 @@ class ClientHandshake(Handshake):
                 resumed=stage.psk_accepted,
                 hello_retry=stage.hello_retry,
                 ech_status=self.ech_status,
+                early_data=self.early_data_status,
                 outer_server_name=stage.ech.public_name if stage.ech else self._sni(),
             )
         )

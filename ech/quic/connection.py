@@ -45,9 +45,15 @@ class ECHQuicConnection(QuicConnection):
     Under :func:`ech.quic.server.serve`, aioquic's server makes each server
     connection and :meth:`adopt` turns it into one of ours; the constructor
     makes clients, and servers driven by hand (tests, benchmarks).
+
+    ``client_handshake_class`` and ``server_handshake_class`` let a subclass
+    (a test, a probe) run a handshake of its own making, as
+    ``handshake_class`` does over TCP.
     """
 
     tls_context: TLSContext
+    client_handshake_class: type[ClientHandshake] = ClientHandshake
+    server_handshake_class: type[ServerHandshake] = ServerHandshake
 
     def __init__(
         self,
@@ -137,14 +143,14 @@ class ECHQuicConnection(QuicConnection):
 
         def make_handshake(quic: QuicOptions) -> ClientHandshake | ServerHandshake:
             if isinstance(config, ClientConfig):
-                return ClientHandshake(
+                return self.client_handshake_class(
                     config,
                     self._ech_server_name,
                     session=self._ech_session,
                     ech_configs=self._ech_configs,
                     quic=quic,
                 )
-            return ServerHandshake(config, quic=quic)
+            return self.server_handshake_class(config, quic=quic)
 
         # A client sends nothing longer than its ClientHello (as over TCP).
         max_message = (

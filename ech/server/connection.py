@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 
+from cryptography import x509
+
 from ech.events import ECHStatus
 from ech.server.config import ServerConfig
 from ech.server.ech import ECHRejectReason
 from ech.server.events import ForwardToBackend
 from ech.server.handshake import NameRequiresECH, ServerHandshake, ServerState
+from ech.server.padding import ech_flight_padding
 from ech.tls.connection import Connection
 from ech.tls.enums import CipherSuite, NamedGroup
-from ech.tls.events import Event
+from ech.tls.events import EarlyDataStatus, Event
+from ech.tls.handshake import Epoch
 from ech.tls.messages import ClientHello
+from ech.tls.records import PaddingPolicy
 
 
 class ServerConnection(Connection):
@@ -38,6 +43,16 @@ class ServerConnection(Connection):
         """Issue one more ticket (RFC 8446 §4.6.1)."""
         self.handshake.send_session_ticket()
         self._apply_outputs()
+
+    def _write_padding(self, epoch: Epoch) -> PaddingPolicy | None:
+        """Pad the encrypted flight when ECH is accepted (RFC 9849 §6.1.3)."""
+        if (
+            epoch is Epoch.HANDSHAKE
+            and self.handshake.ech_status is ECHStatus.ACCEPTED
+            and self.config.ech_flight_padding
+        ):
+            return ech_flight_padding(self.config)
+        return None
 
     def _deliver(self, event: Event) -> Event:
         if isinstance(event, ForwardToBackend):
@@ -101,6 +116,16 @@ class ServerConnection(Connection):
     def resumed(self) -> bool:
         """Whether a ticket's PSK was accepted."""
         return self.handshake.resumed
+
+    @property
+    def early_data_status(self) -> EarlyDataStatus:
+        """What became of the client's 0-RTT data (RFC 8446 §4.2.10)."""
+        return self.handshake.early_data
+
+    @property
+    def client_certificate_chain(self) -> tuple[x509.Certificate, ...]:
+        """The client's authenticated chain, leaf first (RFC 8446 §4.4.2.4)."""
+        return self.handshake.client_certificate_chain
 
     @property
     def hello_retry(self) -> bool:

@@ -3,6 +3,11 @@
 A ticket is the resumption state sealed with AES-256-GCM under the server's
 ticket key, so the server keeps nothing per client. Only the holder of the
 key can open or forge one.
+
+The sealed state holds the server name, which with ECH is the hidden one,
+and a NewSessionTicket's length must not tell it (RFC 9849 §10.11): the
+state is zero-padded as if the name had its longest length (255 bytes),
+then to a multiple of :data:`TICKET_BUCKET` bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +20,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ech.errors import DecodeError
 from ech.tls.wire import Reader, Writer
 
-_AAD = b"ech session ticket v1"
+#: Bumped whenever the sealed layout changes: older tickets then fail to open.
+_AAD = b"ech session ticket v2"
+
+#: Sealed states are padded to a multiple of this many bytes.
+TICKET_BUCKET = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,10 @@ class TicketState:
     lifetime: int
     server_name: str
     alpn_protocol: str
+    #: The leaf of the client's authenticated chain (DER), or empty.
+    client_certificate: bytes = b""
+    #: The max_early_data_size the ticket was issued with (0: no 0-RTT).
+    max_early_data_size: int = 0
 
 
 def seal_ticket(key: bytes, nonce: bytes, state: TicketState) -> bytes:
@@ -42,6 +55,13 @@ def seal_ticket(key: bytes, nonce: bytes, state: TicketState) -> bytes:
     w.u32(state.lifetime)
     w.opaque(1, state.server_name.encode())
     w.opaque(1, state.alpn_protocol.encode())
+    w.opaque(3, state.client_certificate)
+    w.u32(state.max_early_data_size)
+    # opaque padding<0..2^16-1>, all zeros: as if the name were 255 bytes,
+    # then to the next bucket.
+    name_padding = 255 - len(state.server_name.encode())
+    length = len(w.getvalue()) + 2 + name_padding
+    w.opaque(2, bytes(name_padding + -length % TICKET_BUCKET))
     return nonce + AESGCM(key).encrypt(nonce, w.getvalue(), _AAD)
 
 
@@ -61,5 +81,18 @@ def open_ticket(key: bytes, ticket: bytes) -> TicketState | None:
     lifetime = r.u32()
     server_name = r.opaque(1).decode()
     alpn = r.opaque(1).decode()
+    client_certificate = r.opaque(3)
+    max_early_data_size = r.u32()
+    r.opaque(2)  # padding
     r.expect_end()
-    return TicketState(suite, psk, issued_at, age_add, lifetime, server_name, alpn)
+    return TicketState(
+        suite,
+        psk,
+        issued_at,
+        age_add,
+        lifetime,
+        server_name,
+        alpn,
+        client_certificate,
+        max_early_data_size,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import ssl
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +21,16 @@ from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from ech.tls.enums import SignatureScheme
-from ech.tls.errors import BadCertificate, DecodeError
+from ech.tls.errors import (
+    Alert,
+    BadCertificate,
+    CertificateExpired,
+    DecodeError,
+    UnknownCA,
+    UnsupportedCertificate,
+)
 from ech.tls.messages import Certificate, CertificateEntry
-from ech.tls.signatures import schemes_for_key
+from ech.tls.signatures import certificate_signature_schemes, schemes_for_key
 from ech.tls.wire import frame_handshake
 
 
@@ -65,8 +72,33 @@ class CertifiedKey:
 
     @functools.cached_property
     def signature_schemes(self) -> tuple[SignatureScheme, ...]:
-        """The schemes this key signs with, best first (computed once)."""
-        return schemes_for_key(self.private_key)
+        """The CertificateVerify schemes this key signs with, best first.
+
+        The leaf tells an RSASSA-PSS key from an rsaEncryption one (RFC 8446
+        §4.2.3); computed once.
+        """
+        return schemes_for_key(self.private_key, self.chain[0] if self.chain else None)
+
+    @functools.cached_property
+    def chain_signatures(self) -> tuple[tuple[int, ...], ...]:
+        """The schemes naming each signature of the chain (RFC 8446 §4.4.2.2).
+
+        One entry per certificate that is not self-signed.
+        """
+        return tuple(
+            certificate_signature_schemes(c)
+            for c in self.chain
+            if c.issuer != c.subject
+        )
+
+    def chain_signed_with(self, schemes: Collection[int]) -> bool:
+        """Whether every signature of the chain is one of ``schemes``.
+
+        RFC 8446 §4.4.2.2: the chain should be "signed only via the indicated
+        supported algorithms" of signature_algorithms_cert (or
+        signature_algorithms when that is absent).
+        """
+        return all(any(s in schemes for s in names) for names in self.chain_signatures)
 
     def matches(self, server_name: str) -> bool:
         """Whether the leaf names ``server_name`` (exactly or by one wildcard label)."""
@@ -135,7 +167,68 @@ def verify_server_chain(
         verifier.verify(certs[0], certs[1:])
     except VerificationError as error:
         raise BadCertificate(f"certificate verification failed: {error}") from None
+    except ValueError as error:
+        # cryptography parses some fields (subject, extensions) only now.
+        raise BadCertificate(f"certificate does not parse: {error}") from None
     return certs[0]
+
+
+def _chain_alert(error: VerificationError) -> Alert:
+    """The RFC 8446 §6.2 alert for a path validation failure.
+
+    As OpenSSL and BoringSSL map X.509 errors (``ssl_verify_alarm_type``):
+    no path to a trust anchor is ``unknown_ca``; a certificate outside its
+    validity period ``certificate_expired``; one not for this purpose
+    (extendedKeyUsage) ``unsupported_certificate``; anything else
+    ``bad_certificate``.
+    """
+    message = str(error)
+    if "candidates exhausted" in message and "no interior errors" in message:
+        return UnknownCA(f"no path to a trusted CA: {message}")
+    if "not valid at validation time" in message:
+        return CertificateExpired(message)
+    if "EKU" in message:
+        return UnsupportedCertificate(message)
+    return BadCertificate(f"certificate verification failed: {message}")
+
+
+def verify_client_chain(
+    chain_der: Sequence[bytes],
+    trust: Sequence[x509.Certificate],
+    now: float,
+) -> tuple[x509.Certificate, ...]:
+    """Validate a client's chain for TLS client authentication (RFC 5280).
+
+    ``cryptography.x509.verification``'s client policy: a path from the leaf
+    to one of ``trust`` at ``now``, with clientAuth in the leaf's
+    extendedKeyUsage when it has one.
+
+    Returns:
+        The validated chain, leaf first, as built (trust anchor included).
+
+    Raises:
+        BadCertificate: a certificate does not parse, or the path is bad.
+        UnknownCA: no path to ``trust``.
+        CertificateExpired: a certificate is outside its validity period.
+        UnsupportedCertificate: the leaf is not for client authentication.
+    """
+    try:
+        certs = [x509.load_der_x509_certificate(der) for der in chain_der]
+    except (ValueError, x509.InvalidVersion):
+        raise BadCertificate("certificate does not parse") from None
+    verifier = (
+        PolicyBuilder()
+        .store(Store(list(trust)))
+        .time(datetime.fromtimestamp(now, UTC))
+        .build_client_verifier()
+    )
+    try:
+        verified = verifier.verify(certs[0], certs[1:])
+    except VerificationError as error:
+        raise _chain_alert(error) from None
+    except ValueError as error:
+        raise BadCertificate(f"certificate does not parse: {error}") from None
+    return tuple(verified.chain)
 
 
 def parse_leaf(der: bytes) -> x509.Certificate:

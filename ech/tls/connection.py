@@ -24,7 +24,13 @@ from ech.tls.enums import (
     KeyUpdateRequest,
 )
 from ech.tls.errors import Alert, ConnectionClosedError, UnexpectedMessage
-from ech.tls.events import ConnectionClosed, DataReceived, Event, KeyUpdateReceived
+from ech.tls.events import (
+    ConnectionClosed,
+    DataReceived,
+    EarlyDataReceived,
+    Event,
+    KeyUpdateReceived,
+)
 from ech.tls.handshake import (
     Abort,
     Direction,
@@ -34,6 +40,7 @@ from ech.tls.handshake import (
     Output,
     SendChangeCipherSpec,
     SendMessage,
+    SkipEarlyData,
 )
 from ech.tls.key_schedule import next_traffic_secret
 from ech.tls.messages import KeyUpdate
@@ -43,6 +50,10 @@ from ech.tls.wire import Reader
 
 #: Largest handshake message we buffer. Certificate chains are the biggest.
 MAX_HANDSHAKE_MESSAGE = 1 << 18
+
+#: change_cipher_spec records dropped in a row before the peer is refused
+#: (see :meth:`Connection._receive_change_cipher_spec`).
+MAX_CCS_IN_A_ROW = 32
 
 #: Rewrites one outgoing handshake message after the transcript took it:
 #: ``(epoch, message with header)`` to the bytes to send instead (``b""``
@@ -97,14 +108,19 @@ class Connection:
         self._reassembler = HandshakeReassembler(max_handshake_message)
         self._phase = Phase.OPEN
         self._read_epoch = Epoch.INITIAL
+        self._write_epoch = Epoch.INITIAL
+        #: 0-RTT application data received so far (RFC 8446 §4.6.1).
+        self._early_data_received = 0
         self._events: list[Event] = []
         self._read: _Traffic | None = None
         self._write: _Traffic | None = None
         self._sent_close = False
         self._received_close = False
-        #: A plaintext change_cipher_spec may arrive once a ServerHello has
-        #: crossed the wire, until the handshake is over (RFC 8446 §5).
+        #: A plaintext change_cipher_spec may arrive once the first
+        #: ClientHello has crossed the wire, until the peer's Finished
+        #: (RFC 8446 §5); see :meth:`_receive_change_cipher_spec`.
         self._ccs_allowed = False
+        self._ccs_in_a_row = 0
 
     # public API ------------------------------------------------------------
 
@@ -242,8 +258,12 @@ class Connection:
             return  # nothing more after our close_notify (RFC 8446 §6.1)
         if isinstance(output, SendMessage):
             data = output.data
-            if data[0] == HandshakeType.SERVER_HELLO:
+            if data[0] == HandshakeType.CLIENT_HELLO:
                 self._ccs_allowed = True
+            if output.epoch is Epoch.INITIAL and self._write_epoch is not Epoch.INITIAL:
+                # The second ClientHello after 0-RTT records (RFC 8446 §4.1.4).
+                self._records.clear_write_key()
+                self._write_epoch = Epoch.INITIAL
             if self.outgoing_message_hook is not None:
                 data = self.outgoing_message_hook(output.epoch, data)
             if data:
@@ -252,6 +272,8 @@ class Connection:
             self._install(output)
         elif isinstance(output, SendChangeCipherSpec):
             self._records.write_change_cipher_spec()
+        elif isinstance(output, SkipEarlyData):
+            self._records.skip_early_data(output.budget, trial=output.trial)
         elif isinstance(output, Abort):
             self._fail(output.description)
         else:
@@ -266,9 +288,20 @@ class Connection:
             if output.epoch is Epoch.APPLICATION:
                 self._read = _Traffic(output.suite, output.secret)
         else:
-            self._records.set_write_key(output.suite, output.secret)
+            self._records.set_write_key(
+                output.suite, output.secret, self._write_padding(output.epoch)
+            )
+            self._write_epoch = output.epoch
             if output.epoch is Epoch.APPLICATION:
                 self._write = _Traffic(output.suite, output.secret)
+
+    def _write_padding(self, epoch: Epoch) -> PaddingPolicy | None:
+        """The padding of records sent at ``epoch``; None: the connection's.
+
+        A subclass pads a flight whose length would reveal something (the
+        server's flight when ECH is accepted: RFC 9849 §6.1.3, §10.11).
+        """
+        return None
 
     def _deliver(self, event: Event) -> Event:
         """The event the application sees; a subclass may complete it."""
@@ -277,6 +310,10 @@ class Connection:
     # receiving -------------------------------------------------------------------
 
     def _handle_record(self, content_type: int, payload: bytes) -> None:
+        if content_type == ContentType.CHANGE_CIPHER_SPEC:
+            self._receive_change_cipher_spec(payload)
+            return
+        self._ccs_in_a_row = 0
         if content_type == ContentType.HANDSHAKE:
             self._reassembler.feed(payload)
             while (message := self._reassembler.pop()) is not None:
@@ -284,7 +321,7 @@ class Connection:
                 if self.handshake.complete and msg_type == HandshakeType.KEY_UPDATE:
                     self._receive_key_update(KeyUpdate.parse(body))
                 else:
-                    if msg_type == HandshakeType.SERVER_HELLO:
+                    if msg_type == HandshakeType.CLIENT_HELLO:
                         self._ccs_allowed = True
                     self.handshake.handle_message(self._read_epoch, msg_type, body)
                     self._apply_outputs()
@@ -294,20 +331,89 @@ class Connection:
             # RFC 8446 §5.1: handshake messages must not be interleaved.
             raise UnexpectedMessage("record interleaved with a handshake message")
         elif content_type == ContentType.APPLICATION_DATA:
+            if self._read_epoch is Epoch.EARLY_DATA:
+                self._receive_early_data(payload)
+                return
             if not self.handshake.complete:
                 raise UnexpectedMessage("application data before the handshake ended")
             if payload:
                 self._events.append(DataReceived(payload))
         elif content_type == ContentType.ALERT:
             self._receive_alert(payload)
-        elif content_type == ContentType.CHANGE_CIPHER_SPEC:
-            # RFC 8446 §5: only the single byte 0x01, only during the handshake.
-            if payload != b"\x01":
-                raise UnexpectedMessage("malformed change_cipher_spec")
-            if not self._ccs_allowed or self.handshake.complete:
-                raise UnexpectedMessage("change_cipher_spec outside the handshake")
         else:
             raise UnexpectedMessage(f"unexpected record type {content_type}")
+
+    def _receive_early_data(self, payload: bytes) -> None:
+        """0-RTT data under client_early_traffic_secret (RFC 8446 §2.3).
+
+        Raises:
+            UnexpectedMessage: more than max_early_data_size bytes: "A server
+                receiving more than max_early_data_size bytes of 0-RTT data
+                SHOULD terminate the connection with an unexpected_message
+                alert" (§4.6.1).
+        """
+        self._early_data_received += len(payload)
+        if self._early_data_received > self.handshake.early_data_limit:
+            raise UnexpectedMessage(
+                f"more than {self.handshake.early_data_limit} bytes of 0-RTT data"
+            )
+        if payload:
+            self._events.append(EarlyDataReceived(payload))
+
+    def _write_early_data(self, data: bytes) -> None:
+        """Queue 0-RTT application data under the early traffic key.
+
+        Raises:
+            RuntimeError: the early traffic key is not (or no longer) in use,
+                or we closed.
+        """
+        if self._sent_close:
+            raise RuntimeError("early data after close()")
+        if self._write_epoch is not Epoch.EARLY_DATA:
+            raise RuntimeError("0-RTT data is sent only before the second flight")
+        if data:
+            self._records.write(ContentType.APPLICATION_DATA, bytes(data))
+
+    def _receive_change_cipher_spec(self, payload: bytes) -> None:
+        """RFC 8446 §5: drop the compatibility CCS, refuse any other.
+
+        "An implementation may receive an unencrypted record of type
+        change_cipher_spec consisting of the single byte value 0x01 at any
+        time after the first ClientHello message has been sent or received
+        and before the peer's Finished message has been received and MUST
+        simply drop it without further processing. ... An implementation
+        which receives any other change_cipher_spec value or which receives
+        a protected change_cipher_spec record MUST abort the handshake with
+        an unexpected_message alert. If an implementation detects a
+        change_cipher_spec record received before the first ClientHello
+        message or after the peer's Finished message, it MUST be treated as
+        an unexpected record type."
+
+        "At any time" puts no bound on their number, so several in a row are
+        each dropped. A peer sending nothing else would cost us a record
+        parse per 6 bytes forever, so at most :data:`MAX_CCS_IN_A_ROW` may
+        come without another record between them (BoringSSL's bound for
+        records without content); a compliant peer sends one (§D.4).
+        (A protected change_cipher_spec is refused by the record layer.)
+
+        Raises:
+            UnexpectedMessage: any of the cases above.
+        """
+        if self._reassembler.pending:
+            # RFC 8446 §5.1: handshake messages must not be interleaved.
+            raise UnexpectedMessage("record interleaved with a handshake message")
+        if payload != b"\x01":
+            raise UnexpectedMessage("malformed change_cipher_spec")
+        if not self._ccs_allowed or self.handshake.complete:
+            raise UnexpectedMessage(
+                "change_cipher_spec before the first ClientHello or after "
+                "the peer's Finished"
+            )
+        self._ccs_in_a_row += 1
+        if self._ccs_in_a_row > MAX_CCS_IN_A_ROW:
+            raise UnexpectedMessage(
+                f"more than {MAX_CCS_IN_A_ROW} change_cipher_spec records in a row"
+            )
 
     def _receive_alert(self, payload: bytes) -> None:
         r = Reader(payload)
@@ -360,4 +466,10 @@ class Connection:
                 self._send_alert(description)
 
 
-__all__ = ["MAX_HANDSHAKE_MESSAGE", "Connection", "MessageHook", "Phase"]
+__all__ = [
+    "MAX_CCS_IN_A_ROW",
+    "MAX_HANDSHAKE_MESSAGE",
+    "Connection",
+    "MessageHook",
+    "Phase",
+]

@@ -96,6 +96,8 @@ class CipherSuite(_OpenIntEnum):
     TLS_AES_128_GCM_SHA256 = 0x1301
     TLS_AES_256_GCM_SHA384 = 0x1302
     TLS_CHACHA20_POLY1305_SHA256 = 0x1303
+    TLS_AES_128_CCM_SHA256 = 0x1304
+    TLS_AES_128_CCM_8_SHA256 = 0x1305
 
     def __str__(self) -> str:
         return self.name
@@ -199,6 +201,8 @@ class KeyUpdateRequest(_OpenIntEnum):
 
 TLS13: int = 0x0304
 TLS12: int = 0x0303
+#: SSL 3.0: a Hello with this legacy_version or lower is refused (RFC 8446 §D.5).
+SSL30: int = 0x0300
 LEGACY_RECORD_VERSION: int = 0x0303
 
 

@@ -62,6 +62,24 @@ class BadCertificate(Alert):
     description = AlertDescription.BAD_CERTIFICATE
 
 
+class UnsupportedCertificate(Alert):
+    """RFC 8446 §6.2 ``unsupported_certificate``: not usable for this purpose."""
+
+    description = AlertDescription.UNSUPPORTED_CERTIFICATE
+
+
+class CertificateExpired(Alert):
+    """RFC 8446 §6.2 ``certificate_expired``: expired or not yet valid."""
+
+    description = AlertDescription.CERTIFICATE_EXPIRED
+
+
+class CertificateRequired(Alert):
+    """RFC 8446 §6.2 ``certificate_required``: a client certificate is needed."""
+
+    description = AlertDescription.CERTIFICATE_REQUIRED
+
+
 class CertificateUnknown(Alert):
     """RFC 8446 §6.2 ``certificate_unknown``: the chain or name did not verify."""
 

@@ -7,6 +7,7 @@ TLS layer itself produces; the handshake's outcome, which carries ECH's, is
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from ech.tls.enums import AlertDescription
@@ -17,6 +18,29 @@ class Event:
     """Base class of all connection events."""
 
     __slots__ = ()
+
+
+class EarlyDataStatus(enum.Enum):
+    """What became of 0-RTT data (RFC 8446 §2.3, §4.2.10)."""
+
+    NOT_OFFERED = "not_offered"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyDataReceived(Event):
+    """0-RTT application data from the client (server only; RFC 8446 §2.3).
+
+    It may be a replay (§8): the server's anti-replay check bounds that to
+    one acceptance per ClientHello within its window, not to zero across
+    servers that do not share state. Act on it only if that is safe.
+    """
+
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,12 @@ machine's job, so test harnesses can still build deliberately bad messages.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Self
+
+import idna
 
 from ech.tls.errors import DecodeError, IllegalParameter
 from ech.tls.wire import Reader, Writer, encode_u16_list
@@ -102,6 +105,53 @@ def decode_server_name(data: bytes) -> str:
         return host.decode("ascii")
     except UnicodeDecodeError:
         raise IllegalParameter("server_name is not ASCII") from None
+
+
+#: RFC 1035 §2.3.1 / RFC 5890 §2.3.1 LDH: letters, digits, hyphen.
+_LDH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+
+def check_host_name(name: str) -> None:
+    """RFC 6066 §3: a HostName is a DNS name, and nothing else.
+
+    "HostName contains the fully qualified DNS hostname of the server, as
+    understood by the client. The hostname is represented as a byte string
+    using ASCII encoding without a trailing dot. ... Literal IPv4 and IPv6
+    addresses are not permitted in HostName." So: at most 253 bytes of
+    dot-separated labels of 1 to 63 LDH characters that neither start nor
+    end with a hyphen (RFC 5890 §2.3.1), no trailing dot, not an address;
+    a label starting ``xn--`` must be a valid IDNA A-label (RFC 5890
+    §2.3.2.1, checked with the ``idna`` package, IDNA2008).
+
+    Such a name conforms to the wire syntax (``opaque HostName<1..2^16-1>``)
+    but is "otherwise incorrect", which RFC 8446 §6.2 makes
+    ``illegal_parameter``, not ``decode_error``.
+
+    Raises:
+        IllegalParameter: ``name`` is not such a host name.
+    """
+    if not name or len(name) > 253:
+        raise IllegalParameter("server_name is empty or longer than 253 bytes")
+    if name.endswith("."):
+        raise IllegalParameter("server_name has a trailing dot (RFC 6066 §3)")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        raise IllegalParameter("server_name is an IP address (RFC 6066 §3)")
+    for label in name.split("."):
+        if not 1 <= len(label) <= 63:
+            raise IllegalParameter("server_name has an empty or too long label")
+        if not set(label) <= _LDH or label[0] == "-" or label[-1] == "-":
+            raise IllegalParameter("server_name label is not letters-digits-hyphen")
+        if label[:4].lower() == "xn--":
+            try:
+                valid = idna.encode(idna.decode(label)) == label.lower().encode()
+            except idna.IDNAError:
+                valid = False
+            if not valid:
+                raise IllegalParameter("server_name has an invalid IDNA A-label")
 
 
 def encode_server_name(host: str) -> bytes:
@@ -304,6 +354,33 @@ class OfferedPsks:
             for binder in self.binders:
                 w.opaque(1, binder)
         return w.getvalue()
+
+
+# certificate_authorities (RFC 8446 §4.2.4) -----------------------------------
+
+
+def encode_certificate_authorities(names: Sequence[bytes]) -> bytes:
+    """Encode ``DistinguishedName authorities<3..2^16-1>``.
+
+    Each name is ``opaque DistinguishedName<1..2^16-1>``: a DER X.501 Name.
+    """
+    w = Writer()
+    with w.vector(2):
+        for name in names:
+            w.opaque(2, name)
+    return w.getvalue()
+
+
+def decode_certificate_authorities(data: bytes) -> tuple[bytes, ...]:
+    """The DER names of a certificate_authorities body.
+
+    Raises:
+        DecodeError: malformed.
+    """
+    r = _parse(data)
+    names = tuple(r.items(2, lambda: r.opaque(2, min_len=1), min_len=3))
+    r.expect_end()
+    return names
 
 
 # early_data (RFC 8446 §4.2.10) and cookie (§4.2.2) ---------------------------

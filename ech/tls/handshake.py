@@ -3,8 +3,9 @@
 A handshake (:class:`Handshake`, subclassed by the client and the server)
 takes whole handshake messages, each tagged with the :class:`Epoch` it
 arrived in, and answers with *outputs*: send this message at this epoch,
-install this secret for reading or writing, send a change_cipher_spec, abort
-with this alert, and the events for the application. It never sees a record
+install this secret for reading or writing, send a change_cipher_spec, skip
+the client's declined 0-RTT records, abort with this alert, and the events
+for the application. It never sees a record
 or a packet. Two carriers apply the outputs:
 
 * over TCP, :class:`ech.tls.connection.Connection` frames the messages into
@@ -76,6 +77,24 @@ class SendChangeCipherSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SkipEarlyData:
+    """The client's 0-RTT records will not be read: pass over them (TCP only).
+
+    RFC 8446 §4.2.10: a server that declines early data "skips past early
+    data by attempting to deprotect received records using the handshake
+    traffic key, discarding records which fail deprotection (up to the
+    configured max_early_data_size)" (``trial``), or, after a
+    HelloRetryRequest, "ignores early data by skipping all records with an
+    external content type of application_data ... up to the configured
+    max_early_data_size" (not ``trial``). Over QUIC the transport drops
+    0-RTT packets itself and this is never asked for.
+    """
+
+    budget: int
+    trial: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Abort:
     """End the connection now with this fatal alert (no exception: not a fault).
 
@@ -87,7 +106,9 @@ class Abort:
 
 
 #: What a handshake asks its carrier to do, in order.
-Output = SendMessage | InstallSecret | SendChangeCipherSpec | Abort | Event
+Output = (
+    SendMessage | InstallSecret | SendChangeCipherSpec | SkipEarlyData | Abort | Event
+)
 
 
 class Handshake:
@@ -106,6 +127,9 @@ class Handshake:
         self._master: MasterSecret | None = None
         self._server_finished_hash = b""
         self._client_finished_hash = b""
+        #: On a server that accepted 0-RTT: the most early data the client may
+        #: send (RFC 8446 §4.6.1 max_early_data_size); the carrier counts.
+        self.early_data_limit = 0
 
     # the carrier's side ----------------------------------------------------------
 

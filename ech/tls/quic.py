@@ -14,6 +14,13 @@ business, switched on by :class:`QuicOptions`: the
 EncryptedExtensions, ALPN required, no middlebox compatibility mode.
 KeyUpdate and EndOfEarlyData never reach a handshake's state machine, so
 receiving one is ``unexpected_message`` (RFC 9001 §6, §8.3).
+
+0-RTT is out of scope over QUIC: the handshakes in QUIC mode never offer
+early data (a client asking for it gets ``ValueError``), never accept it,
+and never advertise it in NewSessionTicket, so the QUIC layer only ever
+discards 0-RTT packets (RFC 9001 §4.6.2). Only AES-GCM and
+ChaCha20-Poly1305 suites are offered or chosen: aioquic's packet protection
+implements those, and RFC 9001 §5.3 forbids TLS_AES_128_CCM_8_SHA256.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from ech.tls.handshake import (
     InstallSecret,
     Output,
     SendChangeCipherSpec,
+    SkipEarlyData,
 )
 from ech.tls.records import HandshakeReassembler
 
@@ -128,6 +136,6 @@ class QuicTLS:
     def take_outputs(self) -> list[Output]:
         """What the handshake asked for since the last call (after ``start``)."""
         outputs = self.handshake.take_outputs()
-        if any(isinstance(o, SendChangeCipherSpec) for o in outputs):
-            raise RuntimeError("internal error: change_cipher_spec over QUIC")
+        if any(isinstance(o, SendChangeCipherSpec | SkipEarlyData) for o in outputs):
+            raise RuntimeError("internal error: a TCP-only output over QUIC")
         return outputs

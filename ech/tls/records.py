@@ -36,6 +36,27 @@ MAX_SEQUENCE = (1 << 64) - 1
 PaddingPolicy = Callable[[int, int], int]
 
 
+def pad_handshake_to(target: int, bucket: int = 32) -> PaddingPolicy:
+    """A policy padding each handshake record's content up to ``target`` bytes.
+
+    Content already longer is padded up to a multiple of ``bucket``; both
+    are clipped so the record stays within 2^14 bytes of TLSInnerPlaintext
+    content (RFC 8446 §5.4). Other content types are not padded. A flight
+    of up to 2^14 bytes thus always makes one record of the same length; a
+    longer one fills its records, so only their count can differ.
+    """
+    if target < 0 or bucket < 1:
+        raise ValueError("target must be >= 0 and bucket >= 1")
+
+    def policy(content_type: int, length: int) -> int:
+        if content_type != ContentType.HANDSHAKE:
+            return 0
+        padded = target if length <= target else -(-length // bucket) * bucket
+        return min(padded, MAX_PLAINTEXT) - length
+
+    return policy
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One received record, after deprotection."""
@@ -45,23 +66,62 @@ class Record:
 
 
 class _Protection:
-    """One direction's AEAD state: key, IV and sequence number."""
+    """One direction's AEAD state: key, IV, sequence number, padding."""
 
-    __slots__ = ("aead", "iv", "seq")
+    __slots__ = ("aead", "iv", "padding", "seq", "tag_length")
 
-    def __init__(self, suite: SuiteParams, secret: bytes) -> None:
+    def __init__(
+        self, suite: SuiteParams, secret: bytes, padding: PaddingPolicy | None = None
+    ) -> None:
         keys = traffic_keys(suite.hash, secret, suite.key_length)
         self.aead: AEAD = suite.aead_factory(keys.key)
         self.iv = int.from_bytes(keys.iv, "big")
         self.seq = 0
+        #: The suite's AEAD expansion: 16, or 8 for CCM_8 (RFC 8446 §5.2).
+        self.tag_length = suite.tag_length
+        self.padding = padding
 
-    def nonce(self) -> bytes:
+    def peek_nonce(self) -> bytes:
+        """The nonce of the next record (RFC 8446 §5.3), without using it."""
         if self.seq >= MAX_SEQUENCE:
             # RFC 8446 §5.3: never wrap; we key-update long before this.
             raise RuntimeError("record sequence number exhausted")
-        nonce = (self.iv ^ self.seq).to_bytes(12, "big")
+        return (self.iv ^ self.seq).to_bytes(12, "big")
+
+    def nonce(self) -> bytes:
+        nonce = self.peek_nonce()
         self.seq += 1
         return nonce
+
+
+@dataclass
+class _EarlyDataSkip:
+    """The 0-RTT records a server rejecting early data still has to pass over.
+
+    RFC 8446 §4.2.10: a server that ignores early_data "skips past early data
+    by attempting to deprotect received records using the handshake traffic
+    key, discarding records which fail deprotection (up to the configured
+    max_early_data_size)"; after a HelloRetryRequest it "ignores early data by
+    skipping all records with an external content type of application_data
+    (indicating that they are encrypted), up to the configured
+    max_early_data_size".
+    """
+
+    budget: int
+    #: True: trial-decrypt with the handshake keys; False: after HRR, skip
+    #: every protected record until the second ClientHello.
+    trial: bool
+
+
+#: The record content types of RFC 8446 §5.1.
+_CONTENT_TYPES = frozenset(
+    {
+        ContentType.CHANGE_CIPHER_SPEC,
+        ContentType.ALERT,
+        ContentType.HANDSHAKE,
+        ContentType.APPLICATION_DATA,
+    }
+)
 
 
 class RecordLayer:
@@ -79,6 +139,7 @@ class RecordLayer:
         self._handshake = bytearray()
         #: Whether a protected record arrived under the current read keys.
         self._protected_seen = False
+        self._skip: _EarlyDataSkip | None = None
 
     # keys ------------------------------------------------------------------
 
@@ -87,15 +148,51 @@ class RecordLayer:
         self._read = _Protection(suite, secret)
         self._protected_seen = False
 
-    def set_write_key(self, suite: SuiteParams, secret: bytes) -> None:
-        """Protect outbound records with a traffic secret from now on."""
+    def set_write_key(
+        self, suite: SuiteParams, secret: bytes, padding: PaddingPolicy | None = None
+    ) -> None:
+        """Protect outbound records with a traffic secret from now on.
+
+        Args:
+            suite: the cipher suite the secret belongs to.
+            secret: the traffic secret (RFC 8446 §7.3 derives key and IV).
+            padding: the padding policy of the records sent under this key;
+                None uses the layer's own (RFC 8446 §5.4).
+        """
         self._flush_handshake()
-        self._write = _Protection(suite, secret)
+        self._write = _Protection(suite, secret, padding or self._padding)
+
+    def clear_write_key(self) -> None:
+        """Send in the clear again: a client's second ClientHello after 0-RTT.
+
+        RFC 8446 §4.1.4: after a HelloRetryRequest the client sends its
+        second ClientHello unprotected, having written 0-RTT records with
+        its early traffic key.
+        """
+        self._flush_handshake()
+        self._write = None
 
     @property
     def read_protected(self) -> bool:
         """Whether inbound records are expected to be protected."""
         return self._read is not None
+
+    def skip_early_data(self, budget: int, *, trial: bool) -> None:
+        """Pass over the client's 0-RTT records we will not read (RFC 8446 §4.2.10).
+
+        Args:
+            budget: at most this many bytes of them (each record counted as
+                its ciphertext less the smallest AEAD expansion).
+            trial: discard records that fail to deprotect with the current
+                read keys, until one succeeds; else (after HelloRetryRequest)
+                discard every protected record until a handshake record.
+        """
+        self._skip = _EarlyDataSkip(budget, trial)
+
+    @property
+    def skipping_early_data(self) -> bool:
+        """Whether rejected 0-RTT records are still being passed over."""
+        return self._skip is not None
 
     # inbound ---------------------------------------------------------------
 
@@ -114,37 +211,72 @@ class RecordLayer:
     def next_record(self) -> Record | None:
         """Parse and deprotect the next complete record, if there is one.
 
+        Every check the bytes so far allow is made before waiting for more:
+        the content type on the first byte (plain HTTP is refused at once),
+        the length as soon as the 5-byte header is in (RFC 8446 §5.1, §5.2).
+
         Raises:
             RecordOverflow: a record is longer than RFC 8446 §5 allows.
             BadRecordMac: a protected record does not authenticate.
             UnexpectedMessage: a record has a content type not allowed here.
             DecodeError: a record is malformed.
         """
-        peeked = self._frames.peek()
-        if peeked is None:
-            return None
-        content_type, length = peeked
-        limit = MAX_CIPHERTEXT if self._read is not None else MAX_PLAINTEXT
-        if length > limit:
-            raise RecordOverflow(f"record of {length} bytes")
-        frame = self._frames.pop(length)
-        if frame is None:
-            return None
-        header, fragment = frame
-        if content_type not in (
-            ContentType.CHANGE_CIPHER_SPEC,
-            ContentType.ALERT,
-            ContentType.HANDSHAKE,
-            ContentType.APPLICATION_DATA,
-        ):
-            raise UnexpectedMessage(f"unknown record content type {content_type}")
+        while True:
+            first = self._frames.first()
+            if first is None:
+                return None
+            if first not in _CONTENT_TYPES:
+                # RFC 8446 §5.1: "If a TLS implementation receives an
+                # unexpected record type, it MUST terminate the connection
+                # with an unexpected_message alert." One byte decides it.
+                raise UnexpectedMessage(f"unknown record content type {first}")
+            peeked = self._frames.peek()
+            if peeked is None:
+                return None
+            content_type, length = peeked
+            self._check_length(content_type, length)
+            frame = self._frames.pop(length)
+            if frame is None:
+                return None
+            header, fragment = frame
+            record = self._open(content_type, header, fragment)
+            if record is not None:
+                return record
+
+    def _check_length(self, content_type: int, length: int) -> None:
+        """RFC 8446 §5.1, §5.2: refuse an oversized record on its header alone."""
         protection = self._read
         if protection is None or content_type == ContentType.CHANGE_CIPHER_SPEC:
+            if content_type == ContentType.APPLICATION_DATA and self._skip:
+                limit = MAX_CIPHERTEXT  # someone else's 0-RTT record (§4.2.10)
+            else:
+                # "The length MUST NOT exceed 2^14 bytes" (§5.1).
+                limit = MAX_PLAINTEXT
+        elif self._skip is not None:
+            limit = MAX_CIPHERTEXT
+        else:
+            # TLSInnerPlaintext is at most 2^14 + 1 bytes (§5.2, §5.4), so a
+            # ciphertext longer than that plus our AEAD's expansion can only
+            # overflow: refuse it now rather than after 16 KiB more.
+            limit = MAX_PLAINTEXT + 1 + protection.tag_length
+        if length > limit:
+            raise RecordOverflow(f"record of {length} bytes")
+
+    def _open(self, content_type: int, header: bytes, fragment: bytes) -> Record | None:
+        """The record, or None when it is a rejected 0-RTT record to skip."""
+        protection = self._read
+        skip = self._skip
+        if protection is None or content_type == ContentType.CHANGE_CIPHER_SPEC:
             if content_type == ContentType.APPLICATION_DATA:
+                if skip is not None and not skip.trial:
+                    self._skip_record(skip, fragment)
+                    return None
                 raise UnexpectedMessage("application data before keys")
-            if not fragment and content_type != ContentType.APPLICATION_DATA:
+            if not fragment:
                 # RFC 8446 §5.1: zero-length handshake or alert fragments are forbidden.
                 raise DecodeError("empty plaintext record")
+            if content_type == ContentType.HANDSHAKE:
+                self._skip = None  # the second ClientHello ends 0-RTT (§4.2.10)
             return Record(content_type, fragment)
         if content_type != ContentType.APPLICATION_DATA:
             if content_type == ContentType.ALERT and not self._protected_seen:
@@ -152,9 +284,32 @@ class RecordLayer:
                 # certificate) sends its alert in the clear; take its reason.
                 return Record(content_type, fragment)
             raise UnexpectedMessage("unprotected record after keys were set")
-        record = self._deprotect(protection, header, fragment)
+        if skip is not None and skip.trial:
+            try:
+                inner = protection.aead.decrypt(
+                    protection.peek_nonce(), fragment, header
+                )
+            except InvalidTag:
+                self._skip_record(skip, fragment)
+                return None
+            protection.seq += 1
+            self._skip = None  # the first record of the client's second flight
+            record = self._inner_record(inner)
+        else:
+            record = self._deprotect(protection, header, fragment)
         self._protected_seen = True
         return record
+
+    @staticmethod
+    def _skip_record(skip: _EarlyDataSkip, fragment: bytes) -> None:
+        """Count one skipped 0-RTT record; past the budget it is an error again."""
+        # The smallest expansion (CCM_8's tag and the content type) so that
+        # a client sending max_early_data_size bytes is never cut short.
+        skip.budget -= max(0, len(fragment) - 9)
+        if skip.budget < 0:
+            if skip.trial:
+                raise BadRecordMac("record failed to authenticate")
+            raise UnexpectedMessage("more 0-RTT data than max_early_data_size")
 
     def _deprotect(
         self, protection: _Protection, header: bytes, fragment: bytes
@@ -163,12 +318,18 @@ class RecordLayer:
             inner = protection.aead.decrypt(protection.nonce(), fragment, header)
         except InvalidTag:
             raise BadRecordMac("record failed to authenticate") from None
-        # TLSInnerPlaintext: content, type, zeros (RFC 8446 §5.2, §5.4).
+        return self._inner_record(inner)
+
+    @staticmethod
+    def _inner_record(inner: bytes) -> Record:
+        """TLSInnerPlaintext: content, type, zeros (RFC 8446 §5.2, §5.4)."""
+        if len(inner) > MAX_PLAINTEXT + 1:
+            # §5.4: "the full encoded TLSInnerPlaintext MUST NOT exceed
+            # 2^14 + 1 octets" (an AEAD with a longer tag could get here).
+            raise RecordOverflow("protected record content too long")
         end = len(inner.rstrip(b"\x00"))
         if end == 0:
             raise UnexpectedMessage("protected record holds no content type")
-        if end - 1 > MAX_PLAINTEXT:
-            raise RecordOverflow("protected record content too long")
         content_type = inner[end - 1]
         content = inner[: end - 1]
         if content_type == ContentType.CHANGE_CIPHER_SPEC:
@@ -211,16 +372,16 @@ class RecordLayer:
             self._out += record_header(content_type, len(fragment)) + fragment
             return
         pad = 0
-        if self._padding is not None:
+        if protection.padding is not None:
             pad = max(
                 0,
                 min(
-                    self._padding(content_type, len(fragment)),
+                    protection.padding(content_type, len(fragment)),
                     MAX_PLAINTEXT - len(fragment),
                 ),
             )
         inner = fragment + bytes((content_type,)) + bytes(pad)
-        length = len(inner) + 16
+        length = len(inner) + protection.tag_length
         header = record_header(ContentType.APPLICATION_DATA, length)
         self._out += header
         self._out += protection.aead.encrypt(protection.nonce(), inner, header)

@@ -282,6 +282,10 @@ class FrameBuffer:
         self._buf.clear()
         return data
 
+    def first(self) -> int | None:
+        """The next frame's type byte, as soon as it has arrived."""
+        return self._buf[0] if self._buf else None
+
     def peek(self) -> tuple[int, int] | None:
         """``(type, body length)`` of the next frame, once its header is in."""
         buf = self._buf

@@ -5,10 +5,11 @@
 //
 //	tlspeer server -listen 127.0.0.1:0 -cert C.pem -key K.pem [-cert ... -key ...]
 //	               [-curves LIST] [-alpn LIST] [-ciphers LIST] [-tickets=BOOL] [-keyupdate]
-//	               [-ech-key ECH.pem ...] [-ech-key-no-retry ECH.pem ...] [-http]
+//	               [-ech-key ECH.pem ...] [-ech-key-no-retry ECH.pem ...]
+//	               [-client-ca CA.pem [-client-auth require|request]] [-http]
 //	tlspeer client -connect HOST:PORT -sni NAME -ca CA.pem [-curves LIST] [-alpn LIST]
 //	               [-send-bytes N] [-resume] [-keyupdate] [-timeout DUR]
-//	               [-ech-config-list B64 [-ech-retry]]
+//	               [-ech-config-list B64 [-ech-retry]] [-client-cert C.pem -client-key K.pem]
 //	tlspeer quic-server ... / tlspeer quic-client ...  (QUIC-TLS over stdin/stdout, see quic.go)
 //
 // Both subcommands print one JSON object per line on stdout (see connInfo).
@@ -202,6 +203,9 @@ type connInfo struct {
 	KeyUpdate  bool  `json:"key_update_sent,omitempty"`
 	// ECHRetried: this connection used the server's retry_configs.
 	ECHRetried bool `json:"ech_retried,omitempty"`
+	// PeerSubject: the subject of the peer's leaf certificate (the server
+	// reports the client's when it asked for one).
+	PeerSubject string `json:"peer_subject,omitempty"`
 }
 
 // groupName returns a stable name for a key exchange group.
@@ -220,7 +224,12 @@ func groupName(id tls.CurveID) string {
 }
 
 func describe(event string, st tls.ConnectionState) connInfo {
+	subject := ""
+	if len(st.PeerCertificates) > 0 {
+		subject = st.PeerCertificates[0].Subject.String()
+	}
 	return connInfo{
+		PeerSubject: subject,
 		Event:       event,
 		Version:     tls.VersionName(st.Version),
 		CipherSuite: tls.CipherSuiteName(st.CipherSuite),
@@ -245,6 +254,8 @@ type serverOptions struct {
 	tickets      bool
 	echKeys      stringList
 	echKeysQuiet stringList
+	clientCA     string
+	clientAuth   string
 	http         bool
 }
 
@@ -272,7 +283,35 @@ func buildServerConfig(o *serverOptions) (*tls.Config, error) {
 		return nil, err
 	}
 	cfg.EncryptedClientHelloKeys = echKeys
+	if o.clientCA != "" {
+		pool, err := loadPool(o.clientCA)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ClientCAs = pool
+		switch o.clientAuth {
+		case "require":
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		case "request":
+			cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		default:
+			return nil, fmt.Errorf("-client-auth must be require or request, not %q", o.clientAuth)
+		}
+	}
 	return cfg, nil
+}
+
+// loadPool reads PEM CA certificates.
+func loadPool(path string) (*x509.CertPool, error) {
+	pemData, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemData) {
+		return nil, fmt.Errorf("no certificates found in %s", path)
+	}
+	return pool, nil
 }
 
 func runServer(args []string) error {
@@ -285,6 +324,8 @@ func runServer(args []string) error {
 	fs.BoolVar(&o.tickets, "tickets", true, "issue session tickets (enables resumption)")
 	fs.Var(&o.echKeys, "ech-key", "RFC 9934 ECH key file; its configs are accepted and sent as retry_configs (repeatable)")
 	fs.Var(&o.echKeysQuiet, "ech-key-no-retry", "RFC 9934 ECH key file; accepted but not sent as retry_configs (repeatable)")
+	fs.StringVar(&o.clientCA, "client-ca", "", "PEM CA certificates for client certificates (asks for one)")
+	fs.StringVar(&o.clientAuth, "client-auth", "require", "with -client-ca: require or request a client certificate")
 	fs.BoolVar(&o.http, "http", false, "serve HTTP (net/http, h2 or http/1.1 by ALPN) instead of echoing; see http.go")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -352,6 +393,8 @@ type clientOptions struct {
 	timeout   time.Duration
 	echList   string
 	echRetry  bool
+	certFile  string
+	keyFile   string
 }
 
 func buildClientConfig(o *clientOptions) (*tls.Config, error) {
@@ -368,6 +411,13 @@ func buildClientConfig(o *clientOptions) (*tls.Config, error) {
 		return nil, fmt.Errorf("no certificates found in %s", o.ca)
 	}
 	cfg.RootCAs = pool
+	if o.certFile != "" {
+		pair, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading %s / %s: %w", o.certFile, o.keyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
 	if o.resume {
 		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 	}
@@ -464,6 +514,8 @@ func runClient(args []string) error {
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-connection timeout")
 	fs.StringVar(&o.echList, "ech-config-list", "", "offer ECH with this base64 ECHConfigList (with its 2-byte length)")
 	fs.BoolVar(&o.echRetry, "ech-retry", false, "on ECH rejection, reconnect once with the server's retry_configs")
+	fs.StringVar(&o.certFile, "client-cert", "", "PEM client certificate chain, sent when the server asks")
+	fs.StringVar(&o.keyFile, "client-key", "", "PEM private key of -client-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import ech
 import ech.aio
 from ech.blocking import TLSSocket, connect
 from ech.errors import BadCertificate
+from ech.tls.suites import DEFAULT_CIPHER_SUITES
 from interop.go_peer import Event, GoServer, run_go_client
 from tests.harness.pki import Leaf
 from tests.integration.conftest import (
@@ -38,7 +39,8 @@ pytestmark = [pytest.mark.interop, pytest.mark.timeout(90)]
 Serve = Callable[[Callable[[socket.socket], Any]], ThreadedServer[Any]]
 
 G = ech.NamedGroup
-SUITES = tuple(ech.CipherSuite)
+#: The suites both ends enable by default (Go's crypto/tls has no CCM suites).
+SUITES = DEFAULT_CIPHER_SUITES
 #: Go's names (the peer's -curves flag and its "group" JSON field).
 GO_GROUPS: dict[ech.NamedGroup, str] = {
     G.X25519MLKEM768: "X25519MLKEM768",

@@ -24,6 +24,7 @@ import ech
 import ech.aio
 from ech.blocking import TLSSocket, connect
 from ech.errors import BadCertificate, NoApplicationProtocol, UnexpectedMessage
+from ech.tls.suites import DEFAULT_CIPHER_SUITES
 from tests.harness.pki import Leaf
 from tests.integration.conftest import (
     IO_TIMEOUT,
@@ -43,7 +44,9 @@ pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
 
 Serve = Callable[[Callable[[socket.socket], Any]], ThreadedServer[Any]]
 
-SUITES = tuple(ech.CipherSuite)
+#: The suites both ends enable by default. OpenSSL enables CCM only by
+#: configuration: test_openssl_tls13.py runs those with OPENSSL_CONF.
+SUITES = DEFAULT_CIPHER_SUITES
 G = ech.NamedGroup
 #: Groups both sides implement, with OpenSSL's names for ``set_ecdh_curve``.
 OPENSSL_GROUPS: dict[ech.NamedGroup, str] = {

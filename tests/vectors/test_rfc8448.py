@@ -272,6 +272,7 @@ def client_config(
         groups=groups,
         key_share_groups=(G.X25519,),
         signature_algorithms=TRACE_SIGALGS,
+        signature_algorithms_cert=None,  # the trace's client sends none
         random=random,
         key_share_factory=factory,
         client_hello_hook=client_hello_hook,

@@ -18,7 +18,6 @@ from ech.events import (
 )
 from ech.pki import KeyType, TestCA
 from ech.server.connection import ServerState
-from ech.server.handshake import ServerHandshake
 from ech.tls import extensions as ext
 from ech.tls.enums import (
     AlertDescription,
@@ -27,12 +26,10 @@ from ech.tls.enums import (
     ExtensionType,
     HandshakeType,
     NamedGroup,
-    SignatureScheme,
 )
-from ech.tls.extensions import Extension
+from ech.tls.groups import SUPPORTED_GROUPS
 from ech.tls.messages import (
     Certificate,
-    CertificateRequest,
     ClientHello,
     ServerHello,
 )
@@ -47,12 +44,10 @@ from tests.helpers import (
 
 E = ExtensionType
 ALL_SUITES = list(CipherSuite)
-ALL_GROUPS = [
-    NamedGroup.X25519,
-    NamedGroup.SECP256R1,
-    NamedGroup.SECP384R1,
-    NamedGroup.X25519MLKEM768,
-]
+#: Every group we implement (RFC 8446 §4.2.7); one handshake each, so the
+#: large finite-field groups cost little. The server serves them all only
+#: when configured to (``DEFAULT_SERVER_GROUPS`` keeps the common four).
+ALL_GROUPS = sorted(SUPPORTED_GROUPS)
 
 
 def _complete(events: list[ech.Event]) -> HandshakeComplete:
@@ -115,12 +110,55 @@ def test_full_handshake(
 def test_handshake_every_suite(
     client_config: ech.ClientConfig, server_config: ech.ServerConfig, suite: CipherSuite
 ) -> None:
-    cc = dataclasses.replace(client_config, cipher_suites=(suite,))
-    client, server, client_events, server_events = handshake(cc, server_config)
+    """RFC 8446 §B.4: all five suites, CCM_8 behind its opt-in on both ends."""
+    cc = dataclasses.replace(client_config, cipher_suites=(suite,), allow_ccm_8=True)
+    sc = dataclasses.replace(
+        server_config,
+        cipher_suites=(*server_config.cipher_suites, suite),
+        allow_ccm_8=suite == CipherSuite.TLS_AES_128_CCM_8_SHA256,
+    )
+    client, server, client_events, server_events = handshake(cc, sc)
     assert _complete(client_events).cipher_suite == suite
     assert _complete(server_events).cipher_suite == suite
     client.send(b"ping")
-    assert server.receive_data(client.data_to_send()) == [DataReceived(b"ping")]
+    data = client.data_to_send()
+    # One protected record: content, inner type byte, the suite's tag.
+    ((_, fragment),) = parse_records(data)
+    tag = 8 if suite == CipherSuite.TLS_AES_128_CCM_8_SHA256 else 16
+    assert len(fragment) == len(b"ping") + 1 + tag
+    assert server.receive_data(data) == [DataReceived(b"ping")]
+    # Resumption runs on the same suite's hash.
+    (ticket,) = client.session_tickets
+    _, _, resumed_events, _ = handshake(cc, sc, session=ticket)
+    assert _complete(resumed_events).resumed
+    assert _complete(resumed_events).cipher_suite == suite
+
+
+def test_ccm_8_needs_an_explicit_opt_in(leaf: ech.CertifiedKey) -> None:
+    """CCM_8's 8-byte tag is for constrained devices only (RFC 8446 §B.4)."""
+    ccm_8 = CipherSuite.TLS_AES_128_CCM_8_SHA256
+    with pytest.raises(ValueError, match="allow_ccm_8"):
+        ech.ClientConfig(cipher_suites=(ccm_8,))
+    with pytest.raises(ValueError, match="allow_ccm_8"):
+        ech.ServerConfig(certificates=(leaf,), cipher_suites=(ccm_8,))
+    with pytest.raises(ValueError, match="unsupported cipher suite"):
+        ech.ClientConfig(cipher_suites=(0x13FF,))
+    assert ccm_8 not in ech.ClientConfig().cipher_suites
+
+
+def test_server_never_picks_a_suite_the_client_did_not_offer(
+    client_config: ech.ClientConfig, server_config: ech.ServerConfig
+) -> None:
+    """Default configs never negotiate CCM: neither side lists it."""
+    sc = dataclasses.replace(
+        server_config,
+        cipher_suites=(
+            CipherSuite.TLS_AES_128_CCM_SHA256,
+            CipherSuite.TLS_AES_128_GCM_SHA256,
+        ),
+    )
+    _, _, client_events, _ = handshake(client_config, sc)
+    assert _complete(client_events).cipher_suite == CipherSuite.TLS_AES_128_GCM_SHA256
 
 
 def test_server_suite_preference_wins(
@@ -145,10 +183,44 @@ def test_handshake_every_group(
     client_config: ech.ClientConfig, server_config: ech.ServerConfig, group: NamedGroup
 ) -> None:
     cc = dataclasses.replace(client_config, groups=(group,), key_share_groups=(group,))
-    _, _, client_events, server_events = handshake(cc, server_config)
+    sc = dataclasses.replace(server_config, groups=tuple(ALL_GROUPS))
+    _, _, client_events, server_events = handshake(cc, sc)
     assert _complete(client_events).group == group
     assert _complete(server_events).group == group
     assert not _complete(client_events).hello_retry
+
+
+@pytest.mark.parametrize(
+    "group", [NamedGroup.X448, NamedGroup.SECP521R1, NamedGroup.FFDHE2048], ids=str
+)
+def test_hello_retry_request_to_a_new_group(
+    client_config: ech.ClientConfig, server_config: ech.ServerConfig, group: NamedGroup
+) -> None:
+    """The client lists the group but sends no share for it: HRR (§4.1.4)."""
+    cc = dataclasses.replace(
+        client_config,
+        groups=(NamedGroup.X25519, group),
+        key_share_groups=(NamedGroup.X25519,),
+    )
+    sc = dataclasses.replace(server_config, groups=(group,))
+    _, _, client_events, server_events = handshake(cc, sc)
+    assert _complete(client_events).group == group
+    assert _complete(client_events).hello_retry
+    assert _core(_complete(client_events)) == _core(_complete(server_events))
+
+
+def test_new_groups_are_opt_in_on_the_server(
+    client_config: ech.ClientConfig, server_config: ech.ServerConfig
+) -> None:
+    """A client sending only a P-521 share but listing X25519 gets an HRR."""
+    cc = dataclasses.replace(
+        client_config,
+        groups=(NamedGroup.SECP521R1, NamedGroup.X25519),
+        key_share_groups=(NamedGroup.SECP521R1,),
+    )
+    _, _, client_events, _ = handshake(cc, server_config)
+    assert _complete(client_events).group == NamedGroup.X25519
+    assert _complete(client_events).hello_retry
 
 
 def test_server_prefers_a_group_the_client_sent_a_share_for(
@@ -168,7 +240,9 @@ def test_server_prefers_a_group_the_client_sent_a_share_for(
     assert not _complete(client_events).hello_retry
 
 
-@pytest.mark.parametrize("key_type", ["p256", "p384", "ed25519", "rsa2048"])
+@pytest.mark.parametrize(
+    "key_type", ["p256", "p384", "p521", "ed25519", "ed448", "rsa2048"]
+)
 def test_handshake_every_certificate_key_type(
     client_config: ech.ClientConfig,
     server_config: ech.ServerConfig,
@@ -656,26 +730,19 @@ def test_record_padding_end_to_end(
 # CertificateRequest --------------------------------------------------------------
 
 
-class _CertificateRequestHandshake(ServerHandshake):
-    """Asks for a client certificate (ech's server never does on its own)."""
-
-    def certificate_request(self) -> CertificateRequest | None:
-        algorithms = ext.encode_u16_vector([SignatureScheme.ED25519])
-        return CertificateRequest(b"", (Extension(E.SIGNATURE_ALGORITHMS, algorithms),))
-
-
-class _CertificateRequestServer(ech.ServerConnection):
-    handshake_class = _CertificateRequestHandshake
-
-
 def test_certificate_request_answered_with_empty_certificate(
-    client_config: ech.ClientConfig, server_config: ech.ServerConfig
+    client_config: ech.ClientConfig, server_config: ech.ServerConfig, ca: TestCA
 ) -> None:
-    pair = make_pair(client_config, server_config, server_cls=_CertificateRequestServer)
+    """A server asking for a certificate (``client_ca``), a client without
+    one: an empty Certificate, and the handshake goes on unauthenticated
+    (RFC 8446 §4.4.2.4). More in test_client_auth.py."""
+    sc = dataclasses.replace(server_config, client_ca=(ca.certificate,))
+    pair = make_pair(client_config, sc)
     pair.pump()
     server = pair.server
     assert server.state is ServerState.CONNECTED
     assert server.handshake.client_certificate == Certificate(b"", ())
+    assert _complete(pair.server_events).client_certificate_chain == ()
     assert _core(_complete(pair.client_events)) == _core(_complete(pair.server_events))
     pair.client.send(b"anonymous")
     assert server.receive_data(pair.client.data_to_send()) == [
@@ -683,7 +750,7 @@ def test_certificate_request_answered_with_empty_certificate(
     ]
     # Both sides put the client's Certificate in the resumption secret.
     (ticket,) = pair.client.session_tickets
-    _, _, client_events, _ = handshake(client_config, server_config, session=ticket)
+    _, _, client_events, _ = handshake(client_config, sc, session=ticket)
     assert _complete(client_events).resumed
 
 

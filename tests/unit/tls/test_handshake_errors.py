@@ -127,9 +127,13 @@ def test_client_rejects_server_hello_suite_not_offered(
 def test_client_rejects_unknown_suite(
     client_config: ech.ClientConfig, server_config: ech.ServerConfig
 ) -> None:
-    cc = dataclasses.replace(client_config, cipher_suites=(AES128, 0x1304))
+    # A GREASE-like suite the client lists (through the hook) but cannot run.
+    cc = _with_client_hook(
+        client_config,
+        lambda ch: dataclasses.replace(ch, cipher_suites=(*ch.cipher_suites, 0x13FF)),
+    )
     sc = _with_server_hook(
-        server_config, lambda sh: dataclasses.replace(sh, cipher_suite=0x1304)
+        server_config, lambda sh: dataclasses.replace(sh, cipher_suite=0x13FF)
     )
     pair = make_pair(cc, sc)
     expect_plain_alert(pair.client, _server_flight(pair), IllegalParameter)

@@ -14,6 +14,7 @@ from ech.tls.records import (
     PaddingPolicy,
     Record,
     RecordLayer,
+    pad_handshake_to,
 )
 from ech.tls.suites import SUITES, SuiteParams
 from ech.tls.wire import frame_handshake, record_header
@@ -341,3 +342,85 @@ def test_read_protected_flag() -> None:
     assert not layer.read_protected
     layer.set_read_key(_suite(), SECRET)
     assert layer.read_protected
+
+
+# judged as early as the bytes allow (RFC 8446 §5.1, §5.2) ---------------------------
+
+
+@pytest.mark.parametrize("start", [b"G", b"GET / HTTP/1.1\r\n", b"POST"])
+def test_bytes_that_cannot_start_a_record_fail_on_the_first_byte(start: bytes) -> None:
+    """Plain HTTP is refused at once: no record starts with ``G`` (§5.1)."""
+    layer = RecordLayer()
+    layer.receive(start)
+    with pytest.raises(UnexpectedMessage, match="content type"):
+        layer.next_record()
+
+
+def test_a_valid_first_byte_waits_for_the_header() -> None:
+    layer = RecordLayer()
+    layer.receive(b"\x16\x03")
+    assert layer.next_record() is None
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_ciphertext_too_long_for_its_suite_is_overflow_on_the_header(
+    suite: int,
+) -> None:
+    """TLSInnerPlaintext is at most 2^14 + 1 bytes (§5.2, §5.4): a longer
+    ciphertext than that plus the suite's tag is refused before its body."""
+    _, receiver = _pair(suite)
+    tag = SUITES[suite].tag_length
+    receiver.receive(record_header(APP, MAX_PLAINTEXT + 1 + tag + 1))
+    with pytest.raises(RecordOverflow):
+        receiver.next_record()
+    _, receiver = _pair(suite)
+    receiver.receive(record_header(APP, MAX_PLAINTEXT + 1 + tag))
+    assert receiver.next_record() is None  # legal length: waits for the body
+
+
+def test_padded_inner_plaintext_over_limit_is_record_overflow() -> None:
+    """Padding counts: content 1 + type 1 + zeros up to 2^14 + 2 (§5.4)."""
+    _, receiver = _pair()
+    receiver.receive(_seal(b"x\x17" + bytes(MAX_PLAINTEXT)))
+    with pytest.raises(RecordOverflow):
+        receiver.next_record()
+    _, receiver = _pair()
+    receiver.receive(_seal(b"x\x17" + bytes(MAX_PLAINTEXT - 1)))
+    assert receiver.next_record() == Record(APP, b"x")
+
+
+def test_ccm_8_records_carry_an_8_byte_tag() -> None:
+    sender, receiver = _pair(CipherSuite.TLS_AES_128_CCM_8_SHA256)
+    sender.write(APP, b"abc")
+    data = sender.data_to_send()
+    ((_, fragment),) = parse_records(data)
+    assert len(fragment) == 3 + 1 + 8
+    assert _receive_all(receiver, data) == [Record(APP, b"abc")]
+
+
+def test_padding_policy_per_write_key() -> None:
+    """A key may carry its own padding policy; the layer's is the default."""
+    params = _suite()
+    sender = RecordLayer(lambda _t, _n: 0)
+    sender.set_write_key(params, SECRET, lambda _t, n: 100 - n)
+    sender.write(HS, b"\x14\x00\x00\x01x")
+    sender.set_write_key(params, SECRET)  # flushes under the first key
+    sender.write(APP, b"y")
+    first, second = parse_records(sender.data_to_send())
+    assert len(first[1]) == 100 + 1 + 16
+    assert len(second[1]) == 1 + 1 + 16
+
+
+def test_pad_handshake_to_a_target() -> None:
+    """Up to the target: exactly the target; beyond: the next bucket; never
+    past 2^14 of content; other content types untouched."""
+    policy = pad_handshake_to(1000, bucket=32)
+    assert policy(HS, 10) == 990
+    assert policy(HS, 1000) == 0
+    assert policy(HS, 1001) == 1024 - 1001
+    assert policy(HS, MAX_PLAINTEXT - 1) == 1
+    assert policy(APP, 10) == 0
+    assert policy(ContentType.ALERT, 2) == 0
+    assert pad_handshake_to(MAX_PLAINTEXT + 5)(HS, 10) == MAX_PLAINTEXT - 10
+    with pytest.raises(ValueError, match="bucket"):
+        pad_handshake_to(10, bucket=0)
