@@ -261,6 +261,7 @@ class GoServer:
         ech_keys_no_retry: Sequence[PathLike] = (),
         client_ca: PathLike | None = None,
         client_auth: str = "require",
+        http: bool = False,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30.0,
     ) -> None:
@@ -287,6 +288,9 @@ class GoServer:
             client_auth: with ``client_ca``, ``"require"``
                 (RequireAndVerifyClientCert) or ``"request"``
                 (VerifyClientCertIfGiven).
+            http: Serve HTTP with Go's net/http (h2 or http/1.1 by ALPN,
+                each response Go's view of the connection as JSON) instead
+                of echoing; handshakes are still reported.
             extra_args: Further command-line flags.
             startup_timeout: Seconds to wait for the ``LISTENING`` line.
         """
@@ -311,6 +315,8 @@ class GoServer:
                 "-client-auth",
                 client_auth,
             ]
+        if http:
+            self._args.append("-http")
         self._args += list(extra_args)
         self._startup_timeout = startup_timeout
         self._proc: subprocess.Popen[str] | None = None

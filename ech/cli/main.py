@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from ech.cli import connect, demo, keygen, serve
+from ech.cli import connect, demo, diagnose, keygen, serve
 from ech.cli.args import config_list
 from ech.fuzz import add_fuzz_command
 from ech.probe import client as probe_client
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(commands)
     connect.add_parser(commands)
     demo.add_parser(commands)
+    diagnose.add_parser(commands)
     probe_server.add_parser(commands)
     probe_client.add_parser(commands)
     add_fuzz_command(commands)
@@ -74,6 +75,16 @@ def _add_dns_commands(
     get.add_argument("--ca", metavar="FILE", help="CA file for DoH and the server")
     get.add_argument(
         "--http3", action="store_true", help="HTTP/3 over QUIC only (RFC 9114)"
+    )
+    get.add_argument(
+        "--http2",
+        action="store_true",
+        help="offer ALPN h2 before http/1.1; HTTP/2 if the server picks it",
+    )
+    get.add_argument(
+        "--require-ech",
+        action="store_true",
+        help="connect only with ECH: no GREASE, never the name in clear",
     )
     get.add_argument("--json", action="store_true")
     get.set_defaults(func=_dns_command("cmd_get"))

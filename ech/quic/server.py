@@ -181,6 +181,7 @@ class _Connection(H3ServerProtocol):
             duration_seconds=time.monotonic() - self.started,
             alert_sent=alert_sent,
             alert_received=alert_received,
+            ech_reason=handshake.ech_reason,
         )
 
     def _outcome(self, event: ConnectionTerminated) -> tuple[str, str | None]:

@@ -5,7 +5,8 @@ It turns the server's reports into
 
 * log lines on logger ``ech.serve``: ``handshake {json}`` when a handshake
   completes (the status-page fields) and ``connection {json}`` when a
-  connection ends (outcome, ECH status, outer and inner names, version,
+  connection ends (outcome, ECH status and, when an offer was not
+  accepted, the server's reason, outer and inner names, version,
   suite, group, ALPN, backend, durations, alert sent or received, error);
   names and parameters only, never key material;
 * the Prometheus counters of :mod:`ech.serve.metrics`.
@@ -69,6 +70,7 @@ def log_fields(report: ConnectionReport) -> dict[str, object]:
             str(report.alert_received) if report.alert_received else None
         ),
         "error": report.error,
+        "ech_reason": _name(report.ech_reason),
     }
 
 
@@ -117,6 +119,8 @@ class ConnectionLog(Observer):
         metrics = self.metrics
         if report.ech_status is not None:
             metrics.inc("ech_connections_total", ech_status=str(report.ech_status))
+        if report.ech_reason is not None:
+            metrics.inc("ech_not_accepted_total", reason=str(report.ech_reason))
         metrics.inc("ech_connection_outcomes_total", outcome=report.outcome)
         if report.alert_sent is not None:
             metrics.inc("ech_alerts_sent_total", alert=str(report.alert_sent))

@@ -8,7 +8,10 @@ The text is the Prometheus exposition format 0.0.4: ``# HELP`` and
     ech_connections_total{ech_status="accepted"} 3
 
 ``ech_status="rejected"`` includes GREASE: a server cannot tell a GREASE
-extension from one for a key it lacks (RFC 9849 §10.10.4). Only names and
+extension from one for a key it lacks (RFC 9849 §10.10.4).
+``ech_not_accepted_total{reason=...}`` splits those by what the server can
+say (:class:`ech.server.ech.ECHRejectReason`: ``grease_shaped``,
+``unknown_config_id``, ``hpke_open_failed``, ...). Only names and
 counts are kept; no key material and no server names reach the metrics.
 :mod:`ech.serve.metrics_endpoint` serves them over plain HTTP.
 """
@@ -52,6 +55,14 @@ METRICS: Final[tuple[Metric, ...]] = (
         "Connections whose ClientHello was read, by ECH outcome "
         "(rejected includes GREASE).",
         ("ech_status",),
+    ),
+    Metric(
+        "ech_not_accepted_total",
+        "counter",
+        "Offered ECH not accepted, by the server's reason (grease_shaped, "
+        "unknown_config_id, unsupported_suite, hpke_open_failed, "
+        "malformed_inner, no_keys).",
+        ("reason",),
     ),
     Metric(
         "ech_connection_outcomes_total",

@@ -6,7 +6,7 @@
 //	tlspeer server -listen 127.0.0.1:0 -cert C.pem -key K.pem [-cert ... -key ...]
 //	               [-curves LIST] [-alpn LIST] [-ciphers LIST] [-tickets=BOOL] [-keyupdate]
 //	               [-ech-key ECH.pem ...] [-ech-key-no-retry ECH.pem ...]
-//	               [-client-ca CA.pem [-client-auth require|request]]
+//	               [-client-ca CA.pem [-client-auth require|request]] [-http]
 //	tlspeer client -connect HOST:PORT -sni NAME -ca CA.pem [-curves LIST] [-alpn LIST]
 //	               [-send-bytes N] [-resume] [-keyupdate] [-timeout DUR]
 //	               [-ech-config-list B64 [-ech-retry]] [-client-cert C.pem -client-key K.pem]
@@ -256,6 +256,7 @@ type serverOptions struct {
 	echKeysQuiet stringList
 	clientCA     string
 	clientAuth   string
+	http         bool
 }
 
 func buildServerConfig(o *serverOptions) (*tls.Config, error) {
@@ -325,6 +326,7 @@ func runServer(args []string) error {
 	fs.Var(&o.echKeysQuiet, "ech-key-no-retry", "RFC 9934 ECH key file; accepted but not sent as retry_configs (repeatable)")
 	fs.StringVar(&o.clientCA, "client-ca", "", "PEM CA certificates for client certificates (asks for one)")
 	fs.StringVar(&o.clientAuth, "client-auth", "require", "with -client-ca: require or request a client certificate")
+	fs.BoolVar(&o.http, "http", false, "serve HTTP (net/http, h2 or http/1.1 by ALPN) instead of echoing; see http.go")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -337,6 +339,9 @@ func runServer(args []string) error {
 		return err
 	}
 	emitLine("LISTENING " + ln.Addr().String())
+	if o.http {
+		return serveHTTP(ln, cfg)
+	}
 	for {
 		raw, err := ln.Accept()
 		if err != nil {
