@@ -9,6 +9,8 @@ The text is the Prometheus exposition format 0.0.4: ``# HELP`` and
 
 ``ech_status="rejected"`` includes GREASE: a server cannot tell a GREASE
 extension from one for a key it lacks (RFC 9849 §10.10.4).
+``ech_status="offered"`` counts hellos that decrypted but whose inner hello
+was malformed: refused with an alert, neither accepted nor rejected.
 ``ech_not_accepted_total{reason=...}`` splits those by what the server can
 say (:class:`ech.server.ech.ECHRejectReason`: ``grease_shaped``,
 ``unknown_config_id``, ``hpke_open_failed``, ...). Only names and

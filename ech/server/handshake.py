@@ -509,6 +509,9 @@ class ServerHandshake(Handshake):
                 trial_decryption=config.ech_trial_decryption,
             )
         except (DecodeError, IllegalParameter):
+            # Decrypted, so not a rejection: the inner hello itself was bad
+            # (RFC 9849 §7.1, Appendix A), and the handshake ends with it.
+            self.ech_status = ECHStatus.OFFERED
             self.ech_reason = ECHRejectReason.MALFORMED_INNER
             raise
         if opened is None:

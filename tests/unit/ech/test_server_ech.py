@@ -607,3 +607,5 @@ def test_malformed_inner_is_reported_before_the_alert_checklist_25() -> None:
     server = fresh_server(cap)
     expect_plain_alert(server, reseal(cap, b"\x03\x03\x00"), DecodeError)
     assert server.ech_reason is ECHRejectReason.MALFORMED_INNER
+    # Decrypted, then refused: not a rejection (no fallback to the outer hello).
+    assert server.ech_status is ECHStatus.OFFERED
