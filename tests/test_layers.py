@@ -56,6 +56,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "ech.httpx2",
         "ech.probe",
         "ech.fuzz",
+        "ech.arguments",
     ),
     # 5. ``ech serve``: keys on disk, metrics, status page, DoH app.
     ("ech.serve",),

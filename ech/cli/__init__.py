@@ -8,7 +8,8 @@
 * :mod:`ech.cli.dns`: ``dig``, ``get`` and ``dns-record`` (imported only
   when one runs, so other commands never load dnspython or httpx; ``get``
   runs on :mod:`ech.httpx`);
-* :mod:`ech.cli.args`: the argument types they share.
+* :mod:`ech.arguments`: the argument types they share (with the probes
+  and the fuzzer).
 
 The flags and the ``--json`` field names are a contract scripts rely on; see
 README.md. Exit status is 0 only when the command did what was asked.

@@ -6,8 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from ech.arguments import ca_file, config_list, host_port, server_name
 from ech.blocking import connect
-from ech.cli.args import config_list, host_port
 from ech.client.config import ClientConfig
 from ech.dial import explain_error
 from ech.errors import ECHRejectedError, TLSError
@@ -107,9 +107,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """``ech connect`` and its flags."""
     conn = commands.add_parser("connect", help="connect, GET /, report")
     conn.add_argument("address", type=host_port, metavar="HOST:PORT")
-    conn.add_argument("--sni", required=True)
+    conn.add_argument("--sni", required=True, type=server_name)
     conn.add_argument("--ech-config-list", type=config_list, metavar="B64|@FILE")
-    conn.add_argument("--ca", metavar="CA.pem")
+    conn.add_argument("--ca", type=ca_file, metavar="CA.pem")
     conn.add_argument("--grease", action="store_true")
     conn.add_argument("--no-retry", action="store_true")
     conn.add_argument(

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ech import dial
+from ech.arguments import ca_file, config_list
 from ech.blocking import TLSSocket, _handshake
-from ech.cli.args import config_list
 from ech.client.config import ClientConfig
 from ech.client.ech import select_config
 from ech.config import ECHConfigList
@@ -386,7 +386,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     diagnose.add_argument(
         "--address", metavar="ADDRESS", help="connect here, whatever DNS says"
     )
-    diagnose.add_argument("--ca", metavar="FILE", help="CA file for DoH and the server")
+    diagnose.add_argument(
+        "--ca", type=ca_file, metavar="FILE", help="CA file for DoH and the server"
+    )
     diagnose.add_argument(
         "--http3", action="store_true", help="diagnose HTTP/3 over QUIC instead"
     )

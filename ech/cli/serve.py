@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 
 from ech.aio import Limits
-from ech.cli.args import backend, host_port, non_negative, positive
+from ech.arguments import backend, listen_address, non_negative, positive
 from ech.serve.app import ServeError, ServeOptions, serve
 
 __all__ = ["add_parser", "cmd_serve", "serve_options"]
@@ -58,7 +58,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``ech serve`` and its flags."""
     parser = commands.add_parser("serve", help="run a client-facing server")
-    parser.add_argument("--listen", required=True, type=host_port, metavar="HOST:PORT")
+    parser.add_argument(
+        "--listen", required=True, type=listen_address, metavar="HOST:PORT"
+    )
     parser.add_argument("--cert", action="append", required=True, default=[])
     parser.add_argument("--key", action="append", required=True, default=[])
     parser.add_argument("--ech-key", action="append", default=[], metavar="KEY.pem")
@@ -120,7 +122,7 @@ def _add_service_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metrics",
-        type=host_port,
+        type=listen_address,
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics",
     )

@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ech.config import ECHConfigList, InvalidECHConfigList
+from ech.arguments import ca_file, config_list, host_port, positive, server_name
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -33,48 +32,22 @@ Only point it at servers you run: loopback or a test namespace.
 """
 
 
-def _host_port(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
-
-
-def _config_list(text: str) -> ECHConfigList:
-    """Base64 text, or ``@FILE`` holding it (as ``ech connect`` takes it)."""
-    try:
-        if text.startswith("@"):
-            text = Path(text[1:]).read_text()
-        return ECHConfigList.from_base64(text)
-    except (OSError, InvalidECHConfigList) as error:
-        raise argparse.ArgumentTypeError(f"bad ECHConfigList: {error}") from None
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-        return value
-
-    return parse
-
-
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``ech fuzz``'s arguments to ``parser``."""
-    parser.add_argument("address", type=_host_port, metavar="HOST:PORT")
-    parser.add_argument("--sni", help="the inner server name to ask for")
-    parser.add_argument("--ech-config-list", type=_config_list, metavar="B64|@FILE")
-    parser.add_argument("--ca", metavar="CA.pem", help="verify the server with it")
-    parser.add_argument("--examples", type=_positive(int), default=200, metavar="N")
-    parser.add_argument("--seconds", type=_positive(float), default=300.0, metavar="S")
+    parser.add_argument("address", type=host_port, metavar="HOST:PORT")
+    parser.add_argument(
+        "--sni", type=server_name, help="the inner server name to ask for"
+    )
+    parser.add_argument("--ech-config-list", type=config_list, metavar="B64|@FILE")
+    parser.add_argument(
+        "--ca", type=ca_file, metavar="CA.pem", help="verify the server with it"
+    )
+    parser.add_argument("--examples", type=positive(int), default=200, metavar="N")
+    parser.add_argument("--seconds", type=positive(float), default=300.0, metavar="S")
     parser.add_argument("--seed", type=int, metavar="N", help="reproducible run")
     parser.add_argument(
         "--timeout",
-        type=_positive(float),
+        type=positive(float),
         default=5.0,
         metavar="S",
         help="seconds the server has to answer each flight (default 5)",
