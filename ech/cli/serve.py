@@ -166,8 +166,7 @@ def _add_service_flags(parser: argparse.ArgumentParser) -> None:
         type=positive(int),
         default=defaults.max_connections,
         metavar="N",
-        help="close connections beyond N at once, per worker "
-        "(default %(default)d)",
+        help="close connections beyond N at once, per worker (default %(default)d)",
     )
     parser.add_argument(
         "--max-client-hello",
