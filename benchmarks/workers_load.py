@@ -24,8 +24,10 @@ ECH key, and issue session tickets as they do by default.
 Per row: handshakes per second (the median over ``--runs`` runs, with
 their minimum and maximum), p50/p99 handshake latency (connect to
 handshake done), the server's CPU per handshake (utime+stime of the
-server's process tree from ``/proc``; robust to the generator and to
-other load on the machine, which throughput is not), and the generator's.
+server's process tree from ``/proc``; less sensitive to the generator and
+to other load on the machine than throughput), the cores the server kept
+busy meanwhile (below its process count: it was starved, by the
+generator or by other load), and the generator's CPU per handshake.
 Runs are interleaved (each run measures every server once), so a change
 in the machine's load spreads over all rows.
 
@@ -268,6 +270,7 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     server_cpu_ms: float
+    server_cores: float
     generator_cpu_ms: float
     errors: int
     first_errors: tuple[str, ...]
@@ -308,9 +311,9 @@ def measure(
             argv.append("-echo")
         popen = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         time.sleep(args.warmup)
-        cpu = tree_cpu(running.pids)
+        cpu, began = tree_cpu(running.pids), time.monotonic()
         out, _ = popen.communicate(timeout=args.duration + args.warmup + 120)
-        cpu = tree_cpu(running.pids) - cpu
+        cpu, elapsed = tree_cpu(running.pids) - cpu, time.monotonic() - began
         if popen.returncode != 0:
             raise RuntimeError(f"echload failed ({popen.returncode}) on {target.label}")
     report = json.loads(out)
@@ -320,6 +323,7 @@ def measure(
         p50_ms=float(report["handshake_p50_ms"]),
         p99_ms=float(report["handshake_p99_ms"]),
         server_cpu_ms=cpu * 1000 / handshakes if handshakes else 0.0,
+        server_cores=cpu / elapsed if elapsed > 0 else 0.0,
         generator_cpu_ms=float(report["cpu_ms_per_handshake"]),
         errors=int(report["errors"]),
         first_errors=tuple(report["first_errors"]),
@@ -344,7 +348,7 @@ def print_table(rows: list[Row]) -> None:
     header = (
         f"{'server':<34} {'ECH':>3} {'handshakes/s':>12} {'min-max':>11} "
         f"{'/core':>6} {'p50 ms':>7} {'p99 ms':>7} {'srv CPU ms/hs':>13} "
-        f"{'hs/CPU-s':>8} {'gen CPU ms/hs':>13} {'err':>4}"
+        f"{'hs/CPU-s':>8} {'srv cores':>9} {'gen CPU ms/hs':>13} {'err':>4}"
     )
     print(header)
     print("-" * len(header))
@@ -361,6 +365,7 @@ def print_table(rows: list[Row]) -> None:
             f"{row.median(lambda m: m.p50_ms):>7.1f} "
             f"{row.median(lambda m: m.p99_ms):>7.1f} "
             f"{server_cpu:>13.2f} {per_cpu_second:>8.0f} "
+            f"{row.median(lambda m: m.server_cores):>9.2f} "
             f"{row.median(lambda m: m.generator_cpu_ms):>13.2f} "
             f"{sum(m.errors for m in row.runs):>4}"
         )
@@ -474,7 +479,8 @@ def main() -> int:
                 rows[target.key].runs.append(m)
                 print(
                     f"run {run + 1}: {target.label}: {m.rate:.0f} handshakes/s, "
-                    f"server {m.server_cpu_ms:.2f} ms CPU each",
+                    f"server {m.server_cpu_ms:.2f} ms CPU each, "
+                    f"{m.server_cores:.2f} cores busy",
                     flush=True,
                 )
     print(f"load average after: {load_average()}")

@@ -92,7 +92,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -361,7 +361,8 @@ class _Supervisor:
 
     # processes --------------------------------------------------------------------
 
-    def _background(self, coroutine: Any) -> None:  # noqa: ANN401 - any coroutine
+    def _background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run ``coroutine`` as a task that :meth:`stop` cancels."""
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -21,7 +21,12 @@ from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
 from ech.keys import write_ech_key
 from ech.quic.client import open_http3
-from tests.harness.serve import ServeProcess, find_ech_command, serve_process
+from tests.harness.serve import (
+    ServeProcess,
+    find_ech_command,
+    run_ech,
+    serve_process,
+)
 from tests.server.conftest import (
     HIDDEN_NAME,
     IO_TIMEOUT,
@@ -239,3 +244,32 @@ def test_one_shared_socket_where_reuse_port_does_not_balance(
         assert server.stop() == 0
     assert "Traceback" not in server.log()
     assert find_ech_command()  # the usual command is untouched
+
+
+# A worker that exits at once (here: a stand-in for one that cannot start).
+FAILING_WORKER = (
+    "import asyncio, sys\n"
+    "real = asyncio.create_subprocess_exec\n"
+    "async def failing(*args, **kwargs):\n"
+    "    code = 'import sys; sys.exit(3)'\n"
+    "    return await real(sys.executable, '-c', code, **kwargs)\n"
+    "asyncio.create_subprocess_exec = failing\n"
+    "from ech.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_a_worker_that_cannot_start_fails_the_start_in_one_line(
+    server_pki: ServerPKI,
+) -> None:
+    result = run_ech(
+        [sys.executable, "-c", FAILING_WORKER],
+        "serve", "--listen", "127.0.0.1:0", *server_pki.cert_args(),
+        "--workers", "2",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "listening on" not in result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ech serve: worker "), last
+    assert "exited with status 3 before serving" in last
+    assert "Traceback" not in result.stderr
