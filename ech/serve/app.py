@@ -117,7 +117,12 @@ class ServeOptions:
             raise ValueError("workers must be at least 1")
 
     def to_json(self) -> dict[str, Any]:
-        """These options as plain JSON values (for a worker process)."""
+        """These options as plain JSON values, for a worker process.
+
+        JSON rather than pickle: a worker then reads data, never code, from
+        its control channel, and a field this forgets fails the round-trip
+        test instead of travelling silently.
+        """
         return {
             "listen": list(self.listen),
             "certs": [str(p) for p in self.certs],
