@@ -43,7 +43,7 @@ LINE_FIELDS = {
     "peer", "outcome", "ech_status", "outer_server_name", "server_name",
     "tls_version", "cipher_suite", "group", "alpn", "backend", "resumed",
     "hello_retry", "handshake_ms", "duration_ms", "alert_sent",
-    "alert_received", "error", "worker",
+    "alert_received", "error", "ech_reason", "worker",
 }  # fmt: skip
 
 
