@@ -21,12 +21,7 @@ from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
 from ech.keys import write_ech_key
 from ech.quic.client import open_http3
-from tests.harness.serve import (
-    ServeProcess,
-    find_ech_command,
-    run_ech,
-    serve_process,
-)
+from tests.harness.serve import ServeProcess, run_ech, serve_process
 from tests.server.conftest import (
     HIDDEN_NAME,
     IO_TIMEOUT,
@@ -58,7 +53,10 @@ def samples(port: int) -> dict[str, float]:
     return found
 
 
-def key_args(pki: ServerPKI, tmp_path: Path, config_id: int) -> tuple[list[str], Any]:
+def key_args(
+    pki: ServerPKI, tmp_path: Path, config_id: int
+) -> tuple[list[str], ECHConfigList]:
+    """``ech serve`` arguments with a fresh ECH key, and its config list."""
     key = ech_key(config_id)
     write_ech_key(tmp_path / "ech.pem", key)
     return [*pki.cert_args(), "--ech-key", str(tmp_path / "ech.pem")], config_list(key)
@@ -243,7 +241,6 @@ def test_one_shared_socket_where_reuse_port_does_not_balance(
         assert [line["worker"] for line in lines if line["alpn"] == "h3"] == [0]
         assert server.stop() == 0
     assert "Traceback" not in server.log()
-    assert find_ech_command()  # the usual command is untouched
 
 
 # A worker that exits at once (here: a stand-in for one that cannot start).
