@@ -78,6 +78,7 @@ fuzz-long: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/handshake.py
 	$(BIN)/python benchmarks/quic_handshake.py
+	$(BIN)/python benchmarks/workers_load.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache interop/go/.build \

@@ -114,15 +114,20 @@ def config_list(text: str) -> ECHConfigList:
         raise argparse.ArgumentTypeError(f"bad ECHConfigList: {error}") from None
 
 
+def _number(kind: Callable[[str], float], text: str) -> float:
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+
+
 def non_negative(kind: Callable[[str], float]) -> Callable[[str], float]:
     """A number of ``kind`` that is at least 0."""
 
     def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < 0:
+        value = _number(kind, text)
+        if not value >= 0:  # NaN too
             raise argparse.ArgumentTypeError(f"must not be negative: {text}")
         return value
 
@@ -133,9 +138,9 @@ def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
     """A number of ``kind`` that is above 0."""
 
     def parse(text: str) -> float:
-        value = non_negative(kind)(text)
-        if value == 0:
-            raise argparse.ArgumentTypeError("must be positive")
+        value = _number(kind, text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text}")
         return value
 
     return parse

@@ -18,6 +18,11 @@ CASES = [
     ("ech_keys.py", ["--count", "2"], "trial"),
     ("ech_padding.py", ["--rounds", "1"], "overhead"),
     ("server_load.py", ["--clients", "2", "--duration", "1", "--idle", "5"], "RSS"),
+    (
+        "workers_load.py",
+        ["--runs", "1", "--duration", "0.5", "--warmup", "0.2", "--clients", "2"],
+        "handshakes/s",
+    ),
 ]
 
 

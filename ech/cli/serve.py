@@ -7,13 +7,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
 
 from ech.aio import Limits
 from ech.arguments import backend, listen_address, non_negative, positive
 from ech.serve.app import ServeError, ServeOptions, serve
 
-__all__ = ["add_parser", "cmd_serve", "serve_options"]
+__all__ = ["add_parser", "cmd_serve", "default_workers", "serve_options"]
+
+
+def default_workers() -> int:
+    """``--workers``' default: the CPUs this process may run on.
+
+    ``os.cpu_count()``, narrowed to the CPUs the process is allowed
+    (``taskset``, a container's cpuset) where the system says, as Python
+    3.13's ``os.process_cpu_count()`` does. A CPU quota (``docker
+    --cpus``) is not seen: give ``--workers`` there.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def serve_options(args: argparse.Namespace) -> ServeOptions:
@@ -43,6 +58,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         backends=dict(args.backend),
         backend_mode=args.backend_mode,
         http3=args.http3,
+        workers=args.workers if args.workers is not None else default_workers(),
     )
 
 
@@ -92,6 +108,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _add_service_flags(parser: argparse.ArgumentParser) -> None:
     """Keys, limits, logs and shutdown of ``ech serve``."""
     defaults = Limits()
+    parser.add_argument(
+        "--workers",
+        type=positive(int),
+        metavar="N",
+        help="serve with N processes on the port (default: one per CPU; "
+        "1: this process only); limits apply to each",
+    )
     parser.add_argument(
         "--ech-key-dir",
         action="append",
@@ -145,7 +168,7 @@ def _add_service_flags(parser: argparse.ArgumentParser) -> None:
         type=positive(int),
         default=defaults.max_connections,
         metavar="N",
-        help="close connections beyond N at once (default %(default)d)",
+        help="close connections beyond N at once, per worker (default %(default)d)",
     )
     parser.add_argument(
         "--max-client-hello",

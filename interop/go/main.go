@@ -6,7 +6,7 @@
 //	tlspeer server -listen 127.0.0.1:0 -cert C.pem -key K.pem [-cert ... -key ...]
 //	               [-curves LIST] [-alpn LIST] [-ciphers LIST] [-tickets=BOOL] [-keyupdate]
 //	               [-ech-key ECH.pem ...] [-ech-key-no-retry ECH.pem ...]
-//	               [-client-ca CA.pem [-client-auth require|request]] [-http]
+//	               [-client-ca CA.pem [-client-auth require|request]] [-http] [-quiet]
 //	tlspeer client -connect HOST:PORT -sni NAME -ca CA.pem [-curves LIST] [-alpn LIST]
 //	               [-send-bytes N] [-resume] [-keyupdate] [-timeout DUR]
 //	               [-ech-config-list B64 [-ech-retry]] [-client-cert C.pem -client-key K.pem]
@@ -257,6 +257,7 @@ type serverOptions struct {
 	clientCA     string
 	clientAuth   string
 	http         bool
+	quiet        bool
 }
 
 func buildServerConfig(o *serverOptions) (*tls.Config, error) {
@@ -327,6 +328,7 @@ func runServer(args []string) error {
 	fs.StringVar(&o.clientCA, "client-ca", "", "PEM CA certificates for client certificates (asks for one)")
 	fs.StringVar(&o.clientAuth, "client-auth", "require", "with -client-ca: require or request a client certificate")
 	fs.BoolVar(&o.http, "http", false, "serve HTTP (net/http, h2 or http/1.1 by ALPN) instead of echoing; see http.go")
+	fs.BoolVar(&o.quiet, "quiet", false, "print no line per echoed connection (load tests)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -355,7 +357,9 @@ func serveConn(conn *tls.Conn, o *serverOptions) {
 	defer conn.Close()
 	remote := conn.RemoteAddr().String()
 	fail := func(stage string, err error) {
-		emitJSON(map[string]any{"event": "error", "stage": stage, "error": err.Error(), "remote": remote})
+		if !o.quiet {
+			emitJSON(map[string]any{"event": "error", "stage": stage, "error": err.Error(), "remote": remote})
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -363,9 +367,11 @@ func serveConn(conn *tls.Conn, o *serverOptions) {
 		fail("handshake", err)
 		return
 	}
-	info := describe("handshake", conn.ConnectionState())
-	info.Remote = remote
-	emitJSON(info)
+	if !o.quiet {
+		info := describe("handshake", conn.ConnectionState())
+		info.Remote = remote
+		emitJSON(info)
+	}
 	if o.keyUpdate {
 		if err := sendKeyUpdate(conn, true); err != nil {
 			fail("keyupdate", err)
@@ -373,6 +379,9 @@ func serveConn(conn *tls.Conn, o *serverOptions) {
 		}
 	}
 	n, err := io.Copy(conn, conn)
+	if o.quiet {
+		return
+	}
 	ev := map[string]any{"event": "closed", "bytes": n, "remote": remote}
 	if err != nil {
 		ev["error"] = err.Error()

@@ -84,12 +84,15 @@ def scrape(port: int, path: str = "/metrics") -> tuple[str, str]:
         return response.headers["Content-Type"], response.read().decode()
 
 
-def test_logs_and_metrics(server_pki: ServerPKI, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_logs_and_metrics(server_pki: ServerPKI, tmp_path: Path, workers: int) -> None:
+    """Exact counts, with one process and summed over two workers."""
     keys = tmp_path / "keys"
     rotation = rotate(keys, PUBLIC_NAME)
     args = [*server_pki.cert_args(), "--ech-key-dir", str(keys)]
     client = server_pki.client_config()
-    with serve_process(args, tmp_path / "serve.log", metrics=True) as server:
+    log_path = tmp_path / "serve.log"
+    with serve_process(args, log_path, metrics=True, workers=workers) as server:
         assert server.metrics_port is not None
 
         async def clients() -> None:
