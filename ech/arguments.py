@@ -16,19 +16,26 @@ from pathlib import Path
 
 import idna
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from ech.config import ECHConfigList, InvalidECHConfigList
+from ech.keys import load_ech_key
 from ech.tls import extensions as ext
 from ech.tls.errors import IllegalParameter
 
 __all__ = [
     "backend",
     "ca_file",
+    "certificate_file",
     "config_list",
+    "ech_key_file",
     "host_port",
+    "in_range",
     "listen_address",
     "non_negative",
+    "port_number",
     "positive",
+    "private_key_file",
     "server_name",
 ]
 
@@ -81,18 +88,77 @@ def server_name(text: str) -> str:
     return name
 
 
-def ca_file(text: str) -> str:
-    """A PEM file of CA certificates (read now, so a wrong file fails early)."""
+def _read(text: str) -> bytes:
+    """The bytes of file ``text``, or one line saying why not (no errno)."""
     try:
-        data = Path(text).read_bytes()
+        return Path(text).read_bytes()
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"{text}: no such file") from None
+    except IsADirectoryError:
+        raise argparse.ArgumentTypeError(f"{text}: is a directory") from None
     except OSError as error:
-        raise argparse.ArgumentTypeError(f"{text}: {error.strerror}") from None
+        reason = (error.strerror or str(error)).lower()
+        raise argparse.ArgumentTypeError(f"{text}: {reason}") from None
+
+
+def _certificates(text: str, what: str) -> str:
     try:
-        certificates = x509.load_pem_x509_certificates(data)
+        certificates = x509.load_pem_x509_certificates(_read(text))
     except ValueError:
         certificates = []
     if not certificates:
-        raise argparse.ArgumentTypeError(f"{text}: no PEM certificate in it")
+        raise argparse.ArgumentTypeError(
+            f"{text}: no PEM certificate in it (expected {what} between "
+            "-----BEGIN CERTIFICATE----- lines)"
+        )
+    return text
+
+
+def ca_file(text: str) -> str:
+    """A PEM file of CA certificates (read now, so a wrong file fails early)."""
+    return _certificates(text, "the CA certificates")
+
+
+def certificate_file(text: str) -> str:
+    """A PEM certificate chain, leaf first (read now, so a wrong file fails early)."""
+    return _certificates(text, "the certificate chain, leaf first,")
+
+
+def private_key_file(text: str) -> str:
+    """A PEM private key without a password (PKCS#8 or traditional)."""
+    try:
+        serialization.load_pem_private_key(_read(text), None)
+    except TypeError:  # encrypted
+        raise argparse.ArgumentTypeError(
+            f"{text}: the key is encrypted; give one without a password"
+        ) from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text}: no PEM private key in it (expected -----BEGIN PRIVATE "
+            "KEY-----; is this the certificate?)"
+        ) from None
+    except Exception:  # cryptography's UnsupportedAlgorithm
+        raise argparse.ArgumentTypeError(
+            f"{text}: a private key of a kind we do not support"
+        ) from None
+    return text
+
+
+def ech_key_file(text: str) -> str:
+    """An RFC 9934 ECH key file, as ``ech keygen -o`` writes it."""
+    data = _read(text)
+    try:
+        load_ech_key(text)
+    except ValueError as error:
+        hint = (
+            " (this looks like the printed ECHConfigList; the key file is the"
+            " one ech keygen -o wrote)"
+            if b"-----BEGIN" not in data
+            else ""
+        )
+        raise argparse.ArgumentTypeError(
+            f"{text}: not an ECH key file: {error}{hint}"
+        ) from None
     return text
 
 
@@ -105,13 +171,24 @@ def backend(text: str) -> tuple[str, tuple[str, int]]:
 
 
 def config_list(text: str) -> ECHConfigList:
-    """Base64 text, or ``@FILE`` holding it."""
+    """Base64 text, or ``@FILE`` holding it.
+
+    A file name given without ``@`` (``ech.b64``) gets the hint to write
+    ``@ech.b64``: base64 has no ``.``, so a dot, or an existing file, says
+    what was meant.
+    """
+    if text.startswith("@"):
+        data = _read(text[1:]).decode("ascii", "replace")
+        where = f"{text[1:]}: "
+    else:
+        data, where = text, ""
     try:
-        if text.startswith("@"):
-            text = Path(text[1:]).read_text()
-        return ECHConfigList.from_base64(text)
-    except (OSError, InvalidECHConfigList) as error:
-        raise argparse.ArgumentTypeError(f"bad ECHConfigList: {error}") from None
+        return ECHConfigList.from_base64(data)
+    except InvalidECHConfigList as error:
+        message = f"{where}bad ECHConfigList: {error}"
+        if not where and ("." in text or Path(text).exists()):
+            message += f"; to read a file, write @{text}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _number(kind: Callable[[str], float], text: str) -> float:
@@ -132,6 +209,23 @@ def non_negative(kind: Callable[[str], float]) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def in_range(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from ``low`` to ``high`` (one line, not every choice)."""
+
+    def parse(text: str) -> int:
+        value = int(_number(int, text))
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}-{high}, got {text}")
+        return value
+
+    return parse
+
+
+def port_number(text: str) -> int:
+    """A TCP/UDP port to connect to, 1-65535."""
+    return in_range(1, 65535)(text)
 
 
 def positive(kind: Callable[[str], float]) -> Callable[[str], float]:

@@ -178,6 +178,11 @@ class Dialer:
     ech_retry: bool
     owns_resolver: bool = False
     address: str | None = None
+    #: The plan and address of the last connection begun, for error
+    #: messages that say where it went and why (``ech get``'s).
+    last_attempt: tuple[dial.Plan, tuple[str, int]] | None = field(
+        default=None, init=False
+    )
 
     def target(self, plan: dial.Plan, host: str, port: int) -> tuple[str, int]:
         """Where to connect: ``address`` if set, else the record's endpoint.
@@ -189,6 +194,11 @@ class Dialer:
         Raises:
             OSError: discovery found no address.
         """
+        where = self._target(plan, host, port)
+        self.last_attempt = (plan, where)
+        return where
+
+    def _target(self, plan: dial.Plan, host: str, port: int) -> tuple[str, int]:
         if self.address is not None:
             return self.address, plan.port or port
         if plan.addresses:
@@ -802,6 +812,11 @@ class TransportCore:
     """
 
     flavor: Flavor
+
+    @property
+    def last_attempt(self) -> tuple[dial.Plan, tuple[str, int]] | None:
+        """The plan (configs, GREASE, why) and address of the last connection."""
+        return self._dialer.last_attempt
 
     def __init__(
         self,

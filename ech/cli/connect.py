@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING
 
 from ech.arguments import ca_file, config_list, host_port, server_name
 from ech.blocking import connect
+from ech.cli.outcome import nothing_sent, paint, plain_error, summarize
 from ech.client.config import ClientConfig
 from ech.dial import explain_error
 from ech.errors import ECHRejectedError, TLSError
@@ -86,39 +88,126 @@ def cmd_connect(args: argparse.Namespace) -> int:
             result["retry_configs"] = rejection.retry_configs.to_base64()
         result.update(_why(rejection))
         result["error"] = str(rejection)
+        failure: BaseException | None = rejection
     except (TLSError, OSError) as error:
         result.update(_why(error))
         result["error"] = f"{type(error).__name__}: {error}"
+        failure = error
+        if result["ech_status"] is None:
+            result["ech_status"] = _reached(args, error)
+    else:
+        failure = None
     finally:
         if resolver is not None:
             resolver.close()
+    _report(args, result, failure)
+    return status
+
+
+def _reached(args: argparse.Namespace, error: BaseException) -> str | None:
+    """The ECH status a connection that failed had reached, if we can tell.
+
+    Nothing was sent when the TCP connection failed; a TLS error means our
+    ClientHello went out, with an ECH offer when configs were given (with
+    ``--doh`` the record decided, which we no longer know).
+    """
+    if isinstance(error, OSError) and not isinstance(error, TLSError):
+        return str(ECHStatus.NOT_OFFERED) if nothing_sent(error) else None
+    if args.ech_config_list is not None:
+        return str(ECHStatus.OFFERED)
+    if args.doh:
+        return None
+    return str(ECHStatus.GREASE if args.grease else ECHStatus.NOT_OFFERED)
+
+
+def _report(
+    args: argparse.Namespace, result: dict[str, object], failure: BaseException | None
+) -> None:
+    """Print ``result`` (JSON or aligned text), ending with the plain line."""
+    if failure is not None:
+        result["failure"] = plain_error(
+            failure, args.sni, cafile=args.ca, where=args.address
+        )
+    summary = summarize(
+        result, args.sni, sent=failure is None or not nothing_sent(failure)
+    )
+    result.update(summary.fields())
     if args.json:
         print(json.dumps(result, indent=2))
-    else:
-        for name, value in result.items():
-            if name != "server_view":
-                print(f"{name:>18}: {value}")
-        if "server_view" in result:
-            print(f"{'server saw':>18}: {json.dumps(result['server_view'])}")
-    return status
+        return
+    for name, value in result.items():
+        if name not in ("server_view", "summary", "failure"):
+            label = name.replace("_", " ")
+            print(f"{label:>24}: {'-' if value is None else value}")
+    if "server_view" in result:
+        print(f"{'server view':>24}: {json.dumps(result['server_view'])}")
+    print(paint(summary, sys.stdout))
+
+
+EXAMPLES = """\
+examples:
+  ech connect 127.0.0.1:8443 --sni secret.example --ech-config-list @ech.b64 \\
+      --ca ca.pem
+  ech connect 127.0.0.1:8443 --sni secret.example \\
+      --doh https://127.0.0.1:8443/dns-query --ca ca.pem --json
+
+exit status: 0 when the connection succeeded with the ECH outcome asked for
+(accepted with --ech-config-list, --doh or --require-ech; grease with
+--grease; not_offered otherwise), 1 otherwise, 2 for a wrong command line.
+"""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``ech connect`` and its flags."""
-    conn = commands.add_parser("connect", help="connect, GET /, report")
-    conn.add_argument("address", type=host_port, metavar="HOST:PORT")
-    conn.add_argument("--sni", required=True, type=server_name)
-    conn.add_argument("--ech-config-list", type=config_list, metavar="B64|@FILE")
-    conn.add_argument("--ca", type=ca_file, metavar="CA.pem")
-    conn.add_argument("--grease", action="store_true")
-    conn.add_argument("--no-retry", action="store_true")
+    conn = commands.add_parser(
+        "connect",
+        help="connect, GET /, report",
+        description="Handshake with HOST:PORT (ECH when configs are given or "
+        "found over DoH), send GET /, and say what the network saw.",
+        epilog=EXAMPLES,
+    )
+    conn.add_argument(
+        "address", type=host_port, metavar="HOST:PORT", help="where to connect"
+    )
+    conn.add_argument(
+        "--sni",
+        required=True,
+        type=server_name,
+        metavar="NAME",
+        help="the real server name (encrypted inside ECH)",
+    )
+    conn.add_argument(
+        "--ech-config-list",
+        type=config_list,
+        metavar="B64|@FILE",
+        help="the ECHConfigList: base64, or @FILE to read it from FILE",
+    )
+    conn.add_argument(
+        "--ca",
+        type=ca_file,
+        metavar="CA.pem",
+        help="CA certificates to trust (default: the system store)",
+    )
+    conn.add_argument(
+        "--grease",
+        action="store_true",
+        help="send a GREASE ECH extension (RFC 9849 §6.2); the name is in clear",
+    )
+    conn.add_argument(
+        "--no-retry",
+        action="store_true",
+        help="on rejection, do not retry with the server's retry configs",
+    )
     conn.add_argument(
         "--require-ech",
         action="store_true",
         help="connect only with ECH: no GREASE, never the name in clear",
     )
-    conn.add_argument("--json", action="store_true")
+    conn.add_argument("--json", action="store_true", help="print one JSON object")
     conn.add_argument(
-        "--doh", metavar="URL", help="look up the ECH configs over DoH (RFC 8484)"
+        "--doh",
+        metavar="URL",
+        help="look up the ECH configs over DoH (RFC 8484), e.g. "
+        "https://127.0.0.1:8443/dns-query",
     )
     conn.set_defaults(func=cmd_connect)

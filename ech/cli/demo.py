@@ -16,5 +16,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``ech demo``."""
-    demo = commands.add_parser("demo", help="a loopback ECH session, explained")
+    demo = commands.add_parser(
+        "demo",
+        help="a loopback ECH session, explained",
+        description="Run a client-facing server and a client on 127.0.0.1 and "
+        "explain each step: ECH accepted, a key rotation with rejection and "
+        "retry, GREASE, and ECH over HTTP/3. Needs no files and no network.",
+        epilog="example:\n  ech demo",
+    )
     demo.set_defaults(func=cmd_demo)

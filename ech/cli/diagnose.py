@@ -15,9 +15,10 @@ For a person asking "is ECH working for this site, and if not, why?":
    the real name appears anywhere in clear; then what stayed hidden.
 
 Exit status: 0 when the connection completed and the real name never
-crossed the wire in clear; 1 when the real name was visible; 2 when
+crossed the wire in clear; 1 when the real name was visible; 3 when
 nothing went on the wire (DNS failed, ECH was promised but not usable) or
-the connection failed without showing the name.
+the connection failed without showing the name (2 is every command's "the
+command line is wrong").
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import json
 import socket
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -33,6 +35,8 @@ from urllib.parse import urlsplit
 from ech import dial
 from ech.arguments import ca_file, config_list
 from ech.blocking import TLSSocket, _handshake
+from ech.cli.outcome import Summary, paint, plain_error, summarize
+from ech.cli.parser import UsageError
 from ech.client.config import ClientConfig
 from ech.client.ech import select_config
 from ech.config import ECHConfigList
@@ -222,9 +226,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     """Walk DNS, configs, handshake and the wire; exit 1 if the name showed."""
     url = urlsplit(args.url)
     if url.scheme != "https" or not url.hostname:
-        raise SystemExit("ech diagnose: give an https:// URL")
-    if args.ech_config_list is None and not args.doh:
-        raise SystemExit("ech diagnose: give --doh URL (or --ech-config-list)")
+        raise UsageError(f"{args.url}: give an https:// URL")
     host, port = url.hostname, url.port or 443
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     alpn = ("h3",) if args.http3 else ("http/1.1",)
@@ -253,7 +255,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             **outcome.fields(),
             "http_status": status,
         }
-    return _finish(args, report, host, error=failure, seen=seen)
+    return _finish(
+        args, report, host, error=failure, seen=seen, where=(address, target)
+    )
 
 
 def _finish(
@@ -263,10 +267,12 @@ def _finish(
     *,
     error: BaseException | None,
     seen: Observed,
+    where: tuple[str, int] | None = None,
 ) -> int:
     if error is not None:
         explained = dial.explain_error(error)
         report["error"] = f"{type(error).__name__}: {error}"
+        report["failure"] = plain_error(error, host, cafile=args.ca, where=where)
         if explained is not None:
             report["handshake"] = {
                 "ech_status": str(explained.status),
@@ -294,13 +300,38 @@ def _finish(
             " certificate and all HTTP",
         ]
     )
-    status = 1 if visible else 2 if error is not None or not connections else 0
+    status = 1 if visible else 3 if error is not None or not connections else 0
     report["exit_status"] = status
+    summary = _summary(report, host, connections, visible)
+    report.update(summary.fields())
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         _print(report, host, status)
+        print(paint(summary, sys.stdout))
     return status
+
+
+def _summary(
+    report: dict[str, object],
+    host: str,
+    connections: list[dict[str, object]],
+    visible: bool,
+) -> Summary:
+    """The plain line, from the handshake's outcome and what the wire showed.
+
+    The observer's verdict wins: the name counts as visible when our own
+    bytes carried it, whatever the handshake reported.
+    """
+    handshake = report.get("handshake")
+    fields: dict[str, object] = dict(handshake) if isinstance(handshake, dict) else {}
+    if connections:
+        fields.setdefault("outer_server_name", connections[-1]["sni"])
+    for key in ("error", "failure"):
+        if key in report:
+            fields[key] = report[key]
+    summary = summarize(fields, host, sent=bool(connections))
+    return Summary(summary.line, summary.level, visible)
 
 
 def _print(report: dict[str, object], host: str, status: int) -> None:
@@ -365,19 +396,38 @@ def _print(report: dict[str, object], host: str, status: int) -> None:
     verdict = {
         0: f"the real name {host} stayed hidden",
         1: f"the real name {host} was VISIBLE on the wire",
-        2: "the connection did not complete",
+        3: "the connection did not complete",
     }[status]
     print(f"Result: {verdict} (exit {status})")
+
+
+EXAMPLES = """\
+examples:
+  ech diagnose https://secret.example:8443/ \\
+      --doh https://127.0.0.1:8443/dns-query --ca ca.pem
+  ech diagnose https://secret.example:8443/ --ech-config-list @ech.b64 \\
+      --address 127.0.0.1 --ca ca.pem
+
+exit status: 0 the connection completed and the name stayed hidden, 1 the
+name was visible on the wire, 2 a wrong command line, 3 nothing completed
+(and the name was not seen).
+"""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``ech diagnose`` and its flags."""
     diagnose = commands.add_parser(
-        "diagnose", help="DNS, configs, handshake, and what the network saw"
+        "diagnose",
+        help="DNS, configs, handshake, and what the network saw",
+        description="Is ECH working for this URL, and if not, why? Walks the "
+        "HTTPS record, each ECH config, the handshake, then what a network "
+        "observer saw, decoded from our own client's bytes.",
+        epilog=EXAMPLES,
     )
-    diagnose.add_argument("url")
-    diagnose.add_argument("--doh", metavar="URL", help="DoH resolver URL (RFC 8484)")
-    diagnose.add_argument(
+    diagnose.add_argument("url", metavar="URL", help="an https:// URL")
+    source = diagnose.add_mutually_exclusive_group(required=True)
+    source.add_argument("--doh", metavar="URL", help="DoH resolver URL (RFC 8484)")
+    source.add_argument(
         "--ech-config-list",
         type=config_list,
         metavar="B64|@FILE",
@@ -387,13 +437,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--address", metavar="ADDRESS", help="connect here, whatever DNS says"
     )
     diagnose.add_argument(
-        "--ca", type=ca_file, metavar="FILE", help="CA file for DoH and the server"
+        "--ca",
+        type=ca_file,
+        metavar="FILE",
+        help="CA file for DoH and the server (default: the system store)",
     )
     diagnose.add_argument(
         "--http3", action="store_true", help="diagnose HTTP/3 over QUIC instead"
     )
     diagnose.add_argument(
-        "--require-ech", action="store_true", help="strict mode, as ech get's"
+        "--require-ech",
+        action="store_true",
+        help="strict mode: connect only with ECH, never the name in clear",
     )
-    diagnose.add_argument("--json", action="store_true")
+    diagnose.add_argument("--json", action="store_true", help="print one JSON object")
     diagnose.set_defaults(func=cmd_diagnose)

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from ech import hpke
+from ech.cli.outcome import nothing_sent, paint, plain_error, summarize
+from ech.cli.parser import UsageError
 from ech.config import ECHConfig, ECHConfigList
 from ech.dial import explain_error, hpke_name
 from ech.dns.publish import DEFAULT_ALPN, https_record_line, warnings_for
@@ -63,12 +65,35 @@ def describe_endpoint(endpoint: ServiceEndpoint) -> dict[str, object]:
 
 def open_resolver(args: argparse.Namespace) -> DoHResolver:
     """The DoH resolver of ``--doh URL`` and ``--ca``, or exit with a clean error."""
-    if not args.doh:
-        raise SystemExit(f"ech {args.command}: give the DoH resolver with --doh URL")
     try:
         return DoHResolver(args.doh, cafile=args.ca)
     except (ValueError, OSError) as error:
-        raise SystemExit(f"ech {args.command}: {error}") from None
+        raise UsageError(f"--doh {args.doh}: {error}") from None
+
+
+def doh_failure(error: DNSLookupError, cafile: str | None) -> str:
+    """A failed DoH lookup in words, with the fix for an untrusted DoH server."""
+    if "CERTIFICATE_VERIFY_FAILED" in str(error):
+        store = "the system store" if cafile is None else f"--ca {cafile}"
+        return (
+            f"DoH {error.url}: the DoH server's certificate is not trusted by "
+            f"{store}; pass --ca FILE with the CA that signed it (its "
+            "certificate must also cover the URL's host)"
+        )
+    return str(error)
+
+
+def _no_record(name: str, port: int) -> str:
+    """Why ``ech dig`` found nothing, and where the record may be instead."""
+    if port == 443:
+        return (
+            f"no HTTPS record for {name}; if the service is on another port, "
+            f"give --port PORT (the record then lives at _PORT._https.{name})"
+        )
+    return (
+        f"no HTTPS record for {name} port {port} (looked at "
+        f"_{port}._https.{name}); for port 443, leave out --port"
+    )
 
 
 def cmd_dig(args: argparse.Namespace) -> int:
@@ -77,7 +102,7 @@ def cmd_dig(args: argparse.Namespace) -> int:
         try:
             resolution = resolver.resolve_https(args.name, args.port)
         except DNSLookupError as error:
-            print(f"ech dig: {error}", file=sys.stderr)
+            print(f"ech dig: {doh_failure(error, args.ca)}", file=sys.stderr)
             return 1
     result = {
         "query_name": resolution.query_name,
@@ -88,9 +113,12 @@ def cmd_dig(args: argparse.Namespace) -> int:
         "endpoints": [describe_endpoint(e) for e in resolution.endpoints],
         "rejected": [r.reason for r in resolution.rejected],
     }
+    found = bool(resolution.endpoints)
+    if not found:
+        print(f"ech dig: {_no_record(args.name, args.port)}", file=sys.stderr)
     if args.json:
         print(json.dumps(result, indent=2))
-        return 0
+        return 0 if found else 1
     print(f"{resolution.query_name} HTTPS (ttl {resolution.ttl})")
     for endpoint in result["endpoints"]:  # type: ignore[attr-defined]  # a list
         print(
@@ -101,7 +129,7 @@ def cmd_dig(args: argparse.Namespace) -> int:
             print(f"    ech config {config}")
     for reason in result["rejected"]:  # type: ignore[attr-defined]  # a list
         print(f"  rejected: {reason}")
-    return 0
+    return 0 if found else 1
 
 
 #: ``--json``'s ``http_version`` names (ALPN ids), from httpx's.
@@ -116,10 +144,8 @@ def _transport(args: argparse.Namespace) -> ECHTransport:
     """The httpx transport ``ech get`` runs on, from its flags.
 
     Raises:
-        SystemExit: neither ``--doh`` nor ``--ech-config-list`` was given.
+        UsageError: the flags make no transport (a bad --doh URL).
     """
-    if args.ech_config_list is None and not args.doh:
-        raise SystemExit("ech get: give the DoH resolver with --doh URL")
     try:
         return ECHTransport(
             cafile=args.ca,
@@ -132,7 +158,7 @@ def _transport(args: argparse.Namespace) -> ECHTransport:
             address=args.address,
         )
     except (ValueError, OSError) as error:
-        raise SystemExit(f"ech get: {error}") from None
+        raise UsageError(str(error)) from None
 
 
 def _connection_fields(response: httpx.Response) -> dict[str, object]:
@@ -170,12 +196,13 @@ def cmd_get(args: argparse.Namespace) -> int:
     """
     url = urlsplit(args.url)
     if url.scheme != "https" or not url.hostname:
-        raise SystemExit("ech get: give an https:// URL")
+        raise UsageError(f"{args.url}: give an https:// URL")
     outcome: dict[str, object] = {"url": args.url, "ech_from_dns": False}
     status = 1
     body = b""
+    transport = _transport(args)
     try:
-        with httpx.Client(transport=_transport(args), timeout=30.0) as client:
+        with httpx.Client(transport=transport, timeout=30.0) as client:
             response = client.get(args.url)
         outcome.update(_connection_fields(response))
         body = response.content
@@ -201,13 +228,55 @@ def cmd_get(args: argparse.Namespace) -> int:
                 error, ECHRejectedError
             )
         outcome["error"] = f"{type(error).__name__}: {error}"
+        attempt = _attempt_fields(transport, error, url.hostname, args.ca)
+        outcome.update({k: v for k, v in attempt.items() if k not in outcome})
+        sent = not nothing_sent(error)
+    else:
+        sent = True
+    summary = summarize(outcome, url.hostname, sent=sent)
+    outcome.update(summary.fields())
     if args.json:
         outcome["body"] = body.decode("utf-8", "replace")
         print(json.dumps(outcome, indent=2))
     else:
         sys.stdout.buffer.write(body)
+        sys.stdout.flush()
         print(json.dumps(outcome), file=sys.stderr)
+        print(paint(summary, sys.stderr), file=sys.stderr)
     return status
+
+
+def _attempt_fields(
+    transport: ECHTransport, error: BaseException, host: str, cafile: str | None
+) -> dict[str, object]:
+    """Where a failed ``ech get`` connected, with what, and the error in words.
+
+    ``address`` and ``port`` (where the TCP or QUIC connection went), the
+    ``ech_status``/``ech_reason`` the plan had (GREASE after no record, say;
+    the caller keeps those the failure set itself), and ``failure``: the
+    error and its fix.
+    """
+    if isinstance(error, DNSLookupError):
+        return {"failure": doh_failure(error, cafile)}
+    attempt = transport.last_attempt
+    if attempt is None:
+        return {"failure": plain_error(error, host, cafile=cafile)}
+    plan, where = attempt
+    fields: dict[str, object] = {
+        "address": where[0],
+        "port": where[1],
+        "failure": plain_error(error, host, cafile=cafile, where=where),
+    }
+    if plan.reason is None:
+        fields["ech_status"] = str(ECHStatus.OFFERED)
+    else:  # no real ECH: say why, and what was (to be) sent
+        grease = plan.config.ech_grease or plan.ech_configs is not None
+        fields["ech_status"] = str(
+            ECHStatus.GREASE if grease else ECHStatus.NOT_OFFERED
+        )
+        fields["ech_reason"] = str(plan.reason)
+        fields["ech_detail"] = plan.detail
+    return fields
 
 
 def cmd_dns_record(args: argparse.Namespace) -> int:

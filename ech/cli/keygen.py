@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from ech import hpke
-from ech.arguments import non_negative
+from ech.arguments import in_range, non_negative
+from ech.cli.parser import UsageError
 from ech.config import ECHConfigList
 from ech.keys import generate_ech_key, write_ech_key
 from ech.serve.keyring import KeyringError, rotate
@@ -38,10 +39,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     """
     if args.rotate is not None:
         return _rotate(args)
-    if args.output is None:
-        raise SystemExit("ech keygen: give -o FILE, or --rotate DIR")
     if args.keep is not None or args.retire_after is not None:
-        raise SystemExit("ech keygen: --keep and --retire-after need --rotate")
+        raise UsageError("--keep and --retire-after need --rotate DIR")
     try:
         key = generate_ech_key(
             args.public_name,
@@ -50,15 +49,16 @@ def cmd_keygen(args: argparse.Namespace) -> int:
             maximum_name_length=args.max_name_length,
         )
         write_ech_key(args.output, key)
-    except (ValueError, OSError) as error:
-        raise SystemExit(f"ech keygen: {error}") from None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise UsageError(f"-o {args.output}: {reason}") from None
     print(ECHConfigList((key.config,)).to_base64())
     return 0
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    if args.output is not None:
-        raise SystemExit("ech keygen: give -o FILE or --rotate DIR, not both")
     try:
         rotation = rotate(
             args.rotate,
@@ -69,8 +69,11 @@ def _rotate(args: argparse.Namespace) -> int:
             keep=args.keep,
             retire_after=args.retire_after,
         )
-    except (KeyringError, ValueError, OSError) as error:
-        raise SystemExit(f"ech keygen: {error}") from None
+    except (KeyringError, ValueError) as error:
+        raise UsageError(f"--rotate {args.rotate}: {error}") from None
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise UsageError(f"--rotate {args.rotate}: {reason}") from None
     config_id = rotation.key.config.config_id
     print(f"advertised: {rotation.path} (config_id {config_id})", file=sys.stderr)
     for path in rotation.demoted:
@@ -81,15 +84,59 @@ def _rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = """\
+examples:
+  ech keygen --public-name public.example -o ech.pem > ech.b64
+  ech keygen --public-name public.example --rotate keys/ --retire-after 3600
+"""
+
+
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``ech keygen`` and its flags."""
-    keygen = commands.add_parser("keygen", help="make an ECH key file (RFC 9934 PEM)")
-    keygen.add_argument("--public-name", required=True)
-    keygen.add_argument("--kem", choices=sorted(KEMS), default="x25519")
-    keygen.add_argument("--config-id", type=int, choices=range(256), metavar="N")
-    keygen.add_argument("--max-name-length", type=int, default=0, metavar="N")
-    keygen.add_argument("-o", "--output", type=Path)
+    keygen = commands.add_parser(
+        "keygen",
+        help="make an ECH key file (RFC 9934 PEM)",
+        description="Make an ECH key: write the key file (RFC 9934 PEM, mode "
+        "0600) and print the base64 ECHConfigList to publish.",
+        epilog=EXAMPLES,
+    )
     keygen.add_argument(
+        "--public-name",
+        required=True,
+        metavar="NAME",
+        help="the name the network sees (the client-facing server's certificate "
+        "must cover it)",
+    )
+    keygen.add_argument(
+        "--kem",
+        choices=sorted(KEMS),
+        default="x25519",
+        metavar="KEM",
+        help="the HPKE KEM: " + ", ".join(sorted(KEMS)) + " (BoringSSL-based "
+        "clients use only x25519)",
+    )
+    keygen.add_argument(
+        "--config-id",
+        type=in_range(0, 255),
+        metavar="N",
+        help="the config_id, 0-255 (default: random)",
+    )
+    keygen.add_argument(
+        "--max-name-length",
+        type=in_range(0, 255),
+        default=0,
+        metavar="N",
+        help="pad the inner name to this length (0: the client decides)",
+    )
+    where = keygen.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the key file here",
+    )
+    where.add_argument(
         "--rotate",
         type=Path,
         metavar="DIR",

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Callable
+from importlib import metadata
+from typing import cast
 
-from ech.arguments import ca_file, config_list
+from ech.arguments import ca_file, config_list, ech_key_file, port_number
 from ech.cli import connect, demo, diagnose, keygen, serve
+from ech.cli.parser import Parser, UsageError
 from ech.fuzz import add_fuzz_command
 from ech.probe import client as probe_client
 from ech.probe import server as probe_server
@@ -16,13 +20,56 @@ from ech.probe import server as probe_server
 __all__ = ["build_parser", "main"]
 
 
+EPILOG = """\
+examples:
+  ech keygen --public-name public.example -o ech.pem > ech.b64
+  ech serve --listen 127.0.0.1:8443 --cert public.pem --key public.key \\
+      --cert secret.pem --key secret.key --ech-key ech.pem --doh /dns-query
+  ech connect 127.0.0.1:8443 --sni secret.example --ech-config-list @ech.b64 \\
+      --ca ca.pem
+  ech COMMAND --help     every flag of a command, with an example
+
+exit status:
+  0  the command did what was asked (connect, get: with the ECH outcome asked
+     for; diagnose: the connection completed and the name stayed hidden)
+  1  it failed: connection, handshake, DNS, or an ECH outcome other than the
+     one asked for (diagnose: the real name was visible on the wire);
+     serve: it could not start
+  2  the command line is wrong: unknown flag, bad value, a file that is
+     missing or does not hold what it should; nothing was sent
+  3  diagnose only: nothing completed, and the name was not seen
+"""
+
+
+def version() -> str:
+    """The installed ``tls-ech`` distribution's version."""
+    try:
+        return metadata.version("tls-ech")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ech`` command."""
-    parser = argparse.ArgumentParser(
-        prog="ech", description="TLS 1.3 with Encrypted Client Hello (RFC 9849)."
+    parser = Parser(
+        prog="ech",
+        description="TLS 1.3 with Encrypted Client Hello (RFC 9849), client and "
+        "server.",
+        epilog=EPILOG,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log more (INFO and above)"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version()} (tls-ech)"
+    )
+    # Each command's parser is a Parser too (add_subparsers uses our class).
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(
+            dest="command", required=True, metavar="COMMAND", title="commands"
+        ),
+    )
     keygen.add_parser(commands)
     serve.add_parser(commands)
     connect.add_parser(commands)
@@ -50,20 +97,59 @@ def _dns_command(name: str) -> Callable[[argparse.Namespace], int]:
 def _add_dns_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
-    dig = commands.add_parser("dig", help="look up and decode HTTPS records (DoH)")
-    dig.add_argument("name")
-    dig.add_argument("--port", type=int, default=443)
-    dig.add_argument("--doh", metavar="URL", help="DoH resolver URL (RFC 8484)")
-    dig.add_argument(
-        "--ca", type=ca_file, metavar="FILE", help="CA file for the DoH server"
+    _add_dig(commands)
+    _add_get(commands)
+    _add_dns_record(commands)
+
+
+def _add_dig(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dig = commands.add_parser(
+        "dig",
+        help="look up and decode HTTPS records (DoH)",
+        description="Look up NAME's HTTPS record over DNS-over-HTTPS and decode "
+        "its ECH configs. Exits 1 when there is no record.",
+        epilog="example:\n  ech dig secret.example --port 8443 "
+        "--doh https://127.0.0.1:8443/dns-query --ca ca.pem",
     )
-    dig.add_argument("--json", action="store_true")
+    dig.add_argument("name", metavar="NAME", help="the host name to look up")
+    dig.add_argument(
+        "--port",
+        type=port_number,
+        default=443,
+        help="the service's port: other than 443, the record is _PORT._https.NAME",
+    )
+    dig.add_argument(
+        "--doh", metavar="URL", required=True, help="DoH resolver URL (RFC 8484)"
+    )
+    dig.add_argument(
+        "--ca",
+        type=ca_file,
+        metavar="FILE",
+        help="CA file for the DoH server (default: the system store)",
+    )
+    dig.add_argument("--json", action="store_true", help="print one JSON object")
     dig.set_defaults(func=_dns_command("cmd_dig"))
 
-    get = commands.add_parser("get", help="discover ECH over DoH and GET a URL")
-    get.add_argument("url")
-    get.add_argument("--doh", metavar="URL", help="DoH resolver URL (RFC 8484)")
-    get.add_argument(
+
+def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    get = commands.add_parser(
+        "get",
+        help="discover ECH over DoH and GET a URL",
+        description="Resolve the URL's HTTPS record over DoH (or take the given "
+        "configs), connect with ECH, GET the URL: the body to stdout, the "
+        "outcome to stderr.",
+        epilog="examples:\n"
+        "  ech get https://secret.example:8443/ "
+        "--doh https://127.0.0.1:8443/dns-query --ca ca.pem\n"
+        "  ech get https://secret.example:8443/ --ech-config-list @ech.b64 "
+        "--address 127.0.0.1 --ca ca.pem",
+    )
+    get.add_argument("url", metavar="URL", help="an https:// URL")
+    source = get.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--doh", metavar="URL", help="DoH resolver URL (RFC 8484) for the record"
+    )
+    source.add_argument(
         "--ech-config-list",
         type=config_list,
         metavar="B64|@FILE",
@@ -75,7 +161,10 @@ def _add_dns_commands(
         help="connect to this address, whatever DNS says (as curl's --connect-to)",
     )
     get.add_argument(
-        "--ca", type=ca_file, metavar="FILE", help="CA file for DoH and the server"
+        "--ca",
+        type=ca_file,
+        metavar="FILE",
+        help="CA file for DoH and the server (default: the system store)",
     )
     get.add_argument(
         "--http3", action="store_true", help="HTTP/3 over QUIC only (RFC 9114)"
@@ -90,21 +179,69 @@ def _add_dns_commands(
         action="store_true",
         help="connect only with ECH: no GREASE, never the name in clear",
     )
-    get.add_argument("--json", action="store_true")
+    get.add_argument(
+        "--json", action="store_true", help="print one JSON object, body included"
+    )
     get.set_defaults(func=_dns_command("cmd_get"))
 
-    record = commands.add_parser("dns-record", help="the HTTPS record to publish")
-    record.add_argument("name")
-    record.add_argument("--ech-key", action="append", required=True, metavar="KEY.pem")
-    record.add_argument("--port", type=int, default=443)
-    record.add_argument("--alpn", action="append", metavar="ID")
-    record.add_argument("--ipv4hint", action="append", metavar="ADDRESS")
-    record.add_argument("--ipv6hint", action="append", metavar="ADDRESS")
+
+def _add_dns_record(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    record = commands.add_parser(
+        "dns-record",
+        help="the HTTPS record to publish",
+        description="Print the HTTPS record (RFC 9460, ech= of RFC 9848) that "
+        "publishes the ECH keys, as a zone-file line.",
+        epilog="example:\n  ech dns-record secret.example --ech-key ech.pem "
+        "--port 8443 --ipv4hint 192.0.2.1",
+    )
+    record.add_argument("name", metavar="NAME", help="the host name served with ECH")
+    record.add_argument(
+        "--ech-key",
+        action="append",
+        required=True,
+        type=ech_key_file,
+        metavar="KEY.pem",
+        help="an ECH key file (ech keygen -o); repeat for several",
+    )
+    record.add_argument(
+        "--port",
+        type=port_number,
+        default=443,
+        help="the service's port: other than 443, the owner is _PORT._https.NAME",
+    )
+    record.add_argument(
+        "--alpn",
+        action="append",
+        metavar="ID",
+        help="an ALPN id to publish; repeat for several (default: h2 http/1.1)",
+    )
+    record.add_argument(
+        "--ipv4hint",
+        action="append",
+        metavar="ADDRESS",
+        help="an IPv4 address hint; repeat for several",
+    )
+    record.add_argument(
+        "--ipv6hint",
+        action="append",
+        metavar="ADDRESS",
+        help="an IPv6 address hint; repeat for several",
+    )
     record.set_defaults(func=_dns_command("cmd_dns_record"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``ech`` command."""
+    """Entry point of the ``ech`` command.
+
+    Library warnings (a dependency's DeprecationWarning, say) are for the
+    developers of this package, not for the people running the command:
+    they are hidden here, in the entry point only, unless ``-W`` or
+    ``PYTHONWARNINGS`` asks for them.
+    """
+    if not sys.warnoptions:
+        warnings.simplefilter("ignore")
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO
@@ -113,5 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    status: int = args.func(args)
+    try:
+        status: int = args.func(args)
+    except UsageError as error:
+        print(f"ech {args.command}: {error}", file=sys.stderr)
+        return 2
     return status

@@ -211,6 +211,9 @@ class DoHResolver:
         self._rng = rng
         self._verify = ssl.create_default_context(cafile=cafile)
         self._session: httpx2.Client | None = None
+        #: (status, content type) of the last HTTP response, to explain a
+        #: body that is not a DNS message (a wrong path answers HTML).
+        self._answered: tuple[int, str] | None = None
 
     def __enter__(self) -> DoHResolver:
         return self
@@ -232,8 +235,25 @@ class DoHResolver:
                 http2=version in ("h2", "auto"),
                 verify=self._verify,
                 timeout=self.timeout,
+                event_hooks={"response": [self._note_response]},
             )
         return self._session
+
+    def _note_response(self, response: httpx2.Response) -> None:
+        content_type = response.headers.get("content-type", "no content type")
+        self._answered = (response.status_code, content_type.split(";")[0].strip())
+
+    def _not_dns(self) -> str | None:
+        """Why the last answer was no DNS message, if its headers say so."""
+        if self._answered is None:
+            return None
+        status, content_type = self._answered
+        if status == 200 and content_type == "application/dns-message":
+            return None
+        return (
+            f"the URL did not answer with a DNS message (got {content_type}, "
+            f"HTTP {status}) - check the path, usually /dns-query"
+        )
 
     # -- one query -------------------------------------------------------------
 
@@ -277,6 +297,7 @@ class DoHResolver:
         type_text = dns.rdatatype.to_text(rdtype)
         q = dns.message.make_query(qname, rdtype)
         q.id = 0  # RFC 8484 §4.1: SHOULD use ID 0 for HTTP cache friendliness
+        self._answered = None
         try:
             response = self.exchange(q)
         except _TRANSPORT_ERRORS as err:
@@ -285,6 +306,7 @@ class DoHResolver:
                 err, dns.exception.Timeout
             ):
                 detail = f"malformed response (RFC 9460 §2.2): {detail}"
+            detail = self._not_dns() or detail
             raise DNSLookupError(
                 detail, url=self.url, name=qname.to_text(), rdtype=type_text
             ) from err

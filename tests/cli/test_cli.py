@@ -320,9 +320,20 @@ def test_connect_untrusted_ca(
 ) -> None:
     args = ["--ech-config-list", cli_pki.served.config_list] if with_ech else []
     status, report = connect(ech_command, server, cli_pki.other_ca, *args)
-    assert status != 0, report
+    assert status == 1, report
     assert report["error"]
-    assert report["ech_status"] is None
+    # The status reached: our hello went out, with ECH or without it.
+    assert report["ech_status"] == ("offered" if with_ech else "not_offered")
+    assert report["name_visible_to_network"] is not with_ech
+    assert report["summary"] == (
+        f"FAILED: certificate for {HIDDEN_NAME} is not signed by a CA in --ca "
+        f"{cli_pki.other_ca}; "
+        + (
+            "ECH was offered, the handshake did not complete"
+            if with_ech
+            else f"ECH was not offered, {HIDDEN_NAME} was sent in clear"
+        )
+    )
     assert "server_view" not in report
 
 
@@ -335,7 +346,8 @@ def test_connect_bad_config_list_argument(ech_command: list[str], value: str) ->
         "--ech-config-list", value,
     )  # fmt: skip
     assert result.returncode == 2
-    assert_clean_error(result, "ECHConfigList")
+    named = [value[1:]] if value.startswith("@") else []  # the file, if one
+    assert_clean_error(result, "argument --ech-config-list: ", *named)
 
 
 def test_connect_server_without_ech(
@@ -556,5 +568,5 @@ def test_ca_that_is_not_certificates_is_refused(
     ):
         line = _bad_input(ech_command, *command)
         assert "argument --ca" in line
-        expected = "No such file" if what == "missing" else "no PEM certificate"
+        expected = "no such file" if what == "missing" else "no PEM certificate"
         assert expected in line
