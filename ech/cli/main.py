@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log more (INFO and above)"
     )
     parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {version()} (tls-ech)"
+        "--version",
+        action="version",
+        version=f"%(prog)s {version()} (tls-ech)",
+        help="print the version of tls-ech and exit",
     )
     # Each command's parser is a Parser too (add_subparsers uses our class).
     commands = cast(

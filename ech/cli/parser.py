@@ -49,8 +49,17 @@ def _shown_default(default: object) -> bool:
     return default not in (None, False, argparse.SUPPRESS) and default != []
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Help with "(required)" and "(default: X)" added; epilogs kept as written."""
+class HelpFormatter(argparse.HelpFormatter):
+    """Help with "(required)" and "(default: X)" added; examples kept as written.
+
+    A description or epilog with line breaks (examples, tables) is printed
+    as written; one without is wrapped to the terminal, as argparse does.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""

@@ -11,7 +11,15 @@ import os
 from pathlib import Path
 
 from ech.aio import Limits
-from ech.arguments import backend, listen_address, non_negative, positive
+from ech.arguments import (
+    backend,
+    certificate_file,
+    ech_key_file,
+    listen_address,
+    non_negative,
+    positive,
+    private_key_file,
+)
 from ech.serve.app import ServeError, ServeOptions, serve
 
 __all__ = ["add_parser", "cmd_serve", "default_workers", "serve_options"]
@@ -71,15 +79,60 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = """\
+example:
+  ech serve --listen 127.0.0.1:8443 --cert public.pem --key public.key \\
+      --cert secret.pem --key secret.key --ech-key ech.pem --doh /dns-query
+
+exit status: 0 after SIGTERM or SIGINT, 1 when it cannot start, 2 for a
+wrong command line (a missing or malformed file among them).
+"""
+
+
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``ech serve`` and its flags."""
-    parser = commands.add_parser("serve", help="run a client-facing server")
-    parser.add_argument(
-        "--listen", required=True, type=listen_address, metavar="HOST:PORT"
+    parser = commands.add_parser(
+        "serve",
+        help="run a client-facing server",
+        description="A client-facing ECH server (shared mode): certificates "
+        "chosen by SNI, ECH keys decrypted, a JSON status page for each "
+        "request. Runs until SIGTERM or SIGINT.",
+        epilog=EXAMPLES,
     )
-    parser.add_argument("--cert", action="append", required=True, default=[])
-    parser.add_argument("--key", action="append", required=True, default=[])
-    parser.add_argument("--ech-key", action="append", default=[], metavar="KEY.pem")
+    parser.add_argument(
+        "--listen",
+        required=True,
+        type=listen_address,
+        metavar="HOST:PORT",
+        help="where to listen (port 0: a free one)",
+    )
+    parser.add_argument(
+        "--cert",
+        action="append",
+        required=True,
+        default=[],
+        type=certificate_file,
+        metavar="CERT.pem",
+        help="a PEM certificate chain, leaf first; repeat with --key for "
+        "each name (one for each ECH key's public name)",
+    )
+    parser.add_argument(
+        "--key",
+        action="append",
+        required=True,
+        default=[],
+        type=private_key_file,
+        metavar="KEY.pem",
+        help="the PEM private key of the --cert in the same position",
+    )
+    parser.add_argument(
+        "--ech-key",
+        action="append",
+        default=[],
+        type=ech_key_file,
+        metavar="KEY.pem",
+        help="an ECH key file (ech keygen -o); repeat for several",
+    )
     parser.add_argument(
         "--backend",
         action="append",

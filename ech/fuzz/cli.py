@@ -20,6 +20,10 @@ EXIT_VIOLATION = 1
 EXIT_USAGE = 2
 
 _EPILOG = """\
+example:
+  ech fuzz 127.0.0.1:8443 --sni secret.example --ech-config-list @ech.b64 \\
+      --ca ca.pem --seconds 60
+
 Each example opens one TCP connection and sends an ECH ClientHello built by
 our client for the given config: valid, broken (the server must answer with
 a fatal alert) or tampered (the server must not accept ECH). A violation is
@@ -34,26 +38,53 @@ Only point it at servers you run: loopback or a test namespace.
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``ech fuzz``'s arguments to ``parser``."""
-    parser.add_argument("address", type=host_port, metavar="HOST:PORT")
     parser.add_argument(
-        "--sni", type=server_name, help="the inner server name to ask for"
+        "address", type=host_port, metavar="HOST:PORT", help="the server to fuzz"
     )
-    parser.add_argument("--ech-config-list", type=config_list, metavar="B64|@FILE")
+    parser.add_argument(
+        "--sni",
+        type=server_name,
+        help="the inner server name to ask for (required unless --replay)",
+    )
+    parser.add_argument(
+        "--ech-config-list",
+        type=config_list,
+        metavar="B64|@FILE",
+        help="the server's ECHConfigList: base64, or @FILE (required unless --replay)",
+    )
     parser.add_argument(
         "--ca", type=ca_file, metavar="CA.pem", help="verify the server with it"
     )
-    parser.add_argument("--examples", type=positive(int), default=200, metavar="N")
-    parser.add_argument("--seconds", type=positive(float), default=300.0, metavar="S")
+    parser.add_argument(
+        "--examples",
+        type=positive(int),
+        default=200,
+        metavar="N",
+        help="stop after N examples",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=positive(float),
+        default=300.0,
+        metavar="S",
+        help="stop after S seconds",
+    )
     parser.add_argument("--seed", type=int, metavar="N", help="reproducible run")
     parser.add_argument(
         "--timeout",
         type=positive(float),
         default=5.0,
         metavar="S",
-        help="seconds the server has to answer each flight (default 5)",
+        help="seconds the server has to answer each flight",
     )
     parser.add_argument("--json", action="store_true", help="one JSON report")
-    parser.add_argument("--out", type=Path, default=Path("ech-fuzz-out"), metavar="DIR")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("ech-fuzz-out"),
+        metavar="DIR",
+        help="where to write a reproducer",
+    )
     parser.add_argument(
         "--replay", type=Path, metavar="FILE", help="replay a reproducer instead"
     )

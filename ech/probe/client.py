@@ -31,7 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ech.arguments import listen_address
+from ech.arguments import (
+    certificate_file,
+    ech_key_file,
+    listen_address,
+    private_key_file,
+)
 from ech.config import ECHConfigList
 from ech.errors import Alert, ConnectionClosedError
 from ech.events import ECHStatus, HandshakeComplete
@@ -889,14 +894,45 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     probe = commands.add_parser(
         "probe-client",
         help="a misbehaving ECH server that tests a client against RFC 9849",
+        description="Listen as a deliberately misbehaving ECH server and check "
+        "that the client that connects reacts as RFC 9849 requires.",
+        epilog="example:\n  ech probe-client --listen 127.0.0.1:8443 --cert "
+        "public.pem --key public.key --ech-key ech.pem\n  (then point the "
+        "client under test at 127.0.0.1:8443 with the printed ECHConfigList)\n\n"
+        "exit status: 0 every check passed, 1 a check failed, 2 a wrong command "
+        "line.",
     )
     probe.add_argument(
-        "--listen", type=listen_address, required=True, metavar="HOST:PORT"
+        "--listen",
+        type=listen_address,
+        required=True,
+        metavar="HOST:PORT",
+        help="where to listen for the client under test",
     )
-    probe.add_argument("--cert", action="append", required=True, default=[])
-    probe.add_argument("--key", action="append", required=True, default=[])
     probe.add_argument(
-        "--ech-key", required=True, metavar="KEY.pem", help="RFC 9934 ECH key file"
+        "--cert",
+        action="append",
+        required=True,
+        default=[],
+        type=certificate_file,
+        metavar="CERT.pem",
+        help="a PEM certificate chain (the public name's); repeat with --key",
+    )
+    probe.add_argument(
+        "--key",
+        action="append",
+        required=True,
+        default=[],
+        type=private_key_file,
+        metavar="KEY.pem",
+        help="the PEM private key of the --cert in the same position",
+    )
+    probe.add_argument(
+        "--ech-key",
+        required=True,
+        type=ech_key_file,
+        metavar="KEY.pem",
+        help="RFC 9934 ECH key file (ech keygen -o)",
     )
     probe.add_argument(
         "--rounds", type=int, default=1, help="passes over the sequence of checks"

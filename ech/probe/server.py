@@ -109,9 +109,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``ech probe`` and its flags."""
     probe = commands.add_parser(
-        "probe", help="test an ECH server against RFC 9849, check by check"
+        "probe",
+        help="test an ECH server against RFC 9849, check by check",
+        description="Connect to an ECH server many times, each with one "
+        "variation the RFC rules on, and report each check.",
+        epilog="example:\n  ech probe 127.0.0.1:8443 --sni secret.example "
+        "--ech-config-list @ech.b64 --ca ca.pem\n\nexit status: 0 every check "
+        "that applies passed, 1 a check failed, 2 a wrong command line or no "
+        "ECH configs.",
     )
-    probe.add_argument("address", type=host_port, metavar="HOST:PORT")
+    probe.add_argument(
+        "address", type=host_port, metavar="HOST:PORT", help="the server to probe"
+    )
     probe.add_argument(
         "--sni",
         required=True,
@@ -133,7 +142,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     probe.add_argument(
         "--quic", action="store_true", help="probe over QUIC (RFC 9001), ALPN h3"
     )
-    probe.add_argument("--alpn", action="append", metavar="ID")
+    probe.add_argument(
+        "--alpn",
+        action="append",
+        metavar="ID",
+        help="an ALPN id to offer; repeat for several (default: none)",
+    )
     probe.add_argument(
         "--only",
         nargs="+",
