@@ -66,7 +66,9 @@ def test_help_has_a_line_for_every_option_and_an_example(
     text = capsys.readouterr().out
     for action in commands()[name]._actions:
         assert action.help, f"ech {name} {action.option_strings or action.dest}"
-        assert (action.option_strings or [action.metavar])[0] in text
+        shown = action.option_strings[0] if action.option_strings else action.metavar
+        assert isinstance(shown, str)
+        assert shown in text
     assert "example" in text
     # The example itself, as it would be typed.
     assert re.search(rf"^  ech {name}( |$)", text, re.MULTILINE), text
