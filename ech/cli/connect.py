@@ -136,9 +136,12 @@ def _report(
         print(json.dumps(result, indent=2))
         return
     for name, value in result.items():
-        if name not in ("server_view", "summary", "failure"):
-            label = name.replace("_", " ")
-            print(f"{label:>24}: {'-' if value is None else value}")
+        if name in ("server_view", "summary", "failure"):
+            continue
+        if name == "error":  # in words; --json keeps the exception's text
+            value = result["failure"]
+        label = name.replace("_", " ")
+        print(f"{label:>24}: {'-' if value is None else value}")
     if "server_view" in result:
         print(f"{'server view':>24}: {json.dumps(result['server_view'])}")
     print(paint(summary, sys.stdout))
