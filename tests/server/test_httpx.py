@@ -401,8 +401,10 @@ def test_ech_diagnose_exits_1_when_the_name_showed(site: Site) -> None:
         *("--ech-config-list", unusable.to_base64(), "--address", "127.0.0.1"),
         "--require-ech",
     )
-    assert strict == 2, refused
+    assert strict == 3, refused  # nothing completed (2 is a wrong command line)
     assert refused["observer"]["connections"] == []  # nothing was sent
+    assert refused["summary"].endswith("; nothing was sent")
+    assert refused["name_visible_to_network"] is False
     assert refused["handshake"]["ech_reason"] == "no_supported_config"
 
 
