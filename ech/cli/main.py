@@ -82,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     probe_client.add_parser(commands)
     add_fuzz_command(commands)
     _add_dns_commands(commands)
+    for command in commands.choices.values():
+        # Also after the command, where people type it; SUPPRESS keeps the
+        # command's parser from resetting an "ech -v COMMAND" to False.
+        command.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="log more (as ech -v COMMAND)",
+        )
     return parser
 
 

@@ -31,15 +31,16 @@ __all__ = ["HelpFormatter", "Parser", "UsageError", "closest"]
 
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:
-    """The candidate ``word`` was most likely meant to be, if any is close.
+    """What ``word`` was most likely meant to be, if anything is close.
 
-    A unique candidate that starts with ``word`` wins (an abbreviation we
-    refuse); otherwise :func:`difflib.get_close_matches` (a typo).
+    The candidates that start with ``word`` (an abbreviation we refuse:
+    ``--port or --public-name`` when there are several); otherwise the
+    closest by :func:`difflib.get_close_matches` (a typo).
     """
     options = sorted(set(candidates))
     prefixed = [c for c in options if c.startswith(word)]
-    if len(prefixed) == 1:
-        return prefixed[0]
+    if prefixed:
+        return " or ".join(prefixed[:3])
     matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return matches[0] if matches else None
 

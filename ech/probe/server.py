@@ -82,9 +82,6 @@ def _resolve(args: argparse.Namespace) -> ECHConfigList | None:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     """Run ``ech probe``; 0 iff every check that applies passed."""
-    if (args.ech_config_list is None) == (args.doh is None):
-        print("ech probe: give --ech-config-list or --doh", file=sys.stderr)
-        return 2
     configs = _resolve(args)
     if configs is None:
         print("ech probe: no ECH configs for that name", file=sys.stderr)
@@ -127,13 +124,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=server_name,
         help="the name the server serves behind ECH",
     )
-    probe.add_argument(
+    source = probe.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--ech-config-list",
         type=config_list,
         metavar="B64|@FILE",
-        help="the server's ECHConfigList",
+        help="the server's ECHConfigList: base64, or @FILE",
     )
-    probe.add_argument(
+    source.add_argument(
         "--doh", metavar="URL", help="look the configs up over DoH (RFC 8484)"
     )
     probe.add_argument(

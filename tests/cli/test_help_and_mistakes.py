@@ -17,6 +17,7 @@ import pytest
 
 from ech.cli import build_parser, main
 from ech.cli import demo as demo_command
+from ech.cli.parser import closest
 from tests.cli.conftest import CLIPKI, HIDDEN_NAME, PUBLIC_NAME
 
 
@@ -297,3 +298,43 @@ def test_library_warnings_are_not_shown(
         assert main(["demo"]) == 0
     assert caught == []
     assert capsys.readouterr().err == ""
+
+
+def test_verbose_after_the_command_is_taken(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+
+    def record(args: argparse.Namespace) -> int:
+        seen.append(args.verbose)
+        return 0
+
+    monkeypatch.setattr(demo_command, "cmd_demo", record)
+    assert main(["demo", "-v"]) == 0
+    assert main(["-v", "demo"]) == 0
+    assert main(["demo"]) == 0
+    assert seen == [True, True, False]
+
+
+def test_the_alpn_default_in_help_is_the_published_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ech.dns.publish import DEFAULT_ALPN
+
+    with pytest.raises(SystemExit):
+        main(["dns-record", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {' '.join(DEFAULT_ALPN)})" in text
+
+
+@pytest.mark.parametrize(
+    ("word", "candidates", "expected"),
+    [
+        ("--pub", ["--public-name", "--port"], "--public-name"),  # a prefix
+        ("--ech-confg-list", ["--ech-config-list", "--ca"], "--ech-config-list"),
+        ("--p", ["--public-name", "--port"], "--port or --public-name"),
+        ("--zzzz", ["--ca", "--doh"], None),
+    ],
+)
+def test_closest(word: str, candidates: list[str], expected: str | None) -> None:
+    assert closest(word, candidates) == expected
