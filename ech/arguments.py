@@ -24,6 +24,7 @@ from ech.tls import extensions as ext
 from ech.tls.errors import IllegalParameter
 
 __all__ = [
+    "add_certificate_arguments",
     "backend",
     "ca_file",
     "certificate_file",
@@ -142,6 +143,33 @@ def private_key_file(text: str) -> str:
             f"{text}: a private key of a kind we do not support"
         ) from None
     return text
+
+
+def add_certificate_arguments(parser: argparse.ArgumentParser, cert_help: str) -> None:
+    """Repeatable ``--cert CERT.pem --key KEY.pem`` pairs, read when parsing.
+
+    ``ech serve`` and ``ech probe-client`` take them alike; a missing or
+    malformed file is refused with the flag and the path before anything
+    listens.
+    """
+    parser.add_argument(
+        "--cert",
+        action="append",
+        required=True,
+        default=[],
+        type=certificate_file,
+        metavar="CERT.pem",
+        help=cert_help,
+    )
+    parser.add_argument(
+        "--key",
+        action="append",
+        required=True,
+        default=[],
+        type=private_key_file,
+        metavar="KEY.pem",
+        help="the PEM private key of the --cert in the same position",
+    )
 
 
 def ech_key_file(text: str) -> str:

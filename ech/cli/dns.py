@@ -71,18 +71,6 @@ def open_resolver(args: argparse.Namespace) -> DoHResolver:
         raise UsageError(f"--doh {args.doh}: {error}") from None
 
 
-def doh_failure(error: DNSLookupError, cafile: str | None) -> str:
-    """A failed DoH lookup in words, with the fix for an untrusted DoH server."""
-    if "CERTIFICATE_VERIFY_FAILED" in str(error):
-        store = "the system store" if cafile is None else f"--ca {cafile}"
-        return (
-            f"DoH {error.url}: the DoH server's certificate is not trusted by "
-            f"{store}; pass --ca FILE with the CA that signed it (its "
-            "certificate must also cover the URL's host)"
-        )
-    return str(error)
-
-
 def _no_record(name: str, port: int) -> str:
     """Why ``ech dig`` found nothing, and where the record may be instead."""
     if port == 443:
@@ -102,7 +90,8 @@ def cmd_dig(args: argparse.Namespace) -> int:
         try:
             resolution = resolver.resolve_https(args.name, args.port)
         except DNSLookupError as error:
-            print(f"ech dig: {doh_failure(error, args.ca)}", file=sys.stderr)
+            failure = plain_error(error, args.name, cafile=args.ca)
+            print(f"ech dig: {failure}", file=sys.stderr)
             return 1
     result = {
         "query_name": resolution.query_name,
@@ -256,10 +245,8 @@ def _attempt_fields(
     the caller keeps those the failure set itself), and ``failure``: the
     error and its fix.
     """
-    if isinstance(error, DNSLookupError):
-        return {"failure": doh_failure(error, cafile)}
     attempt = transport.last_attempt
-    if attempt is None:
+    if attempt is None or isinstance(error, DNSLookupError):
         return {"failure": plain_error(error, host, cafile=cafile)}
     plan, where = attempt
     fields: dict[str, object] = {

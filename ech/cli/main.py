@@ -115,6 +115,16 @@ def _add_dns_commands(
     _add_dns_record(commands)
 
 
+def _add_port(parser: argparse.ArgumentParser) -> None:
+    """``--port``: which record (RFC 9460 §2.3: _PORT._https.NAME unless 443)."""
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=443,
+        help="the service's port: other than 443, the record is _PORT._https.NAME",
+    )
+
+
 def _add_dig(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dig = commands.add_parser(
         "dig",
@@ -125,12 +135,7 @@ def _add_dig(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--doh https://127.0.0.1:8443/dns-query --ca ca.pem",
     )
     dig.add_argument("name", metavar="NAME", help="the host name to look up")
-    dig.add_argument(
-        "--port",
-        type=port_number,
-        default=443,
-        help="the service's port: other than 443, the record is _PORT._https.NAME",
-    )
+    _add_port(dig)
     dig.add_argument(
         "--doh", metavar="URL", required=True, help="DoH resolver URL (RFC 8484)"
     )
@@ -218,12 +223,7 @@ def _add_dns_record(
         metavar="KEY.pem",
         help="an ECH key file (ech keygen -o); repeat for several",
     )
-    record.add_argument(
-        "--port",
-        type=port_number,
-        default=443,
-        help="the service's port: other than 443, the owner is _PORT._https.NAME",
-    )
+    _add_port(record)
     record.add_argument(
         "--alpn",
         action="append",

@@ -137,6 +137,14 @@ def plain_error(
     """
     at = f"{where[0]} port {where[1]}" if where is not None else "the server"
     text = str(error)
+    doh_url = getattr(error, "url", None)  # a DNSLookupError (ech.dns: not loaded)
+    if doh_url is not None and "CERTIFICATE_VERIFY_FAILED" in text:
+        store = "the system store" if cafile is None else f"--ca {cafile}"
+        return (
+            f"DoH {doh_url}: the DoH server's certificate is not trusted by "
+            f"{store}; pass --ca FILE with the CA that signed it (its "
+            "certificate must also cover the URL's host)"
+        )
     if isinstance(error, ECHRejectedError):
         return error.explain()
     if isinstance(error, ECHUnavailableError):

@@ -12,13 +12,12 @@ from pathlib import Path
 
 from ech.aio import Limits
 from ech.arguments import (
+    add_certificate_arguments,
     backend,
-    certificate_file,
     ech_key_file,
     listen_address,
     non_negative,
     positive,
-    private_key_file,
 )
 from ech.serve.app import ServeError, ServeOptions, serve
 
@@ -106,24 +105,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="HOST:PORT",
         help="where to listen (port 0: a free one)",
     )
-    parser.add_argument(
-        "--cert",
-        action="append",
-        required=True,
-        default=[],
-        type=certificate_file,
-        metavar="CERT.pem",
-        help="a PEM certificate chain, leaf first; repeat with --key for "
-        "each name (one for each ECH key's public name)",
-    )
-    parser.add_argument(
-        "--key",
-        action="append",
-        required=True,
-        default=[],
-        type=private_key_file,
-        metavar="KEY.pem",
-        help="the PEM private key of the --cert in the same position",
+    add_certificate_arguments(
+        parser,
+        "a PEM certificate chain, leaf first; repeat with --key for each name "
+        "(one for each ECH key's public name)",
     )
     parser.add_argument(
         "--ech-key",

@@ -14,7 +14,6 @@ import os
 import pty
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,37 +22,21 @@ from tests.cli.conftest import HIDDEN_NAME, PUBLIC_NAME
 from tests.harness.pki import TestPKI
 from tests.harness.serve import (
     COMMAND_TIMEOUT,
-    ServeProcess,
     ech_keygen,
     free_port,
     run_ech,
     serve_process,
 )
+from tests.server.conftest import Site
 
 ACCEPTED = (
     f"ECH accepted: the network saw {PUBLIC_NAME}; {HIDDEN_NAME} stayed encrypted"
 )
 
 
-@dataclass(frozen=True)
-class Site:
-    """A running ``ech serve --doh`` and the files to reach it."""
-
-    server: ServeProcess
-    ca: Path
-    configs: str
-
-    @property
-    def doh(self) -> str:
-        return f"https://127.0.0.1:{self.server.port}/dns-query"
-
-    @property
-    def url(self) -> str:
-        return f"https://{HIDDEN_NAME}:{self.server.port}/"
-
-    def trusted_ech(self) -> list[str | Path]:
-        """``--ca`` and ``--ech-config-list``: what ECH accepted needs."""
-        return ["--ca", self.ca, "--ech-config-list", self.configs]
+def trusted_ech(site: Site) -> list[str | Path]:
+    """``--ca`` and ``--ech-config-list``: what ECH accepted needs."""
+    return ["--ca", site.ca, "--ech-config-list", site.configs.to_base64()]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +56,7 @@ def site(
     with serve_process(
         args, directory / "serve.log", port=free_port(), command=ech_command
     ) as server:
-        yield Site(server, pki.ca_path, configs.to_base64())
+        yield Site(server, configs, pki.ca_path)
 
 
 def ech(command: list[str], *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -96,15 +79,13 @@ def connect(
 
 
 def test_accepted_ends_with_the_plain_line(ech_command: list[str], site: Site) -> None:
-    text = connect(
-        ech_command, site, "--ca", site.ca, "--ech-config-list", site.configs
-    )
+    text = connect(ech_command, site, *trusted_ech(site))
     assert text.returncode == 0, text.stderr
     assert last_line(text.stdout) == ACCEPTED
     # The text says what the JSON field says: server_view is "server view".
     assert "             server view: {" in text.stdout
     assert "server saw" not in text.stdout
-    data = connect(ech_command, site, *site.trusted_ech(), "--json")
+    data = connect(ech_command, site, *trusted_ech(site), "--json")
     report = json.loads(data.stdout)
     assert report["summary"] == ACCEPTED
     assert report["name_visible_to_network"] is False
@@ -137,7 +118,7 @@ def test_not_offered_says_the_name_was_visible_and_how_to_hide_it(
 
 
 def test_without_ca_it_says_pass_ca(ech_command: list[str], site: Site) -> None:
-    result = connect(ech_command, site, "--ech-config-list", site.configs)
+    result = connect(ech_command, site, "--ech-config-list", site.configs.to_base64())
     assert result.returncode == 1
     assert last_line(result.stdout) == (
         f"FAILED: certificate for {HIDDEN_NAME} is not trusted by the system "
@@ -154,7 +135,7 @@ def test_a_refused_connection_names_the_address_and_sent_nothing(
     port = free_port()
     result = ech(
         ech_command, "connect", f"127.0.0.1:{port}", "--sni", HIDDEN_NAME,
-        "--ech-config-list", site.configs, "--json",
+        "--ech-config-list", site.configs.to_base64(), "--json",
     )  # fmt: skip
     assert result.returncode == 1
     report = json.loads(result.stdout)
@@ -263,14 +244,15 @@ def test_get_with_grease_after_no_record_says_the_name_was_in_clear(
 
 
 def test_diagnose_ends_with_the_plain_line(ech_command: list[str], site: Site) -> None:
+    configs = site.configs.to_base64()
     result = ech(
-        ech_command, "diagnose", site.url, "--ech-config-list", site.configs,
+        ech_command, "diagnose", site.url, "--ech-config-list", configs,
         "--address", "127.0.0.1", "--ca", site.ca,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout
     assert last_line(result.stdout) == ACCEPTED
     data = ech(
-        ech_command, "diagnose", site.url, "--ech-config-list", site.configs,
+        ech_command, "diagnose", site.url, "--ech-config-list", configs,
         "--address", "127.0.0.1", "--json",
     )  # fmt: skip
     assert data.returncode == 3  # nothing completed (untrusted), name not seen
@@ -290,7 +272,7 @@ def on_a_terminal(command: list[str], site: Site, env: dict[str, str]) -> str:
     try:
         subprocess.run(
             [*command, "connect", site.server.address, "--sni", HIDDEN_NAME,
-             *map(str, site.trusted_ech())],
+             *map(str, trusted_ech(site))],
             stdout=terminal, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             env=env, timeout=COMMAND_TIMEOUT, check=True,
         )  # fmt: skip
@@ -321,8 +303,6 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(
     plain = on_a_terminal(ech_command, site, {**env, "NO_COLOR": "1"})
     assert ACCEPTED in plain
     assert "\033[" not in plain
-    piped = connect(
-        ech_command, site, "--ca", site.ca, "--ech-config-list", site.configs
-    )
+    piped = connect(ech_command, site, *trusted_ech(site))
     assert last_line(piped.stdout) == ACCEPTED  # not a terminal: no colour
     assert "\033[" not in piped.stdout
