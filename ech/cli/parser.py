@@ -46,8 +46,9 @@ def closest(word: str, candidates: Iterable[str]) -> str | None:
 
 
 def _shown_default(default: object) -> bool:
-    """Whether a default says something (None, False and [] say nothing)."""
-    return default not in (None, False, argparse.SUPPRESS) and default != []
+    """Whether a default says something (None, False and [] say nothing; 0 does)."""
+    silent = default is None or default is False or default is argparse.SUPPRESS
+    return not silent and default != []
 
 
 class HelpFormatter(argparse.HelpFormatter):

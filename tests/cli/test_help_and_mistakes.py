@@ -80,6 +80,7 @@ def test_help_has_a_line_for_every_option_and_an_example(
     [
         (["keygen"], "--kem KEM             the HPKE KEM"),
         (["keygen"], "(default: x25519)"),
+        (["keygen"], "(0: the client decides) (default: 0)"),  # 0 is a default
         (["keygen"], "(-o FILE | --rotate DIR)"),  # one of them is required
         (["dns-record"], "(default: 443)"),
         (["dns-record"], "(default: h2 http/1.1)"),
