@@ -86,11 +86,9 @@ def summarize(result: Mapping[str, object], name: str, *, sent: bool) -> Summary
             visible,
         )
     if status == "accepted":
-        retried = (
-            " after one retry with the server's new configs"
-            if (result.get("retried"))
-            else ""
-        )
+        retried = ""
+        if result.get("retried"):
+            retried = " after one retry with the server's new configs"
         outer = result.get("outer_server_name") or "the public name"
         line = f"ECH accepted{retried}: the network saw {outer}; {name} stayed "
         return Summary(line + "encrypted", "ok", False)
