@@ -266,6 +266,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status: int = args.func(args)
     except UsageError as error:
-        print(f"ech {args.command}: {error}", file=sys.stderr)
+        print(f"ech {args.command}: error: {error}", file=sys.stderr)
         return 2
     return status

@@ -264,7 +264,9 @@ def test_an_unwritable_key_file_names_the_flag_and_exits_2(
 ) -> None:
     target = tmp_path / "missing-dir" / "k.pem"
     err = fails(capsys, "keygen", "--public-name", PUBLIC_NAME, "-o", target)
-    assert last_line(err) == f"ech keygen: -o {target}: no such file or directory"
+    assert last_line(err) == (
+        f"ech keygen: error: -o {target}: no such file or directory"
+    )
 
 
 def test_keep_without_rotate_exits_2(
@@ -274,12 +276,14 @@ def test_keep_without_rotate_exits_2(
         capsys, "keygen", "--public-name", PUBLIC_NAME, "-o", tmp_path / "k.pem",
         "--keep", "1",
     )  # fmt: skip
-    assert last_line(err) == "ech keygen: --keep and --retire-after need --rotate DIR"
+    assert last_line(err) == (
+        "ech keygen: error: --keep and --retire-after need --rotate DIR"
+    )
 
 
 def test_a_url_that_is_not_https_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     err = fails(capsys, "get", "http://a.example/", "--doh", "https://x/dns-query")
-    assert last_line(err) == "ech get: http://a.example/: give an https:// URL"
+    assert last_line(err) == "ech get: error: http://a.example/: give an https:// URL"
 
 
 # library warnings ---------------------------------------------------------------
