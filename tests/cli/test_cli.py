@@ -134,10 +134,41 @@ def test_keygen_makes_an_existing_file_private(
     out = tmp_path / "key.pem"
     out.write_text("old contents\n")
     out.chmod(0o644)
-    result = run_ech(ech_command, "keygen", "--public-name", PUBLIC_NAME, "-o", out)
+    result = run_ech(
+        ech_command, "keygen", "--public-name", PUBLIC_NAME, "-o", out, "--force"
+    )
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert load_ech_key(out).config.raw == config_bytes(result.stdout)[2:]
+
+
+def test_keygen_refuses_to_overwrite_a_key(
+    ech_command: list[str], tmp_path: Path
+) -> None:
+    """The published record would stop matching: only with --force."""
+    out = tmp_path / "key.pem"
+    first = run_ech(ech_command, "keygen", "--public-name", PUBLIC_NAME, "-o", out)
+    assert first.returncode == 0, first.stderr
+    before = out.read_bytes()
+    again = run_ech(ech_command, "keygen", "--public-name", PUBLIC_NAME, "-o", out)
+    assert again.returncode == 2
+    assert again.stdout == ""  # nothing to publish
+    assert "Traceback" not in again.stderr
+    assert str(out) in again.stderr
+    assert "--force" in again.stderr
+    assert out.read_bytes() == before
+
+
+def test_keygen_says_where_the_key_is_and_what_to_publish(
+    ech_command: list[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "key.pem"
+    result = run_ech(ech_command, "keygen", "--public-name", PUBLIC_NAME, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert str(out) in result.stderr
+    assert "publish the ECHConfigList printed on stdout" in result.stderr
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+    ECHConfigList.from_base64(result.stdout)  # stdout is the list alone
 
 
 @pytest.mark.parametrize(
