@@ -21,7 +21,9 @@ def verifies(ca: Path, cert: Path, name: str) -> bool:
     """Whether ``cert`` chains to ``ca`` and is valid for server ``name``."""
     store = Store(x509.load_pem_x509_certificates(ca.read_bytes()))
     try:
-        subject: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
+        subject: x509.DNSName | x509.IPAddress = x509.IPAddress(
+            ipaddress.ip_address(name)
+        )
     except ValueError:
         subject = x509.DNSName(name)
     verifier = PolicyBuilder().store(store).build_server_verifier(subject)
