@@ -86,8 +86,11 @@ def wrap(line: str, width: int = 88, indent: str = "    ") -> str:
     """``line`` as continued (backslash) lines of ``width``, broken before options."""
     chunks: list[str] = []
     for word in line.split(" "):
-        if chunks and (word == "&" or not word.startswith(("-", ">"))):
-            chunks[-1] += " " + word  # values (and "&") stay with their option
+        # Values stay with their option, "--key K" with its "--cert C", and
+        # a redirection or "&" with the command.
+        joins = not word.startswith("-") or word == "--key"
+        if chunks and (joins or word == "&" or word == ">"):
+            chunks[-1] += " " + word
         else:
             chunks.append(word)
     out: list[str] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import stat
 import subprocess
@@ -18,13 +19,16 @@ from typing import Any
 
 import pytest
 
+from ech.cli.certs import next_commands
 from ech.config import ECHConfigList
 from ech.keys import load_ech_key
+from ech.pki import certificate_files
 from tests.cli.conftest import (
     CLIPKI,
     HIDDEN_NAME,
     PUBLIC_NAME,
     STOP_TIMEOUT,
+    shell_lines,
 )
 from tests.harness.serve import (
     ServeProcess,
@@ -488,8 +492,43 @@ def test_demo(how: str) -> None:
     assert HIDDEN_NAME in result.stdout
     assert "all checks passed" in result.stdout
     assert "SOME CHECKS FAILED" not in result.stdout
-    assert "5. ECH over HTTP/3" in result.stdout
-    assert "in the client's datagrams:  no" in result.stdout
+    assert "5. The same over HTTP/3" in result.stdout
+    assert f"checked: {HIDDEN_NAME} appears nowhere in the" in result.stdout
+    assert "bytes the client sent over UDP" in result.stdout
+
+
+def test_demo_explains_itself(ech_command: list[str]) -> None:
+    """ECH in a sentence, seen next to hidden, GREASE in words, what to run next."""
+    result = run_ech(ech_command, "demo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "ECH encrypts the name of the site a client asks for" in out.replace(
+        "\n", " "
+    )
+    # Beside each other, on one line: what the network sees, what it does not.
+    assert "the network sees      hidden from the network" in out
+    seen_hidden = [line.split() for line in out.splitlines() if "(SNI)" in line]
+    assert [words[-2:] for words in seen_hidden] == [
+        [PUBLIC_NAME, HIDDEN_NAME],  # accepted
+        [PUBLIC_NAME, HIDDEN_NAME],  # accepted after the retry
+        [HIDDEN_NAME, "nothing"],  # GREASE
+        [PUBLIC_NAME, HIDDEN_NAME],  # HTTP/3
+    ]
+    accepted = f"ECH accepted: the network saw {PUBLIC_NAME}; {HIDDEN_NAME} stayed"
+    assert out.count(accepted) == 3
+    assert "GREASE: a client with no ECH key for a server sends a decoy" in out
+    assert f"WARNING: {HIDDEN_NAME} was sent in clear (GREASE" in out
+    # No Python in the words: no reprs, no booleans, no identifiers.
+    python = (f"'{HIDDEN_NAME}'", f"'{PUBLIC_NAME}'", "True", "False", "None")
+    for word in (*python, "retry_configs", "ech_status", "ECHConfigList("):
+        assert word not in out, word
+    # It ends with the README's quickstart, however ech was started.
+    tail = shell_lines(out[out.index("Try it") :])[1:]
+    commands = next_commands(certificate_files(Path("quickstart")))
+    expected = ["ech certs quickstart", *commands]
+    assert [shlex.split(line)[1:] for line in tail] == [
+        shlex.split(line)[1:] for line in expected
+    ]
 
 
 # bad command-line input: one clear line, a non-zero exit, never a traceback ----

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ech.cli.certs import QUICKSTART_PORT, next_commands
+from ech.cli.certs import QUICKSTART_PORT, next_commands, wrap
 from ech.pki import certificate_files
 from tests.cli.conftest import HIDDEN_NAME, PUBLIC_NAME, shell_lines
 from tests.harness.serve import (
@@ -52,15 +52,17 @@ def quickstart() -> tuple[str, str]:
 
 
 def test_readme_quickstart_is_what_ech_certs_prints() -> None:
-    """Five commands, in order, with the file names ``ech certs`` writes."""
-    lines = [shlex.split(line, comments=True) for line in shell_lines(quickstart()[0])]
+    """Five commands, in order, as ``ech certs`` (and ``ech demo``) print them."""
+    shell = quickstart()[0]
+    lines = [shlex.split(line, comments=True) for line in shell_lines(shell)]
     assert [argv[:2] for argv in lines] == [
         [PROGRAM, command] for command in ("certs", "keygen", "serve", "connect", "get")
     ]
     directory = Path(lines[0][2])
-    files = certificate_files(directory)
-    printed = [shlex.split(c) for c in next_commands(files, PROGRAM, QUICKSTART_PORT)]
-    assert lines[1:] == printed
+    commands = next_commands(certificate_files(directory), PROGRAM, QUICKSTART_PORT)
+    printed = "\n".join([f"{PROGRAM} certs {directory}", *map(wrap, commands)])
+    readme = "\n".join(re.sub(r"\s+#.*$", "", line) for line in shell.splitlines())
+    assert readme == printed
 
 
 @contextmanager
