@@ -334,7 +334,8 @@ def run() -> int:
             retried = tls.retried
             view = _get(tls)
         leaked = _show(
-            "3. The client connects again, once, with the new key"
+            "3. The client tries the old key again: rejected, it retries once, by"
+            " itself,\n  with the new key"
             + ("" if retried else " (UNEXPECTED: it did not retry)"),
             wire.collect(),
             view,

@@ -43,12 +43,14 @@ def ech_program() -> str:
     otherwise, and ``python -m ech`` when run as a module.
     """
     argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name != "ech":
+        return f"{shlex.quote(sys.executable)} -m ech"
     found = shutil.which("ech")
-    if found is not None and argv0 and os.path.samefile(found, argv0):
-        return "ech"
-    if Path(argv0).name == "ech":
-        return shlex.quote(argv0)
-    return f"{shlex.quote(sys.executable)} -m ech"
+    try:
+        on_path = found is not None and os.path.samefile(found, argv0)
+    except OSError:
+        on_path = False
+    return "ech" if on_path else shlex.quote(argv0)
 
 
 def next_commands(

@@ -97,7 +97,9 @@ def _add_dns_commands(
 
     record = commands.add_parser("dns-record", help="the HTTPS record to publish")
     record.add_argument("name")
-    record.add_argument("--ech-key", action="append", default=[], metavar="KEY.pem")
+    record.add_argument(
+        "--ech-key", action="append", default=[], type=Path, metavar="KEY.pem"
+    )
     record.add_argument(
         "--ech-key-dir",
         action="append",
