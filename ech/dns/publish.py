@@ -46,11 +46,12 @@ DEFAULT_TTL: Final = 300
 One value for both, because the TTL is a promise the key rotation must keep:
 a replaced key stays accept-only at least this long (``ech keygen --rotate
 --retire-after``), or clients holding the old record are rejected. Five
-minutes, not one: many resolvers cache for a minimum time anyway (a shorter
-TTL does not make old records vanish sooner, so retiring keys after it
-would break clients), and the retry_configs of RFC 9849 §6.1.6 already
-repair a stale config in one extra round trip. It is also a common TTL for
-HTTPS records of CDN-hosted names.
+minutes rather than one: some resolvers keep answers longer than a short
+TTL (a configured minimum cache time), so a shorter TTL would not make old
+records vanish sooner, only tempt operators to retire keys too early; and a
+stale config costs one extra round trip, repaired by the retry_configs of
+RFC 9849 §6.1.6. ``ech serve --doh`` builds its answers from the live keys
+on every query, so there the TTL only tells caches how long to keep them.
 """
 
 # What BoringSSL clients (Chrome, curl) accept: X25519 with HKDF-SHA256 and
