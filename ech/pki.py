@@ -263,9 +263,11 @@ def certificate_files(
 ) -> CertificateFiles:
     """The files :func:`write_certificates` writes: ``ca.pem``, ``NAME.pem/.key``.
 
+    A name given twice (or the public name again) counts once.
+
     Raises:
-        ValueError: a name repeats, is not usable as a file name, or its
-            files would be another's (``--name ca`` would be the CA's).
+        ValueError: a name is not usable as a file name, or its files would
+            be another's (``--name ca`` would be the CA's).
     """
     unique = list(dict.fromkeys([public_name, *names]))
     for name in unique:
