@@ -16,7 +16,12 @@ import httpx
 from ech import hpke
 from ech.config import ECHConfig
 from ech.dial import explain_error, hpke_name
-from ech.dns.publish import DEFAULT_ALPN, DEFAULT_TTL, https_record_line, warnings_for
+from ech.dns.publish import (
+    DEFAULT_ALPN,
+    DEFAULT_DNS_TTL,
+    https_record_line,
+    warnings_for,
+)
 from ech.dns.records import ServiceEndpoint
 from ech.dns.resolver import DNSLookupError, DoHResolver
 from ech.errors import ECHRejectedError, TLSError
@@ -245,7 +250,7 @@ def cmd_dns_record(args: argparse.Namespace) -> int:
             configs,
             port=args.port,
             alpn=alpn,
-            ttl=DEFAULT_TTL if args.ttl is None else args.ttl,
+            ttl=DEFAULT_DNS_TTL if args.ttl is None else args.ttl,
             ipv4hint=args.ipv4hint or (),
             ipv6hint=args.ipv6hint or (),
         )

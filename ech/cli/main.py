@@ -113,7 +113,7 @@ def _add_dns_commands(
         "--ttl",
         type=non_negative(int),
         metavar="SECONDS",
-        # ech.dns.publish.DEFAULT_TTL, not imported here: it brings dnspython.
+        # ech.dns.publish.DEFAULT_DNS_TTL, not imported here: it brings dnspython.
         help="the record's TTL, which ech keygen --rotate --retire-after must "
         "cover (default 300, the TTL ech serve --doh answers with)",
     )

@@ -38,10 +38,11 @@ import dns.rrset
 import dns.zone
 
 from ech.config import ECHConfigList
-from ech.dns.publish import DEFAULT_ALPN, DEFAULT_TTL, https_rdata
+from ech.dns.publish import DEFAULT_ALPN, DEFAULT_DNS_TTL, https_rdata
 from ech.dns.records import query_name
 
 __all__ = [
+    "DEFAULT_DNS_TTL",  # defined with the records it is the TTL of (publish)
     "DNS_MESSAGE",
     "MAX_DNS_MESSAGE",
     "Zone",
@@ -77,7 +78,7 @@ class Zone:
         port: The port clients reach the service on.
         alpn: ALPN ids of the service.
         addresses: IPv4/IPv6 addresses of every host.
-        ttl: TTL of every record (:data:`~ech.dns.publish.DEFAULT_TTL`,
+        ttl: TTL of every record (:data:`~ech.dns.publish.DEFAULT_DNS_TTL`,
             as ``ech dns-record``); keep it below the key rotation period.
 
     Raises:
@@ -93,7 +94,7 @@ class Zone:
         port: int = 443,
         alpn: Sequence[str] = DEFAULT_ALPN,
         addresses: Sequence[str] = ("127.0.0.1",),
-        ttl: int = DEFAULT_TTL,
+        ttl: int = DEFAULT_DNS_TTL,
     ) -> None:
         self.origin = dns.name.from_text(origin)
         self.ech_configs = ech_configs

@@ -29,7 +29,7 @@ from ech.dns.records import query_name
 
 __all__ = [
     "DEFAULT_ALPN",
-    "DEFAULT_TTL",
+    "DEFAULT_DNS_TTL",
     "https_rdata",
     "https_record_line",
     "warnings_for",
@@ -40,7 +40,7 @@ svcb = dns.rdtypes.svcbbase
 DEFAULT_ALPN: Final[tuple[str, ...]] = ("h2", "http/1.1")
 """ALPN ids published by default: what ``ech serve`` speaks."""
 
-DEFAULT_TTL: Final = 300
+DEFAULT_DNS_TTL: Final = 300
 """Seconds an HTTPS record may be cached: ``ech dns-record`` and ``ech serve --doh``.
 
 One value for both, because the TTL is a promise the key rotation must keep:
@@ -142,7 +142,7 @@ def https_record_line(
     alpn: Sequence[str] = DEFAULT_ALPN,
     target: str | None = None,
     priority: int = 1,
-    ttl: int = DEFAULT_TTL,
+    ttl: int = DEFAULT_DNS_TTL,
     ipv4hint: Sequence[str] = (),
     ipv6hint: Sequence[str] = (),
 ) -> str:
@@ -166,7 +166,7 @@ def https_record_line(
             §2.5.2), which clients reach by the hints or the origin's address.
         priority: SvcPriority (1 = most preferred).
         ttl: Record TTL in seconds; keep it below the key rotation period
-            (:data:`DEFAULT_TTL`).
+            (:data:`DEFAULT_DNS_TTL`).
         ipv4hint: Optional ``ipv4hint`` addresses.
         ipv6hint: Optional ``ipv6hint`` addresses.
 

@@ -15,7 +15,7 @@ import pytest
 
 from ech.config import ECHConfigList
 from ech.dns.doh_server import DNS_MESSAGE, Zone, answer
-from ech.dns.publish import DEFAULT_TTL, https_record_line
+from ech.dns.publish import DEFAULT_DNS_TTL, https_record_line
 from ech.dns.records import endpoints_from_rrset
 from ech.pki import LOOPBACK_NAMES, TestCA
 from ech.serve.doh import handle_request, serve_zone
@@ -325,7 +325,7 @@ def test_names_without_a_common_suffix_make_a_root_zone() -> None:
     assert zone.origin == dns.name.root
     response = ask(zone, "_8443._https.secret.example.")
     (rrset,) = response.answer
-    assert rrset.ttl == DEFAULT_TTL
+    assert rrset.ttl == DEFAULT_DNS_TTL
     (endpoint,) = endpoints_from_rrset(rrset).endpoints
     assert endpoint.ech == x25519_configs()
     assert endpoint.ipv4hint == ("127.0.0.1",)
@@ -341,6 +341,6 @@ def test_serve_zone_answers_with_the_published_records_ttl() -> None:
     config = ServerConfig(certificates=(ca.issue("www.example.test"),))
     zone = serve_zone(lambda: config, "127.0.0.1", 443)
     (rrset,) = ask(zone, "www.example.test.").answer
-    assert rrset.ttl == DEFAULT_TTL
+    assert rrset.ttl == DEFAULT_DNS_TTL
     line = https_record_line("www.example.test", x25519_configs())
-    assert line.split()[1] == str(DEFAULT_TTL)
+    assert line.split()[1] == str(DEFAULT_DNS_TTL)

@@ -15,7 +15,12 @@ import pytest
 from ech import hpke
 from ech.cli import main
 from ech.config import ECHConfig, ECHConfigList
-from ech.dns.publish import DEFAULT_TTL, https_rdata, https_record_line, warnings_for
+from ech.dns.publish import (
+    DEFAULT_DNS_TTL,
+    https_rdata,
+    https_record_line,
+    warnings_for,
+)
 from ech.dns.records import endpoint_from_rdata
 from ech.keys import generate_ech_key, write_ech_key
 from tests.unit.dnsrecords.dns_fakes import p256_configs, x25519_configs
@@ -261,7 +266,7 @@ def test_dns_record_publishes_what_keygen_rotate_printed(
 
 def test_dns_record_ttl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, _ = dns_record(tmp_path, capsys)
-    assert out.split()[1] == str(DEFAULT_TTL)
+    assert out.split()[1] == str(DEFAULT_DNS_TTL)
     out, _ = dns_record(tmp_path, capsys, "--ttl", "42")
     assert out.split()[1] == "42"
 
@@ -272,7 +277,7 @@ def test_dns_record_help_names_the_shared_default_ttl(
     """The help states the number without importing it (dnspython stays unloaded)."""
     with pytest.raises(SystemExit):
         main(["dns-record", "--help"])
-    assert f"default {DEFAULT_TTL}," in " ".join(capsys.readouterr().out.split())
+    assert f"default {DEFAULT_DNS_TTL}," in " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize("make", ["nothing", "empty-dir", "not-a-key"])
