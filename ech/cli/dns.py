@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -228,7 +229,8 @@ def cmd_dns_record(args: argparse.Namespace) -> int:
             "ech dns-record: give the keys with --ech-key FILE or --ech-key-dir DIR"
         )
     try:
-        keyset = load_keyset(args.ech_key, args.ech_key_dir)
+        # Paths whatever the flag's type gives (a checked file name is a str).
+        keyset = load_keyset([Path(p) for p in args.ech_key], args.ech_key_dir)
     except KeyringError as error:
         raise SystemExit(f"ech dns-record: {error}") from None
     configs = keyset.retry_configs

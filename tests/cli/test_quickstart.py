@@ -112,7 +112,8 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
     (work / ".venv").symlink_to(venv)
     wire = tmp_path / "wire"
     wire.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(WIRETAP), "ECH_WIRETAP": str(wire)}
+    path = os.pathsep.join(filter(None, [str(WIRETAP), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "ECH_WIRETAP": str(wire)}
     server_log = tmp_path / "serve.log"
     outputs: dict[str, str] = {}
     with ending_groups() as groups:
