@@ -37,7 +37,7 @@ from ech.config import ECHConfigList
 from ech.errors import ECHRejectedError
 from ech.http import fetch
 from ech.keys import ECHKey, generate_ech_key
-from ech.pki import TestCA, certificate_files
+from ech.pki import DEFAULT_NAMES, DEFAULT_PUBLIC_NAME, TestCA, certificate_files
 from ech.quic import observe
 from ech.quic.client import open_http3
 from ech.quic.server import HTTP3Server
@@ -51,8 +51,8 @@ from ech.tls.wire import Reader
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-PUBLIC_NAME = "public.example"
-HIDDEN_NAME = "secret.example"
+PUBLIC_NAME = DEFAULT_PUBLIC_NAME
+HIDDEN_NAME = DEFAULT_NAMES[0]  # the names ech certs and the quickstart use
 
 
 class RecordingSocket(socket.socket):
