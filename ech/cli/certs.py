@@ -144,6 +144,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Write DIR/ca.pem (a new CA), and DIR/NAME.pem and "
         "DIR/NAME.key (mode 0600) for the public name and each --name; then "
         "print the commands to try next. For tests and trials only.",
+        epilog="example: ech certs quickstart --name secret.example "
+        "--name other.example",
     )
     certs.add_argument("directory", type=Path, metavar="DIR", help="created if missing")
     certs.add_argument(
