@@ -41,6 +41,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         return _rotate(args)
     if args.keep is not None or args.retire_after is not None:
         raise UsageError("--keep and --retire-after need --rotate DIR")
+    if args.output.exists() and not args.force:
+        # A new key in place of the published one: every client holding the
+        # old HTTPS record is rejected until DNS catches up.
+        raise UsageError(
+            f"-o {args.output} exists; pass --force to replace it (the"
+            " ECHConfigList published for it then stops working), or use"
+            " --rotate DIR to rotate keys without breaking clients"
+        )
     try:
         key = generate_ech_key(
             args.public_name,
@@ -55,6 +63,12 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         reason = (error.strerror or str(error)).lower()
         raise UsageError(f"-o {args.output}: {reason}") from None
     print(ECHConfigList((key.config,)).to_base64())
+    print(
+        f"ech keygen: wrote the ECH private key to {args.output} (mode 0600);"
+        " publish the ECHConfigList printed on stdout (ech dns-record, or give"
+        " it to clients with --ech-config-list)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -142,6 +156,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DIR",
         help="add an advertised key to key directory DIR, demote the others "
         "to accept-only (*.accept.pem); prints the configs to publish",
+    )
+    keygen.add_argument(
+        "--force", action="store_true", help="with -o: replace an existing key file"
     )
     retire = keygen.add_mutually_exclusive_group()
     retire.add_argument(

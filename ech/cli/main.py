@@ -8,10 +8,11 @@ import sys
 import warnings
 from collections.abc import Callable
 from importlib import metadata
+from pathlib import Path
 from typing import cast
 
-from ech.arguments import ca_file, config_list, ech_key_file, port_number
-from ech.cli import connect, demo, diagnose, keygen, serve
+from ech.arguments import ca_file, config_list, ech_key_file, non_negative, port_number
+from ech.cli import certs, connect, demo, diagnose, keygen, serve
 from ech.cli.parser import Parser, UsageError
 from ech.fuzz import add_fuzz_command
 from ech.probe import client as probe_client
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
             dest="command", required=True, metavar="COMMAND", title="commands"
         ),
     )
+    certs.add_parser(commands)
     keygen.add_parser(commands)
     serve.add_parser(commands)
     connect.add_parser(commands)
@@ -210,18 +212,37 @@ def _add_dns_record(
         "dns-record",
         help="the HTTPS record to publish",
         description="Print the HTTPS record (RFC 9460, ech= of RFC 9848) that "
-        "publishes the ECH keys, as a zone-file line.",
-        epilog="example:\n  ech dns-record secret.example --ech-key ech.pem "
-        "--port 8443 --ipv4hint 192.0.2.1",
+        "publishes the ECH keys, as a zone-file line. Give the keys with "
+        "--ech-key or --ech-key-dir (or both).",
+        epilog="examples:\n  ech dns-record secret.example --ech-key ech.pem "
+        "--port 8443 --ipv4hint 192.0.2.1\n  ech dns-record secret.example "
+        "--ech-key-dir keys/ --ttl 300",
     )
     record.add_argument("name", metavar="NAME", help="the host name served with ECH")
     record.add_argument(
         "--ech-key",
         action="append",
-        required=True,
+        default=[],
         type=ech_key_file,
         metavar="KEY.pem",
         help="an ECH key file (ech keygen -o); repeat for several",
+    )
+    record.add_argument(
+        "--ech-key-dir",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="publish the advertised keys of DIR (as ech serve --ech-key-dir "
+        "and ech keygen --rotate use it)",
+    )
+    record.add_argument(
+        "--ttl",
+        type=non_negative(int),
+        metavar="SECONDS",
+        # ech.dns.publish.DEFAULT_DNS_TTL, not imported here: it brings dnspython.
+        help="the record's TTL, which ech keygen --rotate --retire-after must "
+        "cover (default 300, the TTL ech serve --doh answers with)",
     )
     _add_port(record)
     record.add_argument(
