@@ -21,6 +21,7 @@ from ech.serve.workers import (
     listening_sockets,
     reuse_port_balances,
 )
+from tests.server.conftest import ServerPKI
 
 # sockets ---------------------------------------------------------------------------
 
@@ -200,8 +201,8 @@ def test_bad_control_messages() -> None:
 # the flag ---------------------------------------------------------------------------
 
 
-def test_workers_default_is_one_per_cpu() -> None:
-    base = ["serve", "--listen", "127.0.0.1:0", "--cert", "c", "--key", "k"]
+def test_workers_default_is_one_per_cpu(server_pki: ServerPKI) -> None:
+    base = ["serve", "--listen", "127.0.0.1:0", *server_pki.cert_args()[:4]]
     parser = build_parser()
     assert serve_options(parser.parse_args(base)).workers == default_workers()
     assert serve_options(parser.parse_args([*base, "--workers", "3"])).workers == 3
