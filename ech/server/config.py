@@ -107,7 +107,7 @@ class ServerConfig:
         early_data_skip_limit: how much declined 0-RTT data is skipped
             (RFC 8446 §4.2.10) when it exceeds ``max_early_data_size``: a
             client-facing server that rejects ECH passes over early data
-            meant for the hidden name (RFC 9849 §6.1, checklist #46).
+            meant for the hidden name (RFC 9849 §6.1, ECH-46).
         anti_replay: the ClientHello record of RFC 8446 §8.2 shared by all
             connections made with this configuration
             (:class:`~ech.server.anti_replay.AntiReplay`: why recording,
