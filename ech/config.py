@@ -25,7 +25,7 @@ Wire structures (RFC 9849 §4)::
 
 Parsing is structural only (the codec checks what can be encoded); whether a
 client may *use* a config is :meth:`ECHConfig.unsupported_reason`. Every
-config keeps its exact wire bytes in :attr:`ECHConfig.raw`, because the HPKE
+config keeps its exact wire bytes in ``ECHConfig.raw``, because the HPKE
 ``info`` is built from them (RFC 9849 §6.1) and a re-encoding must not
 change a single byte.
 """
@@ -53,6 +53,7 @@ __all__ = [
     "is_valid_public_name",
 ]
 
+#: ECHConfig.version of RFC 9849, equal to the extension's code point (§4).
 ECH_VERSION: Final = 0xFE0D
 """``ECHConfig.version`` for RFC 9849 (equal to the extension code point)."""
 
@@ -206,7 +207,7 @@ class ECHConfig:
         return cls(version, contents, w.getvalue())
 
     def encode(self) -> bytes:
-        """The wire form (:attr:`raw`)."""
+        """The wire form (``raw``)."""
         return self.raw
 
     def _require_contents(self) -> ECHConfigContents:

@@ -38,6 +38,7 @@ __all__ = [
     "write_ech_key",
 ]
 
+#: The (KDF, AEAD) pairs a new key's config lists, in preference order.
 DEFAULT_SUITES: Final[tuple[HpkeSymmetricCipherSuite, ...]] = (
     # The mandatory-to-implement suite first (RFC 9849 §9; ECH-17).
     HpkeSymmetricCipherSuite(hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM),

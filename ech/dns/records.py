@@ -290,7 +290,7 @@ def endpoints_from_rrset(
     * ServiceMode records are sorted by SvcPriority. Records of equal
       priority are shuffled (§2.4.1: "clients SHOULD apply a random shuffle
       within a priority level"), so ties have no stable order.
-    * A record that cannot be used (see :func:`endpoint_from_rdata`) is
+    * A record that cannot be used (see :func:`~ech.dns.records.endpoint_from_rdata`) is
       dropped whole, never half-used, and listed in ``rejected``.
 
     Args:
