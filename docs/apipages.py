@@ -11,11 +11,14 @@ name ends up in the built inventory.
 from __future__ import annotations
 
 import importlib
+import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
+from sphinx.pycode import ModuleAnalyzer
 from sphinx.util import logging
 
 #: (module, what a reader finds there), in reading order.
@@ -74,10 +77,6 @@ def _aliases(module_name: str) -> list[str]:
     autodoc finds a ``#:`` comment only in the module it documents; an alias
     defined in a submodule would otherwise go undocumented.
     """
-    import inspect
-
-    from sphinx.pycode import ModuleAnalyzer
-
     module = importlib.import_module(module_name)
     lines: list[str] = []
     for name in public_names(module_name):
@@ -95,8 +94,6 @@ def _aliases(module_name: str) -> list[str]:
 
 
 def _submodules(module_name: str) -> list[str]:
-    import sys
-
     return sorted(m for m in sys.modules if m.startswith(module_name + "."))
 
 

@@ -48,6 +48,14 @@ suppress_warnings = ["ref.python"]
 exclude_patterns = ["_build", "conformance/*.toml"]
 html_theme = "alabaster"
 html_title = f"ech {release}"
+# The conformance matrix is a wide table: let pages use the window.
+html_theme_options = {
+    "page_width": "95%",
+    "sidebar_width": "220px",
+    "body_max_width": "none",
+}
+html_static_path = ["_static"]
+html_css_files = ["matrix.css"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"

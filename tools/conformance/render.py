@@ -42,6 +42,21 @@ def _cell(lines: Iterable[str]) -> list[str]:
     return [f"| {item}" for item in items] if len(items) > 1 else items
 
 
+def _tests_cell(tests: list[str]) -> list[str]:
+    """Tests grouped by file: ``unit/ech/test_x.py``: ``test_a``, ``test_b``."""
+    if not tests:
+        return ["**gap**"]
+    by_file: dict[str, list[str]] = {}
+    for test in tests:
+        path, _, name = test.partition("::")
+        by_file.setdefault(path.removeprefix("tests/"), []).append(name)
+    lines = [
+        f"``{path}``: " + ", ".join(f"``{name}``" for name in names)
+        for path, names in by_file.items()
+    ]
+    return [f"| {line}" for line in lines] if len(lines) > 1 else lines
+
+
 def _row(cells: list[list[str]]) -> list[str]:
     out: list[str] = []
     for number, cell in enumerate(cells):
@@ -55,6 +70,7 @@ def _table(title: str, widths: str, header: list[str], rows: list[list[str]]) ->
     lines = [
         f".. list-table:: {title}".rstrip(),
         "   :header-rows: 1",
+        "   :width: 100%",
         f"   :widths: {widths}",
         "",
         *_row([[h] for h in header]),
@@ -87,7 +103,7 @@ def _summary(matrix: Matrix) -> str:
 
 def render(matrix: Matrix) -> str:
     """The whole page."""
-    parts = [HEADER, _summary(matrix), "\nGaps\n----\n\n"]
+    parts = [HEADER, "\n", _summary(matrix), "\nGaps\n----\n\n"]
     if matrix.gaps:
         parts.append(
             "Requirements that apply and that no test cites yet:\n\n"
@@ -106,7 +122,7 @@ def render(matrix: Matrix) -> str:
                 [r.level],
                 [r.statement],
                 _cell(r.code),
-                _cell(matrix.tests[r.id]) if matrix.tests[r.id] else ["**gap**"],
+                _tests_cell(matrix.tests[r.id]),
                 _cell(matrix.probes[r.id]),
             ]
         )
@@ -117,7 +133,7 @@ def render(matrix: Matrix) -> str:
         "\nRequirements\n------------\n\n",
         _table(
             "",
-            "6 7 6 27 18 26 10",
+            "8 7 7 23 18 27 10",
             ["Id", "RFC §", "Level", "Requirement", "Code", "Tests", "Probes"],
             rows,
         ),
@@ -129,7 +145,7 @@ def render(matrix: Matrix) -> str:
                 [f"{r.rfc} §{r.section}"],
                 [r.statement],
                 _cell(r.code),
-                _cell(matrix.tests[r.id]),
+                _tests_cell(matrix.tests[r.id]) if matrix.tests[r.id] else ["—"],
             ]
         )
         for r in matrix.requirements
