@@ -41,8 +41,10 @@ extensions = [
 # several names (``ech.ClientConfig``, ``ech.client.ClientConfig`` and the
 # canonical ``ech.client.config.ClientConfig``); an unqualified name in a
 # signature then matches all of them. They are one object, so the warning
-# that "more than one target" matched says nothing; missing targets still
-# fail the build (ref.class, ref.func, ...).
+# that "more than one target" matched says nothing. (The one public short
+# name with two meanings, ``Handler`` in ech.aio and ech.http, resolves
+# within its own module first.) Missing targets still fail the build
+# (ref.class, ref.func, ...).
 suppress_warnings = ["ref.python"]
 
 exclude_patterns = ["_build", "conformance/*.toml"]
