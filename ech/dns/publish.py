@@ -166,7 +166,7 @@ def https_record_line(
             §2.5.2), which clients reach by the hints or the origin's address.
         priority: SvcPriority (1 = most preferred).
         ttl: Record TTL in seconds; keep it below the key rotation period
-            (:data:`DEFAULT_DNS_TTL`).
+            (:data:`~ech.dns.publish.DEFAULT_DNS_TTL`).
         ipv4hint: Optional ``ipv4hint`` addresses.
         ipv6hint: Optional ``ipv6hint`` addresses.
 
