@@ -44,8 +44,8 @@ class ECHQuicConnection(QuicConnection):
 
     Under aioquic's ``serve`` (:class:`ech.quic.server.HTTP3Server`), its
     server makes each server connection and :meth:`adopt` turns it into one
-    of ours; the constructor
-    makes clients, and servers driven by hand (tests, benchmarks).
+    of ours; the constructor makes clients, and servers driven by hand
+    (tests, benchmarks).
 
     ``client_handshake_class`` and ``server_handshake_class`` let a subclass
     (a test, a probe) run a handshake of its own making, as
