@@ -90,5 +90,5 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/workers_load.py
 
 clean:
-	rm -rf $(VENV) build dist docs/_build docs/api *.egg-info .pytest_cache .mypy_cache .ruff_cache interop/go/.build \
-		fuzz/corpus fuzz/artifacts fuzz/logs
+	rm -rf $(VENV) build dist docs/_build docs/api *.egg-info .pytest_cache .mypy_cache \
+		.ruff_cache interop/go/.build fuzz/corpus fuzz/artifacts fuzz/logs
