@@ -59,6 +59,18 @@ html_theme_options = {
 html_static_path = ["_static"]
 html_css_files = ["matrix.css"]
 
+# The examples' hypothesis runs: no example database in the tree, and no
+# deadline or speed health check, which a loaded machine (CI beside other
+# jobs) trips without any fault in the code under test.
+doctest_global_setup = """
+from hypothesis import HealthCheck, settings as _settings
+_settings.register_profile(
+    "docs", deadline=None, database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+_settings.load_profile("docs")
+"""
+
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_default_options = {"members": True, "show-inheritance": True}
