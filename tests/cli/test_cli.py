@@ -495,7 +495,10 @@ def test_demo(how: str) -> None:
     if how == "script":
         command = find_ech_command()
         if command[0] == sys.executable:
-            pytest.skip("no ech console script next to this interpreter")
+            pytest.fail(
+                "no ech console script next to this interpreter: "
+                "install the project with `pip install -e .` (make test does)"
+            )
     else:
         command = [sys.executable, "-m", "ech"]
     result = run_ech(command, "demo")
