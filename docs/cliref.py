@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import textwrap
 
 from ech.cli import build_parser
 
@@ -19,9 +20,20 @@ def _escape(text: str | None) -> str | None:
     return None if text is None else _SPECIAL.sub(r"\\\1", text)
 
 
+def _block(text: str | None) -> str | None:
+    """A description or epilog, for reST.
+
+    Examples and tables (text with line breaks, which ``ech --help`` prints
+    as written) become literal blocks; other text is escaped.
+    """
+    if text is None or "\n" not in text.strip():
+        return _escape(text)
+    return "::\n\n" + textwrap.indent(text.rstrip("\n"), "    ") + "\n"
+
+
 def _escape_parser(parser: argparse.ArgumentParser) -> None:
-    parser.description = _escape(parser.description)
-    parser.epilog = _escape(parser.epilog)
+    parser.description = _block(parser.description)
+    parser.epilog = _block(parser.epilog)
     for action in parser._actions:
         action.help = _escape(action.help)
         if isinstance(action, argparse._SubParsersAction):
