@@ -26,8 +26,10 @@ class ConnectionReport:
         outcome: How it ended: ``completed``, ``handshake_timeout``,
             ``handshake_failed``, ``client_hello_too_large``,
             ``require_ech``, ``peer_alert``, ``peer_closed``,
-            ``idle_timeout``, ``forwarded``, ``backend_unreachable``,
-            ``failed``, ``internal_error`` or ``shutdown``.
+            ``idle_timeout``, ``request_head_timeout`` (no complete HTTP
+            request head in time, :class:`ech.http.ServerOptions`),
+            ``forwarded``, ``backend_unreachable``, ``failed``,
+            ``internal_error`` or ``shutdown``.
         error: What went wrong, if anything.
         ech_status: ECH's outcome, or None when no ClientHello was read.
         outer_server_name, server_name: The outer SNI and the name served.
@@ -69,7 +71,12 @@ class Observer:
     """
 
     def connection_refused(self, peer: str, reason: str) -> None:
-        """A connection was closed on accept: ``over_capacity``/``shutting_down``."""
+        """A connection was closed on accept, for ``reason``.
+
+        ``over_capacity`` (``Limits.max_connections``), ``per_address``
+        (``Limits.per_address``: its address holds its share) or
+        ``shutting_down``.
+        """
 
     def open_connections(self, count: int) -> None:
         """The number of connections being handled changed to ``count``."""
