@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ech.events import ECHStatus, HandshakeComplete
+from ech.events import EarlyDataStatus, ECHStatus, HandshakeComplete
 from ech.server.ech import ECHRejectReason
 from ech.tls.enums import AlertDescription, CipherSuite, NamedGroup
 
@@ -42,6 +42,13 @@ class ConnectionReport:
         ech_reason: Why an offered ECH was not accepted (``ech_status``
             rejected, or a handshake aborted on a malformed inner hello),
             as far as the server can tell; None otherwise.
+        early_data: What became of the client's 0-RTT data (RFC 8446
+            §4.2.10), or None when no ClientHello was read. ``rejected``
+            also on a connection that never completed: a replayed
+            ClientHello is refused its early data (§8) and cannot finish.
+        client_certificate_subject: The subject (RFC 4514) of the
+            certificate the client authenticated with (RFC 8446 §4.4.2),
+            or None.
     """
 
     peer: str
@@ -61,6 +68,8 @@ class ConnectionReport:
     alert_sent: AlertDescription | None
     alert_received: AlertDescription | None
     ech_reason: ECHRejectReason | None = None
+    early_data: EarlyDataStatus | None = None
+    client_certificate_subject: str | None = None
 
 
 class Observer:

@@ -402,6 +402,10 @@ def _report(
         alert_sent=stream.alert_sent,
         alert_received=alert_received,
         ech_reason=connection.ech_reason,
+        early_data=connection.early_data_status if seen_hello else None,
+        client_certificate_subject=(
+            stream.handshake.client_certificate_subject if stream.handshake else None
+        ),
     )
 
 

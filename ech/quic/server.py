@@ -185,6 +185,7 @@ class _Connection(H3ServerProtocol):
         ):
             alert_received = AlertDescription(event.error_code - CRYPTO_ERROR)
         seen_hello = handshake.client_random is not None
+        done = self.connection.handshake_complete_event
         return ConnectionReport(
             peer=self.peer,
             outcome=outcome,
@@ -203,6 +204,10 @@ class _Connection(H3ServerProtocol):
             alert_sent=alert_sent,
             alert_received=alert_received,
             ech_reason=handshake.ech_reason,
+            early_data=handshake.early_data if seen_hello else None,
+            client_certificate_subject=(
+                done.client_certificate_subject if done is not None else None
+            ),
         )
 
     def _outcome(self, event: ConnectionTerminated) -> tuple[str, str | None]:
