@@ -11,9 +11,9 @@ It turns the server's reports into
   names and parameters only, never key material;
 * the Prometheus counters of :mod:`ech.serve.metrics`.
 
-Connections closed on accept (``over_capacity``, ``shutting_down``) are
-counted, logged at DEBUG, and, for capacity, warned about at most every
-10 s.
+Connections closed on accept (``over_capacity``, ``per_address``,
+``shutting_down``) are counted, logged at DEBUG, and, for the two limits,
+warned about at most every 10 s each.
 
 Under ``ech serve --workers N`` both JSON lines also carry ``worker``, the
 index (0 to N-1) of the worker process that served the connection; the
@@ -75,6 +75,8 @@ def log_fields(report: ConnectionReport) -> dict[str, object]:
         ),
         "error": report.error,
         "ech_reason": _name(report.ech_reason),
+        "early_data": _name(report.early_data),
+        "client_certificate_subject": report.client_certificate_subject,
     }
 
 
@@ -93,12 +95,14 @@ class ConnectionLog(Observer):
         metrics: Metrics | None = None,
         *,
         max_connections: int | None = None,
+        per_address: int | None = None,
         worker: int | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.max_connections = max_connections
+        self.per_address = per_address
         self.worker = worker
-        self._capacity_warned = -math.inf
+        self._warned: dict[str, float] = {}
 
     def _with_worker(self, fields: dict[str, object]) -> dict[str, object]:
         if self.worker is not None:
@@ -106,17 +110,26 @@ class ConnectionLog(Observer):
         return fields
 
     def connection_refused(self, peer: str, reason: str) -> None:
-        """Count it; warn, now and then, that the server is full."""
+        """Count it; warn, now and then, that a limit is reached."""
         self.metrics.inc("ech_connection_outcomes_total", outcome=reason)
         log.debug("connection from %s closed: %s", peer, reason)
+        if reason not in ("over_capacity", "per_address"):
+            return
         now = time.monotonic()
-        if reason == "over_capacity" and (
-            now - self._capacity_warned >= _CAPACITY_WARNING_INTERVAL
-        ):
-            self._capacity_warned = now
+        if now - self._warned.get(reason, -math.inf) < _CAPACITY_WARNING_INTERVAL:
+            return
+        self._warned[reason] = now
+        if reason == "over_capacity":
             log.warning(
                 "at --max-connections %s: closing new connections",
                 self.max_connections,
+            )
+        else:
+            log.warning(
+                "%s holds --max-connections-per-address %s: "
+                "closing its new connections",
+                peer.rpartition(":")[0] or peer,
+                self.per_address,
             )
 
     def open_connections(self, count: int) -> None:
@@ -128,7 +141,9 @@ class ConnectionLog(Observer):
     ) -> None:
         """``handshake {json}``, and the handshake time."""
         self.metrics.observe("ech_handshake_seconds", seconds)
-        fields: dict[str, object] = dict(sorted(status_fields(handshake).items()))
+        fields: dict[str, object] = dict(status_fields(handshake))
+        fields["client_certificate_subject"] = handshake.client_certificate_subject
+        fields = dict(sorted(fields.items()))
         log.info("handshake %s", json.dumps(self._with_worker(fields)))
 
     def connection_closed(self, report: ConnectionReport) -> None:
