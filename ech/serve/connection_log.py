@@ -3,19 +3,25 @@
 :class:`ConnectionLog` is the :class:`ech.aio.Observer` of ``ech serve``.
 It turns the server's reports into
 
-* log lines on logger ``ech.serve``: ``handshake {json}`` when a handshake
-  completes (the status-page fields) and ``connection {json}`` when a
-  connection ends (outcome, ECH status and, when an offer was not
-  accepted, the server's reason, outer and inner names, version,
-  suite, group, ALPN, backend, durations, alert sent or received, error);
-  names and parameters only, never key material;
+* one log line per connection on logger ``ech.serve``, ``connection
+  {json}``, when the connection ends: its outcome, ECH status and, when an
+  offer was not accepted, the server's reason, outer and inner names,
+  version, suite, group, ALPN, resumption, 0-RTT, the client
+  certificate's subject, backend, durations, alert sent or received,
+  error; names and parameters only, never key material;
 * the Prometheus counters of :mod:`ech.serve.metrics`.
+
+Earlier versions also logged ``handshake {json}`` when a handshake
+completed, which put every successful connection in the log twice with
+the same fields; the connection line now carries all of them (a failed
+handshake has ``handshake_ms`` null), and the handshake time goes to the
+``ech_handshake_seconds`` histogram only.
 
 Connections closed on accept (``over_capacity``, ``per_address``,
 ``shutting_down``) are counted, logged at DEBUG, and, for the two limits,
 warned about at most every 10 s each.
 
-Under ``ech serve --workers N`` both JSON lines also carry ``worker``, the
+Under ``ech serve --workers N`` the JSON line also carries ``worker``, the
 index (0 to N-1) of the worker process that served the connection; the
 other fields are the same whatever the number of workers.
 """
@@ -31,7 +37,6 @@ from typing import Final
 from ech.aio import ConnectionReport, Observer
 from ech.events import HandshakeComplete
 from ech.serve.metrics import Metrics
-from ech.serve.status_page import status_fields
 from ech.tls.enums import AlertDescription
 
 __all__ = ["ConnectionLog", "log_fields"]
@@ -139,12 +144,8 @@ class ConnectionLog(Observer):
     def handshake_completed(
         self, peer: str, handshake: HandshakeComplete, seconds: float
     ) -> None:
-        """``handshake {json}``, and the handshake time."""
+        """The handshake time (the connection line follows when it ends)."""
         self.metrics.observe("ech_handshake_seconds", seconds)
-        fields: dict[str, object] = dict(status_fields(handshake))
-        fields["client_certificate_subject"] = handshake.client_certificate_subject
-        fields = dict(sorted(fields.items()))
-        log.info("handshake %s", json.dumps(self._with_worker(fields)))
 
     def connection_closed(self, report: ConnectionReport) -> None:
         """``connection {json}``, and the counters."""
