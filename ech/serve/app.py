@@ -63,6 +63,7 @@ from ech.serve.keyring import Keyring, KeyringError, KeySet, warn_if_exposed
 from ech.serve.metrics import Metrics
 from ech.serve.metrics_endpoint import start_metrics_server
 from ech.serve.status_page import status_page
+from ech.serve.summary import print_summary
 from ech.server.anti_replay import AntiReplay
 from ech.server.config import RequireECH, ServerConfig
 from ech.tls.certificates import load_trust_store
@@ -517,11 +518,20 @@ async def serve(
         else None
     )
     say(f"listening on {bound_host}:{bound_port}")
+    metrics_address: tuple[str, int] | None = None
     if metrics_server is not None:
-        metrics_host, metrics_port = metrics_server.sockets[0].getsockname()[:2]
-        say(f"metrics on {metrics_host}:{metrics_port}")
+        metrics_address = metrics_server.sockets[0].getsockname()[:2]
+        say(f"metrics on {metrics_address[0]}:{metrics_address[1]}")
     if service.quic is not None:
         say(f"http3 on {bound_host}:{bound_port}")
+    print_summary(
+        keyring,
+        options.certs,
+        (bound_host, bound_port),
+        http3=service.quic is not None,
+        doh_path=options.doh,
+        metrics=metrics_address,
+    )
     try:
         await stop.wait()
         await stop_service(service, limits.shutdown_timeout, now)

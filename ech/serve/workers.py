@@ -115,6 +115,7 @@ from ech.aio.server import CLOSE_TIMEOUT
 from ech.serve.app import ServeError, ServeOptions, service_keyring
 from ech.serve.metrics import METRICS, Metric, Metrics, Snapshot
 from ech.serve.metrics_endpoint import start_metrics_server
+from ech.serve.summary import print_summary
 from ech.serve.worker import (
     CONTROL_LIMIT,
     WorkerSpec,
@@ -724,11 +725,20 @@ async def supervise(options: ServeOptions, say: Callable[[str], None]) -> None:
         else None
     )
     say(f"listening on {sockets.host}:{sockets.port}")
+    metrics_address: tuple[str, int] | None = None
     if metrics_server is not None:
-        metrics_host, metrics_port = metrics_server.sockets[0].getsockname()[:2]
-        say(f"metrics on {metrics_host}:{metrics_port}")
+        metrics_address = metrics_server.sockets[0].getsockname()[:2]
+        say(f"metrics on {metrics_address[0]}:{metrics_address[1]}")
     if options.http3:
         say(f"http3 on {sockets.host}:{sockets.port}")
+    print_summary(
+        supervisor.keyring,
+        options.certs,
+        (sockets.host, sockets.port),
+        http3=options.http3,
+        doh_path=options.doh,
+        metrics=metrics_address,
+    )
     try:
         await stop.wait()
         await supervisor.stop(now)

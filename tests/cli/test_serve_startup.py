@@ -6,12 +6,14 @@ shorter than the TTL ``ech serve --doh`` answers with.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from tests.cli.tls_files import (
     HIDDEN_NAME,
+    PUBLIC_NAME,
     Files,
     connect_json,
     make_files,
@@ -24,7 +26,45 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     return make_files(tmp_path_factory.mktemp("tls-cli"))
 
 
-# log lines ---------------------------------------------------------------------------
+# startup summary and log lines -------------------------------------------------------
+
+
+def test_startup_summary(files: Files, tmp_path: Path) -> None:
+    """One block on stderr: names and certificates, ECH keys, every address."""
+    args = files.serve_args("--doh", "/dns-query", "--http3")
+    with serve_process(args, tmp_path / "serve.log", metrics=True) as server:
+        server.wait_log("metrics: ")
+        log = server.log()
+    address = f"127.0.0.1:{server.port}"
+    block = log[log.index("ech serve: ready") :].splitlines()[:9]
+    assert block[1].startswith(f"  names:   {PUBLIC_NAME}  (public.pem, expires ")
+    assert block[2].strip().startswith(f"{HIDDEN_NAME}  (hidden.pem, expires ")
+    assert re.search(r", in \d+ days\)$", block[1]), block[1]
+    assert block[3] == "  ECH:     on, 1 key"
+    assert block[4].split() == [
+        *("config_id", "7", "public_name", PUBLIC_NAME),
+        *("KEM", "DHKEM_X25519_HKDF_SHA256", "(0x0020)", "advertised", "ech.pem"),
+    ]
+    assert block[5] == f"  TLS:     {address} (TCP)"
+    assert block[6] == f"  HTTP/3:  {address} (UDP)"
+    assert block[7] == f"  DoH:     https://{address}/dns-query"
+    metrics = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    assert block[8] == f"  metrics: {metrics}"
+    assert log.count("ech serve: ready") == 1
+
+
+def test_startup_summary_without_ech_doh_http3_or_metrics(
+    files: Files, tmp_path: Path
+) -> None:
+    args: list[str | Path] = ["--cert", files.public[0], "--key", files.public[1]]
+    with serve_process(args, tmp_path / "serve.log", workers=2) as server:
+        server.wait_log("metrics: ")
+        log = server.log()
+    assert "  ECH:     off (no --ech-key or --ech-key-dir keys)" in log
+    assert "  HTTP/3:  off (--http3)" in log
+    assert "  DoH:     off (--doh PATH)" in log
+    assert "  metrics: off (--metrics)" in log
+    assert log.count("ech serve: ready") == 1  # the supervisor's, not each worker's
 
 
 @pytest.mark.parametrize("workers", [1, 2])
