@@ -42,6 +42,7 @@ from ech.dns.publish import DEFAULT_ALPN, https_rdata
 from ech.dns.records import query_name
 
 __all__ = [
+    "DEFAULT_DNS_TTL",
     "DNS_MESSAGE",
     "MAX_DNS_MESSAGE",
     "Zone",
@@ -49,6 +50,13 @@ __all__ = [
     "answer_message",
     "cache_max_age",
 ]
+
+#: The TTL, in seconds, of every record ``ech serve --doh`` answers with.
+#: Short, so a key rotation reaches clients soon; a resolver may hold the
+#: old configs this long, which is why a key stays accepted after it is
+#: replaced for at least this long (``ech keygen --retire-after``; RFC 9849
+#: §4.1 and checklist #11: the server keeps older configs clients may hold).
+DEFAULT_DNS_TTL: Final = 60
 
 DNS_MESSAGE: Final = "application/dns-message"
 """The DoH media type (RFC 8484 §6)."""
@@ -92,7 +100,7 @@ class Zone:
         port: int = 443,
         alpn: Sequence[str] = DEFAULT_ALPN,
         addresses: Sequence[str] = ("127.0.0.1",),
-        ttl: int = 60,
+        ttl: int = DEFAULT_DNS_TTL,
     ) -> None:
         self.origin = dns.name.from_text(origin)
         self.ech_configs = ech_configs

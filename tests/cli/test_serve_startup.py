@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ech.serve.doh import DEFAULT_DNS_TTL
 from tests.cli.tls_files import (
     HIDDEN_NAME,
     PUBLIC_NAME,
@@ -18,7 +19,7 @@ from tests.cli.tls_files import (
     connect_json,
     make_files,
 )
-from tests.harness.serve import serve_process
+from tests.harness.serve import run_ech, serve_process
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +90,23 @@ def test_one_log_line_per_connection(
         assert line["server_name"] == HIDDEN_NAME
         assert line["client_certificate_subject"] is None
         assert line["handshake_ms"] is not None
+
+
+# key retirement against the DNS TTL ------------------------------------------------
+
+
+@pytest.mark.parametrize("retire_after", [DEFAULT_DNS_TTL - 1, DEFAULT_DNS_TTL])
+def test_retire_after_shorter_than_the_dns_ttl_is_warned_about_checklist_11(
+    tmp_path: Path, retire_after: int
+) -> None:
+    """Keys must outlive the configs resolvers cache (checklist #11, #86)."""
+    result = run_ech(
+        None, "keygen", "--public-name", PUBLIC_NAME, "--rotate", tmp_path / "keys",
+        "--retire-after", str(retire_after),
+    )  # fmt: skip
+    assert result.returncode == 0, result
+    warned = "warning: --retire-after" in result.stderr
+    assert warned == (retire_after < DEFAULT_DNS_TTL), result.stderr
+    if warned:
+        assert f"({DEFAULT_DNS_TTL} s)" in result.stderr
+        assert f"use --retire-after {DEFAULT_DNS_TTL} or more" in result.stderr
