@@ -17,22 +17,15 @@ from tests.cli.tls_files import (
     PUBLIC_NAME,
     Files,
     connect_json,
-    make_files,
 )
 from tests.harness.serve import run_ech, serve_process
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
-    return make_files(tmp_path_factory.mktemp("tls-cli"))
-
 
 # startup summary and log lines -------------------------------------------------------
 
 
-def test_startup_summary(files: Files, tmp_path: Path) -> None:
+def test_startup_summary(tls_files: Files, tmp_path: Path) -> None:
     """One block on stderr: names and certificates, ECH keys, every address."""
-    args = files.serve_args("--doh", "/dns-query", "--http3")
+    args = tls_files.serve_args("--doh", "/dns-query", "--http3")
     with serve_process(args, tmp_path / "serve.log", metrics=True) as server:
         server.wait_log("metrics: ")
         log = server.log()
@@ -55,9 +48,14 @@ def test_startup_summary(files: Files, tmp_path: Path) -> None:
 
 
 def test_startup_summary_without_ech_doh_http3_or_metrics(
-    files: Files, tmp_path: Path
+    tls_files: Files, tmp_path: Path
 ) -> None:
-    args: list[str | Path] = ["--cert", files.public[0], "--key", files.public[1]]
+    args: list[str | Path] = [
+        "--cert",
+        tls_files.public[0],
+        "--key",
+        tls_files.public[1],
+    ]
     with serve_process(args, tmp_path / "serve.log", workers=2) as server:
         server.wait_log("metrics: ")
         log = server.log()
@@ -70,14 +68,14 @@ def test_startup_summary_without_ech_doh_http3_or_metrics(
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_one_log_line_per_connection(
-    files: Files, tmp_path: Path, workers: int
+    tls_files: Files, tmp_path: Path, workers: int
 ) -> None:
     """Each connection is logged once, when it ends, with every field."""
     with serve_process(
-        files.serve_args(), tmp_path / "serve.log", workers=workers
+        tls_files.serve_args(), tmp_path / "serve.log", workers=workers
     ) as server:
         for _ in range(3):
-            status, _ = connect_json(server, files)
+            status, _ = connect_json(server, tls_files)
             assert status == 0
         lines = server.wait_connections(3)
         log = server.log()

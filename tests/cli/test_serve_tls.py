@@ -23,36 +23,30 @@ from tests.cli.tls_files import (
     HIDDEN_NAME,
     Files,
     connect_json,
-    make_files,
 )
 from tests.harness.serve import ServeProcess, free_port, run_ech, serve_process
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
-    return make_files(tmp_path_factory.mktemp("tls-cli"))
-
-
 @pytest.fixture
-def early_server(files: Files, tmp_path: Path) -> Iterator[ServeProcess]:
+def early_server(tls_files: Files, tmp_path: Path) -> Iterator[ServeProcess]:
     """``ech serve --early-data 16384`` with ECH."""
-    args = files.serve_args("--early-data", "16384")
+    args = tls_files.serve_args("--early-data", "16384")
     with serve_process(args, tmp_path / "serve.log", port=free_port()) as server:
         yield server
 
 
 def early(
-    server: ServeProcess, files: Files, session: Path
+    server: ServeProcess, tls_files: Files, session: Path
 ) -> tuple[int, dict[str, Any]]:
     """``ech connect --session SESSION --early-data``."""
-    return connect_json(server, files, "--session", session, "--early-data")
+    return connect_json(server, tls_files, "--session", session, "--early-data")
 
 
 # 0-RTT ---------------------------------------------------------------------------
 
 
 def test_early_data_with_ech_checklist_46(
-    early_server: ServeProcess, files: Files, tmp_path: Path
+    early_server: ServeProcess, tls_files: Files, tmp_path: Path
 ) -> None:
     """First run saves a ticket (0600); the second resumes and sends GET / as 0-RTT.
 
@@ -61,9 +55,7 @@ def test_early_data_with_ech_checklist_46(
     could skip it).
     """
     session = tmp_path / "session.json"
-    status, first = connect_json(
-        early_server, files, "--session", session, "--early-data"
-    )
+    status, first = early(early_server, tls_files, session)
     assert status == 0, first
     assert (first["ech_status"], first["resumed"]) == ("accepted", False)
     assert first["early_data"] == "not_offered"  # no ticket yet
@@ -73,9 +65,7 @@ def test_early_data_with_ech_checklist_46(
     assert all(t["server_name"] == HIDDEN_NAME for t in saved["tickets"])
     assert all(t["max_early_data_size"] == 16384 for t in saved["tickets"])
 
-    status, second = connect_json(
-        early_server, files, "--session", session, "--early-data"
-    )
+    status, second = early(early_server, tls_files, session)
     assert status == 0, second
     assert (second["ech_status"], second["resumed"]) == ("accepted", True)
     assert second["early_data"] == "accepted"
@@ -88,18 +78,16 @@ def test_early_data_with_ech_checklist_46(
 
 
 def test_early_data_rejected_by_a_server_without_the_ticket_key(
-    early_server: ServeProcess, files: Files, tmp_path: Path
+    early_server: ServeProcess, tls_files: Files, tmp_path: Path
 ) -> None:
     """A ticket another server issued: early data rejected, the request sent again."""
     session = tmp_path / "session.json"
     with serve_process(
-        files.serve_args("--early-data", "16384"), tmp_path / "other.log"
+        tls_files.serve_args("--early-data", "16384"), tmp_path / "other.log"
     ) as other:
-        status, _ = connect_json(other, files, "--session", session)
+        status, _ = connect_json(other, tls_files, "--session", session)
         assert status == 0
-    status, report = connect_json(
-        early_server, files, "--session", session, "--early-data"
-    )
+    status, report = early(early_server, tls_files, session)
     assert status == 0, report
     assert (report["early_data"], report["resumed"]) == ("rejected", False)
     # RFC 8446 §4.2.10: the server skipped the 0-RTT data; the client sent
@@ -109,15 +97,13 @@ def test_early_data_rejected_by_a_server_without_the_ticket_key(
 
 
 def test_a_server_without_early_data_resumes_without_it(
-    files: Files, tmp_path: Path
+    tls_files: Files, tmp_path: Path
 ) -> None:
     """``--early-data 0`` (the default): tickets allow none, the client offers none."""
     session = tmp_path / "session.json"
-    with serve_process(files.serve_args(), tmp_path / "serve.log") as server:
+    with serve_process(tls_files.serve_args(), tmp_path / "serve.log") as server:
         for _ in range(2):
-            status, report = connect_json(
-                server, files, "--session", session, "--early-data"
-            )
+            status, report = early(server, tls_files, session)
             assert status == 0, report
     assert report["resumed"] is True
     assert report["early_data"] == "not_offered"
@@ -125,7 +111,7 @@ def test_a_server_without_early_data_resumes_without_it(
 
 
 def test_session_file_that_is_not_one_is_refused_without_echoing_it(
-    files: Files, tmp_path: Path
+    tls_files: Files, tmp_path: Path
 ) -> None:
     session = tmp_path / "session.json"
     session.write_text('{"psk": "c2VjcmV0"}')
@@ -139,15 +125,15 @@ def test_session_file_that_is_not_one_is_refused_without_echoing_it(
 # client certificates -------------------------------------------------------------
 
 
-def test_client_certificate_required_with_ech(files: Files, tmp_path: Path) -> None:
+def test_client_certificate_required_with_ech(tls_files: Files, tmp_path: Path) -> None:
     """``--require-client-cert``: refused without one, its subject reported with one."""
-    args = files.serve_args("--client-ca", files.ca, "--require-client-cert")
+    args = tls_files.serve_args("--client-ca", tls_files.ca, "--require-client-cert")
     with serve_process(args, tmp_path / "serve.log") as server:
-        status, refused = connect_json(server, files)
+        status, refused = connect_json(server, tls_files)
         assert status != 0
         assert "certificate_required" in refused["error"], refused
-        cert, key = files.client
-        status, report = connect_json(server, files, "--cert", cert, "--key", key)
+        cert, key = tls_files.client
+        status, report = connect_json(server, tls_files, "--cert", cert, "--key", key)
         lines = server.wait_connections(2)
     assert status == 0, report
     # With ECH, CertificateRequest and the client's certificate travel in
@@ -160,14 +146,16 @@ def test_client_certificate_required_with_ech(files: Files, tmp_path: Path) -> N
     assert lines[1]["client_certificate_subject"] == subject
 
 
-def test_client_certificate_optional(files: Files, tmp_path: Path) -> None:
+def test_client_certificate_optional(tls_files: Files, tmp_path: Path) -> None:
     """``--client-ca`` alone: asked for, not required; null when none is sent."""
-    args = files.serve_args("--client-ca", files.ca)
+    args = tls_files.serve_args("--client-ca", tls_files.ca)
     with serve_process(args, tmp_path / "serve.log") as server:
-        status, without = connect_json(server, files)
+        status, without = connect_json(server, tls_files)
         assert status == 0, without
-        cert, key = files.client
-        status, with_cert = connect_json(server, files, "--cert", cert, "--key", key)
+        cert, key = tls_files.client
+        status, with_cert = connect_json(
+            server, tls_files, "--cert", cert, "--key", key
+        )
         assert status == 0, with_cert
     assert without["server_view"]["client_certificate_subject"] is None
     assert with_cert["server_view"]["client_certificate_subject"] == (
@@ -178,28 +166,28 @@ def test_client_certificate_optional(files: Files, tmp_path: Path) -> None:
 # startup checks --------------------------------------------------------------------
 
 
-def test_a_key_that_is_not_the_certificates_is_refused(files: Files) -> None:
+def test_a_key_that_is_not_the_certificates_is_refused(tls_files: Files) -> None:
     result = run_ech(
         None, "serve", "--listen", "127.0.0.1:0", "--workers", "1",
-        "--cert", files.public[0], "--key", files.hidden[1],
+        "--cert", tls_files.public[0], "--key", tls_files.hidden[1],
     )  # fmt: skip
     assert result.returncode == 1
     assert "listening on" not in result.stdout
     (line,) = result.stderr.strip().splitlines()
-    assert str(files.public[0]) in line
-    assert str(files.hidden[1]) in line
+    assert str(tls_files.public[0]) in line
+    assert str(tls_files.hidden[1]) in line
     assert "do not match" in line
 
 
 def test_key_files_others_can_read_are_warned_about(
-    files: Files, tmp_path: Path
+    tls_files: Files, tmp_path: Path
 ) -> None:
     """Warned, not refused (``ech.serve.app`` says why); the warning says the fix."""
     cert, key = tmp_path / "public.pem", tmp_path / "public.key"
-    cert.write_bytes(files.public[0].read_bytes())
-    key.write_bytes(files.public[1].read_bytes())
+    cert.write_bytes(tls_files.public[0].read_bytes())
+    key.write_bytes(tls_files.public[1].read_bytes())
     ech_key = tmp_path / "ech.pem"
-    ech_key.write_bytes(files.ech_key.read_bytes())
+    ech_key.write_bytes(tls_files.ech_key.read_bytes())
     os.chmod(key, 0o640)
     os.chmod(ech_key, 0o644)
     args: list[str | Path] = ["--cert", cert, "--key", key, "--ech-key", ech_key]
@@ -209,13 +197,15 @@ def test_key_files_others_can_read_are_warned_about(
     assert f"ECH key {ech_key} is readable by group and others (mode 0644)" in log
     assert log.count("chmod 600") == 2
     # The 0600 files of the PKI are not warned about.
-    assert str(files.hidden[1]) not in log
+    assert str(tls_files.hidden[1]) not in log
 
 
-def test_an_empty_key_directory_is_warned_about(files: Files, tmp_path: Path) -> None:
+def test_an_empty_key_directory_is_warned_about(
+    tls_files: Files, tmp_path: Path
+) -> None:
     empty = tmp_path / "keys"
     empty.mkdir()
-    args = [*files.serve_args(), "--ech-key-dir", empty]
+    args = [*tls_files.serve_args(), "--ech-key-dir", empty]
     with serve_process(args, tmp_path / "serve.log") as server:
         log = server.log()
     assert f"--ech-key-dir {empty} holds no ECH key files" in log
@@ -281,8 +271,10 @@ def _assert_one_line_error(
     SERVE_BAD_FLAGS,
     ids=[" ".join(a) for a, _, _ in SERVE_BAD_FLAGS],
 )
-def test_bad_serve_flags(files: Files, args: list[str], flag: str, fix: str) -> None:
-    base = ["--cert", str(files.public[0]), "--key", str(files.public[1])]
+def test_bad_serve_flags(
+    tls_files: Files, args: list[str], flag: str, fix: str
+) -> None:
+    base = ["--cert", str(tls_files.public[0]), "--key", str(tls_files.public[1])]
     if "--cert" in args:
         base = []
     result = run_ech(
@@ -291,7 +283,7 @@ def test_bad_serve_flags(files: Files, args: list[str], flag: str, fix: str) -> 
         "--listen",
         "127.0.0.1:0",
         *base,
-        *_files_in(args, files.directory),
+        *_files_in(args, tls_files.directory),
     )
     _assert_one_line_error(result, "serve", flag, fix)
 
@@ -301,10 +293,12 @@ def test_bad_serve_flags(files: Files, args: list[str], flag: str, fix: str) -> 
     CONNECT_BAD_FLAGS,
     ids=[" ".join(a) for a, _, _ in CONNECT_BAD_FLAGS],
 )
-def test_bad_connect_flags(files: Files, args: list[str], flag: str, fix: str) -> None:
+def test_bad_connect_flags(
+    tls_files: Files, args: list[str], flag: str, fix: str
+) -> None:
     # Port 1 on loopback: nothing listens; a flag error must come first.
     result = run_ech(
         None, "connect", "127.0.0.1:1", "--sni", HIDDEN_NAME,
-        *_files_in(args, files.directory),
+        *_files_in(args, tls_files.directory),
     )  # fmt: skip
     _assert_one_line_error(result, "connect", flag, fix)
