@@ -120,7 +120,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the private key of the --cert given in the same place (mode 0600)",
     )
     parser.add_argument(
-        "--ech-key", action="append", default=[], type=ech_key_file, metavar="KEY.pem"
+        "--ech-key",
+        action="append",
+        default=[],
+        type=ech_key_file,
+        metavar="KEY.pem",
+        help="an ECH key file (ech keygen -o), advertised in retry_configs; repeat "
+        "for more",
     )
     parser.add_argument(
         "--backend",
