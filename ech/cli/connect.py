@@ -29,7 +29,7 @@ from ech.arguments import (
     server_name,
     usage_error,
 )
-from ech.blocking import TLSSocket, connect
+from ech.blocking import connect
 from ech.cli.sessions import (
     choose_ticket,
     load_tickets,
@@ -41,7 +41,8 @@ from ech.client.config import ClientConfig
 from ech.dial import explain_error
 from ech.errors import Alert, ECHRejectedError, PeerAlert, TLSError
 from ech.events import EarlyDataStatus, ECHStatus
-from ech.http import Exchange, Response
+from ech.http import Exchange
+from ech.http.client import read_response
 from ech.serve.status_page import status_fields
 from ech.tls.certificates import CertifiedKey
 from ech.tls.session import SessionTicket
@@ -92,12 +93,6 @@ def _client_certificate(args: argparse.Namespace) -> CertifiedKey | None:
         return load_certified_key(args.cert, args.key)
     except ValueError as error:
         usage_error("connect", f"argument --key: {error}")
-
-
-def _read_response(tls: TLSSocket, exchange: Exchange) -> Response:
-    while (response := exchange.receive_data(tls.recv())) is None:
-        pass
-    return response
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
@@ -164,7 +159,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
                 result["retry_configs"] = tls.retry_configs.to_base64()
             if tls.negotiated.early_data is not EarlyDataStatus.ACCEPTED:
                 tls.sendall(request)  # not read as 0-RTT: send it now
-            response = _read_response(tls, exchange)
+            response = read_response(tls, exchange)
             if args.session is not None:
                 kept = updated_tickets(
                     tickets, ticket, tls.session_tickets, time.time()

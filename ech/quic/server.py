@@ -130,7 +130,7 @@ class _Connection(H3ServerProtocol):
             # The first datagram: its address is the client's (RFC 9000 §8.1:
             # not validated yet). Refused before the connection reads it.
             host = str(addr[0]) if isinstance(addr, tuple) and addr else str(addr)
-            self.client = address_key(host.removeprefix("::ffff:"))
+            self.client = address_key(host)
             self.refused = self.service.admit_address(self, self.client)
             if self.refused is not None:
                 self.connection.refuse(_REFUSALS[self.refused])
