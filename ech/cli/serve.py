@@ -45,7 +45,16 @@ def default_workers() -> int:
 
 
 def serve_options(args: argparse.Namespace) -> ServeOptions:
-    """The options the flags ask for (exits with a message for bad limits)."""
+    """The options the flags ask for (exits with a message for bad limits).
+
+    A split-mode backend (``--backend-mode``) is reached through its
+    client-facing servers, so every connection comes from one of a few
+    addresses: there the per-address limit is the whole of
+    ``--max-connections`` unless given.
+    """
+    per_address = args.max_connections_per_address
+    if per_address is None and args.backend_mode:
+        per_address = args.max_connections
     try:
         limits = Limits(
             handshake_timeout=args.handshake_timeout,
@@ -53,7 +62,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
             max_connections=args.max_connections,
             max_client_hello=args.max_client_hello,
             shutdown_timeout=args.shutdown_timeout,
-            max_connections_per_address=args.max_connections_per_address,
+            max_connections_per_address=per_address,
         )
     except ValueError as error:
         raise SystemExit(f"ech serve: {error}") from None
@@ -259,7 +268,8 @@ def _add_service_flags(parser: argparse.ArgumentParser) -> None:
         type=positive(int),
         metavar="N",
         help="close connections from one client address (IPv6: its /64) beyond "
-        "N at once, per worker (default: half of --max-connections)",
+        "N at once, per worker (default: half of --max-connections; all of it "
+        "with --backend-mode)",
     )
     parser.add_argument(
         "--request-head-timeout",

@@ -218,3 +218,19 @@ def test_workers_default_is_one_per_cpu(server_pki: ServerPKI) -> None:
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     expected = len(allowed) if allowed else os.cpu_count()
     assert default_workers() == expected
+
+
+def test_per_address_limit_default(server_pki: ServerPKI) -> None:
+    """Half of --max-connections; all of it on a split-mode backend, whose
+    clients are its few client-facing servers."""
+    base = ["serve", "--listen", "127.0.0.1:0", *server_pki.cert_args()[:4]]
+    base += ["--max-connections", "40"]
+    parser = build_parser()
+
+    def per_address(*args: str) -> int:
+        return serve_options(parser.parse_args([*base, *args])).limits.per_address
+
+    assert per_address() == 20
+    assert per_address("--backend-mode") == 40
+    assert per_address("--backend-mode", "--max-connections-per-address", "5") == 5
+    assert per_address("--max-connections-per-address", "30") == 30
