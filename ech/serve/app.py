@@ -304,7 +304,7 @@ def _raise_file_limit(needed: int) -> None:
 
 
 def audit_key_files(options: ServeOptions) -> None:
-    """Warn about each ``--key`` file others than its owner may read."""
+    """Warn about each ``--key`` file anyone but its owner may read."""
     for path in dict.fromkeys(options.keys):
         warn_if_exposed(path, "TLS key")
 
