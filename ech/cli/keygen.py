@@ -42,6 +42,16 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         raise SystemExit("ech keygen: give -o FILE, or --rotate DIR")
     if args.keep is not None or args.retire_after is not None:
         raise SystemExit("ech keygen: --keep and --retire-after need --rotate")
+    if args.output.exists() and not args.force:
+        # A new key in place of the published one: every client holding the
+        # old HTTPS record is rejected until DNS catches up.
+        print(
+            f"ech keygen: {args.output} exists; pass --force to replace it (the"
+            " ECHConfigList published for it then stops working), or use"
+            " --rotate DIR to rotate keys without breaking clients",
+            file=sys.stderr,
+        )
+        return 2
     try:
         key = generate_ech_key(
             args.public_name,
@@ -53,6 +63,12 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         raise SystemExit(f"ech keygen: {error}") from None
     print(ECHConfigList((key.config,)).to_base64())
+    print(
+        f"ech keygen: wrote the ECH private key to {args.output} (mode 0600);"
+        " publish the ECHConfigList printed on stdout (ech dns-record, or give"
+        " it to clients with --ech-config-list)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -63,14 +79,14 @@ def _warn_short_retirement(retire_after: float | None) -> None:
     record carrying it; a key dropped earlier makes its ECH fail, and the
     client pay a retry (RFC 9849 §4.1, §6.1.6; checklist #11).
     """
-    from ech.dns.doh_server import DEFAULT_DNS_TTL  # dnspython, only when needed
+    from ech.dns.publish import DEFAULT_DNS_TTL  # dnspython, only when needed
 
     if retire_after is not None and retire_after < DEFAULT_DNS_TTL:
         print(
             f"ech keygen: warning: --retire-after {retire_after:g} is shorter than "
-            f"the DNS TTL ech serve --doh answers with ({DEFAULT_DNS_TTL} s): "
-            "clients may still hold a retired key's config; use --retire-after "
-            f"{DEFAULT_DNS_TTL} or more",
+            f"the DNS TTL ech serve --doh and ech dns-record publish "
+            f"({DEFAULT_DNS_TTL} s): clients may still hold a retired key's "
+            f"config; use --retire-after {DEFAULT_DNS_TTL} or more",
             file=sys.stderr,
         )
 
@@ -109,6 +125,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     keygen.add_argument("--config-id", type=int, choices=range(256), metavar="N")
     keygen.add_argument("--max-name-length", type=int, default=0, metavar="N")
     keygen.add_argument("-o", "--output", type=Path)
+    keygen.add_argument(
+        "--force", action="store_true", help="with -o: replace an existing key file"
+    )
     keygen.add_argument(
         "--rotate",
         type=Path,

@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, urlsplit
 from ech.aio import Handler as StreamHandler
 from ech.aio import TLSStream
 from ech.dns.doh_server import (
-    DEFAULT_DNS_TTL,
     DNS_MESSAGE,
     MAX_DNS_MESSAGE,
     Zone,
@@ -40,13 +39,7 @@ from ech.http import (
 from ech.serve.status_page import status_page
 from ech.server.config import ServerConfig
 
-__all__ = [
-    "DEFAULT_DNS_TTL",  # the TTL of our answers, defined with them
-    "doh_app",
-    "doh_handler",
-    "handle_request",
-    "serve_zone",
-]
+__all__ = ["doh_app", "doh_handler", "handle_request", "serve_zone"]
 
 
 def handle_request(

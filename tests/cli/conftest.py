@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,3 +129,9 @@ def server(
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     """:func:`tests.cli.tls_files.make_files` in a fresh directory."""
     return make_files(tmp_path_factory.mktemp("tls-cli"))
+
+
+def shell_lines(text: str) -> list[str]:
+    """Shell command lines: backslash continuations joined, blank lines dropped."""
+    joined = re.sub(r"\\\n\s*", "", text)
+    return [line.strip() for line in joined.splitlines() if line.strip()]

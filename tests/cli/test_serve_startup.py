@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ech.serve.doh import DEFAULT_DNS_TTL
+from ech.dns.publish import DEFAULT_DNS_TTL
 from tests.cli.tls_files import (
     HIDDEN_NAME,
     PUBLIC_NAME,
