@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test system-deps lint typecheck pytest bench clean fuzz fuzz-parsers fuzz-properties \
-	fuzz-long
+.PHONY: demo test system-deps lint typecheck pytest docs bench clean fuzz fuzz-parsers \
+	fuzz-properties fuzz-long
 
 $(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(TEST_STAMP): $(RUN_STAMP)
 demo: $(RUN_STAMP)
 	$(BIN)/ech demo
 
-test: $(TEST_STAMP) system-deps lint typecheck pytest
+test: $(TEST_STAMP) system-deps lint typecheck docs pytest
 
 system-deps:
 	./tools/system-deps
@@ -37,6 +37,15 @@ typecheck: $(TEST_STAMP)
 
 pytest: $(TEST_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+
+# The documentation (docs/): the conformance matrix must be current, the HTML
+# build has no warning and no unresolved reference, and every example in the
+# guides and docstrings runs (Sphinx's doctest builder).
+SPHINX := $(BIN)/sphinx-build -W --keep-going -n -q
+docs: $(TEST_STAMP)
+	$(BIN)/python -m tools.conformance --check
+	$(SPHINX) -b html docs docs/_build/html
+	$(SPHINX) -b doctest docs docs/_build/doctest
 
 # `make fuzz`: every parser harness under atheris for FUZZ_SECONDS each
 # (coverage-guided; the corpus in fuzz/corpus/ grows from run to run), then
@@ -81,5 +90,5 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/workers_load.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache interop/go/.build \
-		fuzz/corpus fuzz/artifacts fuzz/logs
+	rm -rf $(VENV) build dist docs/_build docs/api *.egg-info .pytest_cache .mypy_cache \
+		.ruff_cache interop/go/.build fuzz/corpus fuzz/artifacts fuzz/logs

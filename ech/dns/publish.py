@@ -3,7 +3,7 @@
 :func:`https_record_line` writes one zone-file line (RFC 1035 §5.1) in the
 presentation format of RFC 9460 §2.1 with the ``ech`` SvcParam of RFC 9848
 §3 (standard Base64 of the ECHConfigList with its length prefix, no escape
-sequences; checklist #18). The rdata is built from dnspython's SvcParam
+sequences; ECH-18). The rdata is built from dnspython's SvcParam
 classes and printed by dnspython, so the line parses in BIND 9.18, Unbound
 ``local-data`` and dnspython alike.
 
@@ -55,8 +55,8 @@ on every query, so there the TTL only tells caches how long to keep them.
 """
 
 # What BoringSSL clients (Chrome, curl) accept: X25519 with HKDF-SHA256 and
-# one of its AEADs (BoringSSL ssl/encrypted_client_hello.cc; interop.md
-# lesson 3; ech-checklist.md §4).
+# one of its AEADs (BoringSSL ssl/encrypted_client_hello.cc selects only
+# X25519 configs; its server side requires HKDF-SHA256).
 _BORINGSSL_AEADS: Final = frozenset(
     {hpke.AEAD.AES_128_GCM, hpke.AEAD.AES_256_GCM, hpke.AEAD.CHACHA20_POLY1305}
 )
@@ -166,7 +166,7 @@ def https_record_line(
             §2.5.2), which clients reach by the hints or the origin's address.
         priority: SvcPriority (1 = most preferred).
         ttl: Record TTL in seconds; keep it below the key rotation period
-            (:data:`DEFAULT_DNS_TTL`).
+            (:data:`~ech.dns.publish.DEFAULT_DNS_TTL`).
         ipv4hint: Optional ``ipv4hint`` addresses.
         ipv6hint: Optional ``ipv6hint`` addresses.
 
@@ -204,7 +204,7 @@ def warnings_for(configs: ECHConfigList) -> list[str]:
       :meth:`ech.config.ECHConfig.unsupported_reason`);
     * no config with the mandatory-to-implement KEM and suite,
       DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-128-GCM (RFC 9849 §9;
-      checklist #17);
+      ECH-17);
     * no X25519 config that BoringSSL clients accept: they ignore other
       KEMs and send the real SNI in the clear (interop.md lesson 3);
     * a repeated ``config_id``, which makes servers try several keys.

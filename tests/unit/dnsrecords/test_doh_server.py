@@ -107,6 +107,7 @@ def test_hints_only_for_other_ports_and_by_family() -> None:
     assert "ipv6hint" not in make_zone(443).to_text()
 
 
+@pytest.mark.requirement("ECH-87")
 def test_rotation_shows_at_once() -> None:
     keys = Keys(x25519_configs())
     zone = make_zone(keys=keys)

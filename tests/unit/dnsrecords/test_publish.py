@@ -103,8 +103,9 @@ def test_explicit_target_for_other_port_is_kept() -> None:
     assert line.startswith("_9443._https.a.test. 300 IN HTTPS 1 backend.example.test. ")
 
 
+@pytest.mark.requirement("ECH-18")
 def test_presentation_value_is_plain_base64() -> None:
-    """Checklist #18: standard Base64 of the list, no escape sequences."""
+    """ECH-18: standard Base64 of the list, no escape sequences."""
     configs = x25519_configs()
     line = https_record_line("example.test", configs, alpn=())
     assert f'ech="{configs.to_base64()}"' in line
