@@ -77,7 +77,7 @@ def _warn_short_retirement(retire_after: float | None) -> None:
 
     A client may use a config for as long as a resolver caches the HTTPS
     record carrying it; a key dropped earlier makes its ECH fail, and the
-    client pay a retry (RFC 9849 §4.1, §6.1.6; checklist #11).
+    client pay a retry (RFC 9849 §4.1, §6.1.6; ECH-11).
     """
     from ech.dns.publish import DEFAULT_DNS_TTL  # dnspython, only when needed
 

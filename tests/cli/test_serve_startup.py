@@ -93,11 +93,12 @@ def test_one_log_line_per_connection(
 # key retirement against the DNS TTL ------------------------------------------------
 
 
+@pytest.mark.requirement("ECH-11")
 @pytest.mark.parametrize("retire_after", [DEFAULT_DNS_TTL - 1, DEFAULT_DNS_TTL])
-def test_retire_after_shorter_than_the_dns_ttl_is_warned_about_checklist_11(
+def test_retire_after_shorter_than_the_dns_ttl_is_warned_about(
     tmp_path: Path, retire_after: int
 ) -> None:
-    """Keys must outlive the configs resolvers cache (checklist #11, #86)."""
+    """Keys must outlive the configs resolvers cache (ECH-11)."""
     result = run_ech(
         None, "keygen", "--public-name", PUBLIC_NAME, "--rotate", tmp_path / "keys",
         "--retire-after", str(retire_after),

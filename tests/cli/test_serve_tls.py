@@ -45,14 +45,14 @@ def early(
 # 0-RTT ---------------------------------------------------------------------------
 
 
-def test_early_data_with_ech_checklist_46(
+def test_early_data_with_ech(
     early_server: ServeProcess, tls_files: Files, tmp_path: Path
 ) -> None:
     """First run saves a ticket (0600); the second resumes and sends GET / as 0-RTT.
 
-    With ECH accepted, the early data rides the inner hello's PSK (checklist
-    #46: the outer hello carries early_data too, so a rejecting server
-    could skip it).
+    With ECH accepted, the early data rides the inner hello's PSK; that the
+    outer hello carries early_data too (ECH-46) is the core's, tested in
+    tests/unit/tls/test_early_data.py.
     """
     session = tmp_path / "session.json"
     status, first = early(early_server, tls_files, session)
