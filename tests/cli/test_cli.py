@@ -640,5 +640,5 @@ def test_ca_that_is_not_certificates_is_refused(
     ):
         line = _bad_input(ech_command, *command)
         assert "argument --ca" in line
-        expected = "no such file" if what == "missing" else "no PEM certificate"
+        expected = "No such file" if what == "missing" else "no PEM certificate"
         assert expected in line

@@ -219,7 +219,7 @@ def test_a_missing_certificate_names_the_flag_and_the_file(
         "--key", cli_pki.public_key,
     )  # fmt: skip
     assert last_line(err) == (
-        f"ech serve: error: argument --cert: {missing}: no such file"
+        f"ech serve: error: argument --cert: {missing}: No such file or directory"
     )
 
 
@@ -232,8 +232,9 @@ def test_a_key_that_is_a_certificate_says_so(
     )  # fmt: skip
     line = last_line(err)
     assert line.startswith(f"ech serve: error: argument --key: {cli_pki.public_cert}")
-    assert "no PEM private key" in line
-    assert "is this the certificate?" in line
+    assert "no PEM private key in it; give the PEM private key the certificate" in (
+        line
+    )
 
 
 def test_the_printed_config_list_given_as_ech_key_says_which_file_is_meant(
@@ -244,7 +245,10 @@ def test_the_printed_config_list_given_as_ech_key_says_which_file_is_meant(
     err = fails(capsys, "dns-record", HIDDEN_NAME, "--ech-key", printed)
     line = last_line(err)
     assert line.startswith(f"ech dns-record: error: argument --ech-key: {printed}")
-    assert "the key file is the one ech keygen -o wrote" in line
+    assert line.endswith(
+        "; this looks like the ECHConfigList ech keygen printed: give the key "
+        "file it wrote with -o"
+    )
 
 
 def test_a_config_list_file_without_at_gets_the_hint(

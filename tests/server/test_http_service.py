@@ -47,7 +47,8 @@ def test_handshake_without_request_is_closed_at_the_head_deadline(
                 )
                 started = time.monotonic()
                 assert await stream.recv() == b""  # close_notify, no response
-            assert 0.25 < time.monotonic() - started < 3.0
+            # Not before the deadline; the outcome below says why it closed.
+            assert time.monotonic() - started > 0.25
             await stream.close()
             # A client that asks in time is answered as usual.
             _, page = await fetch(running.port, server_pki.client_config(), PUBLIC_NAME)
@@ -55,10 +56,14 @@ def test_handshake_without_request_is_closed_at_the_head_deadline(
             async with asyncio.timeout(IO_TIMEOUT):
                 while running.service.open_connections:
                     await asyncio.sleep(0.01)
-            outcomes = running.metrics.value(
-                "ech_connection_outcomes_total", outcome="completed"
-            )
-            assert outcomes == 2
+
+            def outcomes(outcome: str) -> float:
+                return running.metrics.value(
+                    "ech_connection_outcomes_total", outcome=outcome
+                )
+
+            # The silent one is reported as such, not as completed.
+            assert (outcomes("request_head_timeout"), outcomes("completed")) == (1, 1)
 
     asyncio.run(main())
 
