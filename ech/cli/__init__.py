@@ -1,18 +1,23 @@
 """The ``ech`` command line: one module per command.
 
 * :mod:`ech.cli.main`: the parser and :func:`main` (the ``ech`` console
-  script is ``ech.cli:main``);
+  script is ``ech.cli:main``), with the exit-status table;
+* :mod:`ech.cli.parser`: the parser class every command shares (no
+  abbreviations, the closest flag or command, defaults in ``--help``);
+* :mod:`ech.cli.outcome`: an outcome in one plain line, and colour;
 * :mod:`ech.cli.keygen`, :mod:`ech.cli.serve`, :mod:`ech.cli.connect`,
   :mod:`ech.cli.demo`, :mod:`ech.cli.diagnose`: a command each, its flags
   beside it;
-* :mod:`ech.cli.dns`: ``dig``, ``get`` and ``dns-record`` (imported only
+* :mod:`ech.cli.dns_flags` and :mod:`ech.cli.dns`: the flags, and the
+  running, of ``dig``, ``get`` and ``dns-record`` (the latter imported only
   when one runs, so other commands never load dnspython or httpx; ``get``
   runs on :mod:`ech.httpx`);
 * :mod:`ech.arguments`: the argument types they share (with the probes
   and the fuzzer).
 
 The flags and the ``--json`` field names are a contract scripts rely on; see
-README.md. Exit status is 0 only when the command did what was asked.
+README.md. Exit status is 0 only when the command did what was asked, 1
+when it failed, 2 when the command line is wrong (``ech --help``).
 """
 
 from __future__ import annotations
