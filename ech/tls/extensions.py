@@ -111,6 +111,16 @@ def decode_server_name(data: bytes) -> str:
 _LDH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
 
+def _may_be_address(name: str) -> bool:
+    """Whether ``ipaddress`` might read ``name`` as an address.
+
+    IPv4 literals are digits and dots, IPv6 ones have a colon. Most names
+    are neither, and a failed ``ipaddress.ip_address`` raises twice (about
+    10 us per hello), so it is tried only on these.
+    """
+    return ":" in name or name.replace(".", "").isdigit()
+
+
 def check_host_name(name: str) -> None:
     """RFC 6066 §3: a HostName is a DNS name, and nothing else.
 
@@ -134,12 +144,13 @@ def check_host_name(name: str) -> None:
         raise IllegalParameter("server_name is empty or longer than 253 bytes")
     if name.endswith("."):
         raise IllegalParameter("server_name has a trailing dot (RFC 6066 §3)")
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        pass
-    else:
-        raise IllegalParameter("server_name is an IP address (RFC 6066 §3)")
+    if _may_be_address(name):
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            pass
+        else:
+            raise IllegalParameter("server_name is an IP address (RFC 6066 §3)")
     for label in name.split("."):
         if not 1 <= len(label) <= 63:
             raise IllegalParameter("server_name has an empty or too long label")
