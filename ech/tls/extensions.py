@@ -18,7 +18,7 @@ from typing import Self
 import idna
 
 from ech.tls.errors import DecodeError, IllegalParameter
-from ech.tls.wire import Reader, Writer, encode_u16_list
+from ech.tls.wire import Reader, Writer, encode_typed_opaques, encode_u16_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +54,7 @@ def read_extensions(r: Reader, *, min_len: int = 0) -> tuple[Extension, ...]:
 
 def write_extensions(w: Writer, extensions: Iterable[Extension]) -> None:
     """Write an extension block."""
-    with w.vector(2):
-        for ext in extensions:
-            w.u16(ext.type)
-            w.opaque(2, ext.data)
+    w.opaque(2, encode_typed_opaques((ext.type, ext.data) for ext in extensions))
 
 
 def check_unique(extensions: Sequence[Extension]) -> None:

@@ -21,7 +21,7 @@ from ech.tls.extensions import (
     read_extensions,
     write_extensions,
 )
-from ech.tls.wire import Reader, Writer, handshake_header
+from ech.tls.wire import Reader, Writer, encode_u16_list, handshake_header
 
 #: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest").
 HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
@@ -120,9 +120,7 @@ class ClientHello(Message):
         w.u16(self.legacy_version)
         w.raw(self.random)
         w.opaque(1, self.legacy_session_id)
-        with w.vector(2):
-            for suite in self.cipher_suites:
-                w.u16(suite)
+        w.raw(encode_u16_list(self.cipher_suites, 2))
         w.opaque(1, self.legacy_compression_methods)
         write_extensions(w, self.extensions)
 

@@ -10,7 +10,7 @@ prefix is our bug and raises ``ValueError``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Literal, TypeVar
 
 from ech.tls.errors import DecodeError
@@ -247,11 +247,31 @@ class Writer:
 
 def encode_u16_list(values: tuple[int, ...] | list[int], prefix: LengthPrefix) -> bytes:
     """Encode a vector of uint16 values, a shape TLS uses everywhere."""
-    w = Writer()
-    with w.vector(prefix):
-        for v in values:
-            w.u16(v)
-    return w.getvalue()
+    try:
+        body = struct.pack(f">{len(values)}H", *values)
+    except struct.error:
+        raise ValueError("a uint16 list value is out of range") from None
+    return encode_opaque(prefix, body)
+
+
+_TYPE_LENGTH = struct.Struct(">HH")
+
+
+def encode_typed_opaques(items: Iterable[tuple[int, bytes]]) -> bytes:
+    """``(uint16 type, opaque data<0..2^16-1>)`` pairs, without the outer length.
+
+    The inverse of :meth:`Reader.typed_opaques`: the shape of every
+    extension block (RFC 8446 §4.2). One ``struct`` call per item, as
+    every handshake message carries such a block.
+    """
+    parts: list[bytes] = []
+    try:
+        for item_type, data in items:
+            parts.append(_TYPE_LENGTH.pack(item_type, len(data)))
+            parts.append(data)
+    except struct.error:
+        raise ValueError("extension type or length out of range") from None
+    return b"".join(parts)
 
 
 class FrameBuffer:
