@@ -108,7 +108,7 @@ def decode_server_name(data: bytes) -> str:
 _LDH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
 
-def _may_be_address(name: str) -> bool:
+def may_be_ip_address(name: str) -> bool:
     """Whether ``ipaddress`` might read ``name`` as an address.
 
     IPv4 literals are digits and dots, IPv6 ones have a colon. Most names
@@ -141,7 +141,7 @@ def check_host_name(name: str) -> None:
         raise IllegalParameter("server_name is empty or longer than 253 bytes")
     if name.endswith("."):
         raise IllegalParameter("server_name has a trailing dot (RFC 6066 §3)")
-    if _may_be_address(name):
+    if may_be_ip_address(name):
         try:
             ipaddress.ip_address(name)
         except ValueError:
