@@ -36,9 +36,16 @@ typecheck: $(TEST_STAMP)
 pytest: $(TEST_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
+# Every script in benchmarks/ (tests/test_benchmarks_run.py checks this list).
+BENCHMARKS := handshake ech_handshake quic_handshake ech_kem ech_keys ech_padding \
+	server_load
+
 bench: $(TEST_STAMP)
-	$(BIN)/python benchmarks/handshake.py
-	$(BIN)/python benchmarks/quic_handshake.py
+	@for name in $(BENCHMARKS); do \
+		echo "== benchmarks/$$name.py"; \
+		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/$$name.py || exit 1; \
+		echo; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache interop/go/.build

@@ -21,6 +21,18 @@ CASES = [
 ]
 
 
+#: Modules of benchmarks/ that are shared helpers, not benchmarks.
+HELPERS = {"timing.py"}
+
+
+def test_every_benchmark_is_smoke_tested_and_run_by_make_bench() -> None:
+    scripts = {p.name for p in BENCHMARKS.glob("*.py")} - HELPERS
+    assert scripts == {c[0] for c in CASES}
+    makefile = (BENCHMARKS.parent / "Makefile").read_text()
+    line = makefile.split("BENCHMARKS :=", 1)[1].split("\n\n", 1)[0]
+    assert set(line.replace("\\", " ").split()) == {s[:-3] for s in scripts}
+
+
 @pytest.mark.parametrize(("script", "args", "header"), CASES, ids=[c[0] for c in CASES])
 def test_benchmark_runs_and_prints_its_table(
     script: str, args: list[str], header: str
