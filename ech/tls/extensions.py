@@ -11,6 +11,7 @@ machine's job, so test harnesses can still build deliberately bad messages.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Self
@@ -49,7 +50,7 @@ class HasExtensions:
 
 def read_extensions(r: Reader, *, min_len: int = 0) -> tuple[Extension, ...]:
     """Read an ``Extension extensions<min_len..2^16-1>`` block."""
-    return tuple(Extension(t, d) for t, d in r.typed_opaques(2, min_len=min_len))
+    return tuple(itertools.starmap(Extension, r.typed_opaques(2, min_len=min_len)))
 
 
 def write_extensions(w: Writer, extensions: Iterable[Extension]) -> None:
