@@ -45,7 +45,7 @@ class HasExtensions:
 
     def has_extension(self, ext_type: int) -> bool:
         """Whether an extension of ``ext_type`` is present."""
-        return any(ext.type == ext_type for ext in self.extensions)
+        return self.extension(ext_type) is not None
 
 
 def read_extensions(r: Reader, *, min_len: int = 0) -> tuple[Extension, ...]:
@@ -64,6 +64,9 @@ def check_unique(extensions: Sequence[Extension]) -> None:
     Raises:
         IllegalParameter: a type appears twice.
     """
+    types = [ext.type for ext in extensions]
+    if len(set(types)) == len(types):
+        return
     seen: set[int] = set()
     for ext in extensions:
         if ext.type in seen:

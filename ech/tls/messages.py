@@ -83,8 +83,12 @@ class Message(HasExtensions):
 
     def with_extension(self, ext: Extension) -> Self:
         """A copy with ``ext`` replacing its namesake in place (or appended)."""
+        return self.with_extensions(replace_extension(self.extensions, ext))
+
+    def with_extensions(self, extensions: tuple[Extension, ...]) -> Self:
+        """A copy with another extension block."""
         return dataclasses.replace(  # type: ignore[type-var]  # subclasses are dataclasses
-            self, extensions=replace_extension(self.extensions, ext)
+            self, extensions=extensions
         )
 
     def without_extension(self, ext_type: int) -> Self:
@@ -115,6 +119,18 @@ class ClientHello(Message):
         compression = r.opaque(1, min_len=1)
         extensions = read_extensions(r, min_len=8)
         return cls(random, session_id, suites, extensions, legacy_version, compression)
+
+    def with_extensions(self, extensions: tuple[Extension, ...]) -> Self:
+        """A copy with another extension block (ClientHelloOuterAAD, §5.2)."""
+        # Built directly: dataclasses.replace costs twice as much, on a hot path.
+        return type(self)(
+            self.random,
+            self.legacy_session_id,
+            self.cipher_suites,
+            extensions,
+            self.legacy_version,
+            self.legacy_compression_methods,
+        )
 
     def _write(self, w: Writer) -> None:
         w.u16(self.legacy_version)

@@ -80,10 +80,14 @@ class Reader:
         self, prefix: LengthPrefix, *, min_len: int = 0, max_len: int | None = None
     ) -> bytes:
         """Read ``opaque x<min_len..max_len>`` with a ``prefix``-byte length."""
-        length = self.uint(prefix)
+        # The most frequent read: length and body taken here, not via uint/raw.
+        data = self._data
+        start = self._take(prefix)
+        length = int.from_bytes(data[start : start + prefix], "big")
         if length < min_len or (max_len is not None and length > max_len):
             raise DecodeError(f"vector length {length} out of range")
-        return self.raw(length)
+        start = self._take(length)
+        return data[start : start + length]
 
     def u16_items(
         self, prefix: LengthPrefix, *, min_len: int = 0, max_len: int | None = None
