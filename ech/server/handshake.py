@@ -1126,6 +1126,8 @@ class ServerHandshake(Handshake):
         )
         self._client_finished_hash = self._transcript.digest()
         self._stage = _Connected(suite)
+        # The HPKE context only ever opens a second ClientHello (§7.1.1).
+        self._ech = None
         cipher_suite = self.cipher_suite
         if cipher_suite is None:
             raise RuntimeError("internal error: no cipher suite")
