@@ -69,8 +69,14 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
 # the reference server -----------------------------------------------------------------
 
 
-def run_ssl_server(cert: str, key: str) -> None:
-    """``--serve-ssl``: the Python ``ssl`` asyncio server; prints its address."""
+def run_ssl_server(
+    cert: str, key: str, *, port: int = 0, reuse_port: bool = False
+) -> None:
+    """``--serve-ssl``: the Python ``ssl`` asyncio server; prints its address.
+
+    ``reuse_port`` lets several of these processes share ``port``
+    (``SO_REUSEPORT``), as ``benchmarks/workers_load.py`` runs them.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.load_cert_chain(cert, key)
@@ -101,10 +107,15 @@ def run_ssl_server(cert: str, key: str) -> None:
 
     async def main() -> None:
         server = await asyncio.start_server(
-            handler, "127.0.0.1", 0, ssl=context, backlog=1024
+            handler,
+            "127.0.0.1",
+            port,
+            ssl=context,
+            backlog=1024,
+            reuse_port=reuse_port or None,
         )
-        port = server.sockets[0].getsockname()[1]
-        print(f"listening on 127.0.0.1:{port}", flush=True)
+        bound = server.sockets[0].getsockname()[1]
+        print(f"listening on 127.0.0.1:{bound}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ech import dial
 from ech.client.config import ClientConfig
@@ -40,6 +41,10 @@ class TLSSocket(EventStream):
     def __init__(self, sock: socket.socket, connection: Connection) -> None:
         super().__init__(connection)
         self.socket = sock
+        # One reader thread and one writer thread may share the connection
+        # (httpcore's HTTP/2 does): the sans-IO state and the order of
+        # records on the wire are kept under one lock, never held in recv.
+        self._lock = threading.RLock()
 
     def _flush(self) -> None:
         data = self.connection.data_to_send()
@@ -48,16 +53,17 @@ class TLSSocket(EventStream):
 
     def _pump(self) -> None:
         data = self.socket.recv(_RECV_SIZE)
-        try:
-            events = self.connection.receive_data(data)
-        except BaseException:
-            # Alerts are queued before receive_data raises: send them, but a
-            # peer that already hung up must not hide the TLS error.
-            with contextlib.suppress(OSError):
-                self._flush()
-            raise
-        self._flush()
-        self._absorb(events)
+        with self._lock:
+            try:
+                events = self.connection.receive_data(data)
+            except BaseException:
+                # Alerts are queued before receive_data raises: send them, but a
+                # peer that already hung up must not hide the TLS error.
+                with contextlib.suppress(OSError):
+                    self._flush()
+                raise
+            self._flush()
+            self._absorb(events)
 
     def do_handshake(self) -> HandshakeComplete:
         """Run the handshake to completion.
@@ -96,8 +102,9 @@ class TLSSocket(EventStream):
 
     def sendall(self, data: bytes) -> None:
         """Send application data."""
-        self.connection.send(data)
-        self._flush()
+        with self._lock:
+            self.connection.send(data)
+            self._flush()
 
     def update_keys(self, *, request_peer: bool = True) -> None:
         """Send a KeyUpdate (RFC 8446 §4.6.3)."""
@@ -131,6 +138,7 @@ def connect(
     ech_configs: ECHConfigList | None = None,
     ech_retry: bool = True,
     resolver: DoHResolver | None = None,
+    require_ech: bool = False,
     timeout: float | None = 30.0,
     socket_factory: SocketFactory = socket.create_connection,
     early_data: bytes | None = None,
@@ -147,7 +155,11 @@ def connect(
     record is looked up first (RFC 9848 §5; nothing is sent before it
     answers): its ECH configs are used, or GREASE when it has none. Without
     a resolver there is no DNS traffic at all. The policy is
-    :mod:`ech.dial`'s, shared with :func:`ech.aio.open_connection`.
+    :mod:`ech.dial`'s, shared with :func:`ech.aio.open_connection`. It
+    refuses to send a ClientHello when every HTTPS record carries ``ech``
+    but none is usable (RFC 9848 §5.1); with ``require_ech`` (strict mode)
+    it connects only with real ECH configs, so the outcome is ECH accepted
+    or an error. ``tls.ech_outcome`` says what became of ECH and why.
 
     ``socket_factory`` opens the TCP connection, as
     ``socket.create_connection((host, port), timeout)`` does by default.
@@ -160,6 +172,8 @@ def connect(
 
     Raises:
         ECHRejectedError: ECH was rejected and not (or no longer) retried.
+        ECHUnavailableError: ECH was promised or required and cannot be
+            offered; nothing was sent.
         DNSLookupError: the resolver failed.
     """
     name = server_name or host
@@ -170,6 +184,7 @@ def connect(
         ech_configs=ech_configs,
         resolver=resolver,
         ech_retry=ech_retry,
+        require_ech=require_ech,
     )
 
     attempts: list[ECHConfigList | None] = []
@@ -185,6 +200,9 @@ def connect(
     return dial.connect_with_retry(plan, once)
 
 
+T = TypeVar("T", bound=TLSSocket)
+
+
 def _handshake(
     sock: socket.socket,
     config: ClientConfig,
@@ -192,7 +210,8 @@ def _handshake(
     session: SessionTicket | None,
     ech_configs: ECHConfigList | None,
     early_data: bytes | None = None,
-) -> TLSSocket:
+    stream_class: type[T] = TLSSocket,  # type: ignore[assignment]  # T's default
+) -> T:
     connection = ClientConnection(
         config,
         server_name,
@@ -200,7 +219,7 @@ def _handshake(
         ech_configs=ech_configs,
         early_data=early_data,
     )
-    tls = TLSSocket(sock, connection)
+    tls = stream_class(sock, connection)
     try:
         connection.start()
         tls.do_handshake()

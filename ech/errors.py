@@ -50,6 +50,7 @@ from ech.tls.errors import (
 
 if TYPE_CHECKING:
     from ech.config import ECHConfigList
+    from ech.events import ECHReason
 
 
 class ECHRequired(Alert):
@@ -62,18 +63,62 @@ class ECHRejectedError(TLSError):
     """The server rejected ECH (RFC 9849 §6.1.6): a normal outcome, not a violation.
 
     ``retry_configs`` is the server's authenticated list, or None. With
-    usable configs, retry once on a new connection with them.
+    usable configs, retry once on a new connection with them. ``retried``
+    is set when this rejection answered that one retry. The message says
+    what happened in words: the server authenticated as ``public_name``
+    (the outer handshake's certificate) and sent N retry configs.
     """
 
     def __init__(self, retry_configs: ECHConfigList | None, public_name: str) -> None:
         super().__init__(f"ECH rejected by {public_name}")
         self.retry_configs = retry_configs
         self.public_name = public_name
+        self.retried = False
 
     @property
     def can_retry(self) -> bool:
         """Whether the retry configs hold one we can use."""
         return self.retry_configs is not None and bool(self.retry_configs.usable())
+
+    def explain(self) -> str:
+        """The rejection in words, for people (logs, ``ech get``, diagnostics)."""
+        configs = self.retry_configs
+        if configs is None:
+            sent = "sent no retry configs (ECH is securely disabled for it)"
+        else:
+            count, usable = len(configs.configs), len(configs.usable())
+            plural = "" if count == 1 else "s"
+            sent = f"sent {count} retry config{plural} ({usable} usable)"
+        text = (
+            f"ECH rejected by {self.public_name}: the server authenticated as "
+            f"{self.public_name} and {sent}"
+        )
+        if self.retried:
+            text += "; rejected again on the one retry"
+        return text
+
+    def __str__(self) -> str:
+        return self.explain()
+
+
+class ECHUnavailableError(TLSError):
+    """ECH cannot be used and must be: nothing was sent (RFC 9848 §5.1).
+
+    Raised before any ClientHello when the HTTPS records all carry ``ech``
+    but none of their configs is usable (SVCB-reliant mode, checklist
+    #105), or in strict mode (``require_ech=True``) whenever the
+    connection would not offer real ECH. Sending a ClientHello anyway
+    would put the real server name in clear.
+
+    Attributes:
+        reason: Why, in one word.
+        detail: Why, in a sentence (which configs, KEMs and suites).
+    """
+
+    def __init__(self, reason: ECHReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
 
 
 __all__ = [
@@ -88,6 +133,7 @@ __all__ = [
     "DecryptError",
     "ECHRejectedError",
     "ECHRequired",
+    "ECHUnavailableError",
     "HandshakeFailure",
     "IllegalParameter",
     "InternalError",

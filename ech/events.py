@@ -42,6 +42,39 @@ class ECHStatus(enum.Enum):
         return self.value
 
 
+class ECHReason(enum.Enum):
+    """Why a client's connection has the ECH outcome it has, in one word.
+
+    :mod:`ech.dial` decides it (with a sentence for people beside it): why
+    ECH was not used (no HTTPS record, a record without ``ech``, no config
+    we support, DoH failed, nothing asked), or what became of an offer.
+    """
+
+    #: The server decrypted ClientHelloInner (RFC 9849 §6.1.4).
+    ACCEPTED = "accepted"
+    #: The first offer was rejected; the retry with the server's
+    #: authenticated retry_configs was accepted (§6.1.6).
+    ACCEPTED_AFTER_RETRY = "accepted_after_retry"
+    #: The server rejected ECH and no (further) retry was possible.
+    REJECTED = "rejected"
+    #: No configs given, no resolver asked, no GREASE: ECH was not wanted.
+    NOT_REQUESTED = "not_requested"
+    #: GREASE was asked for (``ClientConfig.ech_grease``) without configs.
+    GREASE_REQUESTED = "grease_requested"
+    #: The origin has no usable HTTPS record (RFC 9460 §3).
+    NO_HTTPS_RECORD = "no_https_record"
+    #: The HTTPS record has no ``ech`` parameter (RFC 9848 §3).
+    RECORD_WITHOUT_ECH = "record_without_ech"
+    #: ECH configs were offered but none is usable: unknown KEM, suites or
+    #: version, or a mandatory extension we lack (RFC 9849 §6.1, #5-#9).
+    NO_SUPPORTED_CONFIG = "no_supported_config"
+    #: The DoH lookup failed; nothing was sent to the server (RFC 9848 §5.3).
+    DOH_FAILED = "doh_failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True, slots=True)
 class HandshakeComplete(Event):
     """The handshake finished and application data may flow.
@@ -92,6 +125,7 @@ class ECHRejected(Event):
 __all__ = [
     "ConnectionClosed",
     "DataReceived",
+    "ECHReason",
     "ECHRejected",
     "ECHStatus",
     "EarlyDataReceived",

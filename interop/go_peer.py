@@ -47,7 +47,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -261,8 +261,10 @@ class GoServer:
         ech_keys_no_retry: Sequence[PathLike] = (),
         client_ca: PathLike | None = None,
         client_auth: str = "require",
+        http: bool = False,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """Configure (but do not start) the server.
 
@@ -287,8 +289,13 @@ class GoServer:
             client_auth: with ``client_ca``, ``"require"``
                 (RequireAndVerifyClientCert) or ``"request"``
                 (VerifyClientCertIfGiven).
-            extra_args: Further command-line flags.
+            http: Serve HTTP with Go's net/http (h2 or http/1.1 by ALPN,
+                each response Go's view of the connection as JSON) instead
+                of echoing; handshakes are still reported.
+            extra_args: Further command-line flags (``-quiet``: no line per
+                connection, for load tests).
             startup_timeout: Seconds to wait for the ``LISTENING`` line.
+            env: Variables added to the environment (``GOMAXPROCS``, say).
         """
         if not certs:
             raise ValueError("GoServer needs at least one (cert, key) pair")
@@ -311,8 +318,11 @@ class GoServer:
                 "-client-auth",
                 client_auth,
             ]
+        if http:
+            self._args.append("-http")
         self._args += list(extra_args)
         self._startup_timeout = startup_timeout
+        self._env = {**os.environ, **env} if env is not None else None
         self._proc: subprocess.Popen[str] | None = None
         self._threads: list[threading.Thread] = []
         self._cond = threading.Condition()
@@ -343,6 +353,7 @@ class GoServer:
             stderr=subprocess.PIPE,
             text=True,
             bufsize=1,
+            env=self._env,
         )
         assert self._proc.stdout is not None
         assert self._proc.stderr is not None
@@ -403,6 +414,11 @@ class GoServer:
     def address(self) -> tuple[str, int]:
         """The ``(host, port)`` the server listens on."""
         return self.host, self.port
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's id, once started (for CPU accounting)."""
+        return None if self._proc is None else self._proc.pid
 
     @property
     def returncode(self) -> int | None:

@@ -1,7 +1,9 @@
 """Shared pytest configuration: hypothesis profiles and a throwaway PKI.
 
-Hypothesis profiles: ``dev`` (default, fast) and ``ci`` (more examples,
-derandomized), chosen with the ``HYPOTHESIS_PROFILE`` environment variable.
+Hypothesis profiles: ``dev`` (default, fast), ``ci`` (more examples,
+derandomized) and ``long`` (``HYPOTHESIS_LONG_EXAMPLES`` per test, 30,000 by
+default: the million-example codec run of ``make fuzz``), chosen with the
+``HYPOTHESIS_PROFILE`` environment variable.
 """
 
 from __future__ import annotations
@@ -29,7 +31,30 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
+settings.register_profile(
+    "long",
+    max_examples=int(os.environ.get("HYPOTHESIS_LONG_EXAMPLES", "30000")),
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=list(HealthCheck),
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Leave ``slow`` tests out unless ``-m`` names them (``make fuzz`` does).
+
+    Deselected, not skipped: the normal suite stays within its time budget
+    and reports no skips.
+    """
+    if "slow" in (config.option.markexpr or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 @pytest.fixture(scope="session")

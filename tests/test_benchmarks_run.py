@@ -12,12 +12,17 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 CASES = [
     ("handshake.py", ["--count", "3"], "server vs aioquic"),
-    ("ech_handshake.py", ["--count", "3"], "ECH cost (server)"),
+    ("ech_handshake.py", ["--count", "3", "--idle", "3"], "ECH cost (server)"),
     ("quic_handshake.py", ["--count", "2", "--warmup", "1"], "server vs aioquic"),
     ("ech_kem.py", ["--count", "2"], "SetupR+Open"),
     ("ech_keys.py", ["--count", "2"], "trial"),
     ("ech_padding.py", ["--rounds", "1"], "overhead"),
     ("server_load.py", ["--clients", "2", "--duration", "1", "--idle", "5"], "RSS"),
+    (
+        "workers_load.py",
+        ["--runs", "1", "--duration", "0.5", "--warmup", "0.2", "--clients", "2"],
+        "handshakes/s",
+    ),
 ]
 
 

@@ -32,20 +32,31 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     # 2. The sans-IO client and server handshakes and connections.
     ("ech.client", "ech.server"),
-    # 3. DNS: HTTPS records, DoH resolution, zone answers (dnspython).
-    ("ech.dns",),
+    # 3. DNS: HTTPS records, DoH resolution, zone answers (dnspython); and the
+    #    public hypothesis strategies (test tooling). They draw only from the
+    #    codec and the ECH transforms (layers 0-1), but sit above the sans-IO
+    #    core (layer 2) so that no client or server module can come to
+    #    depend on test tooling: the lowest layer where that holds.
+    ("ech.dns", "ech.testing"),
     # 4. Adapters: sockets, asyncio (with the one asyncio server), HTTP.
-    #    The conformance probes sit with them: they drive the sans-IO client
-    #    and server over sockets and aioquic as these adapters do, and look
-    #    configs up over DNS; nothing below may import them.
+    #    The conformance probes and ``ech fuzz`` sit with them: they drive the
+    #    sans-IO client and server over sockets and aioquic as these adapters
+    #    do (the fuzzer with the strategies of layer 3), and look configs up
+    #    over DNS; nothing below may import them.
     (
         "ech.stream",
         "ech.dial",
         "ech.blocking",
+        "ech.context",
         "ech.aio",
         "ech.http",
         "ech.quic",
+        "ech.httpcore_backend",
+        "ech.httpx",
+        "ech.httpx2",
         "ech.probe",
+        "ech.fuzz",
+        "ech.arguments",
     ),
     # 5. ``ech serve``: keys on disk, metrics, status page, DoH app.
     ("ech.serve",),

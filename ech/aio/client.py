@@ -15,7 +15,7 @@ from ech.tls.session import SessionTicket
 if TYPE_CHECKING:
     from ech.dns.resolver import DoHResolver
 
-__all__ = ["open_connection"]
+__all__ = ["open_connection", "start_tls"]
 
 
 async def open_connection(
@@ -28,15 +28,20 @@ async def open_connection(
     ech_configs: ECHConfigList | None = None,
     ech_retry: bool = True,
     resolver: DoHResolver | None = None,
+    require_ech: bool = False,
 ) -> TLSStream:
     """Connect and complete a TLS 1.3 handshake as a client.
 
-    ECH discovery, GREASE and the one retry work as in
-    :func:`ech.blocking.connect` (see :mod:`ech.dial`); with a DoH
-    ``resolver`` the lookup runs in a worker thread before anything is sent.
+    ECH discovery, GREASE, strict mode (``require_ech``) and the one retry
+    work as in :func:`ech.blocking.connect` (see :mod:`ech.dial`); with a
+    DoH ``resolver`` the lookup runs in a worker thread before anything is
+    sent. :func:`open_streams` gives the same connection as an asyncio
+    ``(StreamReader, StreamWriter)`` pair.
 
     Raises:
         ECHRejectedError: ECH was rejected and not (or no longer) retried.
+        ECHUnavailableError: ECH was promised or required and cannot be
+            offered; nothing was sent.
         DNSLookupError: the resolver failed.
     """
     name = server_name or host
@@ -47,6 +52,7 @@ async def open_connection(
         ech_configs=ech_configs,
         resolver=resolver,
         ech_retry=ech_retry,
+        require_ech=require_ech,
     )
 
     async def once(config: ClientConfig, configs: ECHConfigList | None) -> TLSStream:
@@ -64,6 +70,28 @@ async def _open_once(
     ech_configs: ECHConfigList | None,
 ) -> TLSStream:
     reader, writer = await asyncio.open_connection(host, port)
+    return await start_tls(
+        reader, writer, config, server_name, session=session, ech_configs=ech_configs
+    )
+
+
+async def start_tls(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    config: ClientConfig,
+    server_name: str,
+    *,
+    session: SessionTicket | None = None,
+    ech_configs: ECHConfigList | None = None,
+) -> TLSStream:
+    """One client handshake over connected streams, no retry (ech.dial's job).
+
+    The writer is closed if the handshake fails, after the queued alert.
+
+    Raises:
+        ECHRejectedError: the server rejected ECH (this connection is over).
+        Alert, PeerAlert, ConnectionClosedError: the handshake failed.
+    """
     connection = ClientConnection(
         config, server_name, session=session, ech_configs=ech_configs
     )

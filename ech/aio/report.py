@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ech.events import ECHStatus, HandshakeComplete
+from ech.server.ech import ECHRejectReason
 from ech.tls.enums import AlertDescription, CipherSuite, NamedGroup
 
 __all__ = ["ConnectionReport", "Observer"]
@@ -36,6 +37,9 @@ class ConnectionReport:
         handshake_seconds: From accept to a completed handshake, if it was.
         duration_seconds: From accept to close.
         alert_sent, alert_received: The fatal alert, if any.
+        ech_reason: Why an offered ECH was not accepted (``ech_status``
+            rejected, or a handshake aborted on a malformed inner hello),
+            as far as the server can tell; None otherwise.
     """
 
     peer: str
@@ -54,6 +58,7 @@ class ConnectionReport:
     duration_seconds: float
     alert_sent: AlertDescription | None
     alert_received: AlertDescription | None
+    ech_reason: ECHRejectReason | None = None
 
 
 class Observer:

@@ -374,6 +374,7 @@ def _report(
         duration_seconds=time.monotonic() - record.started,
         alert_sent=stream.alert_sent,
         alert_received=alert_received,
+        ech_reason=connection.ech_reason,
     )
 
 

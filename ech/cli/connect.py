@@ -6,9 +6,10 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from ech.arguments import ca_file, config_list, host_port, server_name
 from ech.blocking import connect
-from ech.cli.args import config_list, host_port
 from ech.client.config import ClientConfig
+from ech.dial import explain_error
 from ech.errors import ECHRejectedError, TLSError
 from ech.events import ECHStatus
 from ech.http import fetch
@@ -21,12 +22,18 @@ __all__ = ["add_parser", "cmd_connect"]
 
 
 def _expected_status(args: argparse.Namespace, tls_status: str | None) -> ECHStatus:
-    if args.ech_config_list is not None:
+    if args.ech_config_list is not None or args.require_ech:
         return ECHStatus.ACCEPTED
     if args.doh:  # the record decides: ECH if it has configs, GREASE if not
         grease = tls_status == str(ECHStatus.GREASE)
         return ECHStatus.GREASE if grease else ECHStatus.ACCEPTED
     return ECHStatus.GREASE if args.grease else ECHStatus.NOT_OFFERED
+
+
+def _why(error: BaseException) -> dict[str, str]:
+    """``ech_reason`` and ``ech_detail`` for a failure that was ECH's."""
+    explained = explain_error(error)
+    return explained.fields() if explained is not None else {}
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
@@ -55,9 +62,12 @@ def cmd_connect(args: argparse.Namespace) -> int:
             ech_configs=args.ech_config_list,
             ech_retry=not args.no_retry,
             resolver=resolver,
+            require_ech=args.require_ech,
         ) as tls:
             result.update(status_fields(tls.negotiated))
             result["retried"] = tls.retried
+            if tls.ech_outcome is not None:
+                result.update(tls.ech_outcome.fields())
             if tls.retry_configs is not None:
                 result["retry_configs"] = tls.retry_configs.to_base64()
             response = fetch(tls, "/", host=args.sni)
@@ -74,8 +84,10 @@ def cmd_connect(args: argparse.Namespace) -> int:
         result["outer_server_name"] = rejection.public_name
         if rejection.retry_configs is not None:
             result["retry_configs"] = rejection.retry_configs.to_base64()
+        result.update(_why(rejection))
         result["error"] = str(rejection)
     except (TLSError, OSError) as error:
+        result.update(_why(error))
         result["error"] = f"{type(error).__name__}: {error}"
     finally:
         if resolver is not None:
@@ -95,11 +107,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """``ech connect`` and its flags."""
     conn = commands.add_parser("connect", help="connect, GET /, report")
     conn.add_argument("address", type=host_port, metavar="HOST:PORT")
-    conn.add_argument("--sni", required=True)
+    conn.add_argument("--sni", required=True, type=server_name)
     conn.add_argument("--ech-config-list", type=config_list, metavar="B64|@FILE")
-    conn.add_argument("--ca", metavar="CA.pem")
+    conn.add_argument("--ca", type=ca_file, metavar="CA.pem")
     conn.add_argument("--grease", action="store_true")
     conn.add_argument("--no-retry", action="store_true")
+    conn.add_argument(
+        "--require-ech",
+        action="store_true",
+        help="connect only with ECH: no GREASE, never the name in clear",
+    )
     conn.add_argument("--json", action="store_true")
     conn.add_argument(
         "--doh", metavar="URL", help="look up the ECH configs over DoH (RFC 8484)"

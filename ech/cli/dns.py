@@ -7,23 +7,21 @@ import dnspython and its HTTP stack.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from urllib.parse import urlsplit
 
+import httpx
+
 from ech import hpke
-from ech.blocking import connect
-from ech.client.config import ClientConfig
 from ech.config import ECHConfig, ECHConfigList
-from ech.dial import Plan
-from ech.dns.discovery import discover
+from ech.dial import explain_error, hpke_name
 from ech.dns.publish import DEFAULT_ALPN, https_record_line, warnings_for
 from ech.dns.records import ServiceEndpoint
 from ech.dns.resolver import DNSLookupError, DoHResolver
 from ech.errors import ECHRejectedError, TLSError
-from ech.events import ECHStatus
-from ech.http import Response, fetch
+from ech.events import ECHStatus, HandshakeComplete
+from ech.httpx import ECHTransport
 from ech.keys import load_ech_key
 from ech.serve.status_page import status_fields
 
@@ -35,22 +33,15 @@ def describe_config(config: ECHConfig) -> dict[str, object]:
         return {"version": f"0x{config.version:04x}", "supported": False}
     return {
         "config_id": contents.config_id,
-        "kem": _name(hpke.KEM, contents.kem_id),
+        "kem": hpke_name(hpke.KEM, contents.kem_id),
         "cipher_suites": [
-            f"{_name(hpke.KDF, s.kdf_id)}/{_name(hpke.AEAD, s.aead_id)}"
+            f"{hpke_name(hpke.KDF, s.kdf_id)}/{hpke_name(hpke.AEAD, s.aead_id)}"
             for s in contents.cipher_suites
         ],
         "public_name": contents.public_name.decode("ascii", "replace"),
         "maximum_name_length": contents.maximum_name_length,
         "supported": config.unsupported_reason() is None,
     }
-
-
-def _name(enum: type[hpke.KEM] | type[hpke.KDF] | type[hpke.AEAD], value: int) -> str:
-    try:
-        return enum(value).name
-    except ValueError:
-        return f"0x{value:04x}"
 
 
 def describe_endpoint(endpoint: ServiceEndpoint) -> dict[str, object]:
@@ -113,91 +104,102 @@ def cmd_dig(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plan(args: argparse.Namespace, host: str, port: int) -> tuple[Plan, str, int]:
-    """What to offer and where to connect: from ``--ech-config-list`` or DoH.
+#: ``--json``'s ``http_version`` names (ALPN ids), from httpx's.
+_HTTP_VERSIONS = {"HTTP/1.1": "http/1.1", "HTTP/2": "h2", "HTTP/3": "h3"}
+
+#: Reasons that mean the DNS said "no ECH here": GREASE is then the outcome
+#: asked for, as before (exit status 0).
+_NO_ECH_IN_DNS = ("record_without_ech", "no_https_record")
+
+
+def _transport(args: argparse.Namespace) -> ECHTransport:
+    """The httpx transport ``ech get`` runs on, from its flags.
 
     Raises:
-        SystemExit: neither was given, or DNS failed or gave no address.
+        SystemExit: neither ``--doh`` nor ``--ech-config-list`` was given.
     """
-    alpn = ("h3",) if args.http3 else ("http/1.1",)
-    config = ClientConfig(cafile=args.ca, alpn_protocols=alpn)
-    if args.ech_config_list is not None:
-        # Configs given: no DoH; the address is --address, or the URL's host.
-        return Plan(config, args.ech_config_list), args.address or host, port
-    with open_resolver(args) as resolver:
-        try:
-            found = discover(resolver, host, port)
-        except DNSLookupError as error:
-            raise SystemExit(f"ech get: {error}") from None
-    if not found.addresses and not args.address:
-        raise SystemExit(f"ech get: no address for {host}")
-    address = args.address or found.addresses[0]
-    return Plan.from_discovery(config, found), address, found.port
+    if args.ech_config_list is None and not args.doh:
+        raise SystemExit("ech get: give the DoH resolver with --doh URL")
+    try:
+        return ECHTransport(
+            cafile=args.ca,
+            http2=args.http2,
+            http3=args.http3,
+            # Configs given: no DoH (the address is --address, or the host's).
+            doh=args.doh if args.ech_config_list is None else None,
+            ech_configs=args.ech_config_list,
+            require_ech=args.require_ech,
+            address=args.address,
+        )
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"ech get: {error}") from None
 
 
-def _get_tcp(
-    plan: Plan, address: str, port: int, host: str, target: str
-) -> tuple[dict[str, object], Response]:
-    with connect(address, port, plan.config, host, ech_configs=plan.ech_configs) as tls:
-        outcome: dict[str, object] = {
-            **status_fields(tls.negotiated),
-            "retried": tls.retried,
-            "http_version": "http/1.1",
-        }
-        return outcome, fetch(tls, target, host=host)
+def _connection_fields(response: httpx.Response) -> dict[str, object]:
+    """The ``--json`` fields of the connection a response came on."""
+    extensions = response.extensions
+    handshake = extensions["handshake"]
+    if not isinstance(handshake, HandshakeComplete):
+        raise TypeError("not a response of ech.httpx")
+    return {
+        **status_fields(handshake),
+        "retried": extensions["retried"],
+        "http_version": _HTTP_VERSIONS.get(
+            response.http_version, response.http_version
+        ),
+        "ech_reason": extensions.get("ech_reason"),
+        "ech_detail": extensions.get("ech_detail"),
+    }
 
 
-async def _get_http3(
-    plan: Plan, address: str, port: int, host: str, target: str
-) -> tuple[dict[str, object], Response]:
-    from ech.quic.client import open_http3  # aioquic, only when asked
-
-    async with await open_http3(
-        address, port, plan.config, host, ech_configs=plan.ech_configs
-    ) as h3:
-        outcome: dict[str, object] = {
-            **status_fields(h3.negotiated),
-            "retried": h3.retried,
-            "http_version": "h3",
-        }
-        return outcome, await h3.request("GET", target)
+def _cause(error: BaseException) -> BaseException:
+    """Our error behind an httpx exception (its ``__cause__``), if any."""
+    cause = error.__cause__
+    return cause if isinstance(cause, TLSError | OSError) else error
 
 
 def cmd_get(args: argparse.Namespace) -> int:
     """Connect with ECH (configs from DoH or given), GET the URL; body to stdout.
 
-    Over TCP unless ``--http3``: an HTTPS record with ``alpn=h3`` only says
-    the server also speaks HTTP/3; browsers race or prefer QUIC, we make
-    the transport an explicit choice (UDP is often blocked, and a failed
-    QUIC attempt must never fall back to a cleartext ClientHello).
+    Runs on :class:`ech.httpx.ECHTransport`, as an embedder's httpx would:
+    HTTP/1.1, or HTTP/2 by ALPN with ``--http2``; HTTP/3 with ``--http3``
+    only. An HTTPS record with ``alpn=h3`` only says the server also speaks
+    HTTP/3; browsers race or prefer QUIC, we make the transport an explicit
+    choice (UDP is often blocked, and a failed QUIC attempt must never fall
+    back to a cleartext ClientHello).
     """
     url = urlsplit(args.url)
     if url.scheme != "https" or not url.hostname:
         raise SystemExit("ech get: give an https:// URL")
-    host, port = url.hostname, url.port or 443
-    plan, address, port = _plan(args, host, port)
-    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
-    outcome: dict[str, object] = {
-        "url": args.url,
-        "ech_from_dns": args.ech_config_list is None and plan.ech_configs is not None,
-    }
+    outcome: dict[str, object] = {"url": args.url, "ech_from_dns": False}
     status = 1
     body = b""
     try:
-        if args.http3:
-            got, response = asyncio.run(_get_http3(plan, address, port, host, target))
-        else:
-            got, response = _get_tcp(plan, address, port, host, target)
-        outcome.update(got)
-        body = response.body
-        outcome["http_status"] = response.status_line
-        wanted = ECHStatus.ACCEPTED if plan.ech_configs else ECHStatus.GREASE
-        status = 0 if outcome["ech_status"] == str(wanted) else 1
-    except ECHRejectedError as rejection:
-        # The record promised ECH: no cleartext fallback (RFC 9849 §8.1.1).
-        outcome["ech_status"] = str(ECHStatus.REJECTED)
-        outcome["error"] = str(rejection)
-    except (TLSError, OSError) as error:
+        with httpx.Client(transport=_transport(args), timeout=30.0) as client:
+            response = client.get(args.url)
+        outcome.update(_connection_fields(response))
+        body = response.content
+        outcome["http_status"] = (
+            f"{response.http_version} {response.status_code} {response.reason_phrase}"
+        )
+        reason = str(outcome["ech_reason"])
+        outcome["ech_from_dns"] = args.ech_config_list is None and reason in (
+            "accepted",
+            "accepted_after_retry",
+        )
+        accepted = outcome["ech_status"] == str(ECHStatus.ACCEPTED)
+        grease = outcome["ech_status"] == str(ECHStatus.GREASE)
+        status = 0 if accepted or (grease and reason in _NO_ECH_IN_DNS) else 1
+    except httpx.HTTPError as failure:
+        error = _cause(failure)
+        explained = explain_error(error)
+        if explained is not None:
+            # The record promised ECH: no cleartext fallback (RFC 9849 §8.1.1).
+            outcome["ech_status"] = str(explained.status)
+            outcome.update(explained.fields())
+            outcome["ech_from_dns"] = args.ech_config_list is None and isinstance(
+                error, ECHRejectedError
+            )
         outcome["error"] = f"{type(error).__name__}: {error}"
     if args.json:
         outcome["body"] = body.decode("utf-8", "replace")

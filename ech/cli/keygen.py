@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ech import hpke
-from ech.cli.args import non_negative
+from ech.arguments import non_negative
 from ech.config import ECHConfigList
 from ech.keys import generate_ech_key, write_ech_key
 from ech.serve.keyring import KeyringError, rotate

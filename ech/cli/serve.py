@@ -7,13 +7,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
 
 from ech.aio import Limits
-from ech.cli.args import backend, host_port, non_negative, positive
+from ech.arguments import backend, listen_address, non_negative, positive
 from ech.serve.app import ServeError, ServeOptions, serve
 
-__all__ = ["add_parser", "cmd_serve", "serve_options"]
+__all__ = ["add_parser", "cmd_serve", "default_workers", "serve_options"]
+
+
+def default_workers() -> int:
+    """``--workers``' default: the CPUs this process may run on.
+
+    ``os.cpu_count()``, narrowed to the CPUs the process is allowed
+    (``taskset``, a container's cpuset) where the system says, as Python
+    3.13's ``os.process_cpu_count()`` does. A CPU quota (``docker
+    --cpus``) is not seen: give ``--workers`` there.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def serve_options(args: argparse.Namespace) -> ServeOptions:
@@ -43,6 +58,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         backends=dict(args.backend),
         backend_mode=args.backend_mode,
         http3=args.http3,
+        workers=args.workers if args.workers is not None else default_workers(),
     )
 
 
@@ -58,7 +74,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``ech serve`` and its flags."""
     parser = commands.add_parser("serve", help="run a client-facing server")
-    parser.add_argument("--listen", required=True, type=host_port, metavar="HOST:PORT")
+    parser.add_argument(
+        "--listen", required=True, type=listen_address, metavar="HOST:PORT"
+    )
     parser.add_argument("--cert", action="append", required=True, default=[])
     parser.add_argument("--key", action="append", required=True, default=[])
     parser.add_argument("--ech-key", action="append", default=[], metavar="KEY.pem")
@@ -91,6 +109,13 @@ def _add_service_flags(parser: argparse.ArgumentParser) -> None:
     """Keys, limits, logs and shutdown of ``ech serve``."""
     defaults = Limits()
     parser.add_argument(
+        "--workers",
+        type=positive(int),
+        metavar="N",
+        help="serve with N processes on the port (default: one per CPU; "
+        "1: this process only); limits apply to each",
+    )
+    parser.add_argument(
         "--ech-key-dir",
         action="append",
         default=[],
@@ -120,7 +145,7 @@ def _add_service_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metrics",
-        type=host_port,
+        type=listen_address,
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics",
     )
@@ -143,7 +168,7 @@ def _add_service_flags(parser: argparse.ArgumentParser) -> None:
         type=positive(int),
         default=defaults.max_connections,
         metavar="N",
-        help="close connections beyond N at once (default %(default)d)",
+        help="close connections beyond N at once, per worker (default %(default)d)",
     )
     parser.add_argument(
         "--max-client-hello",

@@ -275,6 +275,9 @@ class ClientHandshake(Handshake):
             self.ech_status = ECHStatus.GREASE  # checklist #7, #34
         #: The server's retry_configs after a rejection, once authenticated.
         self.retry_configs: ECHConfigList | None = None
+        #: The server's certificate chain (DER, leaf first), once checked;
+        #: what ``ssl.SSLSocket.getpeercert`` reports.
+        self.peer_certificates: tuple[bytes, ...] = ()
 
     @property
     def session(self) -> SessionTicket | None:
@@ -930,6 +933,7 @@ class ClientHandshake(Handshake):
         except (ValueError, UnsupportedAlgorithm):
             raise BadCertificate("certificate public key does not parse") from None
         stage.peer_certificate = leaf
+        self.peer_certificates = tuple(chain)
         self._transcript.add(raw)
         stage.expect = ClientState.WAIT_CV
 

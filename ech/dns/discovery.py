@@ -2,9 +2,11 @@
 
 One function, :func:`discover`, that the client API and the ``ech`` command
 share: resolve the HTTPS record over DoH before any ClientHello (#107), take
-the ECH configs of the most preferred endpoint, and say whether the record
-promised ECH (SVCB-reliant mode, #105), in which case the client must never
-fall back to a cleartext ClientHello.
+the most preferred endpoint whose ECH configs we can use (else the most
+preferred one), and say whether the record promised ECH (SVCB-reliant
+mode, #105), in which case the client must never fall back to a cleartext
+ClientHello: :func:`ech.dial.plan` refuses to connect when no endpoint's
+configs are usable.
 """
 
 from __future__ import annotations
@@ -42,6 +44,21 @@ class Discovery:
         return self.resolution.svcb_reliant
 
 
+def choose_endpoint(
+    endpoints: tuple[ServiceEndpoint, ...],
+) -> ServiceEndpoint | None:
+    """The most preferred endpoint whose ECH configs we can use, else the first.
+
+    RFC 9460 §3 has clients try endpoints in priority order; skipping ahead
+    to one with usable ECH keeps the name hidden where the list allows it
+    (RFC 9848 §8 advises publishers to prefer ``ech`` records anyway).
+    """
+    for endpoint in endpoints:
+        if endpoint.ech is not None and endpoint.ech.usable():
+            return endpoint
+    return endpoints[0] if endpoints else None
+
+
 def discover(resolver: DoHResolver, host: str, port: int = 443) -> Discovery:
     """Resolve ``https://host:port`` (RFC 9460 §3, RFC 9848 §5).
 
@@ -49,7 +66,7 @@ def discover(resolver: DoHResolver, host: str, port: int = 443) -> Discovery:
         DNSLookupError: the resolver could not be asked or answered an error.
     """
     resolution = resolver.resolve_https(host, port)
-    endpoint = resolution.endpoints[0] if resolution.endpoints else None
+    endpoint = choose_endpoint(resolution.endpoints)
     if endpoint is not None:
         addresses = tuple(resolver.addresses_for(endpoint))
         if not addresses and endpoint.target.startswith(f"_{port}._https."):

@@ -203,6 +203,11 @@ class H3ClientProtocol(QuicConnectionProtocol):
         """Our handshake's outcome (ECH status, names), once complete."""
         return _handshake(self._quic)
 
+    @property
+    def closed_reason(self) -> str | None:
+        """Why the connection closed, once it has; requests then fail."""
+        return self._closed_reason
+
     async def request(
         self, request: Request, authority: str, *, scheme: str = "https"
     ) -> Response:

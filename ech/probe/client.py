@@ -31,12 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from ech.arguments import listen_address
 from ech.config import ECHConfigList
 from ech.errors import Alert, ConnectionClosedError
 from ech.events import ECHStatus, HandshakeComplete
 from ech.extension import parse_client_hello_extension
 from ech.keys import ECHKey, generate_ech_key, load_ech_key
-from ech.probe.args import host_port
 from ech.probe.report import CheckInfo, CheckResult, Report, Result
 from ech.server.config import ServerConfig
 from ech.server.connection import ServerConnection
@@ -890,7 +890,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "probe-client",
         help="a misbehaving ECH server that tests a client against RFC 9849",
     )
-    probe.add_argument("--listen", type=host_port, required=True, metavar="HOST:PORT")
+    probe.add_argument(
+        "--listen", type=listen_address, required=True, metavar="HOST:PORT"
+    )
     probe.add_argument("--cert", action="append", required=True, default=[])
     probe.add_argument("--key", action="append", required=True, default=[])
     probe.add_argument(

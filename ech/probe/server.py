@@ -13,9 +13,9 @@ import argparse
 import json
 import sys
 
+from ech.arguments import ca_file, config_list, host_port, server_name
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
-from ech.probe.args import config_list, host_port
 from ech.probe.attempt import Target
 from ech.probe.report import Report
 from ech.probe.server_checks import ServerProbe, run_checks
@@ -113,7 +113,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     probe.add_argument("address", type=host_port, metavar="HOST:PORT")
     probe.add_argument(
-        "--sni", required=True, help="the name the server serves behind ECH"
+        "--sni",
+        required=True,
+        type=server_name,
+        help="the name the server serves behind ECH",
     )
     probe.add_argument(
         "--ech-config-list",
@@ -124,7 +127,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     probe.add_argument(
         "--doh", metavar="URL", help="look the configs up over DoH (RFC 8484)"
     )
-    probe.add_argument("--ca", metavar="CA.pem", help="CA to verify the server with")
+    probe.add_argument(
+        "--ca", type=ca_file, metavar="CA.pem", help="CA to verify the server with"
+    )
     probe.add_argument(
         "--quic", action="store_true", help="probe over QUIC (RFC 9001), ALPN h3"
     )

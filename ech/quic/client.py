@@ -25,7 +25,7 @@ from aioquic.quic.configuration import QuicConfiguration
 
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
-from ech.dial import connect_with_retry_async, plan_async
+from ech.dial import Plan, connect_with_retry_async, plan_async
 from ech.errors import ECHRejectedError, PeerAlert
 from ech.events import HandshakeComplete
 from ech.http.http3 import H3ClientProtocol
@@ -36,6 +36,7 @@ from ech.tls.quic import CRYPTO_ERROR
 from ech.tls.session import SessionTicket
 
 if TYPE_CHECKING:
+    from ech.dial import ECHOutcome
     from ech.dns.resolver import DoHResolver
 
 __all__ = ["HTTP3Connection", "connect", "open_http3", "quic_configuration"]
@@ -170,6 +171,7 @@ class HTTP3Connection:
             outer names, suite, group, ALPN.
         retried: whether this is the one retry after an ECH rejection, and
             ``retry_configs`` the configs it used.
+        ech_outcome: ECH's outcome and the reason for it (ech.dial's).
         authority: what ``:authority`` names (the inner server name).
     """
 
@@ -183,6 +185,7 @@ class HTTP3Connection:
         self.authority = authority
         self.retried = False
         self.retry_configs: ECHConfigList | None = None
+        self.ech_outcome: ECHOutcome | None = None
 
     async def request(
         self,
@@ -196,6 +199,11 @@ class HTTP3Connection:
         return await self._protocol.request(
             Request(method, target, headers, body), self.authority
         )
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the connection is over (a pool then opens a new one)."""
+        return self._protocol.closed_reason is not None
 
     async def close(self) -> None:
         """Close the QUIC connection (CONNECTION_CLOSE with NO_ERROR)."""
@@ -222,16 +230,23 @@ async def open_http3(
     ech_configs: ECHConfigList | None = None,
     resolver: DoHResolver | None = None,
     ech_retry: bool = True,
+    require_ech: bool = False,
     session: SessionTicket | None = None,
     timeout: float | None = 30.0,
+    plan: Plan | None = None,
 ) -> HTTP3Connection:
     """Connect over QUIC, complete our handshake, speak HTTP/3.
 
     ``config`` must offer ALPN ``h3`` (RFC 9114 §3.1); discovery, GREASE and
-    the one retry are :mod:`ech.dial`'s.
+    the one retry are :mod:`ech.dial`'s, and so is ``require_ech`` (strict
+    mode: real ECH or nothing). A caller that made the :class:`~ech.dial.Plan`
+    itself (to learn the addresses, as :mod:`ech.httpx` does) passes it as
+    ``plan``; the other ECH arguments are then unused.
 
     Raises:
         ECHRejectedError: ECH was rejected and not (or no longer) retried.
+        ECHUnavailableError: ECH was promised or required and cannot be
+            offered; nothing was sent.
         DNSLookupError: the resolver failed; nothing was sent.
         PeerAlert: the server aborted the handshake.
         ConnectionError: the handshake failed otherwise.
@@ -240,13 +255,14 @@ async def open_http3(
     if "h3" not in config.alpn_protocols:
         raise ValueError("HTTP/3 needs ALPN h3 in ClientConfig.alpn_protocols")
     name = server_name or host
-    plan = await plan_async(
+    plan = plan or await plan_async(
         config,
         name,
         port,
         ech_configs=ech_configs,
         resolver=resolver,
         ech_retry=ech_retry,
+        require_ech=require_ech,
     )
 
     async def once(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -181,6 +182,7 @@ class _Connection(H3ServerProtocol):
             duration_seconds=time.monotonic() - self.started,
             alert_sent=alert_sent,
             alert_received=alert_received,
+            ech_reason=handshake.ech_reason,
         )
 
     def _outcome(self, event: ConnectionTerminated) -> tuple[str, str | None]:
@@ -273,16 +275,31 @@ class HTTP3Server:
             self._connections.discard(connection)
             self.observer.open_connections(len(self._connections))
 
-    async def start(self, host: str, port: int) -> QuicServer:
-        """Listen for QUIC on UDP ``host``:``port``."""
+    async def start(
+        self, host: str, port: int, *, sock: socket.socket | None = None
+    ) -> QuicServer:
+        """Listen for QUIC on UDP ``host``:``port``, or on the bound UDP ``sock``.
+
+        ``sock`` is how ``ech serve --workers`` gives each worker process
+        its own socket of an ``SO_REUSEPORT`` group (``host`` and ``port``
+        are then only what it is bound to).
+        """
         settings = quic_configuration(self.current_config(), self.limits)
 
         def protocol(quic: QuicConnection, **kwargs: Any) -> _Connection:  # noqa: ANN401 - aioquic's
             return _Connection(quic, service=self, **kwargs)
 
-        self.server = await aioquic_serve(
-            host, port, configuration=settings, create_protocol=protocol
-        )
+        if sock is None:
+            self.server = await aioquic_serve(
+                host, port, configuration=settings, create_protocol=protocol
+            )
+        else:
+            # What aioquic's serve() does, on a socket bound elsewhere.
+            loop = asyncio.get_running_loop()
+            _, self.server = await loop.create_datagram_endpoint(
+                lambda: QuicServer(configuration=settings, create_protocol=protocol),
+                sock=sock,
+            )
         return self.server
 
     @property

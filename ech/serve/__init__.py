@@ -2,6 +2,9 @@
 
 * :mod:`ech.serve.app`: the running command: options, keys, server,
   metrics endpoint, signals and graceful shutdown.
+* :mod:`ech.serve.workers`: ``--workers N``: the supervisor of N worker
+  processes on one port (sockets, restarts, orders, summed metrics);
+  :mod:`ech.serve.worker`: one worker process and its control channel.
 * :mod:`ech.serve.keyring`: ECH key files and directories, live rotation.
 * :mod:`ech.serve.connection_log`: the server's observer: one log line per
   connection, and the metrics.

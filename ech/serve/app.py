@@ -15,6 +15,12 @@ the flags asked for, see :mod:`ech.cli.serve`):
 * signals: SIGTERM or SIGINT stop listening, let open connections finish
   within ``--shutdown-timeout`` (10 s), then close the rest; a second
   signal closes them at once. ``ech serve`` exits 0.
+
+That is one process (``--workers 1``). With ``--workers N`` (N > 1) this
+process becomes the supervisor of N worker processes, each running the
+same pieces on its own socket of the port (:mod:`ech.serve.workers`);
+:func:`start_service` and :func:`stop_service` are what a worker and the
+single process share.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ import logging
 import resource
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ech.aio import Limits, Server, TLSStream
 from ech.http import ConnectionInfo, Request, Response, serve_http
@@ -43,7 +50,16 @@ from ech.serve.status_page import status_page
 from ech.server.config import RequireECH, ServerConfig
 from ech.tls.certificates import CertifiedKey
 
-__all__ = ["ServeError", "ServeOptions", "base_config", "serve"]
+__all__ = [
+    "ServeError",
+    "ServeOptions",
+    "Service",
+    "base_config",
+    "serve",
+    "service_keyring",
+    "start_service",
+    "stop_service",
+]
 
 log = logging.getLogger("ech.serve")
 
@@ -72,6 +88,12 @@ class ServeOptions:
         backends: split mode: inner names relayed to ``(host, port)``.
         backend_mode: run as a split-mode backend (``ech_backend``).
         http3: also serve HTTP/3 over QUIC on UDP at the same address.
+        workers: processes serving the port (1: this one, as always; more:
+            a supervisor and that many workers, see
+            :mod:`ech.serve.workers`). ``limits`` apply to each worker.
+
+    Raises:
+        ValueError: ``workers`` is below 1.
     """
 
     listen: tuple[str, int]
@@ -88,6 +110,73 @@ class ServeOptions:
     backends: dict[str, tuple[str, int]] = field(default_factory=dict)
     backend_mode: bool = False
     http3: bool = False
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+
+    def to_json(self) -> dict[str, Any]:
+        """These options as plain JSON values, for a worker process.
+
+        JSON rather than pickle: a worker then reads data, never code, from
+        its control channel, and a field this forgets fails the round-trip
+        test instead of travelling silently.
+        """
+        return {
+            "listen": list(self.listen),
+            "certs": [str(p) for p in self.certs],
+            "keys": [str(p) for p in self.keys],
+            "ech_keys": [str(p) for p in self.ech_keys],
+            "ech_key_dirs": [str(p) for p in self.ech_key_dirs],
+            "key_poll": self.key_poll,
+            "trial_decryption": self.trial_decryption,
+            "doh": self.doh,
+            "require_ech": (
+                list(self.require_ech) if self.require_ech is not None else None
+            ),
+            "metrics": list(self.metrics) if self.metrics is not None else None,
+            "limits": dataclasses.asdict(self.limits),
+            "backends": {name: list(a) for name, a in self.backends.items()},
+            "backend_mode": self.backend_mode,
+            "http3": self.http3,
+            "workers": self.workers,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ServeOptions:
+        """The options :meth:`to_json` wrote.
+
+        Raises:
+            ValueError: ``data`` is not what :meth:`to_json` writes.
+        """
+        try:
+            require_ech = data["require_ech"]
+            metrics = data["metrics"]
+            return cls(
+                listen=(str(data["listen"][0]), int(data["listen"][1])),
+                certs=tuple(Path(p) for p in data["certs"]),
+                keys=tuple(Path(p) for p in data["keys"]),
+                ech_keys=tuple(Path(p) for p in data["ech_keys"]),
+                ech_key_dirs=tuple(Path(p) for p in data["ech_key_dirs"]),
+                key_poll=float(data["key_poll"]),
+                trial_decryption=bool(data["trial_decryption"]),
+                doh=data["doh"],
+                require_ech=(tuple(require_ech) if require_ech is not None else None),
+                metrics=(
+                    (str(metrics[0]), int(metrics[1])) if metrics is not None else None
+                ),
+                limits=Limits(**data["limits"]),
+                backends={
+                    str(name): (str(a[0]), int(a[1]))
+                    for name, a in data["backends"].items()
+                },
+                backend_mode=bool(data["backend_mode"]),
+                http3=bool(data["http3"]),
+                workers=int(data["workers"]),
+            )
+        except (KeyError, IndexError, TypeError, AttributeError) as error:
+            raise ValueError(f"bad serve options: {error!r}") from None
 
 
 def base_config(options: ServeOptions) -> ServerConfig:
@@ -144,8 +233,19 @@ def _raise_file_limit(needed: int) -> None:
                 )
 
 
-def _keyring(options: ServeOptions, metrics: Metrics) -> Keyring:
+def service_keyring(
+    options: ServeOptions,
+    metrics: Metrics,
+    *,
+    on_new_keys: Callable[[], None] | None = None,
+) -> Keyring:
     """The keys, with their gauges and reload counter kept up to date.
+
+    Args:
+        options: where the certificates and keys are.
+        metrics: gets ``ech_keys`` and ``ech_key_reloads_total``.
+        on_new_keys: called after each successful reload (the supervisor
+            of ``--workers`` tells its workers to reload then).
 
     Raises:
         ServeError: the certificates or keys cannot be loaded.
@@ -160,6 +260,8 @@ def _keyring(options: ServeOptions, metrics: Metrics) -> Keyring:
         count(keyset)
         if result == "ok":
             _check_public_names(keyring.config)
+            if on_new_keys is not None:
+                on_new_keys()
 
     base = base_config(options)
     try:
@@ -175,41 +277,65 @@ def _keyring(options: ServeOptions, metrics: Metrics) -> Keyring:
     return keyring
 
 
-async def serve(
-    options: ServeOptions, *, announce: Callable[[str], None] | None = None
-) -> None:
-    """Run ``ech serve`` until SIGTERM or SIGINT, then shut down gracefully.
+@dataclass
+class Service:
+    """What one serving process runs: the TCP server and, with ``--http3``, QUIC.
 
-    ``announce`` gets ``listening on HOST:PORT`` (then ``metrics on
-    HOST:PORT``) once connections are accepted; by default it prints them.
+    Attributes:
+        server: the TLS server on TCP.
+        quic: the HTTP/3 server on UDP, or None.
+        host, port: the address listened on.
+    """
+
+    server: Server
+    quic: HTTP3Server | None
+    host: str
+    port: int
+
+
+async def start_service(
+    options: ServeOptions,
+    keyring: Keyring,
+    observer: ConnectionLog,
+    listener: socket.socket,
+    *,
+    udp: socket.socket | None = None,
+    quic: bool = True,
+) -> Service:
+    """Serve TLS on the listening ``listener`` and, with ``--http3``, QUIC.
+
+    Args:
+        options: what to serve (the handler, limits, ``--http3``).
+        keyring: the config provider, read once per connection.
+        observer: the log and metrics of every connection.
+        listener: a bound, listening TCP socket; closed on error.
+        udp: a bound UDP socket for QUIC (a worker's); None binds one at
+            the listener's address.
+        quic: whether this process serves QUIC when ``options.http3``
+            asks for it. A worker without a UDP socket of its own (where
+            there is no ``SO_REUSEPORT``) still advertises HTTP/3 in
+            ``Alt-Svc``: another worker serves it.
 
     Raises:
-        ServeError: the configuration or the listening socket fails.
+        ServeError: the UDP socket cannot be bound.
     """
-    say = announce or (lambda line: print(line, flush=True))
-    metrics = Metrics()
-    keyring = _keyring(options, metrics)
     limits = options.limits
     _raise_file_limit(limits.max_connections + 64)
-    host, port = options.listen
-    try:
-        listener = socket.create_server((host, port), backlog=512)
-    except OSError as error:
-        raise ServeError(f"cannot listen on {host}:{port}: {error}") from None
     bound_host, bound_port = listener.getsockname()[:2]
     handler = _http_handler(options, keyring, bound_host, bound_port)
-    observer = ConnectionLog(metrics, max_connections=limits.max_connections)
-    quic: HTTP3Server | None = None
-    if options.http3:
+    quic_server: HTTP3Server | None = None
+    if options.http3 and quic:
         # The same port on UDP, the same keys, handler, limits and log.
-        quic = HTTP3Server(keyring, handler, limits=limits, observer=observer)
+        quic_server = HTTP3Server(keyring, handler, limits=limits, observer=observer)
         try:
-            await quic.start(bound_host, bound_port)
+            await quic_server.start(bound_host, bound_port, sock=udp)
         except OSError as error:
             listener.close()
+            host = options.listen[0]
             raise ServeError(
                 f"cannot listen on UDP {host}:{bound_port}: {error}"
             ) from None
+    if options.http3:
         handler = _with_alt_svc(handler, bound_port)
 
     async def app(stream: TLSStream) -> None:
@@ -217,12 +343,60 @@ async def serve(
 
     server = Server(keyring, app, limits=limits, observer=observer)
     await server.start(sock=listener)
+    return Service(server, quic_server, bound_host, bound_port)
+
+
+async def stop_service(service: Service, timeout: float, now: asyncio.Event) -> None:
+    """Graceful shutdown: stop listening, let connections finish, close the rest.
+
+    TCP first, QUIC refusing new connections meanwhile, then QUIC; ``now``
+    (a second signal) stops the waiting.
+    """
+    log.info("shutting down")
+    quic = service.quic
+    if quic is not None:
+        quic.closing = True  # refuse new QUIC connections while TCP drains
+    await _shutdown(service.server, timeout, now)
+    if quic is not None:
+        await quic.shutdown(0 if now.is_set() else timeout, now=now)
+
+
+async def serve(
+    options: ServeOptions, *, announce: Callable[[str], None] | None = None
+) -> None:
+    """Run ``ech serve`` until SIGTERM or SIGINT, then shut down gracefully.
+
+    ``announce`` gets ``listening on HOST:PORT`` (then ``metrics on
+    HOST:PORT``) once connections are accepted; by default it prints them.
+    With ``options.workers`` above 1 this process supervises that many
+    workers (:func:`ech.serve.workers.supervise`).
+
+    Raises:
+        ServeError: the configuration or the listening socket fails.
+    """
+    say = announce or (lambda line: print(line, flush=True))
+    if options.workers > 1:
+        from ech.serve.workers import supervise
+
+        await supervise(options, say)
+        return
+    metrics = Metrics()
+    keyring = service_keyring(options, metrics)
+    limits = options.limits
+    host, port = options.listen
+    try:
+        listener = socket.create_server((host, port), backlog=512)
+    except OSError as error:
+        raise ServeError(f"cannot listen on {host}:{port}: {error}") from None
+    observer = ConnectionLog(metrics, max_connections=limits.max_connections)
+    service = await start_service(options, keyring, observer, listener)
+    bound_host, bound_port = service.host, service.port
     metrics_server: asyncio.Server | None = None
     if options.metrics is not None:
         try:
             metrics_server = await start_metrics_server(metrics, *options.metrics)
         except OSError as error:
-            await server.shutdown(0)
+            await service.server.shutdown(0)
             raise ServeError(f"cannot serve metrics: {error}") from None
 
     stop = asyncio.Event()
@@ -250,16 +424,11 @@ async def serve(
     if metrics_server is not None:
         metrics_host, metrics_port = metrics_server.sockets[0].getsockname()[:2]
         say(f"metrics on {metrics_host}:{metrics_port}")
-    if quic is not None:
+    if service.quic is not None:
         say(f"http3 on {bound_host}:{bound_port}")
     try:
         await stop.wait()
-        log.info("shutting down")
-        if quic is not None:
-            quic.closing = True  # refuse new QUIC connections while TCP drains
-        await _shutdown(server, limits.shutdown_timeout, now)
-        if quic is not None:
-            await quic.shutdown(0 if now.is_set() else limits.shutdown_timeout, now=now)
+        await stop_service(service, limits.shutdown_timeout, now)
     finally:
         if watcher is not None:
             watcher.cancel()

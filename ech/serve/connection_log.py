@@ -5,7 +5,8 @@ It turns the server's reports into
 
 * log lines on logger ``ech.serve``: ``handshake {json}`` when a handshake
   completes (the status-page fields) and ``connection {json}`` when a
-  connection ends (outcome, ECH status, outer and inner names, version,
+  connection ends (outcome, ECH status and, when an offer was not
+  accepted, the server's reason, outer and inner names, version,
   suite, group, ALPN, backend, durations, alert sent or received, error);
   names and parameters only, never key material;
 * the Prometheus counters of :mod:`ech.serve.metrics`.
@@ -13,6 +14,10 @@ It turns the server's reports into
 Connections closed on accept (``over_capacity``, ``shutting_down``) are
 counted, logged at DEBUG, and, for capacity, warned about at most every
 10 s.
+
+Under ``ech serve --workers N`` both JSON lines also carry ``worker``, the
+index (0 to N-1) of the worker process that served the connection; the
+other fields are the same whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ def log_fields(report: ConnectionReport) -> dict[str, object]:
             str(report.alert_received) if report.alert_received else None
         ),
         "error": report.error,
+        "ech_reason": _name(report.ech_reason),
     }
 
 
@@ -78,14 +84,26 @@ class ConnectionLog(Observer):
     Args:
         metrics: counters to update (a new set if None).
         max_connections: the server's limit, named in the capacity warning.
+        worker: the worker process's index under ``ech serve --workers``,
+            added to each JSON line as ``worker``; None in a single process.
     """
 
     def __init__(
-        self, metrics: Metrics | None = None, *, max_connections: int | None = None
+        self,
+        metrics: Metrics | None = None,
+        *,
+        max_connections: int | None = None,
+        worker: int | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.max_connections = max_connections
+        self.worker = worker
         self._capacity_warned = -math.inf
+
+    def _with_worker(self, fields: dict[str, object]) -> dict[str, object]:
+        if self.worker is not None:
+            fields["worker"] = self.worker
+        return fields
 
     def connection_refused(self, peer: str, reason: str) -> None:
         """Count it; warn, now and then, that the server is full."""
@@ -110,13 +128,16 @@ class ConnectionLog(Observer):
     ) -> None:
         """``handshake {json}``, and the handshake time."""
         self.metrics.observe("ech_handshake_seconds", seconds)
-        log.info("handshake %s", json.dumps(status_fields(handshake), sort_keys=True))
+        fields: dict[str, object] = dict(sorted(status_fields(handshake).items()))
+        log.info("handshake %s", json.dumps(self._with_worker(fields)))
 
     def connection_closed(self, report: ConnectionReport) -> None:
         """``connection {json}``, and the counters."""
         metrics = self.metrics
         if report.ech_status is not None:
             metrics.inc("ech_connections_total", ech_status=str(report.ech_status))
+        if report.ech_reason is not None:
+            metrics.inc("ech_not_accepted_total", reason=str(report.ech_reason))
         metrics.inc("ech_connection_outcomes_total", outcome=report.outcome)
         if report.alert_sent is not None:
             metrics.inc("ech_alerts_sent_total", alert=str(report.alert_sent))
@@ -125,4 +146,4 @@ class ConnectionLog(Observer):
             metrics.inc("ech_alerts_received_total", alert=str(received))
             if received == AlertDescription.ECH_REQUIRED:
                 metrics.inc("ech_required_received_total")
-        log.info("connection %s", json.dumps(log_fields(report)))
+        log.info("connection %s", json.dumps(self._with_worker(log_fields(report))))

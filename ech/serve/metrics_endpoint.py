@@ -4,11 +4,16 @@ The endpoint is an :mod:`ech.http` handler on a plain TCP stream
 (:class:`ech.aio.PlainStream`), so requests are parsed by h11 like every
 other: one request per connection, the head bounded (8 KiB, 431 beyond),
 the whole exchange bounded in time (5 s), so the endpoint cannot be held.
+
+The text comes from a :class:`~ech.serve.metrics.Metrics`, or from a
+coroutine function that renders it: ``ech serve --workers`` collects its
+workers' metrics at each scrape.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from ech.aio import PlainStream
@@ -23,7 +28,10 @@ from ech.http import (
 )
 from ech.serve.metrics import CONTENT_TYPE, Metrics
 
-__all__ = ["metrics_handler", "start_metrics_server"]
+__all__ = ["MetricsSource", "metrics_handler", "start_metrics_server"]
+
+#: Where the text comes from: a set of metrics, or a coroutine rendering it.
+MetricsSource = Metrics | Callable[[], Awaitable[str]]
 
 _MAX_REQUEST_HEAD: Final = 8192
 _REQUEST_TIMEOUT: Final = 5.0
@@ -35,7 +43,7 @@ _OPTIONS: Final = ServerOptions(
 )
 
 
-def metrics_handler(metrics: Metrics) -> Handler:
+def metrics_handler(metrics: MetricsSource) -> Handler:
     """Answer ``GET``/``HEAD`` of ``/metrics`` (or ``/``) with the text format."""
 
     async def handler(request: Request, info: ConnectionInfo) -> Response:
@@ -44,14 +52,15 @@ def metrics_handler(metrics: Metrics) -> Handler:
             return text_response(405, "method not allowed", (("allow", "GET, HEAD"),))
         if request.path not in ("/metrics", "/"):
             return text_response(404, "not found")
-        body = metrics.render().encode()
+        text = metrics.render() if isinstance(metrics, Metrics) else await metrics()
+        body = text.encode()
         return Response(200, (("content-type", CONTENT_TYPE),), body)
 
     return handler
 
 
 async def start_metrics_server(
-    metrics: Metrics, host: str, port: int
+    metrics: MetricsSource, host: str, port: int
 ) -> asyncio.Server:
     """Serve ``GET /metrics`` (plain HTTP/1.1, one request per connection)."""
     handler = metrics_handler(metrics)

@@ -8,6 +8,7 @@ from cryptography import x509
 
 from ech.events import ECHStatus
 from ech.server.config import ServerConfig
+from ech.server.ech import ECHRejectReason
 from ech.server.events import ForwardToBackend
 from ech.server.handshake import NameRequiresECH, ServerHandshake, ServerState
 from ech.tls.connection import Connection
@@ -84,6 +85,11 @@ class ServerConnection(Connection):
     def ech_status(self) -> ECHStatus:
         """What became of ECH so far."""
         return self.handshake.ech_status
+
+    @property
+    def ech_reason(self) -> ECHRejectReason | None:
+        """Why an offered ECH was not accepted, for logs and metrics."""
+        return self.handshake.ech_reason
 
     @property
     def client_hello(self) -> ClientHello | None:

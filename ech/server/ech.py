@@ -3,11 +3,13 @@
 :func:`open_client_hello` is a pure function from a ClientHelloOuter and our
 keys to a ClientHelloInner (or None), run before any other negotiation
 (checklist #75). Failing to decrypt is not an error: the client may be
-sending GREASE, or hold an old config (§7.1, #82).
+sending GREASE, or hold an old config (§7.1, #82). :func:`rejection_reason`
+says which, as far as a server can tell, for logs and metrics.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +25,71 @@ from ech.tls.extensions import Extension
 from ech.tls.messages import ClientHello
 
 E = ExtensionType
+
+
+class ECHRejectReason(enum.Enum):
+    """Why a client-facing server did not accept an offered ECH extension.
+
+    For operators, not for the client: a rejection looks the same on the
+    wire whatever the reason (RFC 9849 §7.1, checklist #81, #82). A server
+    cannot tell GREASE (§6.2) from a real offer for a key it lacks
+    (§10.10.4); ``GREASE_SHAPED`` says only that the offer has GREASE's
+    usual shape, which a stale X25519 config also has.
+    """
+
+    #: The server holds no ECH keys at all.
+    NO_KEYS = "no_keys"
+    #: No key has the offer's config_id, and the offer does not look like
+    #: GREASE (its ``enc`` is not an X25519 share): a stale or foreign config.
+    UNKNOWN_CONFIG_ID = "unknown_config_id"
+    #: An unknown config_id, HKDF-SHA256 and a 32-byte ``enc``: how GREASE
+    #: ECH looks from BoringSSL, Chrome and us (§6.2.1), or a stale X25519
+    #: config.
+    GREASE_SHAPED = "grease_shaped"
+    #: A key has that config_id, but not the offer's HPKE suite (§7.1).
+    UNSUPPORTED_SUITE = "unsupported_suite"
+    #: A key matched but HPKE would not set up or open the payload: a wrong
+    #: key behind a reused config_id, or a tampered ClientHelloOuter.
+    HPKE_OPEN_FAILED = "hpke_open_failed"
+    #: The payload decrypted but the inner hello is malformed or breaks
+    #: §5.1/§7.1 (#29-#32, #78): the handshake is aborted.
+    MALFORMED_INNER = "malformed_inner"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _grease_shaped(offer: ECHClientHelloOuter) -> bool:
+    return offer.cipher_suite.kdf_id == hpke.KDF.HKDF_SHA256 and len(offer.enc) == 32
+
+
+def rejection_reason(
+    offer: ECHClientHelloOuter,
+    keys: Mapping[int, tuple[ECHKey, ...]],
+    *,
+    has_keys: bool,
+) -> ECHRejectReason:
+    """Why :func:`open_client_hello` found no key for ``offer`` (for reports).
+
+    Derived from the offer and the key index alone, after the fact, so the
+    decision itself stays in :func:`open_client_hello`. With trial
+    decryption an unknown config_id is still reported as such: every key
+    was tried and none opened it.
+    """
+    if not has_keys:
+        return ECHRejectReason.NO_KEYS
+    known = keys.get(offer.config_id, ())
+    if not known:
+        if _grease_shaped(offer):
+            return ECHRejectReason.GREASE_SHAPED
+        return ECHRejectReason.UNKNOWN_CONFIG_ID
+    if not any(
+        key.config.contents is not None
+        and offer.cipher_suite in key.config.contents.cipher_suites
+        for key in known
+    ):
+        return ECHRejectReason.UNSUPPORTED_SUITE
+    return ECHRejectReason.HPKE_OPEN_FAILED
 
 
 @dataclass(frozen=True)

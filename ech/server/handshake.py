@@ -51,7 +51,13 @@ from ech.extension import (
     parse_client_hello_extension,
 )
 from ech.server.config import ServerConfig
-from ech.server.ech import ECHAccepted, open_client_hello, open_second_client_hello
+from ech.server.ech import (
+    ECHAccepted,
+    ECHRejectReason,
+    open_client_hello,
+    open_second_client_hello,
+    rejection_reason,
+)
 from ech.server.events import ForwardToBackend
 from ech.server.tickets import TicketState, open_ticket, seal_ticket
 from ech.tls import extensions as ext
@@ -323,6 +329,8 @@ class ServerHandshake(Handshake):
         #: ECH was accepted).
         self.client_hello: ClientHello | None = None
         self.ech_status = ECHStatus.NOT_OFFERED
+        #: Why an offered ECH was not accepted (for logs and metrics only).
+        self.ech_reason: ECHRejectReason | None = None
         self.outer_server_name: str | None = None
         #: What became of the client's 0-RTT data (RFC 8446 §4.2.10).
         self.early_data = EarlyDataStatus.NOT_OFFERED
@@ -492,14 +500,24 @@ class ServerHandshake(Handshake):
             # A split-mode backend only ever sees inner hellos (§7, #73).
             raise IllegalParameter("outer ECH extension sent to a backend")
         self.ech_status = ECHStatus.REJECTED
-        opened = open_client_hello(
-            ch,
-            offer,
-            config.ech_key_index,
-            all_keys=config.ech_keys,
-            trial_decryption=config.ech_trial_decryption,
-        )
+        try:
+            opened = open_client_hello(
+                ch,
+                offer,
+                config.ech_key_index,
+                all_keys=config.ech_keys,
+                trial_decryption=config.ech_trial_decryption,
+            )
+        except (DecodeError, IllegalParameter):
+            # Decrypted, so not a rejection: the inner hello itself was bad
+            # (RFC 9849 §7.1, Appendix A), and the handshake ends with it.
+            self.ech_status = ECHStatus.OFFERED
+            self.ech_reason = ECHRejectReason.MALFORMED_INNER
+            raise
         if opened is None:
+            self.ech_reason = rejection_reason(
+                offer, config.ech_key_index, has_keys=bool(config.ech_keys)
+            )
             return None
         self.ech_status = ECHStatus.ACCEPTED
         inner, self._ech = opened

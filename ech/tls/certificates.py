@@ -10,6 +10,7 @@ import contextlib
 import functools
 import ipaddress
 import ssl
+import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
@@ -124,7 +126,13 @@ def system_trust_store() -> tuple[x509.Certificate, ...]:
         "/etc/ssl/certs/ca-certificates.crt",
     ):
         if candidate and Path(candidate).is_file():
-            return tuple(x509.load_pem_x509_certificates(Path(candidate).read_bytes()))
+            with warnings.catch_warnings():
+                # The system store may hold a root with a non-positive serial
+                # (RFC 5280 §4.1.2.2 forbids it); it is the system's, and is
+                # only ever a trust anchor, never checked as a leaf.
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                pem = Path(candidate).read_bytes()
+                return tuple(x509.load_pem_x509_certificates(pem))
     return ()
 
 

@@ -109,6 +109,10 @@ class ClientHello(Message):
     extensions: tuple[Extension, ...]
     legacy_version: int = TLS12
     legacy_compression_methods: bytes = b"\x00"
+    #: RFC 8446 §4.1.2: a hello from an earlier TLS may end right after
+    #: legacy_compression_methods. Such a hello offers no TLS 1.3 (a server
+    #: answers protocol_version, not decode_error); kept so it re-encodes.
+    extensions_absent: bool = False
 
     @classmethod
     def _read(cls, r: Reader) -> Self:
@@ -117,6 +121,10 @@ class ClientHello(Message):
         session_id = r.opaque(1, max_len=32)
         suites = r.u16_items(2, min_len=2)
         compression = r.opaque(1, min_len=1)
+        if not r.remaining():
+            return cls(
+                random, session_id, suites, (), legacy_version, compression, True
+            )
         extensions = read_extensions(r, min_len=8)
         return cls(random, session_id, suites, extensions, legacy_version, compression)
 
@@ -138,7 +146,8 @@ class ClientHello(Message):
         w.opaque(1, self.legacy_session_id)
         w.raw(encode_u16_list(self.cipher_suites, 2))
         w.opaque(1, self.legacy_compression_methods)
-        write_extensions(w, self.extensions)
+        if self.extensions or not self.extensions_absent:
+            write_extensions(w, self.extensions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +161,9 @@ class ServerHello(Message):
     extensions: tuple[Extension, ...]
     legacy_version: int = TLS12
     legacy_compression_method: int = 0
+    #: As for ClientHello: a TLS 1.2 ServerHello may end after the
+    #: compression method; it does not negotiate TLS 1.3 (protocol_version).
+    extensions_absent: bool = False
 
     @property
     def is_hello_retry_request(self) -> bool:
@@ -165,6 +177,8 @@ class ServerHello(Message):
         session_id = r.opaque(1, max_len=32)
         suite = r.u16()
         compression = r.u8()
+        if not r.remaining():
+            return cls(random, session_id, suite, (), legacy_version, compression, True)
         extensions = read_extensions(r, min_len=6)
         return cls(random, session_id, suite, extensions, legacy_version, compression)
 
@@ -174,7 +188,8 @@ class ServerHello(Message):
         w.opaque(1, self.legacy_session_id_echo)
         w.u16(self.cipher_suite)
         w.u8(self.legacy_compression_method)
-        write_extensions(w, self.extensions)
+        if self.extensions or not self.extensions_absent:
+            write_extensions(w, self.extensions)
 
     def with_random(self, random: bytes) -> Self:
         """A copy with another ``random`` (ECH confirmation zeroes its tail)."""
@@ -186,6 +201,7 @@ class ServerHello(Message):
             self.extensions,
             self.legacy_version,
             self.legacy_compression_method,
+            self.extensions_absent,
         )
 
 

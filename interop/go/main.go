@@ -6,7 +6,7 @@
 //	tlspeer server -listen 127.0.0.1:0 -cert C.pem -key K.pem [-cert ... -key ...]
 //	               [-curves LIST] [-alpn LIST] [-ciphers LIST] [-tickets=BOOL] [-keyupdate]
 //	               [-ech-key ECH.pem ...] [-ech-key-no-retry ECH.pem ...]
-//	               [-client-ca CA.pem [-client-auth require|request]]
+//	               [-client-ca CA.pem [-client-auth require|request]] [-http] [-quiet]
 //	tlspeer client -connect HOST:PORT -sni NAME -ca CA.pem [-curves LIST] [-alpn LIST]
 //	               [-send-bytes N] [-resume] [-keyupdate] [-timeout DUR]
 //	               [-ech-config-list B64 [-ech-retry]] [-client-cert C.pem -client-key K.pem]
@@ -256,6 +256,8 @@ type serverOptions struct {
 	echKeysQuiet stringList
 	clientCA     string
 	clientAuth   string
+	http         bool
+	quiet        bool
 }
 
 func buildServerConfig(o *serverOptions) (*tls.Config, error) {
@@ -325,6 +327,8 @@ func runServer(args []string) error {
 	fs.Var(&o.echKeysQuiet, "ech-key-no-retry", "RFC 9934 ECH key file; accepted but not sent as retry_configs (repeatable)")
 	fs.StringVar(&o.clientCA, "client-ca", "", "PEM CA certificates for client certificates (asks for one)")
 	fs.StringVar(&o.clientAuth, "client-auth", "require", "with -client-ca: require or request a client certificate")
+	fs.BoolVar(&o.http, "http", false, "serve HTTP (net/http, h2 or http/1.1 by ALPN) instead of echoing; see http.go")
+	fs.BoolVar(&o.quiet, "quiet", false, "print no line per echoed connection (load tests)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -337,6 +341,9 @@ func runServer(args []string) error {
 		return err
 	}
 	emitLine("LISTENING " + ln.Addr().String())
+	if o.http {
+		return serveHTTP(ln, cfg)
+	}
 	for {
 		raw, err := ln.Accept()
 		if err != nil {
@@ -350,7 +357,9 @@ func serveConn(conn *tls.Conn, o *serverOptions) {
 	defer conn.Close()
 	remote := conn.RemoteAddr().String()
 	fail := func(stage string, err error) {
-		emitJSON(map[string]any{"event": "error", "stage": stage, "error": err.Error(), "remote": remote})
+		if !o.quiet {
+			emitJSON(map[string]any{"event": "error", "stage": stage, "error": err.Error(), "remote": remote})
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -358,9 +367,11 @@ func serveConn(conn *tls.Conn, o *serverOptions) {
 		fail("handshake", err)
 		return
 	}
-	info := describe("handshake", conn.ConnectionState())
-	info.Remote = remote
-	emitJSON(info)
+	if !o.quiet {
+		info := describe("handshake", conn.ConnectionState())
+		info.Remote = remote
+		emitJSON(info)
+	}
 	if o.keyUpdate {
 		if err := sendKeyUpdate(conn, true); err != nil {
 			fail("keyupdate", err)
@@ -368,6 +379,9 @@ func serveConn(conn *tls.Conn, o *serverOptions) {
 		}
 	}
 	n, err := io.Copy(conn, conn)
+	if o.quiet {
+		return
+	}
 	ev := map[string]any{"event": "closed", "bytes": n, "remote": remote}
 	if err != nil {
 		ev["error"] = err.Error()

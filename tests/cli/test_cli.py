@@ -459,3 +459,102 @@ def test_demo(how: str) -> None:
     assert "SOME CHECKS FAILED" not in result.stdout
     assert "5. ECH over HTTP/3" in result.stdout
     assert "in the client's datagrams:  no" in result.stdout
+
+
+# bad command-line input: one clear line, a non-zero exit, never a traceback ----
+
+
+def _bad_input(ech_command: list[str], *args: str) -> str:
+    result = run_ech(ech_command, *args)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines, "no message"
+    assert lines[-1].startswith("ech"), lines  # the one line saying what is wrong
+    return lines[-1]
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1:-1", "nocolon"]
+)
+def test_connect_refuses_ports_outside_1_to_65535(
+    ech_command: list[str], address: str
+) -> None:
+    """``connect HOST:99999`` used to connect to 99999 mod 65536 (34463)."""
+    line = _bad_input(ech_command, "connect", address, "--sni", HIDDEN_NAME)
+    assert "argument HOST:PORT" in line
+
+
+def test_serve_refuses_a_port_above_65535(
+    ech_command: list[str], cli_pki: CLIPKI
+) -> None:
+    line = _bad_input(
+        ech_command,
+        "serve",
+        "--listen",
+        "127.0.0.1:70000",
+        "--cert",
+        str(cli_pki.public_cert),
+        "--key",
+        str(cli_pki.public_key),
+    )
+    assert "port 70000 is outside 0-65535" in line
+
+
+@pytest.mark.parametrize(
+    "name", ["a..b", "a b", "a\x01b", "-a.example", "a" * 64 + ".example"]
+)
+def test_connect_refuses_what_is_not_a_host_name(
+    ech_command: list[str], name: str
+) -> None:
+    """RFC 6066 §3: SNI is a DNS host name; the command says so, once."""
+    line = _bad_input(ech_command, "connect", "127.0.0.1:1", f"--sni={name}")
+    assert "is not a host name" in line
+    assert line.count("ech connect") == 1  # no repeated prefixes
+
+
+def test_connect_takes_idna_and_a_trailing_dot(
+    ech_command: list[str], cli_pki: CLIPKI
+) -> None:
+    """Non-ASCII becomes A-labels (IDNA2008); the absolute form loses its dot."""
+    for name in ("bücher.example", f"{HIDDEN_NAME}."):
+        result = run_ech(
+            ech_command,
+            "connect",
+            "127.0.0.1:1",  # nothing listens: the name was accepted
+            "--sni",
+            name,
+            "--ca",
+            str(cli_pki.ca),
+            "--json",
+        )
+        assert "Traceback" not in result.stderr
+        assert "not a host name" not in result.stderr
+        assert "ConnectionRefusedError" in json.loads(result.stdout)["error"]
+
+
+@pytest.mark.parametrize("what", ["not_pem", "private_key", "missing"])
+def test_ca_that_is_not_certificates_is_refused(
+    ech_command: list[str], cli_pki: CLIPKI, tmp_path: Path, what: str
+) -> None:
+    path = tmp_path / "ca.pem"
+    if what == "not_pem":
+        path.write_text("hello\n")
+    elif what == "private_key":
+        path.write_bytes(cli_pki.public_key.read_bytes())
+    for command in (
+        ["connect", "127.0.0.1:1", "--sni", HIDDEN_NAME, "--ca", str(path)],
+        [
+            "get",
+            "https://a.example/",
+            "--doh",
+            "https://127.0.0.1:1/q",
+            "--ca",
+            str(path),
+        ],
+        ["dig", "a.example", "--doh", "https://127.0.0.1:1/q", "--ca", str(path)],
+    ):
+        line = _bad_input(ech_command, *command)
+        assert "argument --ca" in line
+        expected = "No such file" if what == "missing" else "no PEM certificate"
+        assert expected in line

@@ -5,7 +5,9 @@
 * :func:`ech_keygen`: ``ech keygen``, the printed ECHConfigList parsed.
 * :func:`serve_process`: ``ech serve`` on 127.0.0.1, waited for (its
   ``listening on`` and ``metrics on`` lines), always stopped when the block
-  ends; :class:`ServeProcess` reads its log.
+  ends; :class:`ServeProcess` reads its log. It runs ``--workers 1`` unless
+  asked for more, so a test neither depends on nor scales with the CPUs of
+  the machine it runs on.
 
 Failures raise :class:`AssertionError` (not ``pytest.fail``), so the browser
 runner can use these inside its namespace, outside pytest.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -140,6 +143,19 @@ class ServeProcess:
         """
         return _log_lines(self.log()[since:], "handshake")
 
+    def worker_pids(self) -> dict[int, int]:
+        """The pid serving in each worker slot, by its latest ``serving`` line."""
+        return {int(index): int(pid) for index, pid in _SERVING.findall(self.log())}
+
+    def wait_log(self, pattern: str, count: int = 1) -> list[re.Match[str]]:
+        """The log's matches of ``pattern``, once there are ``count``."""
+        deadline = time.monotonic() + IO_TIMEOUT
+        while len(found := list(re.finditer(pattern, self.log()))) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} x {pattern!r}: {self.log()}")
+            time.sleep(0.02)
+        return found
+
     def wait_connections(self, count: int) -> list[dict[str, Any]]:
         """The connection lines, once there are ``count`` (they follow the close)."""
         deadline = time.monotonic() + IO_TIMEOUT
@@ -159,6 +175,10 @@ class ServeProcess:
                 self.process.kill()
                 self.process.wait(STOP_TIMEOUT)
         return self.process.returncode
+
+
+#: The supervisor's line for a worker process that serves.
+_SERVING = re.compile(r"worker (\d+) \(pid (\d+)\) serving")
 
 
 def _pump_lines(stream: Iterable[str], lines: queue.Queue[str | None]) -> None:
@@ -196,6 +216,7 @@ def serve_process(
     metrics: bool = False,
     command: Sequence[str] | None = None,
     host: str = "127.0.0.1",
+    workers: int | None = 1,
 ) -> Iterator[ServeProcess]:
     """``ech serve --listen HOST:PORT ARGS`` until the block ends.
 
@@ -208,6 +229,8 @@ def serve_process(
         command: the argv prefix that runs ``ech``; None for
             :func:`find_ech_command`.
         host: the address to listen on.
+        workers: ``--workers N`` (None: leave the flag out, one worker per
+            CPU).
 
     The process is always stopped (SIGTERM, then SIGKILL) when the block
     ends, even if it never started.
@@ -217,6 +240,8 @@ def serve_process(
     """
     argv = [*(find_ech_command() if command is None else command), "serve"]
     argv += ["--listen", f"{host}:{port}", *(os.fspath(a) for a in args)]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
     if metrics:
         argv += ["--metrics", f"{host}:0"]
     with log_path.open("w") as log:

@@ -26,6 +26,7 @@ A missing peer fails the tests naming the package to install.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ import dns.rdata
 import dns.rdtypes.svcbbase
 import pytest
 
-from ech.config import ECHConfigList
+from ech.config import ECHConfig, ECHConfigList
 from ech.dns.publish import https_record_line
 from tests.harness.http import status_json
 from tests.harness.serve import (
@@ -73,6 +74,8 @@ DOT_NAME = f"dot.{ORIGIN}"
 NOHINT_NAME = f"nohint.{ORIGIN}"
 """Published with TargetName ``.`` and no hints: the origin's A is used."""
 STALE_NAME = f"stale.{ORIGIN}"
+UNUSABLE_NAME = f"unusable.{ORIGIN}"
+"""Its only record's ``ech`` holds a config under a KEM nobody implements."""
 DOH_PATH = "/dns-query"
 ECH_COMMAND = find_ech_command()
 
@@ -143,6 +146,17 @@ def files(dns_pki: DNSPKI, tmp_path_factory: pytest.TempPathFactory) -> Files:
     )
 
 
+def unknown_kem(configs: ECHConfigList) -> ECHConfigList:
+    """``configs`` under KEM 0x9999, which no client implements."""
+    return ECHConfigList(
+        tuple(
+            ECHConfig.from_contents(dataclasses.replace(c.contents, kem_id=0x9999))
+            for c in configs.configs
+            if c.contents is not None
+        )
+    )
+
+
 def zone_text(records: list[str]) -> str:
     """A zone file for :data:`ORIGIN` holding ``records``."""
     head = [
@@ -184,6 +198,12 @@ def site(files: Files, dns_pki: DNSPKI) -> Iterator[Site]:
             f"{NOHINT_NAME}. 300 IN A 127.0.0.1",
             https_record_line(STALE_NAME, files.stale, port=recorder.port),
             f"{STALE_NAME}. 300 IN A 127.0.0.1",
+            https_record_line(
+                UNUSABLE_NAME,
+                unknown_kem(files.x25519),
+                port=recorder.port,
+                ipv4hint=("127.0.0.1",),
+            ),
         ]
         bind_directory = files.directory / "bind"
         bind_directory.mkdir()
@@ -519,3 +539,28 @@ def test_no_cleartext_fallback_when_record_promises_ech(site: Site) -> None:
     statuses = [h["ech_status"] for h in site.server.handshakes(since)]
     assert "not_offered" not in statuses, statuses
     assert statuses == [], statuses
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "require-ech"])
+def test_no_usable_config_in_a_reliant_record_sends_nothing_checklist_105(
+    site: Site, strict: bool
+) -> None:
+    """Every record has ech, none usable: exit 1, and not one ClientHello.
+
+    RFC 9848 §5.1: with ``ech`` on every record the client is SVCB-reliant;
+    it used to send GREASE with the real name in the outer SNI.
+    """
+    before = len(site.recorder.snapshot())
+    result = run_ech(
+        ECH_COMMAND,
+        "get", f"https://{UNUSABLE_NAME}:{site.recorder.port}/",
+        "--doh", site.bind.url, "--ca", site.ca, "--json",
+        *(["--require-ech"] if strict else []),
+    )  # fmt: skip
+    outcome = json_output(result)
+    assert result.returncode == 1, result
+    assert outcome["ech_reason"] == "no_supported_config", outcome
+    assert outcome["ech_status"] == "not_offered", outcome
+    assert "KEM 0x9999" in str(outcome["ech_detail"]), outcome
+    assert "unsupported KEM" in str(outcome["ech_detail"]), outcome
+    assert site.recorder.snapshot()[before:] == [], "a ClientHello was sent"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import ech
@@ -28,6 +29,7 @@ from ech.config import ECHConfigList
 from ech.errors import ECHRejectedError, PeerAlert
 from ech.events import ECHRejected, ECHStatus, HandshakeComplete
 from ech.hpke import KEM
+from ech.httpx import ECHTransport
 from ech.keys import ECHKey, generate_ech_key, write_ech_key
 from ech.tls.enums import AlertDescription, NamedGroup
 from interop.go_peer import Event, GoClientError, GoServer, run_go_client
@@ -554,3 +556,41 @@ def test_go_client_our_server_hrr_with_ech(
     done = assert_accepted_by_ours(results[0], served(server))
     assert done.hello_retry is True
     assert done.group == NamedGroup.SECP384R1
+
+
+# -- our httpx transport against Go's net/http -----------------------------------------
+
+
+@pytest.mark.parametrize("http2", [True, False], ids=["h2", "http1.1"])
+def test_httpx_transport_against_go_http_server(
+    pki: PKI, make_key: KeyFactory, go_server: GoServerFactory, http2: bool
+) -> None:
+    """ech.httpx with a stale config against Go (net/http, -http): one retry
+    with Go's retry_configs, then ECH accepted by Go and the connection pooled."""
+    served = make_key(config_id=1)
+    stale = make_key(config_id=2)
+    server = go_server(ech_keys=[served.path], http=True)
+    transport = ECHTransport(
+        config=client_config(pki), ech_configs=stale.config_list, http2=http2
+    )
+    url = f"https://127.0.0.1:{server.port}/"
+    with httpx.Client(transport=transport, timeout=IO_TIMEOUT) as client:
+        responses = [
+            client.get(url, extensions={"sni_hostname": SERVER_NAME}) for _ in range(3)
+        ]
+    version = "HTTP/2" if http2 else "HTTP/1.1"
+    for response in responses:
+        assert response.status_code == 200
+        assert response.http_version == version
+        assert response.extensions["ech_status"] == "accepted"
+        assert response.extensions["retried"] is True
+        assert response.extensions["outer_server_name"] == PUBLIC_NAME
+        go_view = response.json()
+        assert go_view["ech_accepted"] is True
+        assert go_view["server_name"] == SERVER_NAME
+        assert go_view["proto"] == ("HTTP/2.0" if http2 else "HTTP/1.1")
+    rejected, accepted = (go_handshake(server) for _ in range(2))
+    assert (rejected["ech_accepted"], accepted["ech_accepted"]) == (False, True)
+    assert accepted["alpn"] == ("h2" if http2 else "http/1.1")
+    handshakes = [e for e in server.events() if e.get("event") == "handshake"]
+    assert len(handshakes) == 2, handshakes  # three requests, one pooled connection

@@ -24,11 +24,11 @@ from ech.inner import (
     encode_client_hello_inner,
     encode_outer_extensions,
 )
+from ech.testing.strategies import host_names, mutations, u8s, u16s
 from ech.tls.enums import ExtensionType
 from ech.tls.extensions import Extension
 from ech.tls.messages import ClientHello, EncryptedExtensions
 from tests.helpers import plain_alert
-from tests.strategies import host_names, mutations, u8s, u16s
 from tests.unit.ech.ech_helpers import (
     CHACHA,
     MTI,

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ import pytest
 from ech.aio import Handler, Limits, Server, TLSStream, open_connection
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
-from ech.keys import ECHKey, generate_ech_key
+from ech.keys import ECHKey, generate_ech_key, write_ech_key
 from ech.pki import TestCA
 from ech.serve.connection_log import ConnectionLog
 from ech.serve.metrics import Metrics
@@ -33,7 +35,7 @@ from ech.server.config import ServerConfig
 from ech.tls.certificates import CertifiedKey
 from tests.harness.http import get_status_async
 from tests.harness.pki import TestPKI
-from tests.harness.serve import run_ech
+from tests.harness.serve import ServeProcess, run_ech, serve_process
 
 PUBLIC_NAME = "public.example"
 HIDDEN_NAME = "secret.example"
@@ -171,3 +173,78 @@ def keygen_rotate(directory: Path, *args: str) -> subprocess.CompletedProcess[st
     return run_ech(
         None, "keygen", "--public-name", PUBLIC_NAME, "--rotate", directory, *args
     )
+
+
+# one ech serve with DoH for a module ---------------------------------------------
+
+
+@dataclass
+class Site:
+    """A running ``ech serve --doh /dns-query --http3`` with one ECH key."""
+
+    server: ServeProcess
+    configs: ECHConfigList
+    ca: Path
+
+    @property
+    def doh(self) -> str:
+        return f"https://127.0.0.1:{self.server.port}/dns-query"
+
+    @property
+    def url(self) -> str:
+        """The hidden origin, found through DoH."""
+        return f"https://{HIDDEN_NAME}:{self.server.port}/"
+
+    @property
+    def loopback(self) -> str:
+        """The server by address, for clients given configs (no DNS here)."""
+        return f"https://127.0.0.1:{self.server.port}/"
+
+    def mark(self) -> int:
+        """How many site connection lines there are, once every connection closed.
+
+        A connection's line is written when the server sees it close, which
+        may come after the client moved on; ``ech serve`` writes it before
+        the connection leaves ``ech_connections_open``. The TCP and QUIC
+        servers each set that gauge, so it must read 0 and the number of
+        lines must hold still for a moment: then no earlier line is late.
+        """
+        assert self.server.metrics_port is not None
+        url = f"http://127.0.0.1:{self.server.metrics_port}/metrics"
+        deadline = time.monotonic() + IO_TIMEOUT
+        last = -1
+        while True:
+            with urllib.request.urlopen(url, timeout=IO_TIMEOUT) as response:
+                text = response.read().decode()
+            count = len(self.server.connections())
+            if "\nech_connections_open 0\n" in text and count == last:
+                return len(self.connections())
+            if time.monotonic() > deadline:
+                raise AssertionError(f"connections stay open: {text}")
+            last = count
+            time.sleep(0.2)
+
+    def connections(self) -> list[dict[str, Any]]:
+        """``ech serve``'s connection lines for the site (not DoH's, by address)."""
+        names = (HIDDEN_NAME, PUBLIC_NAME)
+        return [
+            line for line in self.server.connections() if line["server_name"] in names
+        ]
+
+
+@pytest.fixture(scope="module")
+def site(
+    server_pki: ServerPKI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    directory = tmp_path_factory.mktemp("httpx")
+    key = ech_key(5)
+    write_ech_key(directory / "ech.pem", key)
+    # DoH is reached at 127.0.0.1 without SNI: that certificate comes first.
+    server_pki.ca.write(directory, server_pki.ca.issue("127.0.0.1"), "loopback")
+    args: list[str | Path] = [
+        *("--cert", directory / "loopback.pem", "--key", directory / "loopback.key"),
+        *server_pki.cert_args(),
+        *("--ech-key", directory / "ech.pem", "--doh", "/dns-query", "--http3"),
+    ]
+    with serve_process(args, directory / "serve.log", metrics=True) as server:
+        yield Site(server, config_list(key), server_pki.ca_file)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ech.aio import open_connection
+from ech.aio import ConnectionReport, Observer, open_connection
 from ech.client.config import ClientConfig
 from ech.http import fetch_async
 from ech.keys import write_ech_key
 from ech.quic.client import open_http3
+from ech.quic.server import HTTP3Server
+from ech.serve.status_page import status_page
 from tests.harness.pki import TestPKI
 from tests.harness.serve import find_ech_command, run_ech, serve_process
 from tests.server.conftest import (
@@ -172,3 +175,36 @@ def test_ech_get_http3_with_a_given_config_list_and_a_retry(
     by_status = {line["ech_status"]: line for line in lines}
     assert sorted(by_status) == ["accepted", "rejected"]
     assert by_status["rejected"]["alert_received"] == "ech_required"
+
+
+def test_quic_report_says_why_ech_was_not_accepted(server_pki: ServerPKI) -> None:
+    """HTTP3Server's report carries the server's reason, as the TCP server's does."""
+    reports: list[ConnectionReport] = []
+
+    class Collect(Observer):
+        def connection_closed(self, report: ConnectionReport) -> None:
+            reports.append(report)
+
+    async def main() -> None:
+        config = replace(server_pki.server_config([ech_key(1)]), alpn_protocols=("h3",))
+        server = HTTP3Server(config, status_page, observer=Collect())
+        await server.start("127.0.0.1", 0)
+        try:
+            grease = replace(
+                server_pki.client_config(ech_grease=True), alpn_protocols=("h3",)
+            )
+            async with asyncio.timeout(IO_TIMEOUT):
+                async with await open_http3(
+                    "127.0.0.1", server.port, grease, HIDDEN_NAME
+                ) as h3:
+                    assert (await h3.request()).status == 200
+                # Let the server see the close and report it.
+                while not reports:
+                    await asyncio.sleep(0.01)
+        finally:
+            await server.shutdown(0)
+
+    asyncio.run(main())
+    assert [(str(r.ech_status), str(r.ech_reason)) for r in reports] == [
+        ("rejected", "grease_shaped")
+    ]

@@ -265,8 +265,13 @@ async def drive_rotation(
     pki: ServerPKI,
     old: ECHConfigList,
     rotate_keys: Callable[[], Awaitable[ECHConfigList]],
+    settled: Callable[[ECHConfigList], Awaitable[None]] | None = None,
 ) -> Load:
-    """Clients run throughout; ``rotate_keys`` (a coroutine function) rotates."""
+    """Clients run throughout; ``rotate_keys`` (a coroutine function) rotates.
+
+    ``settled`` waits until every process serving has the new keys (a probe
+    sees one worker's only).
+    """
     load = Load(port, pki, old)
     tasks = [asyncio.create_task(load.old_client()) for _ in range(3)]
     tasks.append(asyncio.create_task(load.prober()))
@@ -276,6 +281,8 @@ async def drive_rotation(
         before = load.accepted["old"]
         new = await rotate_keys()
         await load.until_advertised(ids(new))
+        if settled is not None:
+            await settled(new)
         # The new key is accepted, and the old one still is (accept-only).
         _, page = await fetch(
             port, load.client, HIDDEN_NAME, ech_configs=new, ech_retry=False
@@ -314,17 +321,19 @@ def test_rotation_in_process_zero_failures(
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("trigger", ["sighup", "mtime"])
 def test_rotation_ech_serve_zero_failures(
-    server_pki: ServerPKI, tmp_path: Path, trigger: str
+    server_pki: ServerPKI, tmp_path: Path, trigger: str, workers: int
 ) -> None:
+    """SIGHUP and file changes reach every worker; no handshake fails."""
     keys = tmp_path / "keys"
     first = keygen_rotate(keys)
     assert first.returncode == 0, first.stderr
     old = ECHConfigList.from_base64(first.stdout.strip())
     poll = "0" if trigger == "sighup" else "0.1"
     args = [*server_pki.cert_args(), "--ech-key-dir", str(keys), "--key-poll", poll]
-    with serve_process(args, tmp_path / "serve.log") as server:
+    with serve_process(args, tmp_path / "serve.log", workers=workers) as server:
 
         async def rotate_keys() -> ECHConfigList:
             result = await asyncio.to_thread(keygen_rotate, keys)
@@ -333,13 +342,28 @@ def test_rotation_ech_serve_zero_failures(
                 server.process.send_signal(signal.SIGHUP)
             return ECHConfigList.from_base64(result.stdout.strip())
 
+        async def every_worker_has(new: ECHConfigList) -> None:
+            (config_id,) = ids(new)
+            for index in range(workers):
+                loaded = (
+                    rf"\[worker {index}\] .*ECH keys loaded: "
+                    rf".*\(config_id {config_id}, retry\)"
+                )
+                await asyncio.to_thread(server.wait_log, loaded)
+
         async def main() -> Load:
-            return await drive_rotation(server.port, server_pki, old, rotate_keys)
+            settled = every_worker_has if workers > 1 else None
+            return await drive_rotation(
+                server.port, server_pki, old, rotate_keys, settled
+            )
 
         load = asyncio.run(main())
         assert load.failures == []
         outcomes = collections.Counter(c["outcome"] for c in server.connections())
         # Probes end with the client's ech_required alert; nothing else fails.
         assert set(outcomes) <= {"completed", "peer_alert"}, outcomes
+        if workers > 1:
+            # Both workers served throughout, old keys and new.
+            assert {c["worker"] for c in server.connections()} == {0, 1}
         assert server.stop() == 0
     assert "Traceback" not in server.log()

@@ -84,12 +84,15 @@ def scrape(port: int, path: str = "/metrics") -> tuple[str, str]:
         return response.headers["Content-Type"], response.read().decode()
 
 
-def test_logs_and_metrics(server_pki: ServerPKI, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_logs_and_metrics(server_pki: ServerPKI, tmp_path: Path, workers: int) -> None:
+    """Exact counts, with one process and summed over two workers."""
     keys = tmp_path / "keys"
     rotation = rotate(keys, PUBLIC_NAME)
     args = [*server_pki.cert_args(), "--ech-key-dir", str(keys)]
     client = server_pki.client_config()
-    with serve_process(args, tmp_path / "serve.log", metrics=True) as server:
+    log_path = tmp_path / "serve.log"
+    with serve_process(args, log_path, metrics=True, workers=workers) as server:
         assert server.metrics_port is not None
 
         async def clients() -> None:
@@ -103,7 +106,8 @@ def test_logs_and_metrics(server_pki: ServerPKI, tmp_path: Path) -> None:
                     server.port,
                     client,
                     HIDDEN_NAME,
-                    ech_configs=config_list(ech_key(rotation.key.config.config_id ^ 1)),
+                    # The served config_id, another key: hpke_open_failed.
+                    ech_configs=config_list(ech_key(rotation.key.config.config_id)),
                     ech_retry=False,
                 )
             grease = server_pki.client_config(ech_grease=True)
@@ -134,6 +138,8 @@ def test_logs_and_metrics(server_pki: ServerPKI, tmp_path: Path) -> None:
             'ech_alerts_received_total{alert="ech_required"} 1',
             'ech_alerts_sent_total{alert="record_overflow"} 1',
             "ech_required_received_total 1",
+            'ech_not_accepted_total{reason="hpke_open_failed"} 1',
+            'ech_not_accepted_total{reason="grease_shaped"} 1',
             "ech_connections_open 0",
             'ech_keys{policy="retry"} 1',
             'ech_keys{policy="accept"} 0',
@@ -157,6 +163,11 @@ def test_logs_and_metrics(server_pki: ServerPKI, tmp_path: Path) -> None:
         assert by_outcome["peer_alert"]["alert_received"] == "ech_required"
         assert by_outcome["peer_alert"]["ech_status"] == "rejected"
         assert by_outcome["handshake_failed"]["alert_sent"] == "record_overflow"
+        # Why ECH was not accepted, beside ech_status (None when it was).
+        assert accepted["ech_reason"] is None
+        assert by_outcome["peer_alert"]["ech_reason"] == "hpke_open_failed"
+        grease = [line for line in lines if line["ech_reason"] == "grease_shaped"]
+        assert [line["ech_status"] for line in grease] == ["rejected"]
 
         log = server.log()
         for secret in secrets_of(rotation.path):

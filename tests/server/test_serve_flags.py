@@ -94,15 +94,22 @@ def test_limit_flags(server_pki: ServerPKI, tmp_path: Path) -> None:
         ("--shutdown-timeout", "-5"),
         ("--key-poll", "-1"),
         ("--metrics", "nowhere"),
+        ("--workers", "0"),
+        ("--workers", "-2"),
+        ("--workers", "1.5"),
+        ("--workers", "two"),
     ],
 )
 def test_bad_values_are_refused(server_pki: ServerPKI, flag: str, value: str) -> None:
     result = run_ech(
         find_ech_command(), "serve", "--listen", "127.0.0.1:0",
-        *server_pki.cert_args(), flag, value,
+        *server_pki.cert_args(), f"{flag}={value}",
     )  # fmt: skip
     assert result.returncode == 2
-    assert flag in result.stderr
+    # argparse's usage, then one line that names the flag and the value.
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"ech serve: error: argument {flag}: "), last
+    assert value in last
     assert "Traceback" not in result.stderr
 
 

@@ -1,4 +1,9 @@
-"""Graceful shutdown of ``ech serve`` on SIGTERM/SIGINT."""
+"""Graceful shutdown of ``ech serve`` on SIGTERM/SIGINT, with one process or workers.
+
+With ``--workers 2`` the signal goes to the supervisor, which tells each
+worker; the listening port closes, open connections finish (or are closed
+at the deadline), and everything exits 0.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 from ech.aio import TLSStream, open_connection
 from ech.http import fetch_async
@@ -43,11 +50,22 @@ async def exit_code(server: ServeProcess, limit: float) -> tuple[int, float]:
     return code, time.monotonic() - started
 
 
+WORKERS = pytest.mark.parametrize("workers", [1, 2])
+
+
+def workers_gone(server: ServeProcess) -> None:
+    """After the supervisor's exit, none of its workers is left."""
+    for pid in server.worker_pids().values():
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@WORKERS
 def test_open_connection_finishes_after_sigterm(
-    server_pki: ServerPKI, tmp_path: Path
+    server_pki: ServerPKI, tmp_path: Path, workers: int
 ) -> None:
     args = [*server_pki.cert_args(), "--shutdown-timeout", "5"]
-    with serve_process(args, tmp_path / "serve.log") as server:
+    with serve_process(args, tmp_path / "serve.log", workers=workers) as server:
 
         async def main() -> None:
             stream = await connect(server, server_pki)
@@ -67,14 +85,16 @@ def test_open_connection_finishes_after_sigterm(
         # Probes of until_refused that got in before the signal end peer_closed.
         assert outcomes.count("completed") == 1
         assert set(outcomes) <= {"completed", "peer_closed"}
+        workers_gone(server)
     assert "Traceback" not in server.log()
 
 
+@WORKERS
 def test_lingering_connection_closed_at_deadline(
-    server_pki: ServerPKI, tmp_path: Path
+    server_pki: ServerPKI, tmp_path: Path, workers: int
 ) -> None:
     args = [*server_pki.cert_args(), "--shutdown-timeout", "0.5"]
-    with serve_process(args, tmp_path / "serve.log") as server:
+    with serve_process(args, tmp_path / "serve.log", workers=workers) as server:
 
         async def main() -> None:
             stream = await connect(server, server_pki)
@@ -90,11 +110,15 @@ def test_lingering_connection_closed_at_deadline(
         asyncio.run(main())
         outcomes = [line["outcome"] for line in server.connections()]
         assert outcomes == ["shutdown"]
+        workers_gone(server)
 
 
-def test_second_signal_stops_waiting(server_pki: ServerPKI, tmp_path: Path) -> None:
+@WORKERS
+def test_second_signal_stops_waiting(
+    server_pki: ServerPKI, tmp_path: Path, workers: int
+) -> None:
     args = [*server_pki.cert_args(), "--shutdown-timeout", "60"]
-    with serve_process(args, tmp_path / "serve.log") as server:
+    with serve_process(args, tmp_path / "serve.log", workers=workers) as server:
 
         async def main() -> None:
             stream = await connect(server, server_pki)
@@ -110,3 +134,4 @@ def test_second_signal_stops_waiting(server_pki: ServerPKI, tmp_path: Path) -> N
             await stream.close()
 
         asyncio.run(main())
+        workers_gone(server)

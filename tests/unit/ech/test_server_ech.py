@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 import ech
+from ech import hpke
 from ech.config import HpkeSymmetricCipherSuite
 from ech.errors import (
     Alert,
@@ -28,7 +29,8 @@ from ech.errors import (
 from ech.events import ECHStatus
 from ech.extension import ECHClientHelloOuter
 from ech.inner import compress, encode_client_hello_inner, encode_outer_extensions
-from ech.server.ech import check_inner
+from ech.keys import generate_ech_key
+from ech.server.ech import ECHRejectReason, check_inner
 from ech.tls import extensions as ext
 from ech.tls.enums import TLS12, TLS13, CipherSuite, ExtensionType
 from ech.tls.extensions import Extension
@@ -539,3 +541,71 @@ def test_backend_without_ech_is_a_plain_server_checklist_74() -> None:
     pair.pump()
     assert pair.server.ech_status is ECHStatus.NOT_OFFERED
     assert pair.client.handshake_complete
+
+
+# why ECH was not accepted, for operators (ECHRejectReason) ----------------------------
+
+
+def test_accepted_and_plain_hellos_have_no_reason() -> None:
+    cap = capture(ech_key(4))
+    server = fresh_server(cap)
+    accepts(server, reseal(cap, encoded_from(cap.inner)))
+    assert server.ech_reason is None
+    client = ech.ClientConnection(client_config(), INNER_NAME)
+    client.start()
+    plain = ech.ServerConnection(server_config(cap.key))
+    plain.receive_data(client.data_to_send())
+    assert (plain.ech_status, plain.ech_reason) == (ECHStatus.NOT_OFFERED, None)
+
+
+def test_grease_is_reported_as_grease_shaped_checklist_82() -> None:
+    """Our GREASE (unknown id, HKDF-SHA256, X25519 enc) reads as grease_shaped."""
+    grease = ech.ClientConnection(client_config(ech_grease=True), INNER_NAME)
+    grease.start()
+    server = ech.ServerConnection(server_config(ech_key(9)))
+    server.receive_data(grease.data_to_send())
+    assert server.ech_status is ECHStatus.REJECTED
+    assert server.ech_reason is ECHRejectReason.GREASE_SHAPED
+
+
+def test_unknown_config_id_with_another_kem_is_not_grease_shaped() -> None:
+    """A P-256 enc (65 bytes) under an unknown id is a stale or foreign config."""
+    served = ech_key(1)
+    p256 = generate_ech_key(
+        PUBLIC_NAME, config_id=2, kem_id=hpke.KEM.DHKEM_P256_HKDF_SHA256
+    )
+    pair = ech_pair(client_config(), server_config(served), config_list(p256))
+    pair.to_server()
+    assert pair.server.ech_reason is ECHRejectReason.UNKNOWN_CONFIG_ID
+
+
+def test_wrong_key_under_a_known_id_is_hpke_open_failed() -> None:
+    cap = capture(ech_key(5))
+    server = ech.ServerConnection(server_config(ech_key(5)))
+    rejects(server, hello_record(cap.outer))
+    assert server.ech_reason is ECHRejectReason.HPKE_OPEN_FAILED
+
+
+def test_suite_the_config_lacks_is_unsupported_suite_checklist_77() -> None:
+    only_mti = ech_key(3, cipher_suites=(MTI,))
+    cap = capture(only_mti)
+    outer, _ = seal_outer(cap.outer, encoded_from(cap.inner), only_mti, suite=CHACHA)
+    server = ech.ServerConnection(server_config(only_mti))
+    rejects(server, hello_record(outer))
+    assert server.ech_reason is ECHRejectReason.UNSUPPORTED_SUITE
+
+
+def test_server_without_keys_says_no_keys() -> None:
+    cap = capture(ech_key(6))
+    server = ech.ServerConnection(server_config())
+    rejects(server, hello_record(cap.outer))
+    assert server.ech_reason is ECHRejectReason.NO_KEYS
+
+
+def test_malformed_inner_is_reported_before_the_alert_checklist_25() -> None:
+    cap = capture(ech_key())
+    server = fresh_server(cap)
+    expect_plain_alert(server, reseal(cap, b"\x03\x03\x00"), DecodeError)
+    assert server.ech_reason is ECHRejectReason.MALFORMED_INNER
+    # Decrypted, then refused: not a rejection (no fallback to the outer hello).
+    assert server.ech_status is ECHStatus.OFFERED

@@ -157,8 +157,41 @@ def test_unknown_and_grease_extensions_are_kept_in_order() -> None:
 def test_every_strict_prefix_is_decode_error(message: Message) -> None:
     body = message.encode()
     for end in range(len(body)):
+        if end == _without_extensions_length(message):
+            continue  # a hello of an earlier TLS: see the test below
         with pytest.raises(DecodeError):
             type(message).parse(body[:end])
+
+
+def _without_extensions_length(message: Message) -> int | None:
+    """Where a hello may end without its extension block (RFC 8446 §4.1.2)."""
+    if not isinstance(message, ClientHello | ServerHello):
+        return None
+    return len(message.encode()) - 2 - sum(4 + len(e.data) for e in message.extensions)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [m for m in EXAMPLES if isinstance(m, ClientHello | ServerHello)],
+    ids=_id,
+)
+def test_a_hello_without_extensions_parses_and_re_encodes(message: Message) -> None:
+    """RFC 8446 §4.1.2: "TLS 1.3 servers might receive ClientHello messages
+    without an extensions field from prior versions of TLS": such a hello
+    parses (it offers no TLS 1.3; the handshake answers protocol_version),
+    and re-encodes byte for byte. Found by ``ech fuzz`` against Go, which
+    answers it so; we used to say decode_error.
+    """
+    end = _without_extensions_length(message)
+    assert end is not None
+    body = message.encode()[:end]
+    parsed = type(message).parse(body)
+    assert isinstance(parsed, ClientHello | ServerHello)
+    assert parsed.extensions == ()
+    assert parsed.extensions_absent
+    assert parsed.encode() == body
+    grown = parsed.with_extension(Extension(0x7777, bytes(8)))
+    assert type(parsed).parse(grown.encode()).extensions == grown.extensions
 
 
 @pytest.mark.parametrize(
@@ -168,6 +201,10 @@ def test_rfc8448_body_prefixes_are_decode_error(
     cls: type[Message], body: bytes
 ) -> None:
     for end in range(len(body)):
+        if cls in (ClientHello, ServerHello) and end == _without_extensions_length(
+            cls.parse(body)
+        ):
+            continue  # RFC 8446 §4.1.2: a hello of an earlier TLS
         with pytest.raises(DecodeError):
             cls.parse(body[:end])
 
@@ -231,8 +268,9 @@ def test_client_hello_syntax_limits() -> None:
         ClientHello.parse(_hello_body(compression=b"\x00"))
     with pytest.raises(DecodeError):  # extensions<8..2^16-1>
         ClientHello.parse(_hello_body(extensions=b"\x00\x04\x00\x2b\x00\x00"))
-    with pytest.raises(DecodeError):  # no extension block at all
-        ClientHello.parse(_hello_body(extensions=b""))
+    # No extension block at all: a hello of an earlier TLS (RFC 8446 §4.1.2),
+    # which parses and offers no TLS 1.3 (the server says protocol_version).
+    assert ClientHello.parse(_hello_body(extensions=b"")).extensions_absent
 
 
 def test_server_hello_extensions_need_six_bytes() -> None:
