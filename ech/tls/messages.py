@@ -138,6 +138,7 @@ class ClientHello(Message):
             extensions,
             self.legacy_version,
             self.legacy_compression_methods,
+            self.extensions_absent,
         )
 
     def _write(self, w: Writer) -> None:
