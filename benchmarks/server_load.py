@@ -398,8 +398,11 @@ def main() -> int:
         write_ech_key(directory / "ech.pem", ech_key)
         configs = ECHConfigList((ech_key.config,))
         context = ssl_client_context()
+        # One process, like the ssl server: its CPU and RSS are what is read
+        # (the default, one worker per CPU, would leave only the supervisor's).
+        # benchmarks/workers_load.py measures --workers N.
         ech_argv = [
-            *ech_command(), "serve", "--listen", "127.0.0.1:0",
+            *ech_command(), "serve", "--listen", "127.0.0.1:0", "--workers", "1",
             "--cert", str(cert), "--key", str(key),
             "--ech-key", str(directory / "ech.pem"),
             "--max-connections", str(max(4 * args.idle, 1024)),
