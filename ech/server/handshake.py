@@ -1144,7 +1144,10 @@ class ServerHandshake(Handshake):
         )
         self._client_finished_hash = self._transcript.digest()
         self._stage = _Connected(suite)
-        # The HPKE context only ever opens a second ClientHello (§7.1.1).
+        # Nothing after the client's Finished is hashed, and the HPKE context
+        # only ever opens a second ClientHello (§7.1.1): an idle connection
+        # keeps neither.
+        self._transcript = Transcript()
         self._ech = None
         cipher_suite = self.cipher_suite
         if cipher_suite is None:
