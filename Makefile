@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test system-deps lint typecheck pytest bench clean fuzz fuzz-parsers fuzz-properties \
-	fuzz-long
+.PHONY: demo test system-deps lint typecheck pytest docs bench clean fuzz fuzz-parsers \
+	fuzz-properties fuzz-long
 
 $(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(TEST_STAMP): $(RUN_STAMP)
 demo: $(RUN_STAMP)
 	$(BIN)/ech demo
 
-test: $(TEST_STAMP) system-deps lint typecheck pytest
+test: $(TEST_STAMP) system-deps lint typecheck docs pytest
 
 system-deps:
 	./tools/system-deps
@@ -48,6 +48,15 @@ bench: $(TEST_STAMP)
 		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/$$name.py || exit 1; \
 		echo; \
 	done
+
+# The documentation (docs/): the conformance matrix must be current, the HTML
+# build has no warning and no unresolved reference, and every example in the
+# guides and docstrings runs (Sphinx's doctest builder).
+SPHINX := $(BIN)/sphinx-build -W --keep-going -n -q
+docs: $(TEST_STAMP)
+	$(BIN)/python -m tools.conformance --check
+	$(SPHINX) -b html docs docs/_build/html
+	$(SPHINX) -b doctest docs docs/_build/doctest
 
 # `make fuzz`: every parser harness under atheris for FUZZ_SECONDS each
 # (coverage-guided; the corpus in fuzz/corpus/ grows from run to run), then
@@ -87,5 +96,5 @@ fuzz-long: $(TEST_STAMP)
 		--hypothesis-show-statistics tests/properties/test_testing_strategies.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache interop/go/.build \
-		fuzz/corpus fuzz/artifacts fuzz/logs
+	rm -rf $(VENV) build dist docs/_build docs/api *.egg-info .pytest_cache .mypy_cache \
+		.ruff_cache interop/go/.build fuzz/corpus fuzz/artifacts fuzz/logs

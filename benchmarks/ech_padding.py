@@ -1,4 +1,4 @@
-"""Bytes the ECH flight padding adds (RFC 9849 §6.1.3, §10.11; checklist #53).
+"""Bytes the ECH flight padding adds (RFC 9849 §6.1.3, §10.11; ECH-53).
 
 For each server configuration below, one in-memory handshake per name with
 ECH accepted, with and without ``ServerConfig.ech_flight_padding``: the

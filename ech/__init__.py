@@ -18,10 +18,15 @@ transports (httpx, httpcore) are imported when first named. The
 connections underneath are sans-IO (feed bytes with ``receive_data``, take
 bytes with ``data_to_send``); :mod:`ech.blocking`, :mod:`ech.aio` and
 :mod:`ech.quic` adapt them to sockets, asyncio and QUIC.
+
+``ech.__version__`` is the installed distribution's version (semantic
+versioning; what a 0.x version promises is in CHANGELOG.md).
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 from typing import TYPE_CHECKING
 
 from ech.client.config import ClientConfig
@@ -58,6 +63,11 @@ from ech.tls.session import SessionTicket
 if TYPE_CHECKING:
     from ech.dns.resolver import DNSLookupError, DoHResolver
     from ech.httpx import AsyncECHTransport, ECHTransport
+
+try:
+    __version__ = _version("tls-ech")
+except PackageNotFoundError:  # imported from a source tree, not installed
+    __version__ = "0+unknown"
 
 #: Names imported on first use, so ``import ech`` loads neither dnspython
 #: nor httpx: name -> module.

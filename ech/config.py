@@ -25,7 +25,7 @@ Wire structures (RFC 9849 §4)::
 
 Parsing is structural only (the codec checks what can be encoded); whether a
 client may *use* a config is :meth:`ECHConfig.unsupported_reason`. Every
-config keeps its exact wire bytes in :attr:`ECHConfig.raw`, because the HPKE
+config keeps its exact wire bytes in ``ECHConfig.raw``, because the HPKE
 ``info`` is built from them (RFC 9849 §6.1) and a re-encoding must not
 change a single byte.
 """
@@ -53,6 +53,7 @@ __all__ = [
     "is_valid_public_name",
 ]
 
+#: ECHConfig.version of RFC 9849, equal to the extension's code point (§4).
 ECH_VERSION: Final = 0xFE0D
 """``ECHConfig.version`` for RFC 9849 (equal to the extension code point)."""
 
@@ -206,7 +207,7 @@ class ECHConfig:
         return cls(version, contents, w.getvalue())
 
     def encode(self) -> bytes:
-        """The wire form (:attr:`raw`)."""
+        """The wire form (``raw``)."""
         return self.raw
 
     def _require_contents(self) -> ECHConfigContents:
@@ -235,11 +236,11 @@ class ECHConfig:
     def unsupported_reason(self) -> str | None:
         """Why a client must not use this config, or ``None`` if it may.
 
-        Checks, in order: version (RFC 9849 §4; checklist #5), KEM (§4,
-        #6), public key length for that KEM, at least one supported
-        (KDF, AEAD) pair (§6.1, #7), no repeated extension type (§4.2, #8),
-        no unsupported mandatory extension (§4.2, #9), and a valid
-        ``public_name`` (§6.1.7, #13, #14).
+        Checks, in order: version (RFC 9849 §4; ECH-5), KEM (§4,
+        ECH-6), public key length for that KEM, at least one supported
+        (KDF, AEAD) pair (§6.1, ECH-7), no repeated extension type (§4.2, ECH-8),
+        no unsupported mandatory extension (§4.2, ECH-9), and a valid
+        ``public_name`` (§6.1.7, ECH-13, ECH-14).
         """
         c = self.contents
         if c is None:
@@ -273,7 +274,7 @@ class ECHConfig:
 
         Returns:
             A suite both listed by the config and supported, never one the
-            config does not list (checklist #7).
+            config does not list (ECH-7).
         """
         c = self.contents
         if c is None:
@@ -290,7 +291,7 @@ class ECHConfig:
     def hpke_info(self) -> bytes:
         """HPKE ``info``: ``"tls ech" || 0x00 || ECHConfig`` (RFC 9849 §6.1).
 
-        The single serialized config, not the list (checklist #37).
+        The single serialized config, not the list (ECH-37).
         """
         return _INFO_PREFIX + self.raw
 
@@ -361,7 +362,7 @@ class ECHConfigList:
 
 
 def is_valid_public_name(name: bytes) -> bool:
-    """RFC 9849 §6.1.7 validation of ``public_name`` (checklist #13, #14).
+    """RFC 9849 §6.1.7 validation of ``public_name`` (ECH-13, ECH-14).
 
     A valid host name in preferred name syntax: dot-separated LDH labels of
     1 to 63 octets that neither start nor end with a hyphen (RFC 1034 §3.5

@@ -4,7 +4,7 @@ The backend proves it used ClientHelloInner by deriving 8 bytes from the
 inner random and the inner transcript: in the last 8 bytes of
 ServerHello.random, or in the HelloRetryRequest's ECH extension. The inputs
 are built from the message model with one field replaced, never by
-searching bytes (checklist #55, #56).
+searching bytes (ECH-55, ECH-56).
 """
 
 from __future__ import annotations

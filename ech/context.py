@@ -96,7 +96,7 @@ class ECHSocket(TLSSocket):
         """A file object over the connection, as ``socket.makefile`` makes.
 
         Closing it does not close the connection (as with :mod:`socket`,
-        the connection stays open until :meth:`close`).
+        the connection stays open until ``close()``).
         """
         reading, writing = "r" in mode, "w" in mode
         raw = _RawTLS(self, reading, writing)

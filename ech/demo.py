@@ -9,6 +9,12 @@ with the authenticated retry_configs, and is accepted. Then a GREASE
 connection, which looks like ECH on the wire but hides nothing. Last, ECH
 over HTTP/3: the same server on UDP, the ClientHello read back out of the
 client's QUIC Initial packets as any observer can (RFC 9001 §5.2).
+
+It is the first thing a newcomer runs (``make demo``), so it speaks plain
+words, not Python: ECH in one sentence first, each connection as what the
+network sees beside what stays hidden and one line saying which, GREASE
+explained, and at the end the README's quickstart (as ``ech certs``
+prints it) to try next.
 """
 
 from __future__ import annotations
@@ -20,16 +26,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ech.aio import start_server
 from ech.blocking import TLSSocket, connect
+from ech.cli.certs import ech_program, next_commands, wrap
 from ech.client.config import ClientConfig
 from ech.config import ECHConfigList
 from ech.errors import ECHRejectedError
 from ech.http import fetch
 from ech.keys import ECHKey, generate_ech_key
-from ech.pki import TestCA
+from ech.pki import DEFAULT_NAMES, DEFAULT_PUBLIC_NAME, TestCA, certificate_files
 from ech.quic import observe
 from ech.quic.client import open_http3
 from ech.quic.server import HTTP3Server
@@ -43,8 +51,8 @@ from ech.tls.wire import Reader
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-PUBLIC_NAME = "public.example"
-HIDDEN_NAME = "secret.example"
+PUBLIC_NAME = DEFAULT_PUBLIC_NAME
+HIDDEN_NAME = DEFAULT_NAMES[0]  # the names ech certs and the quickstart use
 
 
 class RecordingSocket(socket.socket):
@@ -174,16 +182,17 @@ async def _http3(ca: TestCA, port: int, configs: ECHConfigList) -> bool:
     seen = ext.decode_server_name(sni) if sni is not None else "(none)"
     sent = b"".join(data for who, data in tap.datagrams if who == "client")
     leaked = HIDDEN_NAME.encode() in observe.client_initial_crypto(tap.datagrams) + sent
-    print("\n5. ECH over HTTP/3 (QUIC on the same port)")
-    print(f"  {'the network saw (outer SNI)':<34} {seen}")
-    print(f"  {'the server used (inner SNI)':<34} {view['server_name']}")
-    print(f"  {'ECH, client / server':<34} {status} / {view['ech_status']}")
-    print(f"  {'HTTP version':<34} {view['http_version']}")
+    print("\n5. The same over HTTP/3, on UDP at the same port")
     print(
-        f"  {HIDDEN_NAME!r} in the client's datagrams:  "
-        f"{'YES (in clear)' if leaked else 'no'} ({len(sent)} bytes checked,"
-        " Initial packets decrypted)"
+        "  QUIC encrypts its first packets with keys anyone can compute, so an"
+        " observer\n  reads the ClientHello there too; ECH protects the name just"
+        " the same."
     )
+    _names(seen, view["server_name"], leaked)
+    _row("ECH (client / server)", f"{status} / {view['ech_status']}")
+    _row("HTTP version", view["http_version"])
+    _checked(leaked, len(sent), "the client sent over UDP")
+    _outcome(status, leaked)
     return (
         status == "accepted"
         and view["server_name"] == HIDDEN_NAME
@@ -193,22 +202,57 @@ async def _http3(ca: TestCA, port: int, configs: ECHConfigList) -> bool:
     )
 
 
+def _row(label: str, value: str) -> None:
+    print(f"  {label:<26}{value}")
+
+
+def _names(seen: str, used: str, leaked: bool) -> None:
+    """What the network sees next to what stays hidden from it."""
+    print(f"  {'':<26}{'the network sees':<22}hidden from the network")
+    _row("server name (SNI)", f"{seen:<22}{'nothing' if leaked else used}")
+
+
+def _checked(leaked: bool, size: int, what: str = "the client sent") -> None:
+    where = "is in clear in" if leaked else "appears nowhere in"
+    print(f"  checked: {HIDDEN_NAME} {where} the {size} bytes {what}")
+
+
+def _outcome(client_status: str, leaked: bool) -> None:
+    """The one plain line that says what happened to the name."""
+    if client_status == "accepted" and not leaked:
+        print(
+            f"  ECH accepted: the network saw {PUBLIC_NAME};"
+            f" {HIDDEN_NAME} stayed encrypted"
+        )
+    elif client_status == "grease":
+        print(f"  WARNING: {HIDDEN_NAME} was sent in clear (GREASE, no usable config)")
+    else:
+        print(f"  WARNING: ECH {client_status}; {HIDDEN_NAME} may have been seen")
+
+
 def _show(
     title: str, wire: bytes, seen_by_server: dict[str, str], client_status: str
 ) -> bool:
     leaked = HIDDEN_NAME.encode() in wire
     print(f"\n{title}")
-    print(f"  {'the network saw (outer SNI)':<34} {outer_name(wire)}")
-    print(f"  {'the server used (inner SNI)':<34} {seen_by_server['server_name']}")
+    _names(outer_name(wire), seen_by_server["server_name"], leaked)
     server_status = seen_by_server["ech_status"]
     suite, group = seen_by_server["cipher_suite"], seen_by_server["group"]
-    print(f"  {'ECH, client / server':<34} {client_status} / {server_status}")
-    print(f"  {'negotiated':<34} {suite}, {group}")
-    print(
-        f"  {HIDDEN_NAME!r} in the client's bytes:  "
-        f"{'YES (in clear)' if leaked else 'no'} ({len(wire)} bytes checked)"
-    )
+    _row("ECH (client / server)", f"{client_status} / {server_status}")
+    _row("TLS 1.3 with", f"{suite}, {group}")
+    _checked(leaked, len(wire))
+    _outcome(client_status, leaked)
     return leaked
+
+
+def _try_next() -> None:
+    """The README's quickstart, as ``ech certs`` prints it: what to run next."""
+    program = ech_program()
+    files = certificate_files(Path("quickstart"))
+    print("\nTry it with your own server and clients (the README's quickstart):")
+    print(f"{program} certs quickstart")
+    for line in next_commands(files, program):
+        print(wrap(line))
 
 
 def run() -> int:
@@ -219,9 +263,16 @@ def run() -> int:
     client = ClientConfig(trust_store=(ca.certificate,), alpn_protocols=("http/1.1",))
     wire = Wire()
     ok = True
-    print("ech demo: Encrypted Client Hello on 127.0.0.1")
-    print(f"  client-facing server {PUBLIC_NAME!r}, hidden name {HIDDEN_NAME!r}")
-    print(f"  published ECHConfigList: {published.to_base64()[:48]}...")
+    print("ech demo: Encrypted Client Hello (ECH, RFC 9849), on 127.0.0.1 only")
+    print(
+        "\nECH encrypts the name of the site a client asks for, so that the network"
+        "\nsees only the public name of the server in front of it."
+    )
+    print(
+        f"Here the server {PUBLIC_NAME} stands in front of {HIDDEN_NAME}, and has"
+        "\npublished its ECH key (in DNS, normally) as this ECHConfigList:"
+    )
+    print(f"  {published.to_base64()[:48]}...")
     with DemoServer(ca, first_key).running() as server:
         port = server.port
 
@@ -236,13 +287,19 @@ def run() -> int:
         ) as tls:
             status = str(tls.negotiated.ech_status)
             view = _get(tls)
-        leaked = _show("1. ECH with the published config", wire.collect(), view, status)
+        leaked = _show(
+            f"1. The client connects to {HIDDEN_NAME} with the published key",
+            wire.collect(),
+            view,
+            status,
+        )
         ok &= status == "accepted" and view["server_name"] == HIDDEN_NAME and not leaked
 
         # 2. Key rotation: the client's config is stale.
         server.rotate(generate_ech_key(PUBLIC_NAME))
         print(
-            "\n2. the server rotates its ECH key; the client still holds the old config"
+            "\n2. The server replaces its ECH key; the client still has the old one"
+            "\n  (as from a DNS answer cached before the change)"
         )
         try:
             connect(
@@ -259,8 +316,10 @@ def run() -> int:
         except ECHRejectedError as rejection:
             retry = rejection.retry_configs
             print(
-                f"  rejected: the server authenticated as {rejection.public_name!r},"
-                f" retry_configs {retry.to_base64()[:32] if retry else None}..."
+                "  ECH rejected: the server could not decrypt, so it finished the"
+                f" handshake as\n  {rejection.public_name} (its certificate checked)"
+                " and sent its new key, which the client\n  can trust:"
+                f" {retry.to_base64()[:32] if retry else 'none'}..."
             )
             ok &= HIDDEN_NAME.encode() not in wire.collect()
         with connect(
@@ -275,7 +334,9 @@ def run() -> int:
             retried = tls.retried
             view = _get(tls)
         leaked = _show(
-            f"3. reconnect: retried with retry_configs = {retried}",
+            "3. The client tries the old key again: rejected, it retries once, by"
+            " itself,\n  with the new key"
+            + ("" if retried else " (UNEXPECTED: it did not retry)"),
             wire.collect(),
             view,
             status,
@@ -293,7 +354,10 @@ def run() -> int:
             view = _get(tls)
         data = wire.collect()
         _show(
-            "4. GREASE ECH (no config): an ECH extension, but the name is in clear",
+            "4. GREASE: a client with no ECH key for a server sends a decoy ECH"
+            "\n  extension (random bytes), so that real ECH does not stand out."
+            "\n  It hides nothing: the name goes in clear. The server cannot tell a"
+            "\n  decoy from a key it does not hold, so it reports a rejection.",
             data,
             view,
             status,
@@ -307,4 +371,5 @@ def run() -> int:
         current = ECHConfigList((server.config.ech_keys[0].config,))
         ok &= asyncio.run(_http3(ca, port, current))
     print("\nall checks passed" if ok else "\nSOME CHECKS FAILED")
+    _try_next()
     return 0 if ok else 1

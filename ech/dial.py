@@ -6,13 +6,13 @@ One policy for :func:`ech.blocking.connect`, :func:`ech.aio.open_connection`,
 connection and wait for its handshake:
 
 1. With a DoH resolver and no ECH configs given, look up the name's HTTPS
-   record before any ClientHello is sent (RFC 9848 §5.3, checklist #107):
+   record before any ClientHello is sent (RFC 9848 §5.3, ECH-107):
    use the ECH configs of the most preferred endpoint that has usable
    ones, or GREASE ECH (RFC 9849 §6.2) when the record has none. Without a
    resolver nothing touches DNS.
 2. Refuse to connect when sending a ClientHello would show the real name
    although ECH was promised: every HTTPS record carries ``ech`` but none
-   of the configs is usable (SVCB-reliant mode, RFC 9848 §5.1, #105), or
+   of the configs is usable (SVCB-reliant mode, RFC 9848 §5.1, ECH-105), or
    strict mode (``require_ech=True``) and real ECH cannot be offered.
    :class:`~ech.errors.ECHUnavailableError` says why; nothing was sent.
 3. Connect with those configs.
@@ -141,7 +141,7 @@ class Plan:
         """A plan for configs the caller gave (or none), without DNS.
 
         Given configs of which none is usable are still passed on: the
-        handshake then sends GREASE (RFC 9849 §6.1, checklist #7), unless
+        handshake then sends GREASE (RFC 9849 §6.1, ECH-7), unless
         ``require_ech``.
 
         Raises:
@@ -175,7 +175,7 @@ class Plan:
 
         Raises:
             ECHUnavailableError: every record carries ``ech`` and none is
-                usable (RFC 9848 §5.1, #105), or ``require_ech`` and the
+                usable (RFC 9848 §5.1, ECH-105), or ``require_ech`` and the
                 record gives no usable config.
         """
         where = f"the HTTPS record of {discovery.resolution.query_name}"

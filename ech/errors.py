@@ -105,8 +105,8 @@ class ECHUnavailableError(TLSError):
     """ECH cannot be used and must be: nothing was sent (RFC 9848 §5.1).
 
     Raised before any ClientHello when the HTTPS records all carry ``ech``
-    but none of their configs is usable (SVCB-reliant mode, checklist
-    #105), or in strict mode (``require_ech=True``) whenever the
+    but none of their configs is usable (SVCB-reliant mode, ECH-105), or
+    in strict mode (``require_ech=True``) whenever the
     connection would not offer real ECH. Sending a ClientHello anyway
     would put the real server name in clear.
 

@@ -66,7 +66,7 @@ class ECHReason(enum.Enum):
     #: The HTTPS record has no ``ech`` parameter (RFC 9848 §3).
     RECORD_WITHOUT_ECH = "record_without_ech"
     #: ECH configs were offered but none is usable: unknown KEM, suites or
-    #: version, or a mandatory extension we lack (RFC 9849 §6.1, #5-#9).
+    #: version, or a mandatory extension we lack (RFC 9849 §6.1, ECH-5 to ECH-9).
     NO_SUPPORTED_CONFIG = "no_supported_config"
     #: The DoH lookup failed; nothing was sent to the server (RFC 9848 §5.3).
     DOH_FAILED = "doh_failed"

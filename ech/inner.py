@@ -20,7 +20,7 @@ E = ExtensionType
 
 
 def encode_outer_extensions(types: Sequence[int]) -> bytes:
-    """``ExtensionType OuterExtensions<2..254>`` (checklist #26)."""
+    """``ExtensionType OuterExtensions<2..254>`` (ECH-26)."""
     if not 1 <= len(types) <= 127:
         raise ValueError("ech_outer_extensions names 1 to 127 extensions")
     return encode_u16_list(tuple(types), 1)
@@ -39,7 +39,7 @@ def decode_outer_extensions(data: bytes) -> tuple[int, ...]:
 
 
 def compress(inner: ClientHello, compressed: Sequence[int]) -> ClientHello:
-    """The ClientHello part of EncodedClientHelloInner (checklist #25-#27).
+    """The ClientHello part of EncodedClientHelloInner (ECH-25 to ECH-27).
 
     ``compressed`` names extensions of ``inner`` that the outer hello carries
     byte-identical, in the same relative order; they must be contiguous in
@@ -79,8 +79,8 @@ def padding_length(
     """Zero bytes to append, by RFC 9849 §6.1.3's recommended scheme.
 
     First pad the name up to ``maximum_name_length`` (or ``L + 9`` without a
-    server_name; checklist #51), then round the total up to a multiple of 32
-    (checklist #52).
+    server_name; ECH-51), then round the total up to a multiple of 32
+    (ECH-52).
     """
     if server_name_length is None:
         pad = maximum_name_length + 9
@@ -100,9 +100,9 @@ def decode_client_hello_inner(data: bytes, outer: ClientHello) -> ClientHello:
 
     Raises:
         DecodeError: the inner hello does not parse.
-        IllegalParameter: non-zero padding (checklist #29), or an
+        IllegalParameter: non-zero padding (ECH-29), or an
             ``ech_outer_extensions`` that references a missing, repeated,
-            misordered or encrypted_client_hello extension (#31, #32).
+            misordered or encrypted_client_hello extension (ECH-31, ECH-32).
     """
     r = Reader(data)
     encoded = ClientHello.read(r)

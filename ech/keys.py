@@ -38,8 +38,9 @@ __all__ = [
     "write_ech_key",
 ]
 
+#: The (KDF, AEAD) pairs a new key's config lists, in preference order.
 DEFAULT_SUITES: Final[tuple[HpkeSymmetricCipherSuite, ...]] = (
-    # The mandatory-to-implement suite first (RFC 9849 §9; checklist #17).
+    # The mandatory-to-implement suite first (RFC 9849 §9; ECH-17).
     HpkeSymmetricCipherSuite(hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM),
     HpkeSymmetricCipherSuite(hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305),
 )
@@ -110,13 +111,13 @@ def generate_ech_key(
 
     Args:
         public_name: The client-facing server's name (RFC 9849 §4); must pass
-            :func:`ech.config.is_valid_public_name` (checklist #13, #14).
+            :func:`ech.config.is_valid_public_name` (ECH-13, ECH-14).
         kem_id: HPKE KEM; X25519 by default (RFC 9849 §9).
         config_id: A fixed id, or ``None`` to draw a random one not in
-            ``avoid_ids`` by rejection sampling (RFC 9849 §4.1; checklist #12).
-        maximum_name_length: Longest backend name if known, else 0 (§4; #10).
+            ``avoid_ids`` by rejection sampling (RFC 9849 §4.1; ECH-12).
+        maximum_name_length: Longest backend name if known, else 0 (§4; ECH-10).
         cipher_suites: (KDF, AEAD) pairs in preference order.
-        extensions: ECHConfig extensions, e.g. GREASE (§6.2.2; #15, #16).
+        extensions: ECHConfig extensions, e.g. GREASE (§6.2.2; ECH-15, ECH-16).
         random: Source of the random config id (the key uses the OS RNG).
         avoid_ids: Config ids already in the server's known set.
 

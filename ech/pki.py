@@ -1,8 +1,10 @@
-"""A throwaway certificate authority for demos and tests.
+"""A throwaway certificate authority for demos, tests and ``ech certs``.
 
 Real deployments bring their own certificates; this makes a CA and leaf
 certificates on the fly so ``ech demo`` and the test suite need nothing
-from outside. Private keys are written with mode 0600.
+from outside, and :func:`write_certificates` writes them as files so that
+a first ``ech serve`` needs nothing either. Private keys are written with
+mode 0600.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -207,3 +210,105 @@ class TestCA:
         )
         write_private_key(key_path, certified.private_key)
         return cert_path, key_path
+
+
+# `ech certs`: a throwaway CA and certificates as files -------------------------
+
+DEFAULT_PUBLIC_NAME: Final = "public.example"
+"""``ech certs``'s client-facing name: the one the network sees."""
+
+DEFAULT_NAMES: Final = ("secret.example",)
+"""``ech certs``'s names served behind it: the ones ECH hides."""
+
+LOOPBACK_NAMES: Final = ("localhost", "127.0.0.1", "::1")
+"""Also in the public name's certificate, so that DoH at
+``https://127.0.0.1:PORT/dns-query`` verifies: a client sends no SNI to an
+address (RFC 6066 §3), and ``ech serve`` then presents its first
+certificate, the public name's."""
+
+CA_STEM: Final = "ca"
+"""``DIR/ca.pem``: the CA certificate clients trust (its key is not kept)."""
+
+
+@dataclass(frozen=True)
+class IssuedFiles:
+    """One name's certificate and key on disk."""
+
+    name: str
+    certificate: Path
+    """The chain (the leaf alone) in PEM."""
+    key: Path
+    """The PKCS#8 private key in PEM, mode 0600."""
+
+
+@dataclass(frozen=True)
+class CertificateFiles:
+    """What :func:`write_certificates` wrote (or would write)."""
+
+    ca: Path
+    public: IssuedFiles
+    names: tuple[IssuedFiles, ...]
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """Every file, the CA certificate first."""
+        leaves = (self.public, *self.names)
+        return (self.ca, *(p for f in leaves for p in (f.certificate, f.key)))
+
+
+def certificate_files(
+    directory: Path,
+    public_name: str = DEFAULT_PUBLIC_NAME,
+    names: Sequence[str] = DEFAULT_NAMES,
+) -> CertificateFiles:
+    """The files :func:`write_certificates` writes: ``ca.pem``, ``NAME.pem/.key``.
+
+    A name given twice (or the public name again) counts once.
+
+    Raises:
+        ValueError: a name is not usable as a file name, or its files would
+            be another's (``--name ca`` would be the CA's).
+    """
+    unique = list(dict.fromkeys([public_name, *names]))
+    for name in unique:
+        if not name or name.startswith(".") or "/" in name or "\\" in name:
+            raise ValueError(f"{name!r} cannot be a file name in {directory}")
+    issued = [
+        IssuedFiles(n, directory / f"{n}.pem", directory / f"{n}.key") for n in unique
+    ]
+    files = CertificateFiles(directory / f"{CA_STEM}.pem", issued[0], tuple(issued[1:]))
+    if len(set(files.paths)) != len(files.paths):
+        raise ValueError(f"the name {CA_STEM!r} would overwrite the CA certificate")
+    return files
+
+
+def write_certificates(
+    directory: Path,
+    public_name: str = DEFAULT_PUBLIC_NAME,
+    names: Sequence[str] = DEFAULT_NAMES,
+    *,
+    force: bool = False,
+) -> CertificateFiles:
+    """A new throwaway CA and a certificate and key per name, as files.
+
+    For trying ECH out and for tests, as ``ech certs``: the CA's own key is
+    never written (nothing more can be issued, nothing to steal), every
+    private key is mode 0600, and the public name's certificate also
+    covers :data:`LOOPBACK_NAMES`. ``directory`` is created if missing.
+
+    Raises:
+        FileExistsError: a file exists and ``force`` is false; nothing was
+            written (the message lists them).
+        ValueError: as :func:`certificate_files`.
+    """
+    files = certificate_files(directory, public_name, names)
+    existing = [str(path) for path in files.paths if path.exists()]
+    if existing and not force:
+        raise FileExistsError(f"would overwrite {', '.join(existing)}")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = TestCA.create(f"ech throwaway CA ({directory.resolve().name})")
+    files.ca.write_bytes(ca.pem)
+    for issued in (files.public, *files.names):
+        extra = LOOPBACK_NAMES if issued is files.public else ()
+        ca.write(directory, ca.issue(issued.name, *extra), issued.name)
+    return files

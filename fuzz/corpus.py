@@ -3,8 +3,8 @@
 ``python -m fuzz.corpus [DIR]`` writes ``DIR/<harness>/<sha1>`` files
 (default ``fuzz/corpus``). A coverage-guided fuzzer finds its way much
 faster from real inputs than from nothing: RFC 8448's records and messages
-(``tests/vectors/``), the published ECHConfigLists the checklist collected
-(``../shared/ech-checklist.md`` §5), and ClientHelloOuters our own client
+(``tests/vectors/``), ECHConfigLists others have published
+(:data:`PUBLISHED_LISTS`), and ClientHelloOuters our own client
 seals to the fuzzing key, so the server harness starts inside a decrypted
 ECH offer. Regression inputs (``fuzz/regressions/<harness>/``) are added
 too, so every campaign starts from every crash ever found.
@@ -51,7 +51,7 @@ E = ExtensionType
 DEFAULT_DIR = HERE / "corpus"
 REGRESSIONS = HERE / "regressions"
 
-#: ECHConfigLists published by others (ech-checklist.md §5): RFC 9848 §3's
+#: ECHConfigLists published by others: RFC 9848 §3's
 #: example, OpenSSL's test key, defo.ie's and Cloudflare's.
 PUBLISHED_LISTS = (
     "AEj+DQBEAQAgACAdd+scUi0IYFsXnUIU7ko2Nd9+F8M26pAGZVpz/KrWPgAEAAEAAWQVZWNoLXNpdGVzLmV4YW1wbGUubmV0AAA=",

@@ -244,13 +244,13 @@ def encoded_client_hello_inner(data: bytes) -> None:
     Input as BoringSSL's ``decode_client_hello_inner`` fuzzer lays it out: a
     u24-prefixed EncodedClientHelloInner, then a ClientHelloOuter body. The
     result must pass the server's ClientHelloInner checks or be refused
-    (RFC 9849 §7.1, checklist #29-#32, #78).
+    (RFC 9849 §7.1, ECH-29 to ECH-32, ECH-78).
     """
     r = Reader(data)
     encoded = r.opaque(3)
     outer = ClientHello.parse(r.rest())
     inner = decode_client_hello_inner(encoded, outer)
-    assert inner.legacy_session_id == outer.legacy_session_id  # checklist #30
+    assert inner.legacy_session_id == outer.legacy_session_id  # ECH-30
     assert not inner.has_extension(E.ECH_OUTER_EXTENSIONS)
     check_inner(inner)
     assert ClientHello.parse(inner.encode()) == inner

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, settings
 import ech
 from ech.pki import TestCA
 from tests.helpers import SERVER_NAME
+from tools.conformance import load_requirements
 
 settings.register_profile(
     "dev",
@@ -44,11 +45,25 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Leave ``slow`` tests out unless ``-m`` names them (``make fuzz`` does).
+    """Refuse unknown requirement ids; leave ``slow`` tests out.
 
+    ``slow`` tests run only when ``-m`` names them (``make fuzz`` does).
     Deselected, not skipped: the normal suite stays within its time budget
-    and reports no skips.
+    and reports no skips. A ``requirement`` marker naming an id that
+    ``docs/conformance/requirements.toml`` does not define stops the run
+    before any test does (tests/test_conformance.py checks the same without
+    collecting).
     """
+    known = {r.id for r in load_requirements()[0]}
+    unknown = [
+        f"{item.nodeid} cites {cited!r}"
+        for item in items
+        for marker in item.iter_markers("requirement")
+        for cited in marker.args
+        if cited not in known
+    ]
+    if unknown:
+        raise pytest.UsageError("unknown requirement ids: " + "; ".join(unknown))
     if "slow" in (config.option.markexpr or ""):
         return
     slow = [item for item in items if item.get_closest_marker("slow")]

@@ -36,7 +36,8 @@ class ConnectionReport:
         backend: Split mode: the backend ``host:port`` it was relayed to.
         handshake_seconds: From accept to a completed handshake, if it was.
         duration_seconds: From accept to close.
-        alert_sent, alert_received: The fatal alert, if any.
+        alert_sent: The fatal alert we sent, if any.
+        alert_received: The fatal alert the peer sent, if any.
         ech_reason: Why an offered ECH was not accepted (``ech_status``
             rejected, or a handshake aborted on a malformed inner hello),
             as far as the server can tell; None otherwise.

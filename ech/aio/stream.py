@@ -34,8 +34,9 @@ class TLSStream(EventStream):
         io_timeout: seconds a read or write may wait (None: no limit); the
             server sets its idle timeout here after the handshake.
         timed_out: a read or write exceeded ``io_timeout``.
-        alert_sent, alert_received: the fatal alert, if any, for the
-            server's connection report.
+        alert_sent: the fatal alert sent, if any, for the server's
+            connection report.
+        alert_received: the fatal alert received, if any, likewise.
     """
 
     def __init__(

@@ -9,20 +9,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
 from ech import hpke
-from ech.config import ECHConfig, ECHConfigList
+from ech.config import ECHConfig
 from ech.dial import explain_error, hpke_name
-from ech.dns.publish import DEFAULT_ALPN, https_record_line, warnings_for
+from ech.dns.publish import (
+    DEFAULT_ALPN,
+    DEFAULT_DNS_TTL,
+    https_record_line,
+    warnings_for,
+)
 from ech.dns.records import ServiceEndpoint
 from ech.dns.resolver import DNSLookupError, DoHResolver
 from ech.errors import ECHRejectedError, TLSError
 from ech.events import ECHStatus, HandshakeComplete
 from ech.httpx import ECHTransport
-from ech.keys import load_ech_key
+from ech.serve.keyring import KeyringError, load_keyset
 from ech.serve.status_page import status_fields
 
 
@@ -211,12 +217,26 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_dns_record(args: argparse.Namespace) -> int:
-    """Print the HTTPS record publishing the ECH keys, in zone-file syntax."""
+    """Print the HTTPS record publishing the ECH keys, in zone-file syntax.
+
+    The keys are read as ``ech serve`` reads them (:func:`load_keyset`):
+    what is published is what the server sends as retry_configs, so a key
+    directory that ``ech keygen --rotate`` maintains publishes its advertised
+    keys and leaves the accept-only ones out.
+    """
+    if not args.ech_key and not args.ech_key_dir:
+        raise SystemExit(
+            "ech dns-record: give the keys with --ech-key FILE or --ech-key-dir DIR"
+        )
     try:
-        keys = [load_ech_key(path) for path in args.ech_key]
-    except (ValueError, OSError) as error:
+        # Paths whatever the flag's type gives (a checked file name is a str).
+        keyset = load_keyset([Path(p) for p in args.ech_key], args.ech_key_dir)
+    except KeyringError as error:
         raise SystemExit(f"ech dns-record: {error}") from None
-    configs = ECHConfigList(tuple(key.config for key in keys))
+    configs = keyset.retry_configs
+    if configs is None:
+        places = ", ".join(map(str, args.ech_key_dir))
+        raise SystemExit(f"ech dns-record: no ECH key (*.pem) in {places}")
     for warning in warnings_for(configs):
         print(f"warning: {warning}", file=sys.stderr)
     alpn = tuple(args.alpn) if args.alpn else DEFAULT_ALPN
@@ -232,6 +252,7 @@ def cmd_dns_record(args: argparse.Namespace) -> int:
             configs,
             port=args.port,
             alpn=alpn,
+            ttl=DEFAULT_DNS_TTL if args.ttl is None else args.ttl,
             ipv4hint=args.ipv4hint or (),
             ipv6hint=args.ipv6hint or (),
         )

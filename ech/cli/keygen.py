@@ -42,6 +42,16 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         raise SystemExit("ech keygen: give -o FILE, or --rotate DIR")
     if args.keep is not None or args.retire_after is not None:
         raise SystemExit("ech keygen: --keep and --retire-after need --rotate")
+    if args.output.exists() and not args.force:
+        # A new key in place of the published one: every client holding the
+        # old HTTPS record is rejected until DNS catches up.
+        print(
+            f"ech keygen: {args.output} exists; pass --force to replace it (the"
+            " ECHConfigList published for it then stops working), or use"
+            " --rotate DIR to rotate keys without breaking clients",
+            file=sys.stderr,
+        )
+        return 2
     try:
         key = generate_ech_key(
             args.public_name,
@@ -53,6 +63,12 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         raise SystemExit(f"ech keygen: {error}") from None
     print(ECHConfigList((key.config,)).to_base64())
+    print(
+        f"ech keygen: wrote the ECH private key to {args.output} (mode 0600);"
+        " publish the ECHConfigList printed on stdout (ech dns-record, or give"
+        " it to clients with --ech-config-list)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -89,6 +105,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     keygen.add_argument("--config-id", type=int, choices=range(256), metavar="N")
     keygen.add_argument("--max-name-length", type=int, default=0, metavar="N")
     keygen.add_argument("-o", "--output", type=Path)
+    keygen.add_argument(
+        "--force", action="store_true", help="with -o: replace an existing key file"
+    )
     keygen.add_argument(
         "--rotate",
         type=Path,

@@ -6,9 +6,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from ech.arguments import ca_file, config_list
-from ech.cli import connect, demo, diagnose, keygen, serve
+from ech.arguments import ca_file, config_list, non_negative
+from ech.cli import certs, connect, demo, diagnose, keygen, serve
 from ech.fuzz import add_fuzz_command
 from ech.probe import client as probe_client
 from ech.probe import server as probe_server
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     commands = parser.add_subparsers(dest="command", required=True)
+    certs.add_parser(commands)
     keygen.add_parser(commands)
     serve.add_parser(commands)
     connect.add_parser(commands)
@@ -95,7 +97,26 @@ def _add_dns_commands(
 
     record = commands.add_parser("dns-record", help="the HTTPS record to publish")
     record.add_argument("name")
-    record.add_argument("--ech-key", action="append", required=True, metavar="KEY.pem")
+    record.add_argument(
+        "--ech-key", action="append", default=[], type=Path, metavar="KEY.pem"
+    )
+    record.add_argument(
+        "--ech-key-dir",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="publish the advertised keys of DIR (as ech serve --ech-key-dir "
+        "and ech keygen --rotate use it)",
+    )
+    record.add_argument(
+        "--ttl",
+        type=non_negative(int),
+        metavar="SECONDS",
+        # ech.dns.publish.DEFAULT_DNS_TTL, not imported here: it brings dnspython.
+        help="the record's TTL, which ech keygen --rotate --retire-after must "
+        "cover (default 300, the TTL ech serve --doh answers with)",
+    )
     record.add_argument("--port", type=int, default=443)
     record.add_argument("--alpn", action="append", metavar="ID")
     record.add_argument("--ipv4hint", action="append", metavar="ADDRESS")

@@ -15,7 +15,7 @@ from ech.tls.session import SessionTicket
 class ClientConnection(Connection):
     """One TLS 1.3 client connection over a byte stream. Performs no I/O.
 
-    Call :meth:`start`, then pump bytes between :meth:`data_to_send` and
+    Call :meth:`start`, then pump bytes between ``data_to_send()`` and
     :meth:`receive_data` until a :class:`~ech.events.HandshakeComplete`.
     The arguments are :class:`~ech.client.handshake.ClientHandshake`'s; the
     handshake itself is :attr:`handshake`, and ``handshake_class`` lets a

@@ -81,13 +81,13 @@ class SealTamper:
 
 
 def select_config(configs: ECHConfigList) -> ECHConfig | None:
-    """The first config we can use, in the server's order (checklist #5-#9)."""
+    """The first config we can use, in the server's order (ECH-5 to ECH-9)."""
     usable = configs.usable()
     return usable[0] if usable else None
 
 
 def inner_marker() -> Extension:
-    """The inner-form encrypted_client_hello that ClientHelloInner carries (#20)."""
+    """The inner-form encrypted_client_hello that ClientHelloInner carries (ECH-20)."""
     return Extension(E.ENCRYPTED_CLIENT_HELLO, INNER_BODY)
 
 
@@ -97,8 +97,8 @@ def _outer_extensions(
     """ClientHelloOuter's extensions before the ECH one (RFC 9849 §6.1).
 
     Copies ClientHelloInner's, except: server_name names the public name
-    (#42); the inner ECH marker goes; a real pre_shared_key is replaced by a
-    GREASE one (#44), which stays last.
+    (ECH-42); the inner ECH marker goes; a real pre_shared_key is replaced by a
+    GREASE one (ECH-44), which stays last.
     """
     out: list[Extension] = []
     grease_psk: Extension | None = None
@@ -121,7 +121,7 @@ def _outer_extensions(
 
 
 def grease_psk_body(real: bytes, random: Callable[[int], bytes]) -> bytes:
-    """A pre_shared_key shaped like ``real`` but random (RFC 9849 §6.1.2, #45)."""
+    """A pre_shared_key shaped like ``real`` but random (RFC 9849 §6.1.2, ECH-45)."""
     offered = OfferedPsks.parse(real)
     return OfferedPsks(
         tuple(
@@ -184,7 +184,7 @@ class ECHOffer:
         random: Callable[[int], bytes],
         tamper: SealTamper | None = None,
     ) -> ECHOffer:
-        """Set up the HPKE sender context for ``config`` (checklist #37).
+        """Set up the HPKE sender context for ``config`` (ECH-37).
 
         ``tamper`` is the fault-injection seam (:class:`SealTamper`); a
         correct client passes None.
@@ -210,13 +210,13 @@ class ECHOffer:
         return self.config.public_name
 
     def seal(self, inner: ClientHello, random: Callable[[int], bytes]) -> ClientHello:
-        """ClientHelloOuter for ``inner`` (RFC 9849 §6.1.1, checklist #48).
+        """ClientHelloOuter for ``inner`` (RFC 9849 §6.1.1, ECH-48).
 
         The ECH extension is placed with an all-zero payload of the final
         length, the hello serialized as AAD, and the payload sealed and put in
         its place: the AAD is built from the model, never by searching bytes.
         After HelloRetryRequest the same context seals again with empty enc
-        (#58).
+        (ECH-58).
         """
         contents = self.config.contents
         if contents is None:
@@ -239,7 +239,7 @@ class ECHOffer:
         )
         outer = ClientHello(
             random=self.outer_random,
-            legacy_session_id=inner.legacy_session_id,  # checklist #40
+            legacy_session_id=inner.legacy_session_id,  # ECH-40
             cipher_suites=inner.cipher_suites,
             extensions=tuple(extensions),
             legacy_version=inner.legacy_version,
@@ -266,11 +266,11 @@ class ECHOffer:
 def grease_extension(
     hello: ClientHello, random: Callable[[int], bytes], maximum_name_length: int = 0
 ) -> Extension:
-    """A GREASE encrypted_client_hello for ``hello`` (RFC 9849 §6.2.1, #69).
+    """A GREASE encrypted_client_hello for ``hello`` (RFC 9849 §6.2.1, ECH-69).
 
     Random config_id, a valid X25519 encapsulation, and a payload as long as
     a real one would be for this hello, so GREASE and real ECH look alike on
-    the wire (#99).
+    the wire (ECH-99).
     """
     would_be_inner = hello.with_extension(inner_marker())
     encoded = _encoded_inner(would_be_inner, maximum_name_length)

@@ -217,7 +217,7 @@ class ClientHandshake(Handshake):
             under the early traffic key, and ``early_data_status`` tells
             what the server did with it. With ECH the early data belongs to
             ClientHelloInner's PSK, and ClientHelloOuter carries early_data
-            too (RFC 9849 §6.1, checklist #46).
+            too (RFC 9849 §6.1, ECH-46).
     """
 
     def __init__(
@@ -272,7 +272,7 @@ class ClientHandshake(Handshake):
         if self._ech_config is not None:
             self.ech_status = ECHStatus.OFFERED
         elif ech_configs is not None or config.ech_grease:
-            self.ech_status = ECHStatus.GREASE  # checklist #7, #34
+            self.ech_status = ECHStatus.GREASE  # ECH-7, ECH-34
         #: The server's retry_configs after a rejection, once authenticated.
         self.retry_configs: ECHConfigList | None = None
         #: The server's certificate chain (DER, leaf first), once checked;
@@ -430,8 +430,8 @@ class ClientHandshake(Handshake):
         if offer is not None:
             hello = with_extension_before_psk(hello, inner_marker())
         elif self.ech_status is ECHStatus.GREASE:
-            if waiting.ech_grease is None:  # the same one after HRR (checklist #70)
-                # Sized like a real offer's inner hello, PSK included (#69, #99).
+            if waiting.ech_grease is None:  # the same one after HRR (ECH-70)
+                # Sized like a real offer's inner hello, PSK included (ECH-69, ECH-99).
                 sized = (
                     self._add_psk(waiting, hello)
                     if waiting.session is not None
@@ -584,7 +584,7 @@ class ClientHandshake(Handshake):
         if selected is not None:
             session = waiting.session
             if self.ech_status is ECHStatus.REJECTED:
-                # The outer hello only had a GREASE PSK (checklist #49).
+                # The outer hello only had a GREASE PSK (ECH-49).
                 raise IllegalParameter("PSK selected although ECH was rejected")
             if session is None or ext.decode_u16(selected) != 0:
                 raise IllegalParameter("server selected a PSK we did not offer")
@@ -734,11 +734,11 @@ class ClientHandshake(Handshake):
     def _check_hrr_ech(
         self, offer: ECHOffer | None, hrr: ServerHello, raw: bytes, suite: SuiteParams
     ) -> None:
-        """Read the HRR's ECH confirmation (RFC 9849 §6.1.4, checklist #54, #56)."""
+        """Read the HRR's ECH confirmation (RFC 9849 §6.1.4, ECH-54, ECH-56)."""
         data = hrr.extension(E.ENCRYPTED_CLIENT_HELLO)
         received = parse_hrr_confirmation(data) if data is not None else None
         if offer is None:
-            return  # GREASE: syntax checked, value ignored (checklist #71)
+            return  # GREASE: syntax checked, value ignored (ECH-71)
         inner_hello = offer.inner_hello
         if inner_hello is None:
             raise RuntimeError("internal error: no ClientHelloInner")
@@ -791,9 +791,9 @@ class ClientHandshake(Handshake):
         if ech_data is not None:
             if self.ech_status is ECHStatus.ACCEPTED:
                 raise UnsupportedExtension("retry_configs after ECH was accepted")
-            retry_configs = parse_retry_configs(ech_data)  # checklist #61, #71
+            retry_configs = parse_retry_configs(ech_data)  # ECH-61, ECH-71
             if self.ech_status is ECHStatus.REJECTED:
-                # Trusted only once the outer handshake is authenticated (#60).
+                # Trusted only once the outer handshake is authenticated (ECH-60).
                 stage.retry_configs = retry_configs
         self._transcript.add(raw)
         stage.expect = (
@@ -881,7 +881,7 @@ class ClientHandshake(Handshake):
         first of the request's signature_algorithms our key signs with
         (§4.4.3 "MUST be one of those present"); the chain is sent whatever
         certificate_authorities says, and the server judges it. No key, no
-        fitting scheme, or ECH rejected (RFC 9849 §6.1.7, checklist #65):
+        fitting scheme, or ECH rejected (RFC 9849 §6.1.7, ECH-65):
         an empty Certificate.
         """
         context = request.certificate_request_context
@@ -940,7 +940,7 @@ class ClientHandshake(Handshake):
     def _verification_name(self, stage: _WaitFlight) -> str:
         """The name the certificate must carry: public_name if ECH was rejected."""
         if self.ech_status is ECHStatus.REJECTED and stage.ech is not None:
-            return stage.ech.public_name  # RFC 9849 §6.1.7, checklist #65
+            return stage.ech.public_name  # RFC 9849 §6.1.7, ECH-65
         if self.server_name is None:
             raise RuntimeError("internal error: verifying without a server name")
         return self.server_name
@@ -993,7 +993,7 @@ class ClientHandshake(Handshake):
         self._install(Direction.WRITE, Epoch.APPLICATION, suite, client_ap)
         if self.ech_status is ECHStatus.REJECTED and stage.ech is not None:
             # RFC 9849 §6.1.6: authenticated for public_name, then abort with
-            # ech_required; never report success, drop tickets (#63, #66).
+            # ech_required; never report success, drop tickets (ECH-63, ECH-66).
             self.retry_configs = stage.retry_configs
             self._stage = None
             self._emit(Abort(AlertDescription.ECH_REQUIRED))

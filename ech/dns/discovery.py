@@ -1,10 +1,10 @@
 """From a URL's host to what a client needs to connect with ECH (RFC 9848 §5).
 
 One function, :func:`discover`, that the client API and the ``ech`` command
-share: resolve the HTTPS record over DoH before any ClientHello (#107), take
+share: resolve the HTTPS record over DoH before any ClientHello (ECH-107), take
 the most preferred endpoint whose ECH configs we can use (else the most
 preferred one), and say whether the record promised ECH (SVCB-reliant
-mode, #105), in which case the client must never fall back to a cleartext
+mode, ECH-105), in which case the client must never fall back to a cleartext
 ClientHello: :func:`ech.dial.plan` refuses to connect when no endpoint's
 configs are usable.
 """

@@ -38,10 +38,11 @@ import dns.rrset
 import dns.zone
 
 from ech.config import ECHConfigList
-from ech.dns.publish import DEFAULT_ALPN, https_rdata
+from ech.dns.publish import DEFAULT_ALPN, DEFAULT_DNS_TTL, https_rdata
 from ech.dns.records import query_name
 
 __all__ = [
+    "DEFAULT_DNS_TTL",  # defined with the records it is the TTL of (publish)
     "DNS_MESSAGE",
     "MAX_DNS_MESSAGE",
     "Zone",
@@ -77,7 +78,8 @@ class Zone:
         port: The port clients reach the service on.
         alpn: ALPN ids of the service.
         addresses: IPv4/IPv6 addresses of every host.
-        ttl: TTL of every record; keep it below the key rotation period.
+        ttl: TTL of every record (:data:`~ech.dns.publish.DEFAULT_DNS_TTL`,
+            as ``ech dns-record``); keep it below the key rotation period.
 
     Raises:
         ValueError: A host outside ``origin`` or an invalid address.
@@ -92,7 +94,7 @@ class Zone:
         port: int = 443,
         alpn: Sequence[str] = DEFAULT_ALPN,
         addresses: Sequence[str] = ("127.0.0.1",),
-        ttl: int = 60,
+        ttl: int = DEFAULT_DNS_TTL,
     ) -> None:
         self.origin = dns.name.from_text(origin)
         self.ech_configs = ech_configs
@@ -113,10 +115,14 @@ class Zone:
     def snapshot(self) -> dns.zone.Zone:
         """The zone's records as of now."""
         zone = dns.zone.Zone(self.origin, relativize=False)
+        # Names made relative to the origin: "ns.{origin}" is "ns.." at the root.
+        ns, hostmaster = (
+            dns.name.from_text(n, self.origin) for n in ("ns", "hostmaster")
+        )
         soa = dns.rdata.from_text(
             dns.rdataclass.IN,
             dns.rdatatype.SOA,
-            f"ns.{self.origin} hostmaster.{self.origin} 1 3600 600 86400 {self.ttl}",
+            f"{ns} {hostmaster} 1 3600 600 86400 {self.ttl}",
         )
         zone.find_rdataset(self.origin, dns.rdatatype.SOA, create=True).add(
             soa, self.ttl

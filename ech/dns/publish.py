@@ -3,7 +3,7 @@
 :func:`https_record_line` writes one zone-file line (RFC 1035 §5.1) in the
 presentation format of RFC 9460 §2.1 with the ``ech`` SvcParam of RFC 9848
 §3 (standard Base64 of the ECHConfigList with its length prefix, no escape
-sequences; checklist #18). The rdata is built from dnspython's SvcParam
+sequences; ECH-18). The rdata is built from dnspython's SvcParam
 classes and printed by dnspython, so the line parses in BIND 9.18, Unbound
 ``local-data`` and dnspython alike.
 
@@ -27,16 +27,36 @@ from ech import hpke
 from ech.config import ECHConfigList
 from ech.dns.records import query_name
 
-__all__ = ["DEFAULT_ALPN", "https_rdata", "https_record_line", "warnings_for"]
+__all__ = [
+    "DEFAULT_ALPN",
+    "DEFAULT_DNS_TTL",
+    "https_rdata",
+    "https_record_line",
+    "warnings_for",
+]
 
 svcb = dns.rdtypes.svcbbase
 
 DEFAULT_ALPN: Final[tuple[str, ...]] = ("h2", "http/1.1")
 """ALPN ids published by default: what ``ech serve`` speaks."""
 
+DEFAULT_DNS_TTL: Final = 300
+"""Seconds an HTTPS record may be cached: ``ech dns-record`` and ``ech serve --doh``.
+
+One value for both, because the TTL is a promise the key rotation must keep:
+a replaced key stays accept-only at least this long (``ech keygen --rotate
+--retire-after``), or clients holding the old record are rejected. Five
+minutes rather than one: some resolvers keep answers longer than a short
+TTL (a configured minimum cache time), so a shorter TTL would not make old
+records vanish sooner, only tempt operators to retire keys too early; and a
+stale config costs one extra round trip, repaired by the retry_configs of
+RFC 9849 §6.1.6. ``ech serve --doh`` builds its answers from the live keys
+on every query, so there the TTL only tells caches how long to keep them.
+"""
+
 # What BoringSSL clients (Chrome, curl) accept: X25519 with HKDF-SHA256 and
-# one of its AEADs (BoringSSL ssl/encrypted_client_hello.cc; interop.md
-# lesson 3; ech-checklist.md §4).
+# one of its AEADs (BoringSSL ssl/encrypted_client_hello.cc selects only
+# X25519 configs; its server side requires HKDF-SHA256).
 _BORINGSSL_AEADS: Final = frozenset(
     {hpke.AEAD.AES_128_GCM, hpke.AEAD.AES_256_GCM, hpke.AEAD.CHACHA20_POLY1305}
 )
@@ -122,7 +142,7 @@ def https_record_line(
     alpn: Sequence[str] = DEFAULT_ALPN,
     target: str | None = None,
     priority: int = 1,
-    ttl: int = 300,
+    ttl: int = DEFAULT_DNS_TTL,
     ipv4hint: Sequence[str] = (),
     ipv6hint: Sequence[str] = (),
 ) -> str:
@@ -145,7 +165,8 @@ def https_record_line(
         target: TargetName; ``None`` means ``.`` (the owner, RFC 9460
             §2.5.2), which clients reach by the hints or the origin's address.
         priority: SvcPriority (1 = most preferred).
-        ttl: Record TTL in seconds; keep it below the key rotation period.
+        ttl: Record TTL in seconds; keep it below the key rotation period
+            (:data:`~ech.dns.publish.DEFAULT_DNS_TTL`).
         ipv4hint: Optional ``ipv4hint`` addresses.
         ipv6hint: Optional ``ipv6hint`` addresses.
 
@@ -183,7 +204,7 @@ def warnings_for(configs: ECHConfigList) -> list[str]:
       :meth:`ech.config.ECHConfig.unsupported_reason`);
     * no config with the mandatory-to-implement KEM and suite,
       DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-128-GCM (RFC 9849 §9;
-      checklist #17);
+      ECH-17);
     * no X25519 config that BoringSSL clients accept: they ignore other
       KEMs and send the real SNI in the clear (interop.md lesson 3);
     * a repeated ``config_id``, which makes servers try several keys.

@@ -9,7 +9,7 @@ records for an ECH client:
 * the effective TargetName of ``.`` (RFC 9460 §2.5.2),
 * mandatory keys and compatibility (RFC 9460 §8; automatically mandatory
   keys of HTTPS, §9),
-* the ``ech`` value as an ECHConfigList (RFC 9848 §3; checklist #18).
+* the ``ech`` value as an ECHConfigList (RFC 9848 §3; ECH-18).
 
 Malformed wire data never gets this far: dnspython's wire parser rejects a
 whole DNS message whose SVCB rdata breaks RFC 9460 §2.2 (keys not strictly
@@ -223,7 +223,7 @@ def endpoint_from_rdata(
     Raises:
         ValueError: ``rdata`` is in AliasMode (it names no endpoint).
         InvalidHTTPSRecord: The ``ech`` value is not an ECHConfigList
-            (RFC 9848 §3, checklist #18) or a mandatory key is unknown
+            (RFC 9848 §3, ECH-18) or a mandatory key is unknown
             (RFC 9460 §8). The record must then not be used at all.
     """
     if rdata.priority == 0:
@@ -290,7 +290,7 @@ def endpoints_from_rrset(
     * ServiceMode records are sorted by SvcPriority. Records of equal
       priority are shuffled (§2.4.1: "clients SHOULD apply a random shuffle
       within a priority level"), so ties have no stable order.
-    * A record that cannot be used (see :func:`endpoint_from_rdata`) is
+    * A record that cannot be used (see :func:`~ech.dns.records.endpoint_from_rdata`) is
       dropped whole, never half-used, and listed in ``rejected``.
 
     Args:

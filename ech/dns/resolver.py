@@ -17,7 +17,7 @@ and DNS error rcodes raise :class:`DNSLookupError`: over DoH such failures
 may be an attack, and an ECH client SHOULD then not fall back (§3.1).
 
 Whether the result lets a client fall back to a connection without ECH is
-:attr:`HTTPSResolution.svcb_reliant` (RFC 9848 §5.1; checklist #105).
+:attr:`HTTPSResolution.svcb_reliant` (RFC 9848 §5.1; ECH-105).
 """
 
 from __future__ import annotations
@@ -128,13 +128,13 @@ class HTTPSResolution:
         """Whether an ECH client must not fall back to a non-ECH connection.
 
         True iff there is at least one endpoint and every endpoint has an
-        ``ech`` value (RFC 9848 §5.1; checklist #105, #108).
+        ``ech`` value (RFC 9848 §5.1; ECH-105, ECH-108).
         """
         return bool(self.endpoints) and all(e.ech is not None for e in self.endpoints)
 
     @property
     def mixed(self) -> bool:
-        """Some endpoints have ``ech`` and some do not (RFC 9848 §8; #109).
+        """Some endpoints have ``ech`` and some do not (RFC 9848 §8; ECH-109).
 
         Publishers are advised against this; an ECH-capable client stays
         SVCB-optional and may connect without ECH.

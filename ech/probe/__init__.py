@@ -1,6 +1,7 @@
 """Conformance probes: ``ech probe`` tests an ECH server, ``ech probe-client`` a client.
 
-Each check names the items of the project's ECH checklist it tests and the
+Each check names the requirements it tests (``ECH-N`` in
+``docs/conformance.rst``, listed by number) and the
 RFC section (RFC 9849, RFC 8446) the requirement comes from, and reports
 ``pass``, ``fail``, ``not_applicable`` or ``error`` with what was expected
 and what came back. The probes are our own client and server with faults

@@ -133,7 +133,7 @@ class Step:
     """One check: the server to run and how to judge the client.
 
     Attributes:
-        info: id, checklist items, RFC section, summary.
+        info: id, requirement numbers (``ECH-N``), RFC section, summary.
         instruction: what the client must do, printed before the connection.
         server: the server config for this step's connection, from the base.
         judge: the verdict on what the client did.
@@ -183,7 +183,7 @@ def _alert(*alerts: AlertDescription) -> Callable[[Seen], tuple[Result, str]]:
 
 
 def _ech_required(seen: Seen) -> tuple[Result, str]:
-    """A rejected client finishes the handshake, then aborts (§6.1.6, #63)."""
+    """A rejected client finishes the handshake, then aborts (§6.1.6, ECH-63)."""
     if seen.alert is A.ECH_REQUIRED:
         return Result.PASS, ""
     return Result.FAIL, "a rejected client must abort with ech_required"

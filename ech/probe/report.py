@@ -32,7 +32,8 @@ class CheckInfo:
 
     Attributes:
         id: stable name, e.g. ``outer-ext-duplicate``.
-        items: the numbers of the checklist items it tests.
+        items: the numbers N of the requirements ``ECH-N`` it tests
+            (``docs/conformance.rst``).
         section: the RFC section(s), e.g. ``RFC 9849 §5.1``.
         summary: one line: the requirement, in our words.
     """

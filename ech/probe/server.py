@@ -2,7 +2,7 @@
 
 The probe connects many times, each time with a ClientHello built to
 exercise one requirement (:mod:`ech.probe.server_checks`), and reports for
-each check its id, checklist items, RFC section, result, and on failure
+each check its id, requirement numbers (``ECH-N``), RFC section, result, and on failure
 what was expected and what came back. Exit status 0 only when every check
 that applies passes.
 """

@@ -213,7 +213,7 @@ class ServerCheck:
     """A registered check.
 
     Attributes:
-        info: id, checklist items, RFC section, summary.
+        info: id, requirement numbers (``ECH-N``), RFC section, summary.
         run: makes the verdict.
         requires: checks that must pass for this one to be judged.
         tcp_only: the requirement does not exist over QUIC.

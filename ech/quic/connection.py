@@ -42,9 +42,10 @@ class ECHQuicConnection(QuicConnection):
         original_destination_connection_id: a server's, from the client's
             first Initial (RFC 9000 §7.3).
 
-    Under :func:`ech.quic.server.serve`, aioquic's server makes each server
-    connection and :meth:`adopt` turns it into one of ours; the constructor
-    makes clients, and servers driven by hand (tests, benchmarks).
+    Under aioquic's ``serve`` (:class:`ech.quic.server.HTTP3Server`), its
+    server makes each server connection and :meth:`adopt` turns it into one
+    of ours; the constructor makes clients, and servers driven by hand
+    (tests, benchmarks).
 
     ``client_handshake_class`` and ``server_handshake_class`` let a subclass
     (a test, a probe) run a handshake of its own making, as

@@ -57,11 +57,13 @@ class ServerConfig:
             §4.2.2). Never sent when the client offered ECH (see
             ``ServerConnection._send_hello_retry_request``).
         cookie_key: HMAC key for HelloRetryRequest cookies.
-        random, now: injectable randomness and clock.
+        random: injectable randomness.
+        now: injectable clock.
         key_share_factory: makes our (EC)DHE share for a group, injectable.
         signer: signs CertificateVerify; injectable for trace replay.
-        server_hello_hook, encrypted_extensions_hook: rewrite those
-            messages before they are sent; for tests and trace replay.
+        server_hello_hook: rewrites ServerHello before it is sent; for
+            tests and trace replay.
+        encrypted_extensions_hook: the same for EncryptedExtensions.
         ech_confirmation_hook: rewrites the 8-byte ECH acceptance
             confirmation (RFC 9849 §7.2, §7.2.1) before it goes into the
             ServerHello or HelloRetryRequest given; the transcript takes what
@@ -107,7 +109,7 @@ class ServerConfig:
         early_data_skip_limit: how much declined 0-RTT data is skipped
             (RFC 8446 §4.2.10) when it exceeds ``max_early_data_size``: a
             client-facing server that rejects ECH passes over early data
-            meant for the hidden name (RFC 9849 §6.1, checklist #46).
+            meant for the hidden name (RFC 9849 §6.1, ECH-46).
         anti_replay: the ClientHello record of RFC 8446 §8.2 shared by all
             connections made with this configuration
             (:class:`~ech.server.anti_replay.AntiReplay`: why recording,

@@ -2,8 +2,8 @@
 
 :func:`open_client_hello` is a pure function from a ClientHelloOuter and our
 keys to a ClientHelloInner (or None), run before any other negotiation
-(checklist #75). Failing to decrypt is not an error: the client may be
-sending GREASE, or hold an old config (§7.1, #82). :func:`rejection_reason`
+(ECH-75). Failing to decrypt is not an error: the client may be
+sending GREASE, or hold an old config (§7.1, ECH-82). :func:`rejection_reason`
 says which, as far as a server can tell, for logs and metrics.
 """
 
@@ -31,7 +31,7 @@ class ECHRejectReason(enum.Enum):
     """Why a client-facing server did not accept an offered ECH extension.
 
     For operators, not for the client: a rejection looks the same on the
-    wire whatever the reason (RFC 9849 §7.1, checklist #81, #82). A server
+    wire whatever the reason (RFC 9849 §7.1, ECH-81, ECH-82). A server
     cannot tell GREASE (§6.2) from a real offer for a key it lacks
     (§10.10.4); ``GREASE_SHAPED`` says only that the offer has GREASE's
     usual shape, which a stale X25519 config also has.
@@ -52,7 +52,7 @@ class ECHRejectReason(enum.Enum):
     #: key behind a reused config_id, or a tampered ClientHelloOuter.
     HPKE_OPEN_FAILED = "hpke_open_failed"
     #: The payload decrypted but the inner hello is malformed or breaks
-    #: §5.1/§7.1 (#29-#32, #78): the handshake is aborted.
+    #: §5.1/§7.1 (ECH-29 to ECH-32, ECH-78): the handshake is aborted.
     MALFORMED_INNER = "malformed_inner"
 
     def __str__(self) -> str:
@@ -111,7 +111,7 @@ def index_keys(keys: Sequence[ECHKey]) -> dict[int, tuple[ECHKey, ...]]:
 
 
 def client_hello_outer_aad(outer: ClientHello, offer: ECHClientHelloOuter) -> bytes:
-    """ClientHelloOuterAAD: the hello with the payload zeroed (§5.2, #33)."""
+    """ClientHelloOuterAAD: the hello with the payload zeroed (§5.2, ECH-33)."""
     zeroed = offer.with_payload(bytes(len(offer.payload)))
     return outer.with_extension(
         Extension(E.ENCRYPTED_CLIENT_HELLO, zeroed.encode())
@@ -119,7 +119,7 @@ def client_hello_outer_aad(outer: ClientHello, offer: ECHClientHelloOuter) -> by
 
 
 def check_inner(inner: ClientHello) -> None:
-    """ClientHelloInner must be marked inner and offer only TLS 1.3+ (#78).
+    """ClientHelloInner must be marked inner and offer only TLS 1.3+ (ECH-78).
 
     GREASE values in supported_versions are ignored, as Chrome sends them.
 
@@ -163,14 +163,14 @@ def open_client_hello(
     all_keys: Sequence[ECHKey] = (),
     trial_decryption: bool = False,
 ) -> tuple[ClientHello, ECHAccepted] | None:
-    """Decrypt the first ClientHelloOuter's payload (RFC 9849 §7.1, #76, #77).
+    """Decrypt the first ClientHelloOuter's payload (RFC 9849 §7.1, ECH-76, ECH-77).
 
     Returns:
         ClientHelloInner and the state to keep, or None if no key opens it.
 
     Raises:
         DecodeError, IllegalParameter: it decrypted but the inner hello is
-            malformed or breaks §5.1 or §7.1 (#29-#32, #78).
+            malformed or breaks §5.1 or §7.1 (ECH-29 to ECH-32, ECH-78).
     """
     candidates = all_keys if trial_decryption else keys.get(offer.config_id, ())
     for key in candidates:
@@ -195,7 +195,7 @@ def open_client_hello(
 
 
 def open_second_client_hello(outer: ClientHello, accepted: ECHAccepted) -> ClientHello:
-    """ClientHelloInner2 from ClientHelloOuter2, after HRR (RFC 9849 §7.1.1, #83).
+    """ClientHelloInner2 from ClientHelloOuter2, after HRR (RFC 9849 §7.1.1, ECH-83).
 
     Raises:
         MissingExtension: ClientHelloOuter2 has no encrypted_client_hello.

@@ -404,7 +404,7 @@ class ServerHandshake(Handshake):
         retry = stage.retry
         if retry is None:
             self.client_random = ch.random
-        # RFC 9849 §7.1: decide ECH before negotiating anything (checklist #75).
+        # RFC 9849 §7.1: decide ECH before negotiating anything (ECH-75).
         inner = self._process_ech(ch, first=retry is None)
         if inner is not None:
             ch = inner
@@ -486,18 +486,18 @@ class ServerHandshake(Handshake):
         if not first:
             if self._ech is not None:
                 return open_second_client_hello(ch, self._ech)
-            return None  # rejected or absent on CH1: no decryption (#84)
+            return None  # rejected or absent on CH1: no decryption (ECH-84)
         if data is None:
             return None
         offer = parse_client_hello_extension(data)
         if offer is None:
             if not self.config.ech_backend:
-                raise IllegalParameter("inner ECH extension from the network (#73)")
+                raise IllegalParameter("inner ECH extension from the network (ECH-73)")
             self.ech_status = ECHStatus.ACCEPTED  # we are the backend (§7.2)
             return None
         config = self.config
         if config.ech_backend and not config.ech_keys:
-            # A split-mode backend only ever sees inner hellos (§7, #73).
+            # A split-mode backend only ever sees inner hellos (§7, ECH-73).
             raise IllegalParameter("outer ECH extension sent to a backend")
         self.ech_status = ECHStatus.REJECTED
         try:
@@ -649,7 +649,7 @@ class ServerHandshake(Handshake):
                 confirmation = self.config.ech_confirmation_hook(hrr, confirmation)
             hrr = hello_retry_with_confirmation(hrr, confirmation)  # §7.2.1
         elif self.ech_status is ECHStatus.REJECTED:
-            # Random bytes, so rejection looks like acceptance (§7.1, #81).
+            # Random bytes, so rejection looks like acceptance (§7.1, ECH-81).
             hrr = hello_retry_with_confirmation(
                 hrr, self.config.random(CONFIRMATION_LENGTH)
             )
@@ -987,7 +987,7 @@ class ServerHandshake(Handshake):
             out.append(Extension(E.QUIC_TRANSPORT_PARAMETERS, parameters))
         retry_configs = self.config.retry_configs
         if self.ech_status is ECHStatus.REJECTED and retry_configs is not None:
-            # RFC 9849 §7.1: a server with ECH configs sends them (#81, #84).
+            # RFC 9849 §7.1: a server with ECH configs sends them (ECH-81, ECH-84).
             out.append(
                 Extension(E.ENCRYPTED_CLIENT_HELLO, encode_retry_configs(retry_configs))
             )

@@ -1,6 +1,6 @@
 """Padding of the server's encrypted flight when ECH is accepted.
 
-RFC 9849 §6.1.3 and §10.11 (checklist #53): "Other handshake messages with
+RFC 9849 §6.1.3 and §10.11 (ECH-53): "Other handshake messages with
 sensitive lengths (e.g. EncryptedExtensions carrying the ALPN choice,
 Certificate) need TLS record padding". With ECH accepted, which certificate
 the server chose follows from the hidden name, and the length of

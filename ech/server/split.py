@@ -7,11 +7,11 @@ the backend and relays records both ways without terminating TLS. The one
 exception is the case other proxies give up on: after a backend's
 HelloRetryRequest, the client's second ClientHelloOuter is decrypted with the
 same HPKE context and ClientHelloInner2 goes to the same backend connection
-(§7.1.1, checklist #80, #83-#85). The backend must run in backend mode
+(§7.1.1, ECH-80, ECH-83 to ECH-85). The backend must run in backend mode
 (``ServerConfig(ech_backend=True)``) so that it signals acceptance (§7.2).
 
 The channel to the backend is plain TCP here; §10.1 assumes it is
-authenticated, which is the operator's to arrange (checklist #92).
+authenticated, which is the operator's to arrange (ECH-92).
 """
 
 from __future__ import annotations

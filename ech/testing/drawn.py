@@ -66,7 +66,7 @@ class EncodedClientHelloInner:
 
     Attributes:
         client_hello_inner: ClientHelloInner as the server must rebuild it,
-            with ClientHelloOuter's legacy_session_id (checklist #30).
+            with ClientHelloOuter's legacy_session_id (ECH-30).
         client_hello_outer: The ClientHelloOuter it is decoded against.
         outer_extensions: The types ``ech_outer_extensions`` names.
         encoded: The EncodedClientHelloInner bytes (the wire of a draw).

@@ -507,7 +507,7 @@ def _inner_extensions(draw: st.DrawFn, server_name: str | None) -> list[Extensio
     name = server_name if server_name is not None else draw(host_names)
     versions = [TLS13]
     if draw(st.booleans()):
-        versions.insert(draw(st.integers(0, 1)), draw(grease))  # checklist #78
+        versions.insert(draw(st.integers(0, 1)), draw(grease))  # ECH-78
     extensions = [
         Extension(E.SERVER_NAME, ext.encode_server_name(name)),
         Extension(
@@ -556,7 +556,7 @@ def _client_hello_inner_values(
 
 
 #: What :func:`client_hello_inners` breaks beyond the structure (RFC 9849 §7.1,
-#: checklist #78), each illegal_parameter.
+#: ECH-78), each illegal_parameter.
 INNER_BREAKS = (
     "no inner encrypted_client_hello",
     "encrypted_client_hello of type outer",
@@ -573,7 +573,7 @@ def client_hello_inners(
     """ClientHelloInner (RFC 9849 §5): what a server checks after decrypting.
 
     ``wire`` is the whole handshake message. Valid: an inner-form ECH
-    extension, TLS 1.3 only (GREASE allowed, checklist #78), a real X25519
+    extension, TLS 1.3 only (GREASE allowed, ECH-78), a real X25519
     key share, unique extension types. Broken: one of :data:`INNER_BREAKS`
     (illegal_parameter, §7.1) or :func:`broken_client_hellos`.
     """
@@ -757,7 +757,7 @@ def _outer_for(draw: st.DrawFn, inner: ClientHello) -> tuple[ClientHello, list[i
     ]
     start = draw(st.integers(0, len(candidates)))
     stop = draw(st.integers(start, len(candidates)))
-    # Contiguous in the inner hello (checklist #27): no marker inside the run.
+    # Contiguous in the inner hello (ECH-27): no marker inside the run.
     run_indexes = candidates[start:stop]
     if run_indexes and run_indexes[-1] - run_indexes[0] != len(run_indexes) - 1:
         run_indexes = run_indexes[:1]
@@ -814,7 +814,7 @@ def encoded_client_hello_inners(
     decode it against ``value.client_hello_outer``. Valid: it rebuilds
     ``value.client_hello_inner`` exactly. Broken, by
     :data:`ENCODED_BREAKS`: padding and reference rules are
-    illegal_parameter (§5.1, Appendix A; checklist #29, #31), encoding
+    illegal_parameter (§5.1, Appendix A; ECH-29, ECH-31), encoding
     errors decode_error.
     """
     inner = draw(_client_hello_inner_values())
@@ -944,7 +944,7 @@ def broken_client_hello_outers(
     a malformed extension (decode_error, §7), a sealed inner that breaks
     §5.1 or §7.1 (illegal_parameter; decode_error if it does not parse).
     An inner-form extension from the network is illegal_parameter for a
-    shared-mode server (checklist #73) but Go and BoringSSL take it as
+    shared-mode server (ECH-73) but Go and BoringSSL take it as
     "I am the backend": lenient. ``sealed.inner`` must be a ClientHello the
     server can otherwise answer, and ``sealed.outer`` must carry it.
     """

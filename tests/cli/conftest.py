@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,3 +120,9 @@ def server(
         command=ech_command,
     ) as running:
         yield running
+
+
+def shell_lines(text: str) -> list[str]:
+    """Shell command lines: backslash continuations joined, blank lines dropped."""
+    joined = re.sub(r"\\\n\s*", "", text)
+    return [line.strip() for line in joined.splitlines() if line.strip()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import stat
 import subprocess
@@ -18,13 +19,16 @@ from typing import Any
 
 import pytest
 
+from ech.cli.certs import next_commands
 from ech.config import ECHConfigList
 from ech.keys import load_ech_key
+from ech.pki import certificate_files
 from tests.cli.conftest import (
     CLIPKI,
     HIDDEN_NAME,
     PUBLIC_NAME,
     STOP_TIMEOUT,
+    shell_lines,
 )
 from tests.harness.serve import (
     ServeProcess,
@@ -134,10 +138,41 @@ def test_keygen_makes_an_existing_file_private(
     out = tmp_path / "key.pem"
     out.write_text("old contents\n")
     out.chmod(0o644)
-    result = run_ech(ech_command, "keygen", "--public-name", PUBLIC_NAME, "-o", out)
+    result = run_ech(
+        ech_command, "keygen", "--public-name", PUBLIC_NAME, "-o", out, "--force"
+    )
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert load_ech_key(out).config.raw == config_bytes(result.stdout)[2:]
+
+
+def test_keygen_refuses_to_overwrite_a_key(
+    ech_command: list[str], tmp_path: Path
+) -> None:
+    """The published record would stop matching: only with --force."""
+    out = tmp_path / "key.pem"
+    first = run_ech(ech_command, "keygen", "--public-name", PUBLIC_NAME, "-o", out)
+    assert first.returncode == 0, first.stderr
+    before = out.read_bytes()
+    again = run_ech(ech_command, "keygen", "--public-name", PUBLIC_NAME, "-o", out)
+    assert again.returncode == 2
+    assert again.stdout == ""  # nothing to publish
+    assert "Traceback" not in again.stderr
+    assert str(out) in again.stderr
+    assert "--force" in again.stderr
+    assert out.read_bytes() == before
+
+
+def test_keygen_says_where_the_key_is_and_what_to_publish(
+    ech_command: list[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "key.pem"
+    result = run_ech(ech_command, "keygen", "--public-name", PUBLIC_NAME, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert str(out) in result.stderr
+    assert "publish the ECHConfigList printed on stdout" in result.stderr
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+    ECHConfigList.from_base64(result.stdout)  # stdout is the list alone
 
 
 @pytest.mark.parametrize(
@@ -448,7 +483,10 @@ def test_demo(how: str) -> None:
     if how == "script":
         command = find_ech_command()
         if command[0] == sys.executable:
-            pytest.skip("no ech console script next to this interpreter")
+            pytest.fail(
+                "no ech console script next to this interpreter: "
+                "install the project with `pip install -e .` (make test does)"
+            )
     else:
         command = [sys.executable, "-m", "ech"]
     result = run_ech(command, "demo")
@@ -457,8 +495,42 @@ def test_demo(how: str) -> None:
     assert HIDDEN_NAME in result.stdout
     assert "all checks passed" in result.stdout
     assert "SOME CHECKS FAILED" not in result.stdout
-    assert "5. ECH over HTTP/3" in result.stdout
-    assert "in the client's datagrams:  no" in result.stdout
+    assert "5. The same over HTTP/3" in result.stdout
+    assert f"checked: {HIDDEN_NAME} appears nowhere in the" in result.stdout
+    assert "bytes the client sent over UDP" in result.stdout
+    assert_demo_explains_itself(result.stdout)
+
+
+def assert_demo_explains_itself(out: str) -> None:
+    """ECH in a sentence, seen next to hidden, GREASE in words, what to run next."""
+    assert "ECH encrypts the name of the site a client asks for" in out.replace(
+        "\n", " "
+    )
+    # Beside each other, on one line: what the network sees, what it does not.
+    assert "the network sees      hidden from the network" in out
+    seen_hidden = [line.split() for line in out.splitlines() if "(SNI)" in line]
+    assert [words[-2:] for words in seen_hidden] == [
+        [PUBLIC_NAME, HIDDEN_NAME],  # accepted
+        [PUBLIC_NAME, HIDDEN_NAME],  # accepted after the retry
+        [HIDDEN_NAME, "nothing"],  # GREASE
+        [PUBLIC_NAME, HIDDEN_NAME],  # HTTP/3
+    ]
+    accepted = f"ECH accepted: the network saw {PUBLIC_NAME}; {HIDDEN_NAME} stayed"
+    assert out.count(accepted) == 3
+    assert "GREASE: a client with no ECH key for a server sends a decoy" in out
+    assert f"WARNING: {HIDDEN_NAME} was sent in clear (GREASE" in out
+    # No Python in the words: no reprs, no booleans, no identifiers.
+    python = (f"'{HIDDEN_NAME}'", f"'{PUBLIC_NAME}'", "True", "False", "None")
+    for word in (*python, "retry_configs", "ech_status", "ECHConfigList("):
+        assert word not in out, word
+    # It ends with the README's quickstart, however ech was started.
+    tail = shell_lines(out[out.index("Try it") :])[1:]
+    commands = next_commands(certificate_files(Path("quickstart")))
+    expected = ["ech certs quickstart", *commands]
+    assert len(tail) == len(expected)
+    for printed, command in zip(tail, expected, strict=True):
+        words = shlex.split(command)[1:]  # the program is however ech was run
+        assert shlex.split(printed)[-len(words) :] == words
 
 
 # bad command-line input: one clear line, a non-zero exit, never a traceback ----

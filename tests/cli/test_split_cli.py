@@ -11,15 +11,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import CLIPKI, HIDDEN_NAME
 from tests.cli.test_cli import connect
 from tests.harness.serve import free_port, serve_process
 
 
+@pytest.mark.requirement("ECH-80", "ECH-88")
 def test_serve_backend_relays_to_backend_mode_server(
     ech_command: list[str], cli_pki: CLIPKI, tmp_path: Path
 ) -> None:
-    """checklist #80, #88: forwarded inner hello, confirmed by the backend."""
+    """ECH-80, ECH-88: forwarded inner hello, confirmed by the backend."""
     backend_args: list[str | os.PathLike[str]] = [
         "--cert", cli_pki.hidden_cert, "--key", cli_pki.hidden_key, "--backend-mode",
     ]  # fmt: skip

@@ -177,7 +177,7 @@ class IgnoresClientSuite(ServerHandshake):
     It rewrites ECHClientHello.cipher_suite to the config's before anything
     else, so the AAD it checks is its own rewrite: a client's suite changed
     in flight (tampered) still decrypts, and ECH is accepted. RFC 9849 §7.1
-    wants the received suite checked against the config (checklist #77).
+    wants the received suite checked against the config (ECH-77).
     """
 
     def handle_message(self, epoch: Epoch, msg_type: int, body: bytes) -> None:

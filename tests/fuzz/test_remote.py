@@ -2,7 +2,7 @@
 
 Against our own server it finds nothing; against a server that hangs on an
 unknown ECHClientHelloType (RFC 9849 §7) and one that accepts a tampered
-HPKE suite (§7.1, checklist #77) it finds the violation, shrinks it to that
+HPKE suite (§7.1, ECH-77) it finds the violation, shrinks it to that
 one mutation, writes a reproducer, and the reproducer replays.
 """
 

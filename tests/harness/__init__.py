@@ -8,6 +8,9 @@
   that need an asyncio server (:class:`BackgroundLoop`).
 * :mod:`tests.harness.http`: the status page's JSON object, from an
   :mod:`ech.http` response or from another client's raw bytes.
+* ``tests/harness/wiretap/``: a ``sitecustomize`` that, on ``PYTHONPATH``,
+  records what each Python process started sends over TCP (the README
+  quickstart's commands, run unchanged).
 
 The benchmarks are scripts run from ``benchmarks/`` and use
 :class:`ech.pki.TestCA` directly, as ``ech demo`` does.

@@ -516,6 +516,7 @@ def test_grease_when_record_has_no_ech(site: Site) -> None:
     assert seen["outer_server_name"] == PLAIN_NAME, seen
 
 
+@pytest.mark.requirement("ECH-68")
 def test_no_cleartext_fallback_when_record_promises_ech(site: Site) -> None:
     """A rejected config from DNS, no retry: exit 1, and never a hello without ECH."""
     since = len(site.server.log())
@@ -541,8 +542,9 @@ def test_no_cleartext_fallback_when_record_promises_ech(site: Site) -> None:
     assert statuses == [], statuses
 
 
+@pytest.mark.requirement("ECH-105")
 @pytest.mark.parametrize("strict", [False, True], ids=["default", "require-ech"])
-def test_no_usable_config_in_a_reliant_record_sends_nothing_checklist_105(
+def test_no_usable_config_in_a_reliant_record_sends_nothing(
     site: Site, strict: bool
 ) -> None:
     """Every record has ech, none usable: exit 1, and not one ClientHello.

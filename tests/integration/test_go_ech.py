@@ -213,14 +213,15 @@ def assert_accepted_by_go(run: ClientRun, server: GoServer) -> Event:
     return event
 
 
+@pytest.mark.requirement("ECH-17", "ECH-37", "ECH-42", "ECH-48", "ECH-54", "ECH-57")
 def test_our_client_go_server_accepts_x25519(
     pki: PKI, make_key: KeyFactory, go_server: GoServerFactory
 ) -> None:
     """ECH with the mandatory X25519 suite is accepted by Go.
 
-    Checklist #17 (MTI suite), #37 (HPKE info over the single ECHConfig),
-    #42 (outer SNI = public_name), #48 (payload sealed over the AAD), #54/#55
-    (accept confirmation in ServerHello.random), #57 (inner name used).
+    ECH-17 (MTI suite), ECH-37 (HPKE info over the single ECHConfig),
+    ECH-42 (outer SNI = public_name), ECH-48 (payload sealed over the AAD), ECH-54/#55
+    (accept confirmation in ServerHello.random), ECH-57 (inner name used).
     """
     key = make_key(config_id=1)
     server = go_server(ech_keys=[key.path])
@@ -230,13 +231,14 @@ def test_our_client_go_server_accepts_x25519(
     assert run.accepted.hello_retry is False
 
 
+@pytest.mark.requirement("ECH-3", "ECH-6", "ECH-37")
 def test_our_client_go_server_accepts_p256(
     pki: PKI, make_key: KeyFactory, go_server: GoServerFactory
 ) -> None:
     """An ECH config with DHKEM(P-256, HKDF-SHA256) is accepted by Go.
 
-    Checklist #3 (HpkeKeyConfig with kem_id 0x0010), #6/#7 (a supported
-    non-X25519 KEM is usable), #37 (HPKE setup with the P-256 KEM).
+    ECH-3 (HpkeKeyConfig with kem_id 0x0010), ECH-6/#7 (a supported
+    non-X25519 KEM is usable), ECH-37 (HPKE setup with the P-256 KEM).
     """
     key = make_key(config_id=7, kem_id=KEM.DHKEM_P256_HKDF_SHA256)
     assert key.key.config.contents is not None
@@ -246,14 +248,15 @@ def test_our_client_go_server_accepts_p256(
     assert_accepted_by_go(run, server)
 
 
+@pytest.mark.requirement("ECH-22", "ECH-60", "ECH-63", "ECH-64")
 def test_our_client_go_server_stale_config_then_retry(
     pki: PKI, make_key: KeyFactory, go_server: GoServerFactory
 ) -> None:
     """A config Go does not hold is rejected; the retry configs work.
 
-    Checklist #60/#65 (outer handshake authenticated for public_name), #63
-    (ech_required, no success reported), #64 (retry on a new connection with
-    the authenticated retry_configs), #22 (retry_configs in EE).
+    ECH-60/#65 (outer handshake authenticated for public_name), ECH-63
+    (ech_required, no success reported), ECH-64 (retry on a new connection with
+    the authenticated retry_configs), ECH-22 (retry_configs in EE).
     """
     served = make_key(config_id=1)
     stale = make_key(config_id=2)
@@ -276,14 +279,15 @@ def test_our_client_go_server_stale_config_then_retry(
     assert_accepted_by_go(second, server)
 
 
+@pytest.mark.requirement("ECH-63", "ECH-64")
 def test_blocking_connect_retries_against_go(
     pki: PKI, make_key: KeyFactory, go_server: GoServerFactory
 ) -> None:
     """``ech.blocking.connect`` follows Go's retry_configs once, on its own.
 
-    Checklist #64 (one retry on a new connection with the authenticated
+    ECH-64 (one retry on a new connection with the authenticated
     retry_configs; without retrying, the rejection is reported as an error),
-    #63 (no success reported for the rejected connection).
+    ECH-63 (no success reported for the rejected connection).
     """
     served = make_key(config_id=1)
     stale = make_key(config_id=2)
@@ -330,13 +334,14 @@ def test_blocking_connect_retries_against_go(
     assert events[-1]["server_name"] == SERVER_NAME
 
 
+@pytest.mark.requirement("ECH-11", "ECH-22")
 def test_our_client_go_server_no_retry_key(
     pki: PKI, make_key: KeyFactory, go_server: GoServerFactory
 ) -> None:
     """A key loaded with ``-ech-key-no-retry`` is accepted but not advertised.
 
-    Checklist #11 (the server keeps older configs it no longer publishes),
-    #22/#64 (retry_configs carry only the published configs).
+    ECH-11 (the server keeps older configs it no longer publishes),
+    ECH-22/#64 (retry_configs carry only the published configs).
     """
     published = make_key(config_id=1)
     old = make_key(config_id=2)
@@ -352,13 +357,14 @@ def test_our_client_go_server_no_retry_key(
     assert [c.raw for c in rejected.retry_configs.configs] == [published.key.config.raw]
 
 
+@pytest.mark.requirement("ECH-23", "ECH-58", "ECH-59")
 def test_our_client_go_server_hrr_with_ech(
     pki: PKI, make_key: KeyFactory, go_server: GoServerFactory
 ) -> None:
     """Go's curve preference (P-384 only) forces HRR; ECH stays accepted.
 
-    Checklist #23/#56 (HRR ECH confirmation), #58 (second ClientHelloOuter
-    with the same HPKE context and empty enc), #59 (both inner hellos in the
+    ECH-23/#56 (HRR ECH confirmation), ECH-58 (second ClientHelloOuter
+    with the same HPKE context and empty enc), ECH-59 (both inner hellos in the
     transcript; the final ServerHello confirms acceptance).
     """
     key = make_key(config_id=1)
@@ -371,14 +377,15 @@ def test_our_client_go_server_hrr_with_ech(
     assert event["group"] == "P384"
 
 
+@pytest.mark.requirement("ECH-42", "ECH-47", "ECH-58")
 @pytest.mark.parametrize("hrr", [False, True], ids=["one-hello", "hrr"])
 def test_our_client_never_sends_the_inner_name(
     pki: PKI, make_key: KeyFactory, go_server: GoServerFactory, hrr: bool
 ) -> None:
     """The inner server name never appears in the bytes our client sends.
 
-    Checklist #42 (outer SNI is the public_name), #47 (nothing in
-    ClientHelloOuter reveals the inner name), #58 (also true of the second
+    ECH-42 (outer SNI is the public_name), ECH-47 (nothing in
+    ClientHelloOuter reveals the inner name), ECH-58 (also true of the second
     ClientHelloOuter after HRR).
     """
     key = make_key(config_id=1)
@@ -466,14 +473,15 @@ def assert_accepted_by_ours(
     return done
 
 
+@pytest.mark.requirement("ECH-30", "ECH-55", "ECH-75", "ECH-76", "ECH-77")
 def test_go_client_our_server_accepts(
     pki: PKI, ech_leaf: Leaf, make_key: KeyFactory, go_peer: Path, serve: Serve
 ) -> None:
     """Go's ECH client is accepted by our server.
 
-    Checklist #75 (ECH decided first), #76 (candidate by config_id), #77/#78
-    (HPKE open with the config's info; the inner hello is TLS 1.3 only), #30/#31
-    (inner hello reconstructed from ech_outer_extensions), #55 (confirmation
+    ECH-75 (ECH decided first), ECH-76 (candidate by config_id), ECH-77/#78
+    (HPKE open with the config's info; the inner hello is TLS 1.3 only), ECH-30/#31
+    (inner hello reconstructed from ech_outer_extensions), ECH-55 (confirmation
     Go verifies).
     """
     key = make_key(config_id=1)
@@ -484,14 +492,15 @@ def test_go_client_our_server_accepts(
     assert done.hello_retry is False
 
 
+@pytest.mark.requirement("ECH-22", "ECH-24", "ECH-64", "ECH-65")
 def test_go_client_our_server_rejects_then_retry(
     pki: PKI, ech_leaf: Leaf, make_key: KeyFactory, go_peer: Path, serve: Serve
 ) -> None:
     """Go, holding a stale config, follows our retry_configs and is accepted.
 
-    Checklist #22 (retry_configs in EncryptedExtensions), #64 (the client
-    retries with them on a new connection), #65 (our public_name certificate
-    authenticates the rejection), #24/#63 (Go aborts with ech_required).
+    ECH-22 (retry_configs in EncryptedExtensions), ECH-64 (the client
+    retries with them on a new connection), ECH-65 (our public_name certificate
+    authenticates the rejection), ECH-24/#63 (Go aborts with ech_required).
     """
     key = make_key(config_id=1)
     stale = make_key(config_id=2)
@@ -511,13 +520,14 @@ def test_go_client_our_server_rejects_then_retry(
     assert_accepted_by_ours(lines[1], served(server))
 
 
+@pytest.mark.requirement("ECH-22", "ECH-60")
 def test_go_client_our_server_rejects_without_retry(
     pki: PKI, ech_leaf: Leaf, make_key: KeyFactory, go_peer: Path, serve: Serve
 ) -> None:
     """Without ``-ech-retry`` Go reports the rejection and gives up (exit 3).
 
-    Checklist #60/#63 (a rejected connection is never reported as a
-    success; the client aborts with ech_required), #22 (retry_configs sent).
+    ECH-60/#63 (a rejected connection is never reported as a
+    success; the client aborts with ech_required), ECH-22 (retry_configs sent).
     """
     key = make_key(config_id=1)
     stale = make_key(config_id=2)
@@ -532,18 +542,19 @@ def test_go_client_our_server_rejects_without_retry(
     assert first.description is AlertDescription.ECH_REQUIRED
 
 
+@pytest.mark.requirement("ECH-23", "ECH-31", "ECH-58", "ECH-59")
 def test_go_client_our_server_hrr_with_ech(
     pki: PKI, ech_leaf: Leaf, make_key: KeyFactory, go_peer: Path, serve: Serve
 ) -> None:
     """Our server accepting only P-384 sends HRR; ECH stays accepted.
 
-    Checklist #23/#56 (our HRR carries the hrr_accept_confirmation Go
-    checks), #58 (second ClientHelloOuter decrypted with the same HPKE
-    context), #59 (the final ServerHello confirms acceptance).
+    ECH-23/#56 (our HRR carries the hrr_accept_confirmation Go
+    checks), ECH-58 (second ClientHelloOuter decrypted with the same HPKE
+    context), ECH-59 (the final ServerHello confirms acceptance).
 
     Go 1.27's client compresses ``cookie`` into ClientHelloInner2 through
     ech_outer_extensions but copies only key_share into ClientHelloOuter2,
-    so an HRR cookie would leave a dangling reference (checklist #31a). Our
+    so an HRR cookie would leave a dangling reference (ECH-31(a)). Our
     server keeps HRR state and sends no cookie when ECH is offered (RFC 8446
     §4.2.2 makes it optional), which is what this test relies on.
     """

@@ -11,7 +11,7 @@ either side closes the connection with CRYPTO_ERROR 0x100 + alert (§4.8).
 ECH (RFC 9849) runs inside that handshake: accepted, rejected with
 retry_configs (ech_required, CRYPTO_ERROR 0x179), with a HelloRetryRequest,
 and with post-quantum HPKE KEMs beside the X25519MLKEM768 key share.
-"Checklist #N" refers to ``shared/ech-checklist.md``.
+ECH-N are the requirement ids of ``docs/conformance.rst``.
 
 A missing Go toolchain fails these tests (never skips).
 """
@@ -82,7 +82,7 @@ class Leaves:
 
     A server holding both picks by SNI, so a rejected-ECH handshake (outer
     SNI = public_name) is authenticated with the public_name certificate
-    alone: the client must check that name (RFC 9849 §6.1.7, checklist #65).
+    alone: the client must check that name (RFC 9849 §6.1.7, ECH-65).
     """
 
     inner: Leaf
@@ -306,8 +306,8 @@ def assert_quic_handshake(run: Run) -> None:
 def assert_ech_accepted(run: Run) -> None:
     """ECH accepted on both ends, the inner name authenticated (RFC 9849 §6.1.4).
 
-    Checklist #55 (accept_confirmation checked by the client), #57 (the
-    inner hello is the one that counts), #42 (the outer SNI is the
+    ECH-55 (accept_confirmation checked by the client), ECH-57 (the
+    inner hello is the one that counts), ECH-42 (the outer SNI is the
     public_name: the inner name never appears in the client's CRYPTO data).
     """
     assert_quic_handshake(run)
@@ -322,7 +322,7 @@ def assert_ech_accepted(run: Run) -> None:
     (outer, *_) = run.hellos(client)
     assert outer.has_extension(E.ENCRYPTED_CLIENT_HELLO)
     # The outer hello carries the transport parameters too (RFC 9849 §5.1:
-    # ours by compression into the inner hello, checklist #39).
+    # ours by compression into the inner hello, ECH-39).
     assert outer.has_extension(E.QUIC_TRANSPORT_PARAMETERS)
 
 
@@ -364,14 +364,15 @@ def test_go_client_our_server_quic_tls(pki: PKI, leaves: Leaves) -> None:
 # -- ECH accepted -------------------------------------------------------------------
 
 
+@pytest.mark.requirement("ECH-19", "ECH-20", "ECH-21", "ECH-37", "ECH-42", "ECH-55")
 def test_our_client_go_server_ech_accepted(
     pki: PKI, leaves: Leaves, make_key: KeyFactory
 ) -> None:
     """RFC 9849 §6.1 and §7 over QUIC: Go's server decrypts our outer hello.
 
-    Checklist #19-#21 (the outer extension), #37/#48 (HPKE sealing with the
+    ECH-19 to ECH-21 (the outer extension), ECH-37/#48 (HPKE sealing with the
     outer hello as AAD, which here includes quic_transport_parameters),
-    #55/#57, #42.
+    ECH-55/#57, ECH-42.
     """
     key = make_key(config_id=7)
     run = run_our_client(pki, leaves, ech_configs=key.config_list, go_ech_keys=[key])
@@ -380,12 +381,13 @@ def test_our_client_go_server_ech_accepted(
     assert outer.extension(E.QUIC_TRANSPORT_PARAMETERS) == OUR_PARAMETERS
 
 
+@pytest.mark.requirement("ECH-77", "ECH-88")
 def test_go_client_our_server_ech_accepted(
     pki: PKI, leaves: Leaves, make_key: KeyFactory
 ) -> None:
     """RFC 9849 §7.1 over QUIC: we decrypt Go's outer hello and confirm.
 
-    Checklist #77 (open the payload with the config's HPKE context), #88
+    ECH-77 (open the payload with the config's HPKE context), ECH-88
     (accept_confirmation in ServerHello.random, which Go checks), and the
     client's transport parameters taken from ClientHelloInner.
     """
@@ -401,6 +403,7 @@ def test_go_client_our_server_ech_accepted(
 # -- ECH rejected, retry_configs, one retry --------------------------------------------
 
 
+@pytest.mark.requirement("ECH-24", "ECH-63", "ECH-64", "ECH-65", "ECH-66")
 def test_our_client_go_server_ech_rejected_then_retry(
     pki: PKI, leaves: Leaves, make_key: KeyFactory
 ) -> None:
@@ -408,10 +411,10 @@ def test_our_client_go_server_ech_rejected_then_retry(
 
     With a stale config, Go rejects ECH and sends retry_configs; we
     authenticate the outer handshake for public_name (the only name Go's
-    certificate for that SNI carries, checklist #65), then close with
-    ech_required: CRYPTO_ERROR 0x179 (RFC 9001 §4.8; checklist #24, #63),
+    certificate for that SNI carries, ECH-65), then close with
+    ech_required: CRYPTO_ERROR 0x179 (RFC 9001 §4.8; ECH-24, ECH-63),
     so Go never sees our Finished and never completes. One retry on a new
-    connection with the authenticated retry_configs is accepted (#64).
+    connection with the authenticated retry_configs is accepted (ECH-64).
     """
     stale, current = make_key(config_id=1), make_key(config_id=2)
     run = run_our_client(
@@ -429,7 +432,7 @@ def test_our_client_go_server_ech_rejected_then_retry(
     assert closed["error_code"] == 0x179
     assert closed["handshake_complete"] is False
     assert exchange.go_handshake is None
-    # Checklist #66: no ticket from the rejected connection is kept.
+    # ECH-66: no ticket from the rejected connection is kept.
     assert isinstance(run.handshake, ClientHandshake)
     assert run.handshake.session_tickets == []
 
@@ -439,6 +442,7 @@ def test_our_client_go_server_ech_rejected_then_retry(
     assert_ech_accepted(retry)
 
 
+@pytest.mark.requirement("ECH-81")
 def test_go_client_our_server_ech_rejected_then_retry(
     pki: PKI, leaves: Leaves, make_key: KeyFactory
 ) -> None:
@@ -446,7 +450,7 @@ def test_go_client_our_server_ech_rejected_then_retry(
 
     We cannot decrypt the stale config's payload, so we continue with the
     outer hello, present the public_name certificate and send our current
-    config as retry_configs (checklist #81). Go authenticates that, fails
+    config as retry_configs (ECH-81). Go authenticates that, fails
     with ech_required (its QUICConn returns AlertError 121: CRYPTO_ERROR
     0x179) and hands the application the RetryConfigList; a new Go
     connection with it is accepted.
@@ -473,15 +477,16 @@ def test_go_client_our_server_ech_rejected_then_retry(
 # -- HelloRetryRequest with ECH --------------------------------------------------------
 
 
+@pytest.mark.requirement("ECH-56", "ECH-58", "ECH-59")
 def test_our_client_go_server_hrr_with_ech(
     pki: PKI, leaves: Leaves, make_key: KeyFactory
 ) -> None:
     """Go's server takes P-384 only, so it sends HRR; ECH stays accepted.
 
     RFC 9849 §6.1.5 and §7.1.1 over QUIC (both hellos in Initial CRYPTO
-    data, no legacy_session_id, RFC 9001 §8.4): checklist #56 (the HRR
-    confirmation Go computes and we check), #58 (the second outer hello
-    sealed by the same HPKE context: empty enc), #59.
+    data, no legacy_session_id, RFC 9001 §8.4): ECH-56 (the HRR
+    confirmation Go computes and we check), ECH-58 (the second outer hello
+    sealed by the same HPKE context: empty enc), ECH-59.
     """
     key = make_key(config_id=3)
     run = run_our_client(
@@ -506,14 +511,15 @@ def test_our_client_go_server_hrr_with_ech(
     assert offer.enc == b""
 
 
+@pytest.mark.requirement("ECH-23", "ECH-59", "ECH-83")
 def test_go_client_our_server_hrr_with_ech(
     pki: PKI, leaves: Leaves, make_key: KeyFactory
 ) -> None:
     """Our server takes P-384 only, so it sends HRR; Go's ECH stays accepted.
 
-    Checklist #23/#90 (our HRR carries the hrr_accept_confirmation Go
-    checks), #83 (Go's second outer hello opened with the same HPKE
-    context), #59.
+    ECH-23/#90 (our HRR carries the hrr_accept_confirmation Go
+    checks), ECH-83 (Go's second outer hello opened with the same HPKE
+    context), ECH-59.
     """
     key = make_key(config_id=3)
     run = run_go_client(
@@ -654,6 +660,7 @@ def test_go_client_refuses_our_server_without_transport_parameters(
     assert not run.handshake.complete
 
 
+@pytest.mark.requirement("ECH-69", "ECH-71")
 def test_our_grease_against_go_server_with_ech_keys(
     pki: PKI, leaves: Leaves, make_key: KeyFactory
 ) -> None:
@@ -661,7 +668,7 @@ def test_our_grease_against_go_server_with_ech_keys(
 
     Go treats it as a rejection and sends retry_configs in
     EncryptedExtensions; a GREASE client checks their syntax and otherwise
-    ignores them (checklist #69, #71), so the handshake completes for the
+    ignores them (ECH-69, ECH-71), so the handshake completes for the
     real name and nothing is stored.
     """
     key = make_key(config_id=9)
@@ -674,6 +681,6 @@ def test_our_grease_against_go_server_with_ech_keys(
     assert hello.has_extension(E.ENCRYPTED_CLIENT_HELLO)
     retry = run.encrypted_extensions("go").extension(E.ENCRYPTED_CLIENT_HELLO)
     assert retry is not None
-    assert parse_retry_configs(retry) == key.config_list  # and ignored (#71)
+    assert parse_retry_configs(retry) == key.config_list  # and ignored (ECH-71)
     assert isinstance(run.handshake, ClientHandshake)
     assert run.handshake.retry_configs is None

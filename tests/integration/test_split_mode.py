@@ -5,7 +5,7 @@ the backend holds the inner name's certificate and runs in backend mode.
 Backends: ours (``ServerConfig(ech_backend=True)``) and Go's crypto/tls,
 which answers inner ECH extensions as a backend. Each with and without a
 HelloRetryRequest from the backend, the case where the front end must
-decrypt the second ClientHelloOuter with the same HPKE context (#83-#85).
+decrypt the second ClientHelloOuter with the same HPKE context (ECH-83 to ECH-85).
 """
 
 from __future__ import annotations
@@ -94,9 +94,10 @@ def fetch(
         return tls.negotiated, response.body
 
 
+@pytest.mark.requirement("ECH-80", "ECH-83", "ECH-88", "ECH-89", "ECH-90")
 @pytest.mark.parametrize("hrr", [False, True], ids=["no-hrr", "hrr"])
 def test_our_front_end_relays_to_our_backend(pki: PKI, hrr: bool) -> None:
-    """checklist #80, #83, #88-#90: forward CHI, relay, backend confirms."""
+    """ECH-80, ECH-83, ECH-88 to ECH-90: forward CHI, relay, backend confirms."""
     groups = (NamedGroup.SECP384R1,) if hrr else (NamedGroup.X25519,)
     backend = ServerConfig(
         certificates=(pki.secret,),
@@ -174,8 +175,9 @@ def _record(hello: ClientHello) -> bytes:
     return bytes([22, 3, 3]) + len(message).to_bytes(2, "big") + message
 
 
+@pytest.mark.requirement("ECH-30", "ECH-80")
 def test_relay_forwards_the_reconstructed_inner_hello(pki: PKI) -> None:
-    """checklist #80: the backend gets ClientHelloInner, never the outer hello."""
+    """ECH-80: the backend gets ClientHelloInner, never the outer hello."""
     forward, outer = _forward(pki)
     relay = SplitRelay(forward)
     to_backend = relay.data_to_backend()
@@ -189,7 +191,7 @@ def test_relay_forwards_the_reconstructed_inner_hello(pki: PKI) -> None:
     marker = inner.extension(ExtensionType.ENCRYPTED_CLIENT_HELLO)
     assert marker is not None
     assert parse_client_hello_extension(marker) is None
-    assert inner.legacy_session_id == outer.legacy_session_id  # checklist #30
+    assert inner.legacy_session_id == outer.legacy_session_id  # ECH-30
 
 
 def _after_hrr(pki: PKI) -> tuple[SplitRelay, ClientHello]:
@@ -212,8 +214,9 @@ def _after_hrr(pki: PKI) -> tuple[SplitRelay, ClientHello]:
     return relay, outer
 
 
+@pytest.mark.requirement("ECH-83")
 def test_second_hello_without_ech_is_missing_extension(pki: PKI) -> None:
-    """checklist #83: CHO2 must carry ECH after an accepted CHO1."""
+    """ECH-83: CHO2 must carry ECH after an accepted CHO1."""
     relay, outer = _after_hrr(pki)
     with pytest.raises(MissingExtension):
         relay.client_data(
@@ -222,17 +225,19 @@ def test_second_hello_without_ech_is_missing_extension(pki: PKI) -> None:
     assert relay.data_to_client().endswith(bytes([2, 109]))  # alert queued
 
 
+@pytest.mark.requirement("ECH-83")
 def test_second_hello_reusing_enc_is_illegal_parameter(pki: PKI) -> None:
-    """checklist #83: enc must be empty in CHO2."""
+    """ECH-83: enc must be empty in CHO2."""
     relay, outer = _after_hrr(pki)
     with pytest.raises(IllegalParameter):
         relay.client_data(_record(outer))  # CHO1 again: non-empty enc
 
 
+@pytest.mark.requirement("ECH-83")
 def test_second_hello_that_does_not_open_is_decrypt_error(
     pki: PKI,
 ) -> None:
-    """checklist #83: a payload the context cannot open is decrypt_error."""
+    """ECH-83: a payload the context cannot open is decrypt_error."""
     relay, outer = _after_hrr(pki)
     data = outer.extension(ExtensionType.ENCRYPTED_CLIENT_HELLO)
     assert data is not None

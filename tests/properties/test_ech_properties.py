@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import ipaddress
 
+import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -101,12 +102,13 @@ def inner_and_outer(draw: st.DrawFn) -> tuple[ClientHello, ClientHello, list[int
     return inner, outer, [e.type for e in run], draw(st.integers(0, 64))
 
 
+@pytest.mark.requirement("ECH-25", "ECH-27", "ECH-30")
 @settings(max_examples=300)
 @given(inner_and_outer())
-def test_decode_encode_compress_round_trip_checklist_25_27_30(
+def test_decode_encode_compress_round_trip(
     case: tuple[ClientHello, ClientHello, list[int], int],
 ) -> None:
-    """decode(encode(compress(x)), outer) == x, with CHO's session id (#30)."""
+    """decode(encode(compress(x)), outer) == x, with CHO's session id (ECH-30)."""
     inner, outer, run, padding = case
     encoded = encode_client_hello_inner(compress(inner, run), padding)
     decoded = decode_client_hello_inner(encoded, outer)
@@ -138,6 +140,7 @@ def reference_model(outer_types: list[int], refs: list[int]) -> list[int] | None
     return refs
 
 
+@pytest.mark.requirement("ECH-31", "ECH-32", "ECH-103")
 @settings(max_examples=300)
 @given(
     outer_types=st.lists(
@@ -147,7 +150,7 @@ def reference_model(outer_types: list[int], refs: list[int]) -> list[int] | None
         st.sampled_from([*POOL, E.ENCRYPTED_CLIENT_HELLO]), min_size=1, max_size=6
     ),
 )
-def test_outer_references_follow_the_rfc_model_checklist_31_32_103(
+def test_outer_references_follow_the_rfc_model(
     outer_types: list[int], refs: list[int]
 ) -> None:
     outer = ClientHello(
@@ -210,9 +213,10 @@ def is_ip(name: str) -> bool:
     return True
 
 
+@pytest.mark.requirement("ECH-51", "ECH-52")
 @settings(max_examples=60)
 @given(maximum=st.sampled_from([8, 16, 40, 100, 255]), data=st.data())
-def test_inner_length_does_not_depend_on_name_length_checklist_51_52(
+def test_inner_length_does_not_depend_on_name_length(
     maximum: int, data: st.DataObject
 ) -> None:
     """Every name up to maximum_name_length gives the same payload length."""
@@ -249,9 +253,10 @@ def server_survives(record: bytes) -> None:
     assert server.data_to_send() == plain_alert(description)
 
 
+@pytest.mark.requirement("ECH-19", "ECH-77", "ECH-81")
 @settings(max_examples=300)
 @given(data=st.data())
-def test_garbage_ech_fields_never_crash_the_server_checklist_19_77_81(
+def test_garbage_ech_fields_never_crash_the_server(
     data: st.DataObject,
 ) -> None:
     """Garbage config_id, suite, enc or payload: an Alert or the outer handshake."""
@@ -284,9 +289,10 @@ def test_garbage_ech_fields_never_crash_the_server_checklist_19_77_81(
     server_survives(hello_record(outer))
 
 
+@pytest.mark.requirement("ECH-25", "ECH-29", "ECH-31", "ECH-78")
 @settings(max_examples=300)
 @given(data=st.data())
-def test_sealed_garbage_inner_never_crashes_the_server_checklist_25_29_31_78(
+def test_sealed_garbage_inner_never_crashes_the_server(
     data: st.DataObject,
 ) -> None:
     """Sealed, malformed EncodedClientHelloInner: an Alert, or it works."""
@@ -307,12 +313,13 @@ VALID_RETRY_CONFIGS = config_list(
 ).encode()
 
 
+@pytest.mark.requirement("ECH-61", "ECH-71")
 @settings(max_examples=100)
 @given(
     body=st.one_of(st.binary(max_size=120), mutations(VALID_RETRY_CONFIGS)),
     grease=st.booleans(),
 )
-def test_garbage_retry_configs_never_crash_the_client_checklist_61_71(
+def test_garbage_retry_configs_never_crash_the_client(
     body: bytes, grease: bool
 ) -> None:
     """EE retry_configs garbage: decode_error, or a parsed (or ignored) list."""

@@ -130,6 +130,7 @@ async def http3_service(config: ServerConfig) -> AsyncIterator[HTTP3Server]:
         await server.shutdown(0)
 
 
+@pytest.mark.requirement("ECH-34", "ECH-64", "ECH-68")
 @pytest.mark.parametrize("adapter", ["blocking", "aio", "quic"])
 def test_discovery_grease_and_retry(server_pki: ServerPKI, adapter: str) -> None:
     key, stale = ech_key(3), ech_key(4)
@@ -167,6 +168,7 @@ def test_discovery_grease_and_retry(server_pki: ServerPKI, adapter: str) -> None
     asyncio.run(main())
 
 
+@pytest.mark.requirement("ECH-107")
 @pytest.mark.parametrize("adapter", ["blocking", "aio"])
 def test_failed_lookup_sends_nothing(server_pki: ServerPKI, adapter: str) -> None:
     with socket.socket() as closed:
@@ -242,9 +244,10 @@ def test_outcomes_say_why(server_pki: ServerPKI, adapter: str) -> None:
     assert f"{HIDDEN_NAME} was visible" in grease[2]
 
 
+@pytest.mark.requirement("ECH-105")
 @pytest.mark.parametrize("adapter", ["blocking", "aio", "quic"])
 @pytest.mark.parametrize("require_ech", [False, True])
-def test_svcb_reliant_without_a_usable_config_sends_nothing_checklist_105(
+def test_svcb_reliant_without_a_usable_config_sends_nothing(
     server_pki: ServerPKI, adapter: str, require_ech: bool
 ) -> None:
     """Every record has ech, none usable: no ClientHello at all (RFC 9848 §5.1).

@@ -89,6 +89,7 @@ def test_bad_file_is_named(tmp_path: Path) -> None:
         load_keyset((), (tmp_path,))
 
 
+@pytest.mark.requirement("ECH-11", "ECH-12", "ECH-100")
 def test_rotate_policy(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     clock = [1_000_000.0]
@@ -297,6 +298,7 @@ async def drive_rotation(
     return load
 
 
+@pytest.mark.requirement("ECH-11", "ECH-86")
 def test_rotation_in_process_zero_failures(
     server_pki: ServerPKI, tmp_path: Path
 ) -> None:

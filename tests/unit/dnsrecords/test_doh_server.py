@@ -15,8 +15,11 @@ import pytest
 
 from ech.config import ECHConfigList
 from ech.dns.doh_server import DNS_MESSAGE, Zone, answer
+from ech.dns.publish import DEFAULT_DNS_TTL, https_record_line
 from ech.dns.records import endpoints_from_rrset
-from ech.serve.doh import handle_request
+from ech.pki import LOOPBACK_NAMES, TestCA
+from ech.serve.doh import handle_request, serve_zone
+from ech.server.config import ServerConfig
 from tests.unit.dnsrecords.dns_fakes import p256_configs, x25519_configs
 
 PATH = "/dns-query"
@@ -104,6 +107,7 @@ def test_hints_only_for_other_ports_and_by_family() -> None:
     assert "ipv6hint" not in make_zone(443).to_text()
 
 
+@pytest.mark.requirement("ECH-87")
 def test_rotation_shows_at_once() -> None:
     keys = Keys(x25519_configs())
     zone = make_zone(keys=keys)
@@ -303,3 +307,41 @@ def test_content_type_parameters_are_ignored() -> None:
         zone=make_zone(),
     )
     assert response.status == 200
+
+
+def test_names_without_a_common_suffix_make_a_root_zone() -> None:
+    """``ech certs``'s public certificate also names ``localhost``: the served
+    names then share no suffix and the zone's origin is the root, whose SOA
+    once read ``ns..`` (an empty label) and failed every DoH query.
+    """
+    ca = TestCA.create()
+    config = ServerConfig(
+        certificates=(
+            ca.issue("public.example", *LOOPBACK_NAMES),
+            ca.issue("secret.example"),
+        ),
+        ech_retry_configs=x25519_configs(),
+    )
+    zone = serve_zone(lambda: config, "127.0.0.1", 8443)
+    assert zone.origin == dns.name.root
+    response = ask(zone, "_8443._https.secret.example.")
+    (rrset,) = response.answer
+    assert rrset.ttl == DEFAULT_DNS_TTL
+    (endpoint,) = endpoints_from_rrset(rrset).endpoints
+    assert endpoint.ech == x25519_configs()
+    assert endpoint.ipv4hint == ("127.0.0.1",)
+    nx = ask(zone, "nothing.example.")
+    assert nx.rcode() == dns.rcode.NXDOMAIN
+    (soa,) = nx.authority
+    assert soa[0].mname == dns.name.from_text("ns.")
+
+
+def test_serve_zone_answers_with_the_published_records_ttl() -> None:
+    """``ech serve --doh`` and ``ech dns-record`` promise the same TTL."""
+    ca = TestCA.create()
+    config = ServerConfig(certificates=(ca.issue("www.example.test"),))
+    zone = serve_zone(lambda: config, "127.0.0.1", 443)
+    (rrset,) = ask(zone, "www.example.test.").answer
+    assert rrset.ttl == DEFAULT_DNS_TTL
+    line = https_record_line("www.example.test", x25519_configs())
+    assert line.split()[1] == str(DEFAULT_DNS_TTL)

@@ -22,9 +22,10 @@ PQ_KEMS = [
 ]
 
 
+@pytest.mark.requirement("ECH-18")
 @pytest.mark.parametrize("kem", PQ_KEMS, ids=lambda k: hpke.KEM(k).name)
 def test_pq_config_round_trips_through_a_zone_line(kem: int) -> None:
-    """checklist #18: the ech SvcParam carries the whole list, however large."""
+    """ECH-18: the ech SvcParam carries the whole list, however large."""
     key = generate_ech_key("public.example", kem_id=kem)
     configs = ECHConfigList((key.config,))
     assert len(configs.encode()) > 1024

@@ -15,7 +15,12 @@ import pytest
 from ech import hpke
 from ech.cli import main
 from ech.config import ECHConfig, ECHConfigList
-from ech.dns.publish import https_rdata, https_record_line, warnings_for
+from ech.dns.publish import (
+    DEFAULT_DNS_TTL,
+    https_rdata,
+    https_record_line,
+    warnings_for,
+)
 from ech.dns.records import endpoint_from_rdata
 from ech.keys import generate_ech_key, write_ech_key
 from tests.unit.dnsrecords.dns_fakes import p256_configs, x25519_configs
@@ -98,8 +103,9 @@ def test_explicit_target_for_other_port_is_kept() -> None:
     assert line.startswith("_9443._https.a.test. 300 IN HTTPS 1 backend.example.test. ")
 
 
+@pytest.mark.requirement("ECH-18")
 def test_presentation_value_is_plain_base64() -> None:
-    """Checklist #18: standard Base64 of the list, no escape sequences."""
+    """ECH-18: standard Base64 of the list, no escape sequences."""
     configs = x25519_configs()
     line = https_record_line("example.test", configs, alpn=())
     assert f'ech="{configs.to_base64()}"' in line
@@ -229,3 +235,67 @@ def test_dns_record_rejects_a_bad_hint(
 ) -> None:
     with pytest.raises(SystemExit, match=r"^ech dns-record: .*::1"):
         dns_record(tmp_path, capsys, "--port", "8443", "--ipv4hint", "::1")
+
+
+def ech_of(line: str) -> ECHConfigList:
+    """The ``ech`` SvcParam of a printed record line."""
+    name, _, rdata = parse_line(line.strip())
+    endpoint = endpoint_from_rdata(rdata, name, 443)
+    assert endpoint.ech is not None
+    return endpoint.ech
+
+
+def test_dns_record_publishes_what_keygen_rotate_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--ech-key-dir`` reads the directory as ``ech serve`` does: the
+    advertised keys, not the accept-only ones ``--rotate`` demoted."""
+    keys = tmp_path / "keys"
+    for _ in range(2):
+        assert (
+            main(["keygen", "--public-name", "public.test", "--rotate", str(keys)]) == 0
+        )
+    printed, _ = capsys.readouterr()
+    published = ECHConfigList.from_base64(printed.splitlines()[-1])
+    assert len(list(keys.glob("*.accept.pem"))) == 1
+    assert main(["dns-record", "www.example.test", "--ech-key-dir", str(keys)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert ech_of(out) == published
+    assert len(published.configs) == 1
+
+
+def test_dns_record_ttl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = dns_record(tmp_path, capsys)
+    assert out.split()[1] == str(DEFAULT_DNS_TTL)
+    out, _ = dns_record(tmp_path, capsys, "--ttl", "42")
+    assert out.split()[1] == "42"
+
+
+def test_dns_record_help_names_the_shared_default_ttl(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The help states the number without importing it (dnspython stays unloaded)."""
+    with pytest.raises(SystemExit):
+        main(["dns-record", "--help"])
+    assert f"default {DEFAULT_DNS_TTL}," in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("make", ["nothing", "empty-dir", "not-a-key"])
+def test_dns_record_without_a_key_says_which_flag(tmp_path: Path, make: str) -> None:
+    args = ["dns-record", "www.example.test"]
+    if make == "empty-dir":
+        args += ["--ech-key-dir", str(tmp_path)]
+    elif make == "not-a-key":
+        (tmp_path / "cert.pem").write_text("not a key\n")
+        args += ["--ech-key-dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    message = str(exit_info.value.code)
+    assert message.startswith("ech dns-record: ")
+    expected = {
+        "nothing": "--ech-key-dir DIR",
+        "empty-dir": f"no ECH key (*.pem) in {tmp_path}",
+        "not-a-key": str(tmp_path / "cert.pem"),
+    }[make]
+    assert expected in message

@@ -131,8 +131,9 @@ def test_alias_mode_is_not_an_endpoint() -> None:
         endpoint_from_rdata(https("0 other.test."), "a.test.")
 
 
+@pytest.mark.requirement("ECH-18")
 def test_ech_value_is_the_whole_list_with_length_prefix() -> None:
-    """Checklist #18: the SvcParam value is the ECHConfigList with its u16 length."""
+    """ECH-18: the SvcParam value is the ECHConfigList with its u16 length."""
     configs = p256_configs()
     rd = https(f"1 . ech={configs.to_base64()}")
     wire = rd.to_wire()

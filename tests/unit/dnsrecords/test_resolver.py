@@ -228,8 +228,9 @@ def test_unknown_mandatory_key_skips_record() -> None:
     assert "key65000" in result.rejected[0].reason
 
 
+@pytest.mark.requirement("ECH-105", "ECH-109")
 def test_mixed_and_no_ech() -> None:
-    """RFC 9848 §5.1 and §8; checklist #105, #109."""
+    """RFC 9848 §5.1 and §8; ECH-105, ECH-109."""
     mixed = resolver().resolve_https("mixed.example.test")
     assert mixed.mixed
     assert not mixed.svcb_reliant

@@ -83,8 +83,9 @@ def with_kem(key_config: ECHConfig, kem_id: int) -> ECHConfig:
 # config selection ---------------------------------------------------------------------
 
 
-def test_skip_invalid_public_name_checklist_13_14() -> None:
-    """ECH-Client-SkipInvalidPublicName: checklist #13, #14."""
+@pytest.mark.requirement("ECH-13", "ECH-14")
+def test_skip_invalid_public_name() -> None:
+    """ECH-Client-SkipInvalidPublicName: ECH-13, ECH-14."""
     good = ech_key(9, public_name="good.example")
     bad_key = ech_key(8)
     for bad_name in (b"192.0.2.1", b"example.0x1f", b"-bad-.example", b"a..b"):
@@ -98,14 +99,16 @@ def test_skip_invalid_public_name_checklist_13_14() -> None:
         assert sni(outer) == "good.example"
 
 
-def test_select_config_takes_the_first_usable_in_server_order_checklist_4_7() -> None:
+@pytest.mark.requirement("ECH-4", "ECH-7")
+def test_select_config_takes_the_first_usable_in_server_order() -> None:
     first, second = ech_key(1), ech_key(2)
     unsupported = with_kem(ech_key(3).config, 0x9999)
     configs = ECHConfigList((unsupported, first.config, second.config))
     assert select_config(configs) == first.config
 
 
-def test_no_supported_configs_sends_grease_checklist_7_34() -> None:
+@pytest.mark.requirement("ECH-7", "ECH-34")
+def test_no_supported_configs_sends_grease() -> None:
     """ECH-Client-NoSupportedConfigs: fall back to GREASE, keep the real SNI."""
     configs = ECHConfigList((with_kem(ech_key(3).config, 0x9999),))
     client, hello = first_hello(client_config(), configs)
@@ -116,15 +119,17 @@ def test_no_supported_configs_sends_grease_checklist_7_34() -> None:
     assert PUBLIC_NAME.encode() not in hello.encode()
 
 
-def test_compatible_config_sends_real_ech_checklist_34() -> None:
+@pytest.mark.requirement("ECH-34")
+def test_compatible_config_sends_real_ech() -> None:
     key = ech_key()
     cap = capture(key)
     assert cap.client.ech_status is ECHStatus.OFFERED
     assert sni(cap.inner) == INNER_NAME
 
 
-def test_cipher_suite_and_config_id_come_from_the_config_checklist_7_21_43() -> None:
-    """Checklist #21: a suite the config lists; its own config_id (#43)."""
+@pytest.mark.requirement("ECH-7", "ECH-21", "ECH-43")
+def test_cipher_suite_and_config_id_come_from_the_config() -> None:
+    """ECH-21: a suite the config lists; its own config_id (ECH-43)."""
     key = ech_key(0x5A, cipher_suites=(CHACHA,))
     cap = capture(key)
     offer = ech_offer(cap.outer)
@@ -133,7 +138,8 @@ def test_cipher_suite_and_config_id_come_from_the_config_checklist_7_21_43() -> 
     assert len(offer.enc) == hpke.enc_length(hpke.KEM.DHKEM_X25519_HKDF_SHA256)
 
 
-def test_unsupported_suite_in_config_is_never_used_checklist_7() -> None:
+@pytest.mark.requirement("ECH-7")
+def test_unsupported_suite_in_config_is_never_used() -> None:
     key = ech_key(4)
     contents = key.config.contents
     assert contents is not None
@@ -148,15 +154,17 @@ def test_unsupported_suite_in_config_is_never_used_checklist_7() -> None:
 # ClientHelloInner ---------------------------------------------------------------------
 
 
-def test_inner_carries_the_inner_extension_checklist_20_36() -> None:
-    """Checklist #20, #36: outer variant in CHO, inner variant in CHI."""
+@pytest.mark.requirement("ECH-20", "ECH-36")
+def test_inner_carries_the_inner_extension() -> None:
+    """ECH-20, ECH-36: outer variant in CHO, inner variant in CHI."""
     cap = capture(ech_key())
     assert cap.inner.extension(E.ENCRYPTED_CLIENT_HELLO) == INNER_BODY
     assert ech_offer(cap.outer).payload  # the outer form
 
 
-def test_inner_offers_only_tls13_checklist_35() -> None:
-    """Checklist #35: no TLS 1.2 or below, no TLS 1.2 resumption in CHI."""
+@pytest.mark.requirement("ECH-35")
+def test_inner_offers_only_tls13() -> None:
+    """ECH-35: no TLS 1.2 or below, no TLS 1.2 resumption in CHI."""
     cap = capture(ech_key())
     versions = cap.inner.extension(E.SUPPORTED_VERSIONS)
     assert versions is not None
@@ -165,7 +173,8 @@ def test_inner_offers_only_tls13_checklist_35() -> None:
     assert not cap.inner.has_extension(E.RENEGOTIATION_INFO)
 
 
-def test_compressed_extensions_are_consecutive_in_inner_checklist_36() -> None:
+@pytest.mark.requirement("ECH-36")
+def test_compressed_extensions_are_consecutive_in_inner() -> None:
     cap = capture(ech_key(), client_config(alpn_protocols=("h2",)))
     positions = [
         i for i, e in enumerate(cap.inner.extensions) if e.type in COMPRESSED_EXTENSIONS
@@ -174,7 +183,8 @@ def test_compressed_extensions_are_consecutive_in_inner_checklist_36() -> None:
     assert positions == list(range(positions[0], positions[0] + len(positions)))
 
 
-def test_encoded_inner_has_no_header_and_empty_session_id_checklist_25() -> None:
+@pytest.mark.requirement("ECH-25")
+def test_encoded_inner_has_no_header_and_empty_session_id() -> None:
     cap = capture(ech_key())
     assert cap.inner.legacy_session_id  # compatibility mode
     encoded = decrypt_encoded_inner(cap.key, cap.outer)
@@ -184,8 +194,9 @@ def test_encoded_inner_has_no_header_and_empty_session_id_checklist_25() -> None
     assert not any(encoded[len(hello_part.encode()) :])
 
 
-def test_hpke_info_is_the_single_chosen_config_checklist_37() -> None:
-    """Checklist #37: info = "tls ech" ‖ 0 ‖ ECHConfig, not the whole list."""
+@pytest.mark.requirement("ECH-37")
+def test_hpke_info_is_the_single_chosen_config() -> None:
+    """ECH-37: info = "tls ech" ‖ 0 ‖ ECHConfig, not the whole list."""
     key, other = ech_key(1), ech_key(2)
     configs = config_list(key, other)
     _, outer = first_hello(client_config(), configs)
@@ -206,15 +217,17 @@ def test_hpke_info_is_the_single_chosen_config_checklist_37() -> None:
 # ClientHelloOuter ---------------------------------------------------------------------
 
 
-def test_outer_offers_tls13_checklist_38() -> None:
+@pytest.mark.requirement("ECH-38")
+def test_outer_offers_tls13() -> None:
     cap = capture(ech_key())
     versions = cap.outer.extension(E.SUPPORTED_VERSIONS)
     assert versions is not None
     assert TLS13 in ext.decode_client_versions(versions)
 
 
-def test_compressed_extensions_in_outer_keep_their_order_checklist_27_39() -> None:
-    """Checklist #27, #39: referenced extensions are in CHO, same relative order."""
+@pytest.mark.requirement("ECH-27", "ECH-39")
+def test_compressed_extensions_in_outer_keep_their_order() -> None:
+    """ECH-27, ECH-39: referenced extensions are in CHO, same relative order."""
     cap = capture(ech_key(), client_config(alpn_protocols=("h2", "http/1.1")))
     encoded = decrypt_encoded_inner(cap.key, cap.outer)
     compressed = ClientHello.read(Reader(encoded))
@@ -229,7 +242,8 @@ def test_compressed_extensions_in_outer_keep_their_order_checklist_27_39() -> No
         assert cap.outer.extension(t) == cap.inner.extension(t)
 
 
-def test_outer_extensions_never_in_outer_or_inner_checklist_28() -> None:
+@pytest.mark.requirement("ECH-28")
+def test_outer_extensions_never_in_outer_or_inner() -> None:
     cap = capture(ech_key())
     encoded = decrypt_encoded_inner(cap.key, cap.outer)
     compressed = ClientHello.read(Reader(encoded))
@@ -238,44 +252,50 @@ def test_outer_extensions_never_in_outer_or_inner_checklist_28() -> None:
     assert not cap.inner.has_extension(E.ECH_OUTER_EXTENSIONS)
 
 
+@pytest.mark.requirement("ECH-40")
 @pytest.mark.parametrize("compatibility_mode", [True, False])
-def test_outer_copies_legacy_session_id_checklist_40(compatibility_mode: bool) -> None:
+def test_outer_copies_legacy_session_id(compatibility_mode: bool) -> None:
     cap = capture(ech_key(), client_config(compatibility_mode=compatibility_mode))
     assert cap.outer.legacy_session_id == cap.inner.legacy_session_id
     assert bool(cap.outer.legacy_session_id) is compatibility_mode
 
 
-def test_outer_random_differs_from_inner_random_checklist_41() -> None:
+@pytest.mark.requirement("ECH-41")
+def test_outer_random_differs_from_inner_random() -> None:
     cap = capture(ech_key())
     assert cap.outer.random != cap.inner.random
     assert cap.outer.random != capture(cap.key).outer.random
 
 
-def test_outer_server_name_is_public_name_checklist_42_47() -> None:
-    """Checklist #42; #47: the true name appears nowhere in CHO."""
+@pytest.mark.requirement("ECH-42", "ECH-47")
+def test_outer_server_name_is_public_name() -> None:
+    """ECH-42; ECH-47: the true name appears nowhere in CHO."""
     cap = capture(ech_key())
     assert sni(cap.outer) == PUBLIC_NAME
     assert sni(cap.inner) == INNER_NAME
     assert INNER_NAME.encode() not in cap.outer.encode()
 
 
-def test_outer_server_name_added_when_inner_has_none_checklist_42_51() -> None:
+@pytest.mark.requirement("ECH-42", "ECH-51")
+def test_outer_server_name_added_when_inner_has_none() -> None:
     """An IP address is not sent as SNI; CHO still names public_name."""
     cap = capture(ech_key(), server_name="192.0.2.1")
     assert sni(cap.inner) is None
     assert sni(cap.outer) == PUBLIC_NAME
 
 
-def test_ech_is_the_last_outer_extension_checklist_48() -> None:
-    """Checklist #48: ECH is computed last; payload = EncodedClientHelloInner + tag."""
+@pytest.mark.requirement("ECH-48")
+def test_ech_is_the_last_outer_extension() -> None:
+    """ECH-48: ECH is computed last; payload = EncodedClientHelloInner + tag."""
     cap = capture(ech_key())
     assert cap.outer.extensions[-1].type == E.ENCRYPTED_CLIENT_HELLO
     encoded = decrypt_encoded_inner(cap.key, cap.outer)
     assert len(ech_offer(cap.outer).payload) == len(encoded) + 16
 
 
-def test_early_data_is_copied_to_outer_checklist_46() -> None:
-    """Checklist #46. Our client sends no 0-RTT; a hook adds early_data to CHI."""
+@pytest.mark.requirement("ECH-46")
+def test_early_data_is_copied_to_outer() -> None:
+    """ECH-46. Our client sends no 0-RTT; a hook adds early_data to CHI."""
 
     def add_early_data(hello: ClientHello) -> ClientHello:
         return hello.with_extension(Extension(E.EARLY_DATA, b""))
@@ -288,8 +308,9 @@ def test_early_data_is_copied_to_outer_checklist_46() -> None:
 # GREASE PSK (§6.1.2) ------------------------------------------------------------------
 
 
-def test_outer_carries_a_grease_psk_shaped_like_the_real_one_checklist_44_45() -> None:
-    """Checklist #44, #45: same identity/binder lengths, other bytes, modes copied."""
+@pytest.mark.requirement("ECH-44", "ECH-45", "ECH-48")
+def test_outer_carries_a_grease_psk_shaped_like_the_real_one() -> None:
+    """ECH-44, ECH-45: same identity/binder lengths, other bytes, modes copied."""
     key = ech_key(11)
     ticket = session_ticket(server_config(key), config_list(key))
     cap = capture(key, session=ticket)
@@ -312,7 +333,7 @@ def test_outer_carries_a_grease_psk_shaped_like_the_real_one_checklist_44_45() -
     modes = cap.inner.extension(E.PSK_KEY_EXCHANGE_MODES)
     assert modes is not None
     assert cap.outer.extension(E.PSK_KEY_EXCHANGE_MODES) == modes
-    # pre_shared_key stays last in both hellos, ECH just before it (#48).
+    # pre_shared_key stays last in both hellos, ECH just before it (ECH-48).
     assert [e.type for e in cap.outer.extensions[-2:]] == [
         E.ENCRYPTED_CLIENT_HELLO,
         E.PRE_SHARED_KEY,
@@ -330,6 +351,7 @@ def spec_padding(hello_length: int, name_length: int | None, max_name: int) -> i
     return name_pad + 31 - ((so_far - 1) % 32)
 
 
+@pytest.mark.requirement("ECH-51", "ECH-52")
 @pytest.mark.parametrize(
     "server_name",
     [
@@ -339,8 +361,8 @@ def spec_padding(hello_length: int, name_length: int | None, max_name: int) -> i
         pytest.param("192.0.2.1", id="no-sni"),
     ],
 )
-def test_padding_is_exact_checklist_51_52(server_name: str) -> None:
-    """Checklist #51 (pad name to L, or L + 9 without SNI), #52 (round to 32)."""
+def test_padding_is_exact(server_name: str) -> None:
+    """ECH-51 (pad name to L, or L + 9 without SNI), ECH-52 (round to 32)."""
     max_name = 40
     cap = capture(ech_key(maximum_name_length=max_name), server_name=server_name)
     encoded = decrypt_encoded_inner(cap.key, cap.outer)
@@ -351,7 +373,8 @@ def test_padding_is_exact_checklist_51_52(server_name: str) -> None:
     assert len(encoded) % 32 == 0
 
 
-def test_payload_length_does_not_depend_on_short_names_checklist_51() -> None:
+@pytest.mark.requirement("ECH-51")
+def test_payload_length_does_not_depend_on_short_names() -> None:
     key = ech_key(maximum_name_length=64)
     lengths = {
         len(ech_offer(capture(key, server_name=name).outer).payload)
@@ -360,8 +383,9 @@ def test_payload_length_does_not_depend_on_short_names_checklist_51() -> None:
     assert len(lengths) == 1
 
 
-def test_payload_length_does_not_depend_on_alpn_checklist_50() -> None:
-    """Checklist #50: ALPN is compressed (sent in CHO), so it adds no inner length."""
+@pytest.mark.requirement("ECH-50")
+def test_payload_length_does_not_depend_on_alpn() -> None:
+    """ECH-50: ALPN is compressed (sent in CHO), so it adds no inner length."""
     key = ech_key()
     lengths = {
         len(ech_offer(capture(key, client_config(alpn_protocols=alpn)).outer).payload)
@@ -373,8 +397,9 @@ def test_payload_length_does_not_depend_on_alpn_checklist_50() -> None:
 # the HPKE context after HelloRetryRequest (§6.1.5) ------------------------------------
 
 
-def test_second_seal_reuses_the_context_with_empty_enc_checklist_21_58_101() -> None:
-    """Checklist #21 (enc empty in CH2), #58 and #101 (same HPKE context)."""
+@pytest.mark.requirement("ECH-21", "ECH-58", "ECH-101")
+def test_second_seal_reuses_the_context_with_empty_enc() -> None:
+    """ECH-21 (enc empty in CH2), ECH-58 and ECH-101 (same HPKE context)."""
     cap = capture(ech_key())
     offer = ECHOffer.start(cap.key.config, DeterministicRandom(b"offer"))
     outer1 = offer.seal(cap.inner, DeterministicRandom(b"1"))
@@ -415,7 +440,8 @@ def grease_hello(
     return first_hello(cc or client_config(ech_grease=True), None, session=session)
 
 
-def test_grease_extension_shape_checklist_69() -> None:
+@pytest.mark.requirement("ECH-69")
+def test_grease_extension_shape() -> None:
     """ECH-Client-GREASE: MTI suite, a valid X25519 enc, outer form."""
     client, hello = grease_hello()
     assert client.ech_status is ECHStatus.GREASE
@@ -427,7 +453,8 @@ def test_grease_extension_shape_checklist_69() -> None:
     assert hello.extension(E.ENCRYPTED_CLIENT_HELLO) != INNER_BODY
 
 
-def test_grease_config_id_and_payload_are_random_checklist_69() -> None:
+@pytest.mark.requirement("ECH-69")
+def test_grease_config_id_and_payload_are_random() -> None:
     offers = [
         ech_offer(
             grease_hello(
@@ -441,16 +468,18 @@ def test_grease_config_id_and_payload_are_random_checklist_69() -> None:
     assert len({o.enc for o in offers}) == len(offers)
 
 
-def test_grease_payload_length_tracks_a_real_offer_checklist_69_99() -> None:
+@pytest.mark.requirement("ECH-69", "ECH-99")
+def test_grease_payload_length_tracks_a_real_offer() -> None:
     """ECH-Client-GREASE: the payload is as long as a real offer's for the hello."""
     _, grease = grease_hello()
     real = capture(ech_key(maximum_name_length=0)).outer
     assert len(ech_offer(grease).payload) == len(ech_offer(real).payload)
-    # Same extension code points in the same order (#99).
+    # Same extension code points in the same order (ECH-99).
     assert [e.type for e in grease.extensions] == [e.type for e in real.extensions]
 
 
-def test_grease_extension_function_matches_real_encoding_length_checklist_69() -> None:
+@pytest.mark.requirement("ECH-69")
+def test_grease_extension_function_matches_real_encoding_length() -> None:
     cap = capture(ech_key(maximum_name_length=0))
     hello_without_marker = cap.inner.without_extension(E.ENCRYPTED_CLIENT_HELLO)
     grease = grease_extension(hello_without_marker, DeterministicRandom(b"g"))
@@ -458,9 +487,8 @@ def test_grease_extension_function_matches_real_encoding_length_checklist_69() -
     assert inner_marker().data == INNER_BODY
 
 
-def test_grease_payload_length_tracks_a_real_offer_when_resuming_checklist_69_99() -> (
-    None
-):
+@pytest.mark.requirement("ECH-69", "ECH-99")
+def test_grease_payload_length_tracks_a_real_offer_when_resuming() -> None:
     """ECH-Client-GREASE with a PSK: a real CHI would carry pre_shared_key.
 
     RFC 9849 §6.2.1: the payload is as long as the EncodedClientHelloInner
@@ -475,8 +503,9 @@ def test_grease_payload_length_tracks_a_real_offer_when_resuming_checklist_69_99
     assert grease_length == real_length
 
 
-def test_grease_client_may_resume_a_non_ech_session_checklist_72() -> None:
-    """Checklist #72: GREASE is not offering ECH; the real PSK is sent."""
+@pytest.mark.requirement("ECH-72")
+def test_grease_client_may_resume_a_non_ech_session() -> None:
+    """ECH-72: GREASE is not offering ECH; the real PSK is sent."""
     ticket = session_ticket(server_config())
     _, hello = grease_hello(session=ticket)
     psk = hello.extension(E.PRE_SHARED_KEY)
@@ -486,7 +515,8 @@ def test_grease_client_may_resume_a_non_ech_session_checklist_72() -> None:
     assert hello.extensions[-2].type == E.ENCRYPTED_CLIENT_HELLO
 
 
-def test_no_ech_without_configs_or_grease_checklist_74() -> None:
+@pytest.mark.requirement("ECH-74")
+def test_no_ech_without_configs_or_grease() -> None:
     client, hello = first_hello(client_config(), None)
     assert client.ech_status is ECHStatus.NOT_OFFERED
     assert not hello.has_extension(E.ENCRYPTED_CLIENT_HELLO)

@@ -1,4 +1,4 @@
-"""The server's encrypted flight is padded when ECH is accepted (checklist #53).
+"""The server's encrypted flight is padded when ECH is accepted (ECH-53).
 
 RFC 9849 §6.1.3 and §10.11: with ECH accepted, which certificate the server
 sends follows from the hidden name, so the length of EncryptedExtensions to

@@ -94,8 +94,9 @@ def test_private_key_serialization_vector(v: dict[str, Any]) -> None:
     assert sk.public_key_bytes() == _h(v, "pkRm")
 
 
+@pytest.mark.requirement("ECH-58")
 def test_second_seal_uses_next_sequence_number() -> None:
-    """ECH seals twice with one context after HRR (RFC 9849 §6.1.5, checklist #58)."""
+    """ECH seals twice with one context after HRR (RFC 9849 §6.1.5, ECH-58)."""
     v = VECTORS[0]
     e0, e1 = v["encryptions"][0], v["encryptions"][1]
     # Sealing e1's input first (at seq 0) must not give e1's ciphertext.

@@ -99,27 +99,31 @@ def encoded_with_references(types: list[int], padding: bytes = b"") -> bytes:
 # the extension bodies (§5) ------------------------------------------------------------
 
 
-def test_ech_client_hello_outer_wire_layout_checklist_19() -> None:
-    """Checklist #19: type(0) ‖ kdf ‖ aead ‖ config_id ‖ enc<0..> ‖ payload<1..>."""
+@pytest.mark.requirement("ECH-19")
+def test_ech_client_hello_outer_wire_layout() -> None:
+    """ECH-19: type(0) ‖ kdf ‖ aead ‖ config_id ‖ enc<0..> ‖ payload<1..>."""
     offer = ECHClientHelloOuter(CHACHA, 0x42, b"\xee" * 3, b"\xaa" * 5)
     assert offer.encode() == bytes.fromhex("0000010003420003eeeeee0005aaaaaaaaaa")
     assert parse_client_hello_extension(offer.encode()) == offer
 
 
-def test_ech_client_hello_outer_allows_empty_enc_checklist_19_21() -> None:
-    """Checklist #19, #21: ``enc`` may be empty (second ClientHelloOuter)."""
+@pytest.mark.requirement("ECH-19", "ECH-21")
+def test_ech_client_hello_outer_allows_empty_enc() -> None:
+    """ECH-19, ECH-21: ``enc`` may be empty (second ClientHelloOuter)."""
     offer = ECHClientHelloOuter(MTI, 1, b"", b"\x01")
     assert parse_client_hello_extension(offer.encode()) == offer
 
 
-def test_inner_form_is_the_type_byte_alone_checklist_19() -> None:
-    """Checklist #19: the inner variant is just ``type = 1``."""
+@pytest.mark.requirement("ECH-19")
+def test_inner_form_is_the_type_byte_alone() -> None:
+    """ECH-19: the inner variant is just ``type = 1``."""
     assert INNER_BODY == b"\x01"
     assert parse_client_hello_extension(INNER_BODY) is None
     with pytest.raises(DecodeError):
         parse_client_hello_extension(INNER_BODY + b"\x00")
 
 
+@pytest.mark.requirement("ECH-19")
 @pytest.mark.parametrize(
     "body",
     [
@@ -130,41 +134,45 @@ def test_inner_form_is_the_type_byte_alone_checklist_19() -> None:
         pytest.param(bytes.fromhex("000001000107000500"), id="enc-overrun"),
     ],
 )
-def test_malformed_ech_client_hello_is_decode_error_checklist_19(body: bytes) -> None:
-    """Checklist #19: payload<1..2^16-1>, exact lengths, nothing trailing."""
+def test_malformed_ech_client_hello_is_decode_error(body: bytes) -> None:
+    """ECH-19: payload<1..2^16-1>, exact lengths, nothing trailing."""
     with pytest.raises(DecodeError):
         parse_client_hello_extension(body)
 
 
+@pytest.mark.requirement("ECH-73")
 @pytest.mark.parametrize("hello_type", [2, 0x80, 0xFF])
-def test_unknown_ech_client_hello_type_is_illegal_parameter_checklist_73(
+def test_unknown_ech_client_hello_type_is_illegal_parameter(
     hello_type: int,
 ) -> None:
-    """Checklist #73: an unknown ECHClientHelloType is illegal_parameter."""
+    """ECH-73: an unknown ECHClientHelloType is illegal_parameter."""
     with pytest.raises(IllegalParameter):
         parse_client_hello_extension(bytes((hello_type,)) + bytes(10))
 
 
-def test_retry_configs_round_trip_checklist_22() -> None:
-    """Checklist #22: ECHEncryptedExtensions is an ECHConfigList (with prefix)."""
+@pytest.mark.requirement("ECH-22")
+def test_retry_configs_round_trip() -> None:
+    """ECH-22: ECHEncryptedExtensions is an ECHConfigList (with prefix)."""
     configs = ECHConfigList((ech_key(1).config, ech_key(2).config))
     body = encode_retry_configs(configs)
     assert body[:2] == (len(body) - 2).to_bytes(2, "big")
     assert parse_retry_configs(body) == configs
 
 
+@pytest.mark.requirement("ECH-61", "ECH-71")
 @pytest.mark.parametrize(
     "body",
     [b"", b"\x00", b"\x00\x00", b"\x00\x03\xfe\x0d\x00", b"\x00\x04\xfe\x0d\x00\x01"],
 )
-def test_malformed_retry_configs_are_decode_error_checklist_61(body: bytes) -> None:
-    """Checklist #61, #71: a bad retry_configs body is decode_error."""
+def test_malformed_retry_configs_are_decode_error(body: bytes) -> None:
+    """ECH-61, ECH-71: a bad retry_configs body is decode_error."""
     with pytest.raises(DecodeError):
         parse_retry_configs(body)
 
 
-def test_hrr_confirmation_is_exactly_8_bytes_checklist_23_54() -> None:
-    """Checklist #23, #54: ECHHelloRetryRequest is confirmation[8]."""
+@pytest.mark.requirement("ECH-23", "ECH-54")
+def test_hrr_confirmation_is_exactly_8_bytes() -> None:
+    """ECH-23, ECH-54: ECHHelloRetryRequest is confirmation[8]."""
     assert parse_hrr_confirmation(bytes(range(8))) == bytes(range(8))
     for length in (0, 7, 9, 32):
         with pytest.raises(DecodeError):
@@ -174,8 +182,9 @@ def test_hrr_confirmation_is_exactly_8_bytes_checklist_23_54() -> None:
 # ech_outer_extensions (§5.1) ----------------------------------------------------------
 
 
-def test_outer_extensions_codec_checklist_26() -> None:
-    """Checklist #26: ``ExtensionType OuterExtensions<2..254>``, 1 to 127 types."""
+@pytest.mark.requirement("ECH-26")
+def test_outer_extensions_codec() -> None:
+    """ECH-26: ``ExtensionType OuterExtensions<2..254>``, 1 to 127 types."""
     assert encode_outer_extensions([10, 13]) == bytes.fromhex("04000a000d")
     assert decode_outer_extensions(bytes.fromhex("04000a000d")) == (10, 13)
     many = list(range(127))
@@ -186,6 +195,7 @@ def test_outer_extensions_codec_checklist_26() -> None:
         encode_outer_extensions(list(range(128)))
 
 
+@pytest.mark.requirement("ECH-26")
 @pytest.mark.parametrize(
     "body",
     [
@@ -197,7 +207,7 @@ def test_outer_extensions_codec_checklist_26() -> None:
         pytest.param(b"\xff" + bytes(255), id="over-254"),
     ],
 )
-def test_malformed_outer_extensions_is_decode_error_checklist_26(body: bytes) -> None:
+def test_malformed_outer_extensions_is_decode_error(body: bytes) -> None:
     with pytest.raises(DecodeError):
         decode_outer_extensions(body)
 
@@ -205,8 +215,9 @@ def test_malformed_outer_extensions_is_decode_error_checklist_26(body: bytes) ->
 # compression (§5.1) -------------------------------------------------------------------
 
 
-def test_compress_empties_session_id_and_keeps_the_rest_checklist_25() -> None:
-    """Checklist #25: a copy of CHI with legacy_session_id empty."""
+@pytest.mark.requirement("ECH-25")
+def test_compress_empties_session_id_and_keeps_the_rest() -> None:
+    """ECH-25: a copy of CHI with legacy_session_id empty."""
     inner = inner_hello()
     compressed = compress(inner, [])
     assert compressed.legacy_session_id == b""
@@ -217,16 +228,18 @@ def test_compress_empties_session_id_and_keeps_the_rest_checklist_25() -> None:
     assert compressed.legacy_compression_methods == inner.legacy_compression_methods
 
 
-def test_encoded_inner_has_no_handshake_header_and_zero_padding_checklist_25() -> None:
-    """Checklist #25: ``ClientHello ‖ zeros``, without the 4-byte header."""
+@pytest.mark.requirement("ECH-25")
+def test_encoded_inner_has_no_handshake_header_and_zero_padding() -> None:
+    """ECH-25: ``ClientHello ‖ zeros``, without the 4-byte header."""
     compressed = compress(inner_hello(), [E.SUPPORTED_GROUPS])
     encoded = encode_client_hello_inner(compressed, 13)
     assert encoded == compressed.encode() + bytes(13)
     assert encoded[:2] == b"\x03\x03"  # legacy_version, not msg_type 1
 
 
-def test_compress_puts_one_outer_extensions_at_the_run_checklist_27() -> None:
-    """Checklist #27: the run becomes one 0xfd00 at its place, in CHI order."""
+@pytest.mark.requirement("ECH-27")
+def test_compress_puts_one_outer_extensions_at_the_run() -> None:
+    """ECH-27: the run becomes one 0xfd00 at its place, in CHI order."""
     types = [
         E.SUPPORTED_GROUPS,
         E.SIGNATURE_ALGORITHMS,
@@ -244,8 +257,9 @@ def test_compress_puts_one_outer_extensions_at_the_run_checklist_27() -> None:
     assert decode_outer_extensions(body) == tuple(types)
 
 
-def test_compress_refuses_a_non_contiguous_run_checklist_27_36() -> None:
-    """Checklist #27, #36: compressed extensions must be consecutive in CHI."""
+@pytest.mark.requirement("ECH-27", "ECH-36")
+def test_compress_refuses_a_non_contiguous_run() -> None:
+    """ECH-27, ECH-36: compressed extensions must be consecutive in CHI."""
     with pytest.raises(ValueError, match="contiguous"):
         compress(inner_hello(), [E.SERVER_NAME, E.SUPPORTED_GROUPS, E.KEY_SHARE])
 
@@ -253,8 +267,9 @@ def test_compress_refuses_a_non_contiguous_run_checklist_27_36() -> None:
 # reconstruction (§5.1, Appendix A) ----------------------------------------------------
 
 
-def test_decode_round_trip_and_session_id_from_outer_checklist_25_30() -> None:
-    """Checklist #25, #30: reconstruction restores CHI, session id from CHO."""
+@pytest.mark.requirement("ECH-25", "ECH-30")
+def test_decode_round_trip_and_session_id_from_outer() -> None:
+    """ECH-25, ECH-30: reconstruction restores CHI, session id from CHO."""
     inner = inner_hello()
     types = [
         E.SUPPORTED_GROUPS,
@@ -266,8 +281,9 @@ def test_decode_round_trip_and_session_id_from_outer_checklist_25_30() -> None:
     assert decode_client_hello_inner(encoded, outer_hello()) == inner
 
 
-def test_referenced_extensions_need_not_be_contiguous_in_outer_checklist_27() -> None:
-    """Checklist #27: same relative order in CHO, other extensions in between."""
+@pytest.mark.requirement("ECH-27")
+def test_referenced_extensions_need_not_be_contiguous_in_outer() -> None:
+    """ECH-27: same relative order in CHO, other extensions in between."""
     encoded = encoded_with_references([E.SUPPORTED_GROUPS, E.KEY_SHARE])
     inner = decode_client_hello_inner(encoded, outer_hello())
     assert [e.type for e in inner.extensions] == [
@@ -279,28 +295,32 @@ def test_referenced_extensions_need_not_be_contiguous_in_outer_checklist_27() ->
     assert inner.extension(E.KEY_SHARE) == KEY_SHARE.data
 
 
-def test_reconstructed_inner_never_holds_outer_extensions_checklist_28() -> None:
-    """Checklist #28: 0xfd00 is replaced, never left in the rebuilt CHI."""
+@pytest.mark.requirement("ECH-28")
+def test_reconstructed_inner_never_holds_outer_extensions() -> None:
+    """ECH-28: 0xfd00 is replaced, never left in the rebuilt CHI."""
     encoded = encoded_with_references([E.SUPPORTED_GROUPS])
     inner = decode_client_hello_inner(encoded, outer_hello())
     assert not inner.has_extension(E.ECH_OUTER_EXTENSIONS)
 
 
+@pytest.mark.requirement("ECH-29")
 @pytest.mark.parametrize("padding", [b"\x01", bytes(31) + b"\x80", b"\x00\x00\x07\x00"])
-def test_non_zero_padding_is_illegal_parameter_checklist_29(padding: bytes) -> None:
-    """Checklist #29 (ECH-Server-BadPadding at the codec level)."""
+def test_non_zero_padding_is_illegal_parameter(padding: bytes) -> None:
+    """ECH-29 (ECH-Server-BadPadding at the codec level)."""
     encoded = encoded_with_references([E.SUPPORTED_GROUPS], padding)
     with pytest.raises(IllegalParameter, match="padding"):
         decode_client_hello_inner(encoded, outer_hello())
 
 
+@pytest.mark.requirement("ECH-29")
 @pytest.mark.parametrize("length", [0, 1, 31, 32, 33, 1000])
-def test_any_zero_padding_length_is_accepted_checklist_29(length: int) -> None:
-    """Checklist #29, §4 of the checklist: the server takes any padding length."""
+def test_any_zero_padding_length_is_accepted(length: int) -> None:
+    """ECH-29: the server takes any padding length (older Go padded wrongly)."""
     encoded = encoded_with_references([E.SUPPORTED_GROUPS], bytes(length))
     decode_client_hello_inner(encoded, outer_hello())
 
 
+@pytest.mark.requirement("ECH-31", "ECH-32", "ECH-103")
 @pytest.mark.parametrize(
     "types",
     [
@@ -314,16 +334,17 @@ def test_any_zero_padding_length_is_accepted_checklist_29(length: int) -> None:
         ),
     ],
 )
-def test_bad_outer_references_are_illegal_parameter_checklist_31_32(
+def test_bad_outer_references_are_illegal_parameter(
     types: list[int],
 ) -> None:
-    """Checklist #31 (a)-(d), #32, #103 (ECH-Server-OuterExtensions-*)."""
+    """ECH-31 (a)-(d), ECH-32, ECH-103 (ECH-Server-OuterExtensions-*)."""
     with pytest.raises(IllegalParameter):
         decode_client_hello_inner(encoded_with_references(types), outer_hello())
 
 
-def test_two_outer_extensions_blocks_are_illegal_parameter_checklist_27() -> None:
-    """Checklist #27: a single 0xfd00 extension."""
+@pytest.mark.requirement("ECH-27")
+def test_two_outer_extensions_blocks_are_illegal_parameter() -> None:
+    """ECH-27: a single 0xfd00 extension."""
     refs = ext(E.ECH_OUTER_EXTENSIONS, encode_outer_extensions([E.SUPPORTED_GROUPS]))
     refs2 = ext(E.ECH_OUTER_EXTENSIONS, encode_outer_extensions([E.KEY_SHARE]))
     inner = hello([refs, SNI_INNER, refs2, MARKER])
@@ -331,7 +352,8 @@ def test_two_outer_extensions_blocks_are_illegal_parameter_checklist_27() -> Non
         decode_client_hello_inner(inner.encode(), outer_hello())
 
 
-def test_garbage_encoded_inner_is_decode_error_checklist_25() -> None:
+@pytest.mark.requirement("ECH-25")
+def test_garbage_encoded_inner_is_decode_error() -> None:
     with pytest.raises(DecodeError):
         decode_client_hello_inner(b"\x03\x03" + bytes(20), outer_hello())
 
@@ -339,6 +361,7 @@ def test_garbage_encoded_inner_is_decode_error_checklist_25() -> None:
 # padding (§6.1.3) ---------------------------------------------------------------------
 
 
+@pytest.mark.requirement("ECH-51", "ECH-52")
 @pytest.mark.parametrize(
     ("encoded", "name", "max_name", "expected"),
     [
@@ -355,16 +378,17 @@ def test_garbage_encoded_inner_is_decode_error_checklist_25() -> None:
         (1, 0, 0, 31),
     ],
 )
-def test_padding_length_is_exact_checklist_51_52(
+def test_padding_length_is_exact(
     encoded: int, name: int | None, max_name: int, expected: int
 ) -> None:
-    """Checklist #51 (name padding, L + 9 without SNI), #52 (round up to 32)."""
+    """ECH-51 (name padding, L + 9 without SNI), ECH-52 (round up to 32)."""
     assert padding_length(encoded, name, max_name) == expected
     assert (encoded + expected) % 32 == 0
 
 
-def test_padding_hides_names_up_to_the_maximum_checklist_51() -> None:
-    """Checklist #51: every name up to L gives the same padded length."""
+@pytest.mark.requirement("ECH-51")
+def test_padding_hides_names_up_to_the_maximum() -> None:
+    """ECH-51: every name up to L gives the same padded length."""
     totals = {d + padding_length(200 + d, d, 64) + 200 for d in range(1, 65)}
     assert len(totals) == 1
 
@@ -372,9 +396,10 @@ def test_padding_hides_names_up_to_the_maximum_checklist_51() -> None:
 # ClientHelloOuterAAD (§5.2) -----------------------------------------------------------
 
 
+@pytest.mark.requirement("ECH-33")
 @pytest.mark.parametrize("ech_last", [True, False], ids=["ech-last", "ech-before-psk"])
-def test_aad_zeroes_exactly_the_payload_bytes_checklist_33(ech_last: bool) -> None:
-    """Checklist #33: only the payload bytes become zero, found by offset.
+def test_aad_zeroes_exactly_the_payload_bytes(ech_last: bool) -> None:
+    """ECH-33: only the payload bytes become zero, found by offset.
 
     The payload bytes also occur in another extension and in ``random``; a
     search-and-replace AAD (Go's ``decryptECHPayload``) would zero those.

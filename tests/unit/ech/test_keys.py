@@ -31,7 +31,8 @@ from ech.keys import (
 
 ALL_KEMS = list(hpke.KEM)
 
-# OpenSSL test/ech_test.c ``pem_pk1`` (checklist §5): the list alone.
+# OpenSSL test/ech_test.c ``pem_pk1`` (its ``pem_kp1`` private key
+# matches): the list alone.
 OPENSSL_LIST_B64 = (
     "AD7+DQA6bAAgACCY7B0f/3KvHIFdoqFaObdU8YYU+MdBf4vzbLhAAL2QCwAEAAEA"
     "AQALZXhhbXBsZS5jb20AAA=="
@@ -58,6 +59,7 @@ def counter_random(values: list[int]) -> Callable[[int], bytes]:
     return random
 
 
+@pytest.mark.requirement("ECH-37")
 @pytest.mark.parametrize("kem", ALL_KEMS, ids=lambda k: k.name)
 def test_generate_every_kem(kem: hpke.KEM) -> None:
     key = generate_ech_key("public.example", kem_id=kem)
@@ -69,7 +71,7 @@ def test_generate_every_kem(kem: hpke.KEM) -> None:
     assert contents.cipher_suites == DEFAULT_SUITES
     assert key.config.public_name == "public.example"
     assert key.config.unsupported_reason() is None
-    # The generated config works end to end with its own key (checklist #37).
+    # The generated config works end to end with its own key (ECH-37).
     suite = key.config.select_suite()
     assert suite is not None
     info = key.config.hpke_info()
@@ -82,8 +84,9 @@ def test_generate_every_kem(kem: hpke.KEM) -> None:
     assert recipient.open(b"aad", sender.seal(b"aad", b"inner")) == b"inner"
 
 
+@pytest.mark.requirement("ECH-17")
 def test_default_suites_mti_first() -> None:
-    """Checklist #17: DHKEM(X25519)+HKDF-SHA256+AES-128-GCM is the default."""
+    """ECH-17: DHKEM(X25519)+HKDF-SHA256+AES-128-GCM is the default."""
     assert DEFAULT_SUITES[0] == HpkeSymmetricCipherSuite(1, 1)
     assert DEFAULT_SUITES[1] == HpkeSymmetricCipherSuite(1, 3)
     key = generate_ech_key("public.example")
@@ -152,7 +155,7 @@ def test_write_mode_0600(tmp_path: Path) -> None:
 
 
 def test_openssl_list_only() -> None:
-    """Checklist §5 OpenSSL vector: config id 108, public_name example.com."""
+    """OpenSSL's published vector: config id 108, public_name example.com."""
     lst = ECHConfigList.from_base64(OPENSSL_LIST_B64)
     (cfg,) = lst.configs
     assert cfg.config_id == 108
@@ -232,8 +235,9 @@ def test_ech_key_rejects_mismatch() -> None:
         ECHKey(ECHConfig(0xFE0C, None, b"\xfe\x0c\x00\x00"), a.private_key)
 
 
+@pytest.mark.requirement("ECH-12")
 def test_random_config_ids_avoid_taken() -> None:
-    """Checklist #12: rejection sampling until an unused id comes up."""
+    """ECH-12: rejection sampling until an unused id comes up."""
     random = counter_random([5, 5, 9, 200, 7])
     key = generate_ech_key("public.example", random=random, avoid_ids={5, 9, 200})
     assert key.config.config_id == 7
@@ -262,11 +266,12 @@ def test_fixed_config_id() -> None:
         generate_ech_key("p.example", config_id=3, avoid_ids=(3,))
 
 
+@pytest.mark.requirement("ECH-13", "ECH-14")
 @pytest.mark.parametrize(
     "name", ["", "a..b", "1.2.3.4", "example.0x1f", "ex_ample.com", "é.com"]
 )
 def test_generate_rejects_invalid_public_name(name: str) -> None:
-    """Checklist #13, #14: we never publish a config clients must ignore."""
+    """ECH-13, ECH-14: we never publish a config clients must ignore."""
     with pytest.raises(ValueError, match="public_name"):
         generate_ech_key(name)
 
@@ -287,8 +292,9 @@ def test_generate_rejects_bad_parameters() -> None:
         generate_ech_key("p.example", extensions=(ext, ext))
 
 
+@pytest.mark.requirement("ECH-16")
 def test_mandatory_grease_config_is_generated_but_unusable() -> None:
-    """Checklist #16: servers may publish configs correct clients must ignore."""
+    """ECH-16: servers may publish configs correct clients must ignore."""
     key = generate_ech_key("p.example", extensions=(ECHConfigExtension(0x8A8A, b""),))
     assert key.config.unsupported_reason() == "unsupported mandatory extension 0x8a8a"
 

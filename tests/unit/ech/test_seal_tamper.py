@@ -57,8 +57,9 @@ def test_cipher_suite_overrides_the_configs_choice() -> None:
     assert outer.cipher_suite == CHACHA != MTI
 
 
-def test_encoded_inner_hook_is_encrypted_checklist_29() -> None:
-    """Non-zero padding put in by the hook reaches the server (#29)."""
+@pytest.mark.requirement("ECH-29")
+def test_encoded_inner_hook_is_encrypted() -> None:
+    """Non-zero padding put in by the hook reaches the server (ECH-29)."""
     key = ech_key()
     tamper = SealTamper(encoded_inner=lambda offer, encoded: encoded + b"\x01")
     pair = ech_pair(
@@ -68,8 +69,9 @@ def test_encoded_inner_hook_is_encrypted_checklist_29() -> None:
         pair.to_server()
 
 
+@pytest.mark.requirement("ECH-33")
 def test_outer_hook_changes_the_aad_and_the_sent_fields() -> None:
-    """A config_id changed before sealing is sent and authenticated (#33)."""
+    """A config_id changed before sealing is sent and authenticated (ECH-33)."""
     key = ech_key(config_id=7)
 
     def other_id(offer: ECHOffer, hello: ClientHello) -> ClientHello:
@@ -104,8 +106,9 @@ def test_outer_hook_must_keep_the_payload() -> None:
         )
 
 
-def test_sealed_hook_runs_on_the_second_hello_after_hrr_checklist_83() -> None:
-    """Removing ECH from ClientHelloOuter2 only: missing_extension (#83)."""
+@pytest.mark.requirement("ECH-83")
+def test_sealed_hook_runs_on_the_second_hello_after_hrr() -> None:
+    """Removing ECH from ClientHelloOuter2 only: missing_extension (ECH-83)."""
     key = ech_key()
     seen: list[bool] = []
 
@@ -125,9 +128,8 @@ def test_sealed_hook_runs_on_the_second_hello_after_hrr_checklist_83() -> None:
     assert seen == [False, True]
 
 
-def test_server_confirmation_hook_makes_the_client_see_a_rejection_checklist_54() -> (
-    None
-):
+@pytest.mark.requirement("ECH-54")
+def test_server_confirmation_hook_makes_the_client_see_a_rejection() -> None:
     """A wrong confirmation in ServerHello: the client takes ECH as rejected."""
     key = ech_key()
     sc = server_config(

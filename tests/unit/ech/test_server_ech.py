@@ -117,30 +117,34 @@ def rejects(server: ech.ServerConnection, record: bytes) -> ClientHello:
 # decryption and reconstruction (§7.1, §5.1) -------------------------------------------
 
 
-def test_accepted_inner_is_what_the_client_sent_checklist_30_80() -> None:
-    """Checklist #30 (session id from CHO), #80 (shared mode continues on CHI)."""
+@pytest.mark.requirement("ECH-30", "ECH-80")
+def test_accepted_inner_is_what_the_client_sent() -> None:
+    """ECH-30 (session id from CHO), ECH-80 (shared mode continues on CHI)."""
     cap = capture(ech_key())
     inner = accepts(fresh_server(cap), hello_record(cap.outer))
     assert inner == cap.inner
     assert inner.legacy_session_id == cap.outer.legacy_session_id
 
 
+@pytest.mark.requirement("ECH-29")
 @pytest.mark.parametrize("padding", [0, 1, 5, 31, 64, 300])
-def test_any_padding_length_is_accepted_checklist_29(padding: int) -> None:
+def test_any_padding_length_is_accepted(padding: int) -> None:
     """Older Go padded wrongly; our server accepts every zero-padding length."""
     cap = capture(ech_key())
     inner = accepts(fresh_server(cap), reseal(cap, encoded_from(cap.inner, padding)))
     assert inner == cap.inner
 
 
+@pytest.mark.requirement("ECH-29")
 @pytest.mark.parametrize("padding", [b"\x01", bytes(40) + b"\x02", b"\x00\xff\x00"])
-def test_ech_server_bad_padding_checklist_29(padding: bytes) -> None:
+def test_ech_server_bad_padding(padding: bytes) -> None:
     """ECH-Server-BadPadding."""
     cap = capture(ech_key())
     record = reseal(cap, encoded_from(cap.inner) + padding)
     expect_plain_alert(fresh_server(cap), record, IllegalParameter)
 
 
+@pytest.mark.requirement("ECH-31", "ECH-32")
 @pytest.mark.parametrize(
     "refs",
     [
@@ -150,14 +154,15 @@ def test_ech_server_bad_padding_checklist_29(padding: bytes) -> None:
         pytest.param([E.SUPPORTED_GROUPS, E.ENCRYPTED_CLIENT_HELLO], id="ReferenceECH"),
     ],
 )
-def test_ech_server_outer_extensions_checklist_31_32(refs: list[int]) -> None:
+def test_ech_server_outer_extensions(refs: list[int]) -> None:
     """ECH-Server-OuterExtensions-Duplicate / -Missing / -Misordered / -ReferenceECH."""
     cap = capture(ech_key())
     record = reseal(cap, encoded_with_references(cap.inner, refs))
     expect_plain_alert(fresh_server(cap), record, IllegalParameter)
 
 
-def test_ech_server_outer_extensions_malformed_checklist_26() -> None:
+@pytest.mark.requirement("ECH-26")
+def test_ech_server_outer_extensions_malformed() -> None:
     cap = capture(ech_key())
     compressed = compress(cap.inner, compressed_types(cap.inner))
     extensions = [
@@ -170,7 +175,8 @@ def test_ech_server_outer_extensions_malformed_checklist_26() -> None:
     expect_plain_alert(fresh_server(cap), record, DecodeError)
 
 
-def test_garbage_inner_after_decryption_is_an_alert_checklist_25() -> None:
+@pytest.mark.requirement("ECH-25")
+def test_garbage_inner_after_decryption_is_an_alert() -> None:
     cap = capture(ech_key())
     expect_plain_alert(fresh_server(cap), reseal(cap, b"\x03\x03\x00"), DecodeError)
 
@@ -186,22 +192,24 @@ def set_versions(versions: list[int]) -> Callable[[ClientHello], ClientHello]:
     return hook
 
 
+@pytest.mark.requirement("ECH-35", "ECH-78")
 @pytest.mark.parametrize(
     "versions",
     [[TLS13, TLS12], [TLS12], [TLS13, 0x0301], [0x0A0A, TLS12]],
     ids=["1.3+1.2", "1.2", "1.3+1.0", "grease+1.2"],
 )
-def test_ech_server_tls12_in_inner_checklist_35_78(versions: list[int]) -> None:
+def test_ech_server_tls12_in_inner(versions: list[int]) -> None:
     """ECH-Server-TLS12InInner."""
     key = ech_key()
     cap = capture(key, client_config(client_hello_hook=set_versions(versions)))
     expect_plain_alert(fresh_server(cap), hello_record(cap.outer), IllegalParameter)
 
 
+@pytest.mark.requirement("ECH-78")
 @pytest.mark.parametrize(
     "versions", [[0x0A0A, TLS13], [TLS13, 0xFAFA], [0x3A3A, TLS13, 0x7A7A]]
 )
-def test_grease_versions_in_inner_are_ignored_checklist_78(versions: list[int]) -> None:
+def test_grease_versions_in_inner_are_ignored(versions: list[int]) -> None:
     """Chrome's GREASE supported_versions (golang/go#71642) must not be refused."""
     key = ech_key()
     cc = client_config(client_hello_hook=set_versions(versions))
@@ -211,13 +219,15 @@ def test_grease_versions_in_inner_are_ignored_checklist_78(versions: list[int]) 
     assert pair.server.ech_status is ECHStatus.ACCEPTED
 
 
-def test_inner_without_supported_versions_is_illegal_parameter_checklist_78() -> None:
+@pytest.mark.requirement("ECH-78")
+def test_inner_without_supported_versions_is_illegal_parameter() -> None:
     cap = capture(ech_key())
     inner = cap.inner.without_extension(E.SUPPORTED_VERSIONS)
     encoded = encode_client_hello_inner(compress(inner, [E.SUPPORTED_GROUPS]), 0)
     expect_plain_alert(fresh_server(cap), reseal(cap, encoded), IllegalParameter)
 
 
+@pytest.mark.requirement("ECH-78")
 @pytest.mark.parametrize(
     "marker",
     [
@@ -230,10 +240,10 @@ def test_inner_without_supported_versions_is_illegal_parameter_checklist_78() ->
         pytest.param(b"", id="empty"),
     ],
 )
-def test_inner_needs_a_well_formed_inner_extension_checklist_78(
+def test_inner_needs_a_well_formed_inner_extension(
     marker: bytes | None,
 ) -> None:
-    """Checklist #78: no well-formed inner ECHO in CHI ⇒ illegal_parameter.
+    """ECH-78: no well-formed inner ECHO in CHI ⇒ illegal_parameter.
 
     RFC 9849 §7.1: "checks that the message includes a well-formed
     encrypted_client_hello extension of type inner ... If either of these
@@ -248,37 +258,42 @@ def test_inner_needs_a_well_formed_inner_extension_checklist_78(
     expect_plain_alert(fresh_server(cap), record, IllegalParameter)
 
 
-def test_check_inner_accepts_our_inner_hello_checklist_78() -> None:
+@pytest.mark.requirement("ECH-78")
+def test_check_inner_accepts_our_inner_hello() -> None:
     check_inner(capture(ech_key()).inner)
 
 
 # roles (§7) ---------------------------------------------------------------------------
 
 
-def test_ech_server_ech_inner_from_the_network_checklist_73() -> None:
+@pytest.mark.requirement("ECH-73")
+def test_ech_server_ech_inner_from_the_network() -> None:
     """ECH-Server-ECHInner: a shared-mode server refuses the inner form."""
     cap = capture(ech_key())
     expect_plain_alert(fresh_server(cap), hello_record(cap.inner), IllegalParameter)
 
 
+@pytest.mark.requirement("ECH-73")
 @pytest.mark.parametrize("body", [b"\x02", b"\xff" + bytes(12)])
-def test_unknown_ech_type_is_illegal_parameter_checklist_73(body: bytes) -> None:
+def test_unknown_ech_type_is_illegal_parameter(body: bytes) -> None:
     cap = capture(ech_key())
     outer = cap.outer.with_extension(Extension(E.ENCRYPTED_CLIENT_HELLO, body))
     expect_plain_alert(fresh_server(cap), hello_record(outer), IllegalParameter)
 
 
+@pytest.mark.requirement("ECH-19")
 @pytest.mark.parametrize(
     "body", [b"", b"\x00\x00\x01", b"\x00\x00\x01\x00\x01\x07\x00\x00\x00\x00"]
 )
-def test_malformed_outer_ech_is_decode_error_checklist_19(body: bytes) -> None:
+def test_malformed_outer_ech_is_decode_error(body: bytes) -> None:
     cap = capture(ech_key())
     outer = cap.outer.with_extension(Extension(E.ENCRYPTED_CLIENT_HELLO, body))
     expect_plain_alert(fresh_server(cap), hello_record(outer), DecodeError)
 
 
-def test_split_mode_backend_refuses_the_outer_form_checklist_73() -> None:
-    """Checklist #73: a split-mode backend receiving ``outer`` ⇒ illegal_parameter.
+@pytest.mark.requirement("ECH-73")
+def test_split_mode_backend_refuses_the_outer_form() -> None:
+    """ECH-73: a split-mode backend receiving ``outer`` ⇒ illegal_parameter.
 
     RFC 9849 §7: "in split mode, a backend server which receives a
     ClientHello with ECHClientHello.type of outer MUST abort with an
@@ -294,7 +309,8 @@ def test_split_mode_backend_refuses_the_outer_form_checklist_73() -> None:
 # candidate configs (§7.1) -------------------------------------------------------------
 
 
-def test_config_id_selects_candidates_checklist_76() -> None:
+@pytest.mark.requirement("ECH-76")
+def test_config_id_selects_candidates() -> None:
     """Method 1: a payload for key B under key A's config_id is not decrypted."""
     a, b = ech_key(1), ech_key(2)
     cap = capture(b)
@@ -303,8 +319,9 @@ def test_config_id_selects_candidates_checklist_76() -> None:
     assert rejects(server, hello_record(outer)) == outer
 
 
+@pytest.mark.requirement("ECH-43", "ECH-76")
 @pytest.mark.parametrize("wire_id", [1, 0xEE])
-def test_ech_server_trial_decryption_checklist_43_76(wire_id: int) -> None:
+def test_ech_server_trial_decryption(wire_id: int) -> None:
     """ECH-Server-TrialDecryption: with method 2 any config_id is tried."""
     a, b = ech_key(1), ech_key(2)
     cap = capture(b)
@@ -313,7 +330,8 @@ def test_ech_server_trial_decryption_checklist_43_76(wire_id: int) -> None:
     assert accepts(server, record) == cap.inner
 
 
-def test_ech_server_repeated_config_id_checklist_12_76() -> None:
+@pytest.mark.requirement("ECH-12", "ECH-76")
+def test_ech_server_repeated_config_id() -> None:
     """ECH-Server-RepeatedConfigID: two keys share an id; both are tried."""
     a, b = ech_key(7), ech_key(7)
     for used in (a, b):
@@ -323,8 +341,9 @@ def test_ech_server_repeated_config_id_checklist_12_76() -> None:
         assert pair.client.ech_status is ECHStatus.ACCEPTED
 
 
-def test_suite_not_listed_in_config_is_skipped_checklist_77() -> None:
-    """Checklist #77: a suite the config does not list is not used to decrypt."""
+@pytest.mark.requirement("ECH-77")
+def test_suite_not_listed_in_config_is_skipped() -> None:
+    """ECH-77: a suite the config does not list is not used to decrypt."""
     only_mti = ech_key(3, cipher_suites=(MTI,))
     cap = capture(only_mti)
     outer, _ = seal_outer(cap.outer, encoded_from(cap.inner), only_mti, suite=CHACHA)
@@ -336,15 +355,17 @@ def test_suite_not_listed_in_config_is_skipped_checklist_77() -> None:
     assert accepts(ech.ServerConnection(server_config(both)), record) == cap.inner
 
 
-def test_wrong_key_is_not_an_error_checklist_81_82() -> None:
-    """Checklist #81, #82: decryption failure ⇒ continue with CHO."""
+@pytest.mark.requirement("ECH-81", "ECH-82")
+def test_wrong_key_is_not_an_error() -> None:
+    """ECH-81, ECH-82: decryption failure ⇒ continue with CHO."""
     cap = capture(ech_key(5))
     server = ech.ServerConnection(server_config(ech_key(5)))
     assert rejects(server, hello_record(cap.outer)) == cap.outer
     assert server.outer_server_name == PUBLIC_NAME
 
 
-def test_corrupt_first_payload_falls_back_to_outer_checklist_77_81() -> None:
+@pytest.mark.requirement("ECH-77", "ECH-81")
+def test_corrupt_first_payload_falls_back_to_outer() -> None:
     cap = capture(ech_key())
     offer = ech_offer(cap.outer)
     bad = offer.with_payload(bytes([offer.payload[0] ^ 1]) + offer.payload[1:])
@@ -352,8 +373,9 @@ def test_corrupt_first_payload_falls_back_to_outer_checklist_77_81() -> None:
     assert rejects(fresh_server(cap), hello_record(outer)) == outer
 
 
-def test_aad_covers_the_whole_outer_hello_checklist_33_102() -> None:
-    """Checklist #33, #102: an edited CHO no longer decrypts (falls back)."""
+@pytest.mark.requirement("ECH-33", "ECH-102")
+def test_aad_covers_the_whole_outer_hello() -> None:
+    """ECH-33, ECH-102: an edited CHO no longer decrypts (falls back)."""
     cap = capture(ech_key())
     outer = dataclasses.replace(
         cap.outer, cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,)
@@ -361,8 +383,9 @@ def test_aad_covers_the_whole_outer_hello_checklist_33_102() -> None:
     assert rejects(fresh_server(cap), hello_record(outer)) == outer
 
 
-def test_outer_server_name_is_not_enforced_checklist_79() -> None:
-    """Checklist #79 is a MAY: a CHO naming another host still decrypts."""
+@pytest.mark.requirement("ECH-79")
+def test_outer_server_name_is_not_enforced() -> None:
+    """ECH-79 is a MAY: a CHO naming another host still decrypts."""
     cap = capture(ech_key())
     outer = cap.outer.with_extension(
         Extension(E.SERVER_NAME, ext.encode_server_name("other.example"))
@@ -376,8 +399,9 @@ def test_outer_server_name_is_not_enforced_checklist_79() -> None:
 # ECH is decided first (§7.1) ----------------------------------------------------------
 
 
-def test_inner_parameters_are_negotiated_not_outer_ones_checklist_57_75_102() -> None:
-    """Checklist #75: CHI may change suites, versions and ALPN; CHI wins."""
+@pytest.mark.requirement("ECH-57", "ECH-75", "ECH-102")
+def test_inner_parameters_are_negotiated_not_outer_ones() -> None:
+    """ECH-75: CHI may change suites, versions and ALPN; CHI wins."""
     cap = capture(ech_key(), client_config(alpn_protocols=("h2",)))
     chacha = CipherSuite.TLS_CHACHA20_POLY1305_SHA256
     inner = dataclasses.replace(cap.inner, cipher_suites=(chacha,))
@@ -456,11 +480,12 @@ SECOND_HELLO_CASES = [
 ]
 
 
+@pytest.mark.requirement("ECH-83", "ECH-101")
 @pytest.mark.parametrize(("edit", "alert"), SECOND_HELLO_CASES)
-def test_ech_server_second_client_hello_checklist_83_101(
+def test_ech_server_second_client_hello(
     edit: Callable[[ClientHello], ClientHello], alert: type[Alert]
 ) -> None:
-    """ECH-Server-*SecondClientHello: checklist #83 (and #101: same context)."""
+    """ECH-Server-*SecondClientHello: ECH-83 (and ECH-101: same context)."""
     key = ech_key()
     cc = hrr_client_config(compatibility_mode=False)
     pair = ech_pair(cc, hrr_server_config(key), config_list(key))
@@ -483,6 +508,7 @@ def backend(**overrides: Any) -> ech.ServerConnection:
     return ech.ServerConnection(config)
 
 
+@pytest.mark.requirement("ECH-55", "ECH-88")
 @pytest.mark.parametrize(
     ("suite", "algorithm"),
     [
@@ -491,10 +517,10 @@ def backend(**overrides: Any) -> ech.ServerConnection:
     ],
     ids=["sha256", "sha384"],
 )
-def test_backend_confirms_in_server_hello_random_checklist_55_88(
+def test_backend_confirms_in_server_hello_random(
     suite: CipherSuite, algorithm: hashes.HashAlgorithm
 ) -> None:
-    """Checklist #88, recomputed from the key schedule primitives (#55)."""
+    """ECH-88, recomputed from the key schedule primitives (ECH-55)."""
     cap = capture(ech_key())
     server = backend(cipher_suites=(suite,))
     server.receive_data(hello_record(cap.inner))
@@ -508,8 +534,9 @@ def test_backend_confirms_in_server_hello_random_checklist_55_88(
     assert sh.random[24:] == expected
 
 
-def test_backend_sends_hrr_with_confirmation_checklist_56_90() -> None:
-    """Checklist #90: ECHO of 8 bytes, computed over message_hash(CHI1) ‖ HRR."""
+@pytest.mark.requirement("ECH-56", "ECH-90")
+def test_backend_sends_hrr_with_confirmation() -> None:
+    """ECH-90: ECHO of 8 bytes, computed over message_hash(CHI1) ‖ HRR."""
     cap = capture(ech_key(), hrr_client_config())
     server = backend(groups=(ech.NamedGroup.SECP256R1,))
     server.receive_data(hello_record(cap.inner))
@@ -530,13 +557,15 @@ def test_backend_sends_hrr_with_confirmation_checklist_56_90() -> None:
     assert confirmation == expected
 
 
-def test_backend_never_confirms_below_tls13_checklist_89() -> None:
-    """Checklist #89: a TLS 1.2-only CHI gets protocol_version, no ServerHello."""
+@pytest.mark.requirement("ECH-89")
+def test_backend_never_confirms_below_tls13() -> None:
+    """ECH-89: a TLS 1.2-only CHI gets protocol_version, no ServerHello."""
     cap = capture(ech_key(), client_config(client_hello_hook=set_versions([TLS12])))
     expect_plain_alert(backend(), hello_record(cap.inner), ProtocolVersion)
 
 
-def test_backend_without_ech_is_a_plain_server_checklist_74() -> None:
+@pytest.mark.requirement("ECH-74")
+def test_backend_without_ech_is_a_plain_server() -> None:
     pair = ech_pair(client_config(), server_config(), None)
     pair.pump()
     assert pair.server.ech_status is ECHStatus.NOT_OFFERED
@@ -558,7 +587,8 @@ def test_accepted_and_plain_hellos_have_no_reason() -> None:
     assert (plain.ech_status, plain.ech_reason) == (ECHStatus.NOT_OFFERED, None)
 
 
-def test_grease_is_reported_as_grease_shaped_checklist_82() -> None:
+@pytest.mark.requirement("ECH-82")
+def test_grease_is_reported_as_grease_shaped() -> None:
     """Our GREASE (unknown id, HKDF-SHA256, X25519 enc) reads as grease_shaped."""
     grease = ech.ClientConnection(client_config(ech_grease=True), INNER_NAME)
     grease.start()
@@ -586,7 +616,8 @@ def test_wrong_key_under_a_known_id_is_hpke_open_failed() -> None:
     assert server.ech_reason is ECHRejectReason.HPKE_OPEN_FAILED
 
 
-def test_suite_the_config_lacks_is_unsupported_suite_checklist_77() -> None:
+@pytest.mark.requirement("ECH-77")
+def test_suite_the_config_lacks_is_unsupported_suite() -> None:
     only_mti = ech_key(3, cipher_suites=(MTI,))
     cap = capture(only_mti)
     outer, _ = seal_outer(cap.outer, encoded_from(cap.inner), only_mti, suite=CHACHA)
@@ -602,7 +633,8 @@ def test_server_without_keys_says_no_keys() -> None:
     assert server.ech_reason is ECHRejectReason.NO_KEYS
 
 
-def test_malformed_inner_is_reported_before_the_alert_checklist_25() -> None:
+@pytest.mark.requirement("ECH-25")
+def test_malformed_inner_is_reported_before_the_alert() -> None:
     cap = capture(ech_key())
     server = fresh_server(cap)
     expect_plain_alert(server, reseal(cap, b"\x03\x03\x00"), DecodeError)

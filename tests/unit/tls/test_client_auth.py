@@ -459,8 +459,9 @@ def test_client_certificate_in_the_inner_handshake() -> None:
     assert done.client_certificate_subject == "CN=client.test"
 
 
+@pytest.mark.requirement("ECH-65")
 def test_client_certificate_never_sent_when_ech_is_rejected() -> None:
-    """RFC 9849 §6.1.7 (checklist #65): "If the server sends a
+    """RFC 9849 §6.1.7 (ECH-65): "If the server sends a
     CertificateRequest message, the client MUST respond with an empty
     Certificate message" on the outer handshake."""
     key, other = eh.ech_key(), eh.ech_key()

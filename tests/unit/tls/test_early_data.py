@@ -447,8 +447,9 @@ def _ech_setup() -> tuple[
     return cc, sc, ticket, key
 
 
+@pytest.mark.requirement("ECH-46")
 def test_early_data_with_ech_uses_the_inner_psk_and_both_hellos_say_so() -> None:
-    """RFC 9849 §6.1 (checklist #46): "If ClientHelloInner offers early data,
+    """RFC 9849 §6.1 (ECH-46): "If ClientHelloInner offers early data,
     ClientHelloOuter also includes early_data"; the 0-RTT keys come from
     ClientHelloInner and its PSK, which the client-facing server decrypts."""
     cc, sc, ticket, key = _ech_setup()
@@ -477,9 +478,10 @@ def test_early_data_with_ech_uses_the_inner_psk_and_both_hellos_say_so() -> None
     assert _done(pair.client_events).early_data is ACCEPTED
 
 
+@pytest.mark.requirement("ECH-46", "ECH-104")
 def test_a_server_rejecting_ech_rejects_the_early_data() -> None:
     """RFC 9849 §6.1: the outer hello's early_data lets a rejecting server
-    skip the early data safely (checklist #46, #104): trial decryption."""
+    skip the early data safely (ECH-46, ECH-104): trial decryption."""
     cc, _, ticket, key = _ech_setup()
     stranger = eh.server_config(eh.ech_key(), max_early_data_size=1000)
     client = ech.ClientConnection(

@@ -1,0 +1,1 @@
+"""Project tooling run with ``python -m tools.NAME`` from the repository root."""
