@@ -11,25 +11,42 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import idna
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from ech.config import ECHConfigList, InvalidECHConfigList
+from ech.keys import parse_ech_pem
 from ech.tls import extensions as ext
+from ech.tls.certificates import CertifiedKey
 from ech.tls.errors import IllegalParameter
 
 __all__ = [
     "backend",
     "ca_file",
+    "certificate_file",
+    "client_ca_file",
     "config_list",
+    "ech_key_file",
     "host_port",
+    "key_directory",
     "listen_address",
+    "load_certified_key",
     "non_negative",
     "positive",
+    "private_key_file",
+    "protected_name",
+    "read_file",
     "server_name",
+    "url_path",
+    "usage_error",
 ]
 
 
@@ -81,19 +98,167 @@ def server_name(text: str) -> str:
     return name
 
 
-def ca_file(text: str) -> str:
-    """A PEM file of CA certificates (read now, so a wrong file fails early)."""
+def read_file(text: str) -> bytes:
+    """The bytes of the file named ``text``, or one line saying why not.
+
+    An empty value is refused rather than read as ``.``, and a directory,
+    a missing or an unreadable file each say so (``strerror``: "Is a
+    directory", "No such file or directory", "Permission denied").
+
+    Raises:
+        argparse.ArgumentTypeError: the file cannot be read.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("an empty value is no file name")
     try:
-        data = Path(text).read_bytes()
+        return Path(text).read_bytes()
     except OSError as error:
         raise argparse.ArgumentTypeError(f"{text}: {error.strerror}") from None
+
+
+def _certificates(text: str, fix: str = "") -> str:
     try:
-        certificates = x509.load_pem_x509_certificates(data)
+        certificates = x509.load_pem_x509_certificates(read_file(text))
     except ValueError:
         certificates = []
     if not certificates:
-        raise argparse.ArgumentTypeError(f"{text}: no PEM certificate in it")
+        raise argparse.ArgumentTypeError(f"{text}: no PEM certificate in it{fix}")
     return text
+
+
+def ca_file(text: str) -> str:
+    """A PEM file of CA certificates (read now, so a wrong file fails early)."""
+    return _certificates(text)
+
+
+def client_ca_file(text: str) -> str:
+    """``ech serve --client-ca``: the CAs that issue client certificates."""
+    return _certificates(
+        text, "; give the PEM certificates of the CAs that issue client certificates"
+    )
+
+
+def certificate_file(text: str) -> str:
+    """A PEM certificate chain, leaf first (``--cert``), read now."""
+    return _certificates(text, "; give the PEM certificate chain, leaf first")
+
+
+def _private_key(text: str) -> PrivateKeyTypes:
+    data = read_file(text)
+    try:
+        return serialization.load_pem_private_key(data, None)
+    except TypeError:  # cryptography: encrypted, and no password given
+        message = f"{text}: the key is encrypted; give it unencrypted (mode 0600)"
+    except UnsupportedAlgorithm:
+        message = (
+            f"{text}: a private key of a type we cannot use; use an ECDSA, "
+            "RSA, Ed25519 or Ed448 key"
+        )
+    except ValueError:
+        message = (
+            f"{text}: no PEM private key in it; give the PEM private key "
+            "the certificate was issued for"
+        )
+    raise argparse.ArgumentTypeError(message) from None
+
+
+def private_key_file(text: str) -> str:
+    """An unencrypted PEM private key (``--key``), read now.
+
+    The key read here is dropped at once; the server or client loads it
+    again, paired with its certificate (:func:`load_certified_key`).
+    """
+    _private_key(text)
+    return text
+
+
+def ech_key_file(text: str) -> Path:
+    """An RFC 9934 ECH key file (``--ech-key``), read now."""
+    try:
+        parse_ech_pem(read_file(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"{text}: {error}; make an ECH key file with ech keygen -o FILE"
+        ) from None
+    return Path(text)
+
+
+def key_directory(text: str) -> Path:
+    """A directory of ECH keys (``--ech-key-dir``); never the empty value.
+
+    An empty value would be ``.``, the working directory; whether the
+    directory exists is for the key ring to say when it loads it.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "an empty value is no directory name; give the directory "
+            "ech keygen --rotate DIR keeps"
+        )
+    return Path(text)
+
+
+def load_certified_key(cert_path: str | Path, key_path: str | Path) -> CertifiedKey:
+    """A certificate chain and its private key, checked to belong together.
+
+    Unlike :meth:`CertifiedKey.load`, which reads both files as they are,
+    this checks that the key is the leaf's (equal public keys), so a server
+    given the wrong key refuses to start, naming both files, rather than
+    sending CertificateVerify signatures no client accepts (RFC 8446
+    §4.4.3).
+
+    Raises:
+        ValueError: a file cannot be read or parsed, or the key is not the
+            certificate's; the message names the file(s), on one line.
+    """
+    try:
+        chain = tuple(x509.load_pem_x509_certificates(Path(cert_path).read_bytes()))
+    except OSError as error:
+        raise ValueError(f"{cert_path}: {error.strerror}") from None
+    except ValueError:
+        chain = ()
+    if not chain:
+        raise ValueError(
+            f"{cert_path}: no PEM certificate in it; give the PEM certificate "
+            "chain, leaf first"
+        )
+    try:
+        key = _private_key(str(key_path))
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(str(error)) from None
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    leaf = chain[0].public_key().public_bytes(der, spki)
+    if key.public_key().public_bytes(der, spki) != leaf:
+        raise ValueError(
+            f"{key_path} is not the private key of {cert_path}: they do not "
+            "match; give each --cert the --key it was issued for, in the same order"
+        )
+    return CertifiedKey(chain, key)
+
+
+def usage_error(command: str, message: str) -> NoReturn:
+    """End ``ech COMMAND`` as argparse does for a bad flag: one line, exit 2.
+
+    For what one flag's type cannot see: flags that need each other.
+    """
+    print(f"ech {command}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def url_path(text: str) -> str:
+    """An absolute path for a URL on our server (``--doh /dns-query``)."""
+    if not text.startswith("/"):
+        raise argparse.ArgumentTypeError(
+            f"expected a path starting with /, got {text!r}"
+        )
+    return text
+
+
+def protected_name(text: str) -> str:
+    """A name for ``--require-ech``: a host name, or ``*.`` and one (a wildcard)."""
+    wildcard = text.startswith("*.")
+    name = server_name(text[2:] if wildcard else text)
+    return f"*.{name}" if wildcard else name
 
 
 def backend(text: str) -> tuple[str, tuple[str, int]]:
@@ -106,11 +271,20 @@ def backend(text: str) -> tuple[str, tuple[str, int]]:
 
 def config_list(text: str) -> ECHConfigList:
     """Base64 text, or ``@FILE`` holding it."""
+    if text.startswith("@"):
+        try:
+            data = read_file(text[1:])
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(f"bad ECHConfigList: {error}") from None
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            raise argparse.ArgumentTypeError(
+                f"bad ECHConfigList: {text[1:]} is not base64 text"
+            ) from None
     try:
-        if text.startswith("@"):
-            text = Path(text[1:]).read_text()
         return ECHConfigList.from_base64(text)
-    except (OSError, InvalidECHConfigList) as error:
+    except InvalidECHConfigList as error:
         raise argparse.ArgumentTypeError(f"bad ECHConfigList: {error}") from None
 
 

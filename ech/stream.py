@@ -17,6 +17,7 @@ from ech.errors import ECHRejectedError, PeerAlert
 from ech.events import (
     ConnectionClosed,
     DataReceived,
+    EarlyDataReceived,
     ECHRejected,
     ECHStatus,
     Event,
@@ -49,7 +50,20 @@ class EventStream:
         self.forward: ForwardToBackend | None = None
         self.events: list[Event] = []
         self._incoming = bytearray()
+        self._early = bytearray()
         self._eof = False
+
+    @property
+    def early_data(self) -> bytes:
+        """A server's 0-RTT data from the client, in full (RFC 8446 §2.3).
+
+        Kept apart from :meth:`recv`'s data on purpose: early data may be a
+        replay (§8), so an application takes it only when it knows what to
+        do with it (:func:`ech.http.serve_http` answers it after the
+        handshake, see there). Empty on a client, and when none was
+        accepted.
+        """
+        return bytes(self._early)
 
     @property
     def negotiated(self) -> HandshakeComplete:
@@ -131,6 +145,8 @@ class EventStream:
             self.events.append(event)
             if isinstance(event, DataReceived):
                 self._incoming += event.data
+            elif isinstance(event, EarlyDataReceived):
+                self._early += event.data
             elif isinstance(event, HandshakeComplete):
                 self.handshake = event
             elif isinstance(event, SessionTicketReceived):

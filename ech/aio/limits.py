@@ -12,6 +12,16 @@ Limits (defaults here; ``ech serve`` flags in brackets):
   while that many are open is closed at once, without a byte read or sent
   (not queued: queueing would let a flood hold memory). The kernel's listen
   backlog is the only queue.
+* maximum connections per client address [``--max-connections-per-address``,
+  half of the maximum]: a connection from an address that already holds
+  that many is closed at once, like one over the maximum, so one client
+  cannot take every slot. IPv4 addresses count one by one; IPv6 addresses
+  by their /64 prefix, the smallest block one subscriber is given (RFC
+  6177), which a single host can otherwise fill with fresh addresses.
+  Many users behind one NAT share an address: raise the limit for them
+  rather than turn it off. Over QUIC the address is the one the client's
+  Initial came from, not yet validated (RFC 9000 §8.1): the handshake
+  timeout frees slots taken by spoofed addresses.
 * maximum ClientHello [``--max-client-hello``, 16384 bytes]: passed to the
   sans-IO connection as ``ServerConfig.max_client_hello``, whose handshake
   reassembler refuses a longer message with ``decode_error`` as soon as its
@@ -25,11 +35,12 @@ Limits (defaults here; ``ech serve`` flags in brackets):
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from ech.errors import ConnectionClosedError
 
-__all__ = ["ConnectionTimeoutError", "Limits"]
+__all__ = ["ConnectionTimeoutError", "Limits", "address_key"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class Limits:
     max_client_hello: int = 16384
     buffer_size: int = 16384
     shutdown_timeout: float = 10.0
+    max_connections_per_address: int | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -59,6 +71,39 @@ class Limits:
                 raise ValueError(f"{name} must be positive")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown_timeout must not be negative")
+        per_address = self.max_connections_per_address
+        if per_address is not None and not per_address > 0:
+            raise ValueError("max_connections_per_address must be positive")
+
+    @property
+    def per_address(self) -> int:
+        """Connections one client address may hold at once.
+
+        ``max_connections_per_address``, or by default half of
+        ``max_connections`` (at least 1): whatever one address does, the
+        other half stays for everyone else.
+        """
+        if self.max_connections_per_address is not None:
+            return self.max_connections_per_address
+        return max(1, self.max_connections // 2)
+
+
+def address_key(host: str) -> str:
+    """What the per-address limit counts ``host`` as (see the module docstring).
+
+    An IPv4 address is itself (an IPv4-mapped IPv6 address too); an IPv6
+    address is its /64 prefix; anything else (a Unix socket's name) is
+    kept as it is.
+    """
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class ConnectionTimeoutError(ConnectionClosedError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ech.events import ECHStatus, HandshakeComplete
+from ech.events import EarlyDataStatus, ECHStatus, HandshakeComplete
 from ech.server.ech import ECHRejectReason
 from ech.tls.enums import AlertDescription, CipherSuite, NamedGroup
 
@@ -26,8 +26,10 @@ class ConnectionReport:
         outcome: How it ended: ``completed``, ``handshake_timeout``,
             ``handshake_failed``, ``client_hello_too_large``,
             ``require_ech``, ``peer_alert``, ``peer_closed``,
-            ``idle_timeout``, ``forwarded``, ``backend_unreachable``,
-            ``failed``, ``internal_error`` or ``shutdown``.
+            ``idle_timeout``, ``request_head_timeout`` (no complete HTTP
+            request head in time, :class:`ech.http.ServerOptions`),
+            ``forwarded``, ``backend_unreachable``, ``failed``,
+            ``internal_error`` or ``shutdown``.
         error: What went wrong, if anything.
         ech_status: ECH's outcome, or None when no ClientHello was read.
         outer_server_name, server_name: The outer SNI and the name served.
@@ -41,6 +43,13 @@ class ConnectionReport:
         ech_reason: Why an offered ECH was not accepted (``ech_status``
             rejected, or a handshake aborted on a malformed inner hello),
             as far as the server can tell; None otherwise.
+        early_data: What became of the client's 0-RTT data (RFC 8446
+            §4.2.10), or None when no ClientHello was read. ``rejected``
+            also on a connection that never completed: a replayed
+            ClientHello is refused its early data (§8) and cannot finish.
+        client_certificate_subject: The subject (RFC 4514) of the
+            certificate the client authenticated with (RFC 8446 §4.4.2),
+            or None.
     """
 
     peer: str
@@ -60,6 +69,8 @@ class ConnectionReport:
     alert_sent: AlertDescription | None
     alert_received: AlertDescription | None
     ech_reason: ECHRejectReason | None = None
+    early_data: EarlyDataStatus | None = None
+    client_certificate_subject: str | None = None
 
 
 class Observer:
@@ -70,7 +81,12 @@ class Observer:
     """
 
     def connection_refused(self, peer: str, reason: str) -> None:
-        """A connection was closed on accept: ``over_capacity``/``shutting_down``."""
+        """A connection was closed on accept, for ``reason``.
+
+        ``over_capacity`` (``Limits.max_connections``), ``per_address``
+        (``Limits.per_address``: its address holds its share) or
+        ``shutting_down``.
+        """
 
     def open_connections(self, count: int) -> None:
         """The number of connections being handled changed to ``count``."""

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-from ech.aio.limits import ConnectionTimeoutError, Limits
+from ech.aio.limits import ConnectionTimeoutError, Limits, address_key
 from ech.aio.relay import relay
 from ech.aio.report import ConnectionReport, Observer
 from ech.aio.stream import TLSStream
@@ -44,6 +44,7 @@ from ech.errors import (
     TLSError,
 )
 from ech.events import ConnectionClosed, ECHStatus, HandshakeComplete
+from ech.http.errors import RequestHeadTimeout
 from ech.server.config import ServerConfig
 from ech.server.connection import NameRequiresECH, ServerConnection
 from ech.server.events import ForwardToBackend
@@ -83,6 +84,14 @@ def _peer(writer: asyncio.StreamWriter) -> str:
     return str(address)
 
 
+def _client_address(writer: asyncio.StreamWriter) -> str:
+    """The key the per-address limit counts this client under."""
+    address = writer.get_extra_info("peername")
+    if isinstance(address, tuple) and address:
+        return address_key(str(address[0]))
+    return str(address)
+
+
 class Server:
     """Accepts connections and runs :meth:`handle_connection` for each.
 
@@ -112,6 +121,7 @@ class Server:
         self.observer = observer or Observer()
         self.server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[object]] = set()
+        self._per_address: dict[str, int] = {}
         self._closing = False
         self._limited_source: ServerConfig | None = None
         self._limited_config: ServerConfig | None = None
@@ -141,23 +151,38 @@ class Server:
         self.server = server
         return server
 
+    def _refusal(self, client: str) -> str | None:
+        """Why a new connection from ``client`` is closed at once, or None."""
+        if self._closing:
+            return "shutting_down"
+        if len(self._connections) >= self.limits.max_connections:
+            return "over_capacity"
+        if self._per_address.get(client, 0) >= self.limits.per_address:
+            return "per_address"
+        return None
+
     async def _on_connect(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        if self._closing or len(self._connections) >= self.limits.max_connections:
+        client = _client_address(writer)
+        reason = self._refusal(client)
+        if reason is not None:
             writer.transport.abort()
-            reason = "shutting_down" if self._closing else "over_capacity"
             self.observer.connection_refused(_peer(writer), reason)
             return
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - asyncio runs callbacks in tasks
             raise RuntimeError("not in a task")
         self._connections.add(task)
+        self._per_address[client] = self._per_address.get(client, 0) + 1
         self.observer.open_connections(len(self._connections))
         try:
             await self.handle_connection(reader, writer)
         finally:
             self._connections.discard(task)
+            held = self._per_address.pop(client) - 1
+            if held:
+                self._per_address[client] = held
             self.observer.open_connections(len(self._connections))
 
     def _limited(self, config: ServerConfig) -> ServerConfig:
@@ -270,6 +295,8 @@ class Server:
         stream.io_timeout = self.limits.idle_timeout
         try:
             await self.handler(stream)
+        except RequestHeadTimeout as error:  # ech.http's deadline
+            record.outcome, record.error = "request_head_timeout", str(error)
         except ConnectionTimeoutError as error:
             record.error = str(error)
         except PeerAlert as alert:
@@ -375,6 +402,10 @@ def _report(
         alert_sent=stream.alert_sent,
         alert_received=alert_received,
         ech_reason=connection.ech_reason,
+        early_data=connection.early_data_status if seen_hello else None,
+        client_certificate_subject=(
+            stream.handshake.client_certificate_subject if stream.handshake else None
+        ),
     )
 
 

@@ -72,6 +72,25 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_short_retirement(retire_after: float | None) -> None:
+    """Warn when keys retire sooner than resolvers may hold their configs.
+
+    A client may use a config for as long as a resolver caches the HTTPS
+    record carrying it; a key dropped earlier makes its ECH fail, and the
+    client pay a retry (RFC 9849 §4.1, §6.1.6; ECH-11).
+    """
+    from ech.dns.publish import DEFAULT_DNS_TTL  # dnspython, only when needed
+
+    if retire_after is not None and retire_after < DEFAULT_DNS_TTL:
+        print(
+            f"ech keygen: warning: --retire-after {retire_after:g} is shorter than "
+            f"the DNS TTL ech serve --doh and ech dns-record publish "
+            f"({DEFAULT_DNS_TTL} s): clients may still hold a retired key's "
+            f"config; use --retire-after {DEFAULT_DNS_TTL} or more",
+            file=sys.stderr,
+        )
+
+
 def _rotate(args: argparse.Namespace) -> int:
     if args.output is not None:
         raise SystemExit("ech keygen: give -o FILE or --rotate DIR, not both")
@@ -87,6 +106,7 @@ def _rotate(args: argparse.Namespace) -> int:
         )
     except (KeyringError, ValueError, OSError) as error:
         raise SystemExit(f"ech keygen: {error}") from None
+    _warn_short_retirement(args.retire_after)
     config_id = rotation.key.config.config_id
     print(f"advertised: {rotation.path} (config_id {config_id})", file=sys.stderr)
     for path in rotation.demoted:

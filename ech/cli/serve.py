@@ -11,7 +11,20 @@ import os
 from pathlib import Path
 
 from ech.aio import Limits
-from ech.arguments import backend, listen_address, non_negative, positive
+from ech.arguments import (
+    backend,
+    certificate_file,
+    client_ca_file,
+    ech_key_file,
+    key_directory,
+    listen_address,
+    non_negative,
+    positive,
+    private_key_file,
+    protected_name,
+    url_path,
+    usage_error,
+)
 from ech.serve.app import ServeError, ServeOptions, serve
 
 __all__ = ["add_parser", "cmd_serve", "default_workers", "serve_options"]
@@ -32,7 +45,16 @@ def default_workers() -> int:
 
 
 def serve_options(args: argparse.Namespace) -> ServeOptions:
-    """The options the flags ask for (exits with a message for bad limits)."""
+    """The options the flags ask for (exits with a message for bad limits).
+
+    A split-mode backend (``--backend-mode``) is reached through its
+    client-facing servers, so every connection comes from one of a few
+    addresses: there the per-address limit is the whole of
+    ``--max-connections`` unless given.
+    """
+    per_address = args.max_connections_per_address
+    if per_address is None and args.backend_mode:
+        per_address = args.max_connections
     try:
         limits = Limits(
             handshake_timeout=args.handshake_timeout,
@@ -40,9 +62,16 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
             max_connections=args.max_connections,
             max_client_hello=args.max_client_hello,
             shutdown_timeout=args.shutdown_timeout,
+            max_connections_per_address=per_address,
         )
     except ValueError as error:
         raise SystemExit(f"ech serve: {error}") from None
+    if args.require_client_cert and args.client_ca is None:
+        usage_error(
+            "serve",
+            "argument --require-client-cert: needs --client-ca CA.pem, the CAs "
+            "that issue client certificates",
+        )
     return ServeOptions(
         listen=args.listen,
         certs=tuple(Path(p) for p in args.cert),
@@ -59,6 +88,10 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         backend_mode=args.backend_mode,
         http3=args.http3,
         workers=args.workers if args.workers is not None else default_workers(),
+        request_head_timeout=args.request_head_timeout,
+        client_ca=Path(args.client_ca) if args.client_ca is not None else None,
+        require_client_certificate=args.require_client_cert,
+        early_data=args.early_data,
     )
 
 
@@ -77,9 +110,33 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--listen", required=True, type=listen_address, metavar="HOST:PORT"
     )
-    parser.add_argument("--cert", action="append", required=True, default=[])
-    parser.add_argument("--key", action="append", required=True, default=[])
-    parser.add_argument("--ech-key", action="append", default=[], metavar="KEY.pem")
+    parser.add_argument(
+        "--cert",
+        action="append",
+        required=True,
+        default=[],
+        type=certificate_file,
+        metavar="CHAIN.pem",
+        help="certificate chain, leaf first; repeat with --key for more names",
+    )
+    parser.add_argument(
+        "--key",
+        action="append",
+        required=True,
+        default=[],
+        type=private_key_file,
+        metavar="KEY.pem",
+        help="the private key of the --cert given in the same place (mode 0600)",
+    )
+    parser.add_argument(
+        "--ech-key",
+        action="append",
+        default=[],
+        type=ech_key_file,
+        metavar="KEY.pem",
+        help="an ECH key file (ech keygen -o), advertised in retry_configs; repeat "
+        "for more",
+    )
     parser.add_argument(
         "--backend",
         action="append",
@@ -94,15 +151,50 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="act as a split-mode backend: confirm ECH for inner hellos (§7.2)",
     )
     parser.add_argument(
-        "--doh", metavar="PATH", help="also answer DoH (RFC 8484) at PATH for our names"
+        "--doh",
+        type=url_path,
+        metavar="PATH",
+        help="also answer DoH (RFC 8484) at PATH for our names",
     )
     parser.add_argument(
         "--http3",
         action="store_true",
         help="also serve HTTP/3 over QUIC on UDP at the same HOST:PORT",
     )
+    parser.add_argument(
+        "--client-ca",
+        type=client_ca_file,
+        metavar="CA.pem",
+        help="ask clients for a certificate issued by these CAs (RFC 8446 §4.3.2)",
+    )
+    parser.add_argument(
+        "--require-client-cert",
+        action="store_true",
+        help="refuse clients without one (certificate_required); needs --client-ca",
+    )
+    parser.add_argument(
+        "--early-data",
+        type=_early_data_size,
+        default=0,
+        metavar="BYTES",
+        help="accept this much 0-RTT data on a resumed connection (RFC 8446 "
+        "§4.2.10; 0, the default: none); answered after the handshake",
+    )
     _add_service_flags(parser)
     parser.set_defaults(func=cmd_serve)
+
+
+def _early_data_size(text: str) -> int:
+    """``--early-data``: a uint32 (RFC 8446 §4.6.1, max_early_data_size)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 1 << 32:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of bytes from 0 (off) to {(1 << 32) - 1}, got {text!r}"
+        )
+    return value
 
 
 def _add_service_flags(parser: argparse.ArgumentParser) -> None:
@@ -119,7 +211,7 @@ def _add_service_flags(parser: argparse.ArgumentParser) -> None:
         "--ech-key-dir",
         action="append",
         default=[],
-        type=Path,
+        type=key_directory,
         metavar="DIR",
         help="ECH keys: DIR/*.pem advertised, DIR/*.accept.pem accept-only",
     )
@@ -139,6 +231,7 @@ def _add_service_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--require-ech",
         nargs="*",
+        type=protected_name,
         metavar="NAME",
         help="refuse (unrecognized_name) handshakes to NAME without ECH; "
         "no NAME: every certificate name but the public names",
@@ -169,6 +262,22 @@ def _add_service_flags(parser: argparse.ArgumentParser) -> None:
         default=defaults.max_connections,
         metavar="N",
         help="close connections beyond N at once, per worker (default %(default)d)",
+    )
+    parser.add_argument(
+        "--max-connections-per-address",
+        type=positive(int),
+        metavar="N",
+        help="close connections from one client address (IPv6: its /64) beyond "
+        "N at once, per worker (default: half of --max-connections; all of it "
+        "with --backend-mode)",
+    )
+    parser.add_argument(
+        "--request-head-timeout",
+        type=positive(float),
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection without a complete HTTP request head this long "
+        "after the handshake, over HTTP/1.1, HTTP/2 and HTTP/3 (default %(default)g)",
     )
     parser.add_argument(
         "--max-client-hello",

@@ -17,7 +17,7 @@ from ech.http.errors import ResponseError
 from ech.http.messages import Headers, Response
 from ech.http.transport import BlockingByteStream, ByteStream
 
-__all__ = ["Exchange", "encode_request", "fetch", "fetch_async"]
+__all__ = ["Exchange", "encode_request", "fetch", "fetch_async", "read_response"]
 
 #: Largest response head accepted (h11's own default).
 MAX_RESPONSE_HEAD = 16384
@@ -161,6 +161,18 @@ def fetch(
         max_body=max_body,
     )
     stream.sendall(exchange.data_to_send())
+    return read_response(stream, exchange)
+
+
+def read_response(stream: BlockingByteStream, exchange: Exchange) -> Response:
+    """Read ``exchange``'s response from ``stream``, its request already sent.
+
+    For a caller that sent the request another way, e.g. as TLS 0-RTT data
+    (``ech connect --early-data``).
+
+    Raises:
+        ResponseError: The response is malformed or incomplete.
+    """
     while (response := exchange.receive_data(stream.recv())) is None:
         pass
     return response

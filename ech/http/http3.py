@@ -100,6 +100,8 @@ class H3ServerProtocol(QuicConnectionProtocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self._head_deadline: asyncio.TimerHandle | None = None
         self.requests = 0
+        #: The connection was closed for want of a request head in time.
+        self.head_timed_out = False
 
     def quic_event_received(self, event: QuicEvent) -> None:
         """Arm the head deadline at the handshake; pass events to HTTP/3."""
@@ -131,6 +133,7 @@ class H3ServerProtocol(QuicConnectionProtocol):
     def _head_timed_out(self) -> None:
         self._head_deadline = None
         if self.requests == 0:
+            self.head_timed_out = True
             timeout = self.options.request_head_timeout
             self._quic.close(
                 error_code=ErrorCode.H3_REQUEST_INCOMPLETE,

@@ -13,9 +13,13 @@ server's limits and observer apply (:mod:`ech.aio.limits`,
 * idle timeout: QUIC's own (RFC 9000 §10.1), set from the limit;
 * maximum connections: one more is closed at once with CONNECTION_REFUSED
   (RFC 9000 §20.1), before any TLS, and reported ``over_capacity``;
+* maximum connections per client address: the same, reported
+  ``per_address`` (the address of the client's first datagram, see
+  :mod:`ech.aio.limits`);
 * maximum ClientHello: ``ServerConfig.max_client_hello``, enforced by the
   handshake's CRYPTO reassembly (decode_error, CRYPTO_ERROR 0x132);
-* the request-head deadline of :class:`~ech.http.options.ServerOptions`.
+* the request-head deadline of :class:`~ech.http.options.ServerOptions`:
+  closed with H3_REQUEST_INCOMPLETE and reported ``request_head_timeout``.
 
 Each connection is reported once over, as a
 :class:`~ech.aio.report.ConnectionReport`, so ``ech serve``'s log lines and
@@ -40,7 +44,7 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent
 from aioquic.quic.packet import QuicErrorCode
 
-from ech.aio.limits import Limits
+from ech.aio.limits import Limits, address_key
 from ech.aio.report import ConnectionReport, Observer
 from ech.aio.server import CLOSE_TIMEOUT
 from ech.errors import Alert, MessageTooLong
@@ -59,6 +63,13 @@ log = logging.getLogger("ech.quic.server")
 
 #: aioquic's reason phrase when QUIC's idle timeout ends a connection.
 _IDLE: Final = "Idle timeout"
+
+#: The CONNECTION_CLOSE reason phrase of each refusal.
+_REFUSALS: Final = {
+    "over_capacity": "at capacity",
+    "shutting_down": "closing",
+    "per_address": "too many connections from this address",
+}
 
 
 def quic_configuration(config: ServerConfig, limits: Limits) -> QuicConfiguration:
@@ -102,9 +113,11 @@ class _Connection(H3ServerProtocol):
         self.started = time.monotonic()
         self.handshake_seconds: float | None = None
         self.peer = "?"
-        self.refused = not service.admit(self)
-        if self.refused:
-            self.connection.refuse("at capacity" if not service.closing else "closing")
+        #: The per-address limit's key, once the first datagram named it.
+        self.client: str | None = None
+        self.refused: str | None = service.admit(self)
+        if self.refused is not None:
+            self.connection.refuse(_REFUSALS[self.refused])
         self._handshake_timer = self._loop.call_later(
             service.limits.handshake_timeout, self._handshake_timed_out
         )
@@ -113,6 +126,14 @@ class _Connection(H3ServerProtocol):
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:  # noqa: ANN401 - aioquic's
         self.peer = _peer(addr)
+        if self.client is None and self.refused is None:
+            # The first datagram: its address is the client's (RFC 9000 §8.1:
+            # not validated yet). Refused before the connection reads it.
+            host = str(addr[0]) if isinstance(addr, tuple) and addr else str(addr)
+            self.client = address_key(host)
+            self.refused = self.service.admit_address(self, self.client)
+            if self.refused is not None:
+                self.connection.refuse(_REFUSALS[self.refused])
         super().datagram_received(data, addr)
 
     def quic_event_received(self, event: QuicEvent) -> None:
@@ -142,9 +163,8 @@ class _Connection(H3ServerProtocol):
         if self._reported:
             return
         self._reported = True
-        if self.refused:
-            reason = "shutting_down" if self.service.closing else "over_capacity"
-            self.service.observer.connection_refused(self.peer, reason)
+        if self.refused is not None:
+            self.service.observer.connection_refused(self.peer, self.refused)
         else:
             self.service.observer.connection_closed(self._connection_report(event))
         self.service.release(self)
@@ -165,6 +185,7 @@ class _Connection(H3ServerProtocol):
         ):
             alert_received = AlertDescription(event.error_code - CRYPTO_ERROR)
         seen_hello = handshake.client_random is not None
+        done = self.connection.handshake_complete_event
         return ConnectionReport(
             peer=self.peer,
             outcome=outcome,
@@ -183,6 +204,10 @@ class _Connection(H3ServerProtocol):
             alert_sent=alert_sent,
             alert_received=alert_received,
             ech_reason=handshake.ech_reason,
+            early_data=handshake.early_data if seen_hello else None,
+            client_certificate_subject=(
+                done.client_certificate_subject if done is not None else None
+            ),
         )
 
     def _outcome(self, event: ConnectionTerminated) -> tuple[str, str | None]:
@@ -200,6 +225,8 @@ class _Connection(H3ServerProtocol):
         if self._timed_out:
             timeout = self.service.limits.handshake_timeout
             return "handshake_timeout", f"no handshake in {timeout:g} s"
+        if self.head_timed_out:
+            return "request_head_timeout", reason
         if self.handshake_seconds is None:
             if CRYPTO_ERROR <= event.error_code < CRYPTO_ERROR + 256:
                 return "peer_alert", reason
@@ -241,6 +268,7 @@ class HTTP3Server:
         self.server: QuicServer | None = None
         self.closing = False
         self._connections: set[_Connection] = set()
+        self._per_address: dict[str, int] = {}
         self._source: ServerConfig | None = None
         self._config: ServerConfig | None = None
 
@@ -261,18 +289,38 @@ class HTTP3Server:
             self._source = source
         return self._config
 
-    def admit(self, connection: _Connection) -> bool:
-        """Count a new connection in, unless at capacity or closing."""
-        if self.closing or len(self._connections) >= self.limits.max_connections:
-            return False
+    def admit(self, connection: _Connection) -> str | None:
+        """Count a new connection in; or why not (``over_capacity``...)."""
+        if self.closing:
+            return "shutting_down"
+        if len(self._connections) >= self.limits.max_connections:
+            return "over_capacity"
         self._connections.add(connection)
         self.observer.open_connections(len(self._connections))
-        return True
+        return None
+
+    def admit_address(self, connection: _Connection, client: str) -> str | None:
+        """Count an admitted connection against its address; or ``per_address``.
+
+        A connection refused here leaves the count of open connections.
+        """
+        held = self._per_address.get(client, 0)
+        if held >= self.limits.per_address:
+            self._connections.discard(connection)
+            self.observer.open_connections(len(self._connections))
+            return "per_address"
+        self._per_address[client] = held + 1
+        return None
 
     def release(self, connection: _Connection) -> None:
         """Count a finished connection out."""
         if connection in self._connections:
             self._connections.discard(connection)
+            client = connection.client
+            if client is not None and connection.refused is None:
+                held = self._per_address.pop(client, 1) - 1
+                if held:
+                    self._per_address[client] = held
             self.observer.open_connections(len(self._connections))
 
     async def start(

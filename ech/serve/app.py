@@ -16,6 +16,21 @@ the flags asked for, see :mod:`ech.cli.serve`):
   within ``--shutdown-timeout`` (10 s), then close the rest; a second
   signal closes them at once. ``ech serve`` exits 0.
 
+Before serving it checks its files: a certificate and a key that do not
+belong together stop it (:func:`base_config`, one line naming both);
+private keys readable by anyone but their owner (:func:`audit_key_files`,
+and the key ring for ECH keys, reloaded ones too) and key directories
+without keys are warned about. Warned, not refused: Debian's ``ssl-cert``
+group (keys 0640) and the secrets Kubernetes and Docker mount (0644 and
+0444 unless told otherwise) are the usual way to hand a service its keys,
+and a key others could read has leaked already, whatever the server then
+does; the warning names the file, its mode and the fix.
+
+0-RTT (``--early-data BYTES``): tickets allow that much early data, one
+anti-replay record (:class:`~ech.server.anti_replay.AntiReplay`) is shared
+by all connections of the process, and the HTTP layer answers a request
+sent early only once the handshake is complete (:mod:`ech.http.server`).
+
 That is one process (``--workers 1``). With ``--workers N`` (N > 1) this
 process becomes the supervisor of N worker processes, each running the
 same pieces on its own socket of the port (:mod:`ech.serve.workers`);
@@ -38,22 +53,26 @@ from pathlib import Path
 from typing import Any
 
 from ech.aio import Limits, Server, TLSStream
-from ech.http import ConnectionInfo, Request, Response, serve_http
+from ech.arguments import load_certified_key
+from ech.http import ConnectionInfo, Request, Response, ServerOptions, serve_http
 from ech.http import Handler as HTTPHandler
 from ech.http.messages import HTTP_3
 from ech.quic.server import HTTP3Server
 from ech.serve.connection_log import ConnectionLog
-from ech.serve.keyring import Keyring, KeyringError, KeySet
+from ech.serve.keyring import Keyring, KeyringError, KeySet, warn_if_exposed
 from ech.serve.metrics import Metrics
 from ech.serve.metrics_endpoint import start_metrics_server
 from ech.serve.status_page import status_page
+from ech.serve.summary import print_summary
+from ech.server.anti_replay import AntiReplay
 from ech.server.config import RequireECH, ServerConfig
-from ech.tls.certificates import CertifiedKey
+from ech.tls.certificates import load_trust_store
 
 __all__ = [
     "ServeError",
     "ServeOptions",
     "Service",
+    "audit_key_files",
     "base_config",
     "serve",
     "service_keyring",
@@ -91,9 +110,19 @@ class ServeOptions:
         workers: processes serving the port (1: this one, as always; more:
             a supervisor and that many workers, see
             :mod:`ech.serve.workers`). ``limits`` apply to each worker.
+        request_head_timeout: seconds a client has, after the handshake,
+            to send a complete HTTP request head (HTTP/1.1, HTTP/2 and
+            HTTP/3 alike; :class:`ech.http.ServerOptions`).
+        client_ca: CA certificates (PEM) client certificates must chain
+            to; asks every full handshake for one (RFC 8446 §4.3.2).
+        require_client_certificate: refuse clients without one
+            (``certificate_required``, §4.4.2.4); needs ``client_ca``.
+        early_data: 0-RTT bytes accepted per connection (RFC 8446
+            §4.2.10); 0 turns 0-RTT off.
 
     Raises:
-        ValueError: ``workers`` is below 1.
+        ValueError: ``workers`` is below 1, ``early_data`` does not fit a
+            uint32, or a client certificate is required without a CA.
     """
 
     listen: tuple[str, int]
@@ -111,10 +140,20 @@ class ServeOptions:
     backend_mode: bool = False
     http3: bool = False
     workers: int = 1
+    request_head_timeout: float = 10.0
+    client_ca: Path | None = None
+    require_client_certificate: bool = False
+    early_data: int = 0
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if not self.request_head_timeout > 0:
+            raise ValueError("request_head_timeout must be positive")
+        if not 0 <= self.early_data < 1 << 32:
+            raise ValueError("early_data must fit a uint32 (RFC 8446 §4.2.10)")
+        if self.require_client_certificate and self.client_ca is None:
+            raise ValueError("requiring a client certificate needs a client CA")
 
     def to_json(self) -> dict[str, Any]:
         """These options as plain JSON values, for a worker process.
@@ -141,6 +180,10 @@ class ServeOptions:
             "backend_mode": self.backend_mode,
             "http3": self.http3,
             "workers": self.workers,
+            "request_head_timeout": self.request_head_timeout,
+            "client_ca": str(self.client_ca) if self.client_ca is not None else None,
+            "require_client_certificate": self.require_client_certificate,
+            "early_data": self.early_data,
         }
 
     @classmethod
@@ -153,6 +196,7 @@ class ServeOptions:
         try:
             require_ech = data["require_ech"]
             metrics = data["metrics"]
+            client_ca = data["client_ca"]
             return cls(
                 listen=(str(data["listen"][0]), int(data["listen"][1])),
                 certs=tuple(Path(p) for p in data["certs"]),
@@ -174,29 +218,55 @@ class ServeOptions:
                 backend_mode=bool(data["backend_mode"]),
                 http3=bool(data["http3"]),
                 workers=int(data["workers"]),
+                request_head_timeout=float(data["request_head_timeout"]),
+                client_ca=Path(client_ca) if client_ca is not None else None,
+                require_client_certificate=bool(data["require_client_certificate"]),
+                early_data=int(data["early_data"]),
             )
         except (KeyError, IndexError, TypeError, AttributeError) as error:
             raise ValueError(f"bad serve options: {error!r}") from None
 
 
-def base_config(options: ServeOptions) -> ServerConfig:
+def base_config(
+    options: ServeOptions, *, ticket_key: bytes | None = None
+) -> ServerConfig:
     """The server configuration without ECH keys.
 
+    Args:
+        options: the certificates, client CA, 0-RTT size...
+        ticket_key: the key sealing session tickets (RFC 8446 §4.6.1),
+            shared by the workers of one supervisor so that a ticket from
+            one resumes at another; a fresh random key when None.
+
     Raises:
-        ServeError: mismatched ``--cert``/``--key``, or unreadable files.
+        ServeError: mismatched ``--cert``/``--key`` (their number, or a key
+            that is not its certificate's), or unreadable files.
     """
     if len(options.certs) != len(options.keys):
         raise ServeError("give one --key for each --cert")
     try:
         certificates = tuple(
-            CertifiedKey.load(cert, key)
+            load_certified_key(cert, key)
             for cert, key in zip(options.certs, options.keys, strict=True)
         )
-    except (ValueError, OSError) as error:
+        client_ca = load_trust_store(options.client_ca) if options.client_ca else ()
+    except ValueError as error:
         raise ServeError(str(error)) from None
+    except OSError as error:
+        raise ServeError(f"{error.filename}: {error.strerror}") from None
+    if options.client_ca is not None and not client_ca:
+        raise ServeError(f"{options.client_ca}: no PEM certificate in it")
     # With DoH, HTTP/2 comes first: BIND-style DoH clients speak only h2.
     alpn = ("h2", "http/1.1") if options.doh else ("http/1.1",)
+    extra: dict[str, Any] = {} if ticket_key is None else {"ticket_key": ticket_key}
     return ServerConfig(
+        **extra,
+        client_ca=client_ca,
+        require_client_certificate=options.require_client_certificate,
+        max_early_data_size=options.early_data,
+        # One record for every connection of this process (RFC 8446 §8.2):
+        # each config derived from this one (keys, limits) shares it.
+        anti_replay=AntiReplay(),
         certificates=certificates,
         alpn_protocols=alpn,
         ech_trial_decryption=options.trial_decryption,
@@ -233,11 +303,19 @@ def _raise_file_limit(needed: int) -> None:
                 )
 
 
+def audit_key_files(options: ServeOptions) -> None:
+    """Warn about each ``--key`` file anyone but its owner may read."""
+    for path in dict.fromkeys(options.keys):
+        warn_if_exposed(path, "TLS key")
+
+
 def service_keyring(
     options: ServeOptions,
     metrics: Metrics,
     *,
     on_new_keys: Callable[[], None] | None = None,
+    ticket_key: bytes | None = None,
+    audit: bool = True,
 ) -> Keyring:
     """The keys, with their gauges and reload counter kept up to date.
 
@@ -246,6 +324,9 @@ def service_keyring(
         metrics: gets ``ech_keys`` and ``ech_key_reloads_total``.
         on_new_keys: called after each successful reload (the supervisor
             of ``--workers`` tells its workers to reload then).
+        ticket_key: the session ticket key (:func:`base_config`).
+        audit: warn about exposed key files and empty key directories
+            (the single process, or the supervisor; not every worker).
 
     Raises:
         ServeError: the certificates or keys cannot be loaded.
@@ -263,10 +344,16 @@ def service_keyring(
             if on_new_keys is not None:
                 on_new_keys()
 
-    base = base_config(options)
+    base = base_config(options, ticket_key=ticket_key)
+    if audit:
+        audit_key_files(options)
     try:
         keyring = Keyring(
-            base, options.ech_keys, options.ech_key_dirs, on_reload=reloaded
+            base,
+            options.ech_keys,
+            options.ech_key_dirs,
+            on_reload=reloaded,
+            audit=audit,
         )
     except KeyringError as error:
         raise ServeError(str(error)) from None
@@ -323,10 +410,14 @@ async def start_service(
     _raise_file_limit(limits.max_connections + 64)
     bound_host, bound_port = listener.getsockname()[:2]
     handler = _http_handler(options, keyring, bound_host, bound_port)
+    # One request-head deadline for HTTP/1.1, HTTP/2 and HTTP/3.
+    http_options = ServerOptions(request_head_timeout=options.request_head_timeout)
     quic_server: HTTP3Server | None = None
     if options.http3 and quic:
         # The same port on UDP, the same keys, handler, limits and log.
-        quic_server = HTTP3Server(keyring, handler, limits=limits, observer=observer)
+        quic_server = HTTP3Server(
+            keyring, handler, limits=limits, observer=observer, options=http_options
+        )
         try:
             await quic_server.start(bound_host, bound_port, sock=udp)
         except OSError as error:
@@ -339,7 +430,9 @@ async def start_service(
         handler = _with_alt_svc(handler, bound_port)
 
     async def app(stream: TLSStream) -> None:
-        await serve_http(stream, handler)
+        # The handshake is complete: a request sent as 0-RTT data is safe
+        # to answer now (ech.http.server says why).
+        await serve_http(stream, handler, http_options, early_data=stream.early_data)
 
     server = Server(keyring, app, limits=limits, observer=observer)
     await server.start(sock=listener)
@@ -388,7 +481,11 @@ async def serve(
         listener = socket.create_server((host, port), backlog=512)
     except OSError as error:
         raise ServeError(f"cannot listen on {host}:{port}: {error}") from None
-    observer = ConnectionLog(metrics, max_connections=limits.max_connections)
+    observer = ConnectionLog(
+        metrics,
+        max_connections=limits.max_connections,
+        per_address=limits.per_address,
+    )
     service = await start_service(options, keyring, observer, listener)
     bound_host, bound_port = service.host, service.port
     metrics_server: asyncio.Server | None = None
@@ -421,11 +518,20 @@ async def serve(
         else None
     )
     say(f"listening on {bound_host}:{bound_port}")
+    metrics_address: tuple[str, int] | None = None
     if metrics_server is not None:
-        metrics_host, metrics_port = metrics_server.sockets[0].getsockname()[:2]
-        say(f"metrics on {metrics_host}:{metrics_port}")
+        metrics_address = metrics_server.sockets[0].getsockname()[:2]
+        say(f"metrics on {metrics_address[0]}:{metrics_address[1]}")
     if service.quic is not None:
         say(f"http3 on {bound_host}:{bound_port}")
+    print_summary(
+        keyring,
+        options.certs,
+        (bound_host, bound_port),
+        http3=service.quic is not None,
+        doh_path=options.doh,
+        metrics=metrics_address,
+    )
     try:
         await stop.wait()
         await stop_service(service, limits.shutdown_timeout, now)

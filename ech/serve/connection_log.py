@@ -3,19 +3,25 @@
 :class:`ConnectionLog` is the :class:`ech.aio.Observer` of ``ech serve``.
 It turns the server's reports into
 
-* log lines on logger ``ech.serve``: ``handshake {json}`` when a handshake
-  completes (the status-page fields) and ``connection {json}`` when a
-  connection ends (outcome, ECH status and, when an offer was not
-  accepted, the server's reason, outer and inner names, version,
-  suite, group, ALPN, backend, durations, alert sent or received, error);
-  names and parameters only, never key material;
+* one log line per connection on logger ``ech.serve``, ``connection
+  {json}``, when the connection ends: its outcome, ECH status and, when an
+  offer was not accepted, the server's reason, outer and inner names,
+  version, suite, group, ALPN, resumption, 0-RTT, the client
+  certificate's subject, backend, durations, alert sent or received,
+  error; names and parameters only, never key material;
 * the Prometheus counters of :mod:`ech.serve.metrics`.
 
-Connections closed on accept (``over_capacity``, ``shutting_down``) are
-counted, logged at DEBUG, and, for capacity, warned about at most every
-10 s.
+Earlier versions also logged ``handshake {json}`` when a handshake
+completed, which put every successful connection in the log twice with
+the same fields; the connection line now carries all of them (a failed
+handshake has ``handshake_ms`` null), and the handshake time goes to the
+``ech_handshake_seconds`` histogram only.
 
-Under ``ech serve --workers N`` both JSON lines also carry ``worker``, the
+Connections closed on accept (``over_capacity``, ``per_address``,
+``shutting_down``) are counted, logged at DEBUG, and, for the two limits,
+warned about at most every 10 s each.
+
+Under ``ech serve --workers N`` the JSON line also carries ``worker``, the
 index (0 to N-1) of the worker process that served the connection; the
 other fields are the same whatever the number of workers.
 """
@@ -31,7 +37,6 @@ from typing import Final
 from ech.aio import ConnectionReport, Observer
 from ech.events import HandshakeComplete
 from ech.serve.metrics import Metrics
-from ech.serve.status_page import status_fields
 from ech.tls.enums import AlertDescription
 
 __all__ = ["ConnectionLog", "log_fields"]
@@ -75,6 +80,8 @@ def log_fields(report: ConnectionReport) -> dict[str, object]:
         ),
         "error": report.error,
         "ech_reason": _name(report.ech_reason),
+        "early_data": _name(report.early_data),
+        "client_certificate_subject": report.client_certificate_subject,
     }
 
 
@@ -93,12 +100,14 @@ class ConnectionLog(Observer):
         metrics: Metrics | None = None,
         *,
         max_connections: int | None = None,
+        per_address: int | None = None,
         worker: int | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.max_connections = max_connections
+        self.per_address = per_address
         self.worker = worker
-        self._capacity_warned = -math.inf
+        self._warned: dict[str, float] = {}
 
     def _with_worker(self, fields: dict[str, object]) -> dict[str, object]:
         if self.worker is not None:
@@ -106,17 +115,26 @@ class ConnectionLog(Observer):
         return fields
 
     def connection_refused(self, peer: str, reason: str) -> None:
-        """Count it; warn, now and then, that the server is full."""
+        """Count it; warn, now and then, that a limit is reached."""
         self.metrics.inc("ech_connection_outcomes_total", outcome=reason)
         log.debug("connection from %s closed: %s", peer, reason)
+        if reason not in ("over_capacity", "per_address"):
+            return
         now = time.monotonic()
-        if reason == "over_capacity" and (
-            now - self._capacity_warned >= _CAPACITY_WARNING_INTERVAL
-        ):
-            self._capacity_warned = now
+        if now - self._warned.get(reason, -math.inf) < _CAPACITY_WARNING_INTERVAL:
+            return
+        self._warned[reason] = now
+        if reason == "over_capacity":
             log.warning(
                 "at --max-connections %s: closing new connections",
                 self.max_connections,
+            )
+        else:
+            log.warning(
+                "%s holds --max-connections-per-address %s: "
+                "closing its new connections",
+                peer.rpartition(":")[0] or peer,
+                self.per_address,
             )
 
     def open_connections(self, count: int) -> None:
@@ -126,10 +144,8 @@ class ConnectionLog(Observer):
     def handshake_completed(
         self, peer: str, handshake: HandshakeComplete, seconds: float
     ) -> None:
-        """``handshake {json}``, and the handshake time."""
+        """The handshake time (the connection line follows when it ends)."""
         self.metrics.observe("ech_handshake_seconds", seconds)
-        fields: dict[str, object] = dict(sorted(status_fields(handshake).items()))
-        log.info("handshake %s", json.dumps(self._with_worker(fields)))
 
     def connection_closed(self, report: ConnectionReport) -> None:
         """``connection {json}``, and the counters."""

@@ -44,6 +44,7 @@ import dataclasses
 import enum
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -64,9 +65,11 @@ __all__ = [
     "Keyring",
     "KeyringError",
     "Rotation",
+    "exposure",
     "load_keyset",
     "policy_of",
     "rotate",
+    "warn_if_exposed",
 ]
 
 log = logging.getLogger("ech.serve")
@@ -80,6 +83,48 @@ _PEM: Final = ".pem"
 
 class KeyringError(ValueError):
     """A key set that cannot be served (the message names the file)."""
+
+
+def exposure(path: Path) -> str | None:
+    """Who besides its owner may read the private key file ``path``, or None.
+
+    ``"group"``, ``"others"`` or ``"group and others"``, from the file's
+    mode bits (POSIX only; None where they mean nothing, or when the file
+    cannot be examined: reading it reports that).
+
+    ``ech serve`` warns rather than refuses (its docstring says why): keys
+    are written 0600 by ``ech keygen`` and our test PKI, and anyone who can
+    read a TLS key can impersonate the server, anyone who can read an ECH
+    key can read every name its clients hid (RFC 9849 §10.1 rests on that
+    key staying secret).
+    """
+    if os.name != "posix":
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    readers = [
+        who
+        for who, bit in (("group", stat.S_IRGRP), ("others", stat.S_IROTH))
+        if mode & bit
+    ]
+    return " and ".join(readers) or None
+
+
+def warn_if_exposed(path: Path, what: str) -> None:
+    """Log a warning when the private key file ``path`` is not owner-only."""
+    readers = exposure(path)
+    if readers is not None:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        log.warning(
+            "%s %s is readable by %s (mode %04o): a private key should be "
+            "readable by its owner only (chmod 600)",
+            what,
+            path,
+            readers,
+            mode,
+        )
 
 
 class KeyPolicy(enum.Enum):
@@ -232,6 +277,10 @@ class Keyring:
         directories: key directories (``--ech-key-dir``).
         on_reload: called after each reload attempt with ``"ok"`` or
             ``"error"`` and the key set now in use (for metrics).
+        audit: warn about key files others may read (:func:`exposure`),
+            once per file and mode, and about key directories without
+            keys at the start. One process of a service audits: the
+            supervisor of ``--workers``, not each worker.
 
     Raises:
         KeyringError: the initial key set cannot be loaded.
@@ -244,15 +293,37 @@ class Keyring:
         directories: Iterable[Path] = (),
         *,
         on_reload: Callable[[str, KeySet], None] | None = None,
+        audit: bool = False,
     ) -> None:
         self._base = base
         self._files = tuple(Path(p) for p in files)
         self._directories = tuple(Path(p) for p in directories)
         self._on_reload = on_reload
+        self._audit = audit
+        self._audited: set[tuple[Path, int]] = set()
         self._signature = _signature(self._files, self._directories)
         self._failed: tuple[tuple[str, int, int, int], ...] | None = None
         self.keyset = load_keyset(self._files, self._directories)
         self._config = self.keyset.apply(base)
+        if audit:
+            for directory in self._directories:
+                if not _key_files(directory):
+                    log.warning(
+                        "--ech-key-dir %s holds no ECH key files (*.pem): ECH is "
+                        "not offered until one is added (ech keygen --rotate)",
+                        directory,
+                    )
+            self._audit_files(self.keyset)
+
+    def _audit_files(self, keyset: KeySet) -> None:
+        if not self._audit:
+            return
+        for entry in keyset.entries:
+            with contextlib.suppress(OSError):
+                seen = (entry.path, entry.path.stat().st_mode)
+                if seen not in self._audited:
+                    self._audited.add(seen)
+                    warn_if_exposed(entry.path, "ECH key")
 
     def __call__(self) -> ServerConfig:
         """The config for a new connection."""
@@ -298,6 +369,7 @@ class Keyring:
         self._failed = None
         self.keyset = keyset
         self._config = keyset.apply(self._base)  # one assignment: atomic
+        self._audit_files(keyset)
         if not keyset.entries and self._directories:
             log.warning("no ECH keys left in %s", ", ".join(map(str, self.sources)))
         log.info("ECH keys loaded: %s", keyset.describe())

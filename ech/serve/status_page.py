@@ -3,7 +3,13 @@
 Each request, whatever its method and path, gets a JSON object naming the
 ECH outcome and the negotiated parameters, so clients (ours, browsers,
 curl) can see what the server saw. It is an :mod:`ech.http` handler, so it
-answers over HTTP/1.1 and HTTP/2 alike.
+answers over HTTP/1.1, HTTP/2 and HTTP/3 alike.
+
+A request sent as 0-RTT data (``ech serve --early-data``) is answered like
+any other, and like any other only once the handshake is complete
+(:mod:`ech.http.server` says why that makes a replay harmless, RFC 8470
+§3); ``early_data`` says whether the connection's early data was
+accepted, in which case the request answered first is the one sent early.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ def status_fields(handshake: HandshakeComplete) -> dict[str, str | bool | None]:
         "alpn": handshake.alpn_protocol,
         "resumed": handshake.resumed,
         "hello_retry": handshake.hello_retry,
+        "early_data": str(handshake.early_data),
     }
 
 
@@ -41,13 +48,17 @@ async def status_page(request: Request, info: ConnectionInfo) -> Response:
     """The status JSON of the connection ``request`` came on.
 
     Besides :func:`status_fields`, ``http_version``: ``http/1.1``, ``h2`` or
-    ``h3``, the HTTP the request came in.
+    ``h3``, the HTTP the request came in; and ``client_certificate_subject``:
+    the subject (RFC 4514) of the certificate the client authenticated with
+    (``ech serve --client-ca``, RFC 8446 §4.4.2; with ECH in the inner
+    handshake), or null.
     """
     if info.tls is None:  # only ever served over TLS
         return text_response(404, "not found")
     fields = {
         **status_fields(info.tls),
         "http_version": HTTP_VERSIONS[info.http_version],
+        "client_certificate_subject": info.tls.client_certificate_subject,
     }
     body = json.dumps(fields, indent=2).encode() + b"\n"
     return Response(200, (("content-type", "application/json"),), body)

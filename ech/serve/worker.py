@@ -9,9 +9,10 @@ JSON object per line.
 Supervisor to worker:
 
 * first, the :class:`WorkerSpec`: ``{"worker": 1, "options": {...},
-  "tcp_fd": 4, "udp_fd": 5, "log_level": 20}`` (the
+  "tcp_fd": 4, "udp_fd": 5, "log_level": 20, "ticket_key": "..."}`` (the
   :class:`~ech.serve.app.ServeOptions` as :meth:`~ech.serve.app.
-  ServeOptions.to_json` writes them);
+  ServeOptions.to_json` writes them; the session ticket key all workers
+  share, in hex: a secret, which is why it travels here and nowhere else);
 * then commands: ``{"op": "metrics"}`` (answered with a snapshot),
   ``{"op": "reload"}`` (read the ECH keys again), ``{"op": "stop"}``
   (graceful shutdown, as SIGTERM is to a single process) and
@@ -34,6 +35,7 @@ gracefully instead of serving on unsupervised.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import signal
@@ -99,6 +101,8 @@ class WorkerSpec:
         tcp_fd: the inherited listening TCP socket.
         udp_fd: the inherited UDP socket for QUIC, or None.
         log_level: the supervisor's logging level.
+        ticket_key: the session ticket key every worker shares, so that a
+            ticket resumes at any of them; None: the worker's own.
     """
 
     index: int
@@ -106,15 +110,18 @@ class WorkerSpec:
     tcp_fd: int
     udp_fd: int | None
     log_level: int = logging.INFO
+    ticket_key: bytes | None = dataclasses.field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as the first control message."""
+        key = self.ticket_key
         return {
             "worker": self.index,
             "options": self.options.to_json(),
             "tcp_fd": self.tcp_fd,
             "udp_fd": self.udp_fd,
             "log_level": self.log_level,
+            "ticket_key": key.hex() if key is not None else None,
         }
 
     @classmethod
@@ -126,12 +133,14 @@ class WorkerSpec:
         """
         try:
             udp_fd = data["udp_fd"]
+            key = data["ticket_key"]
             return cls(
                 index=int(data["worker"]),
                 options=ServeOptions.from_json(data["options"]),
                 tcp_fd=int(data["tcp_fd"]),
                 udp_fd=int(udp_fd) if udp_fd is not None else None,
                 log_level=int(data["log_level"]),
+                ticket_key=bytes.fromhex(key) if key is not None else None,
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"bad worker spec: {error!r}") from None
@@ -211,11 +220,16 @@ async def run_worker(control: socket.socket) -> None:
     )
     options = spec.options
     metrics = Metrics()
-    keyring = service_keyring(options, metrics)
+    # The supervisor audited the files (warnings once, not once per worker).
+    keyring = service_keyring(options, metrics, ticket_key=spec.ticket_key, audit=False)
     listener = socket.socket(fileno=spec.tcp_fd)
     udp = socket.socket(fileno=spec.udp_fd) if spec.udp_fd is not None else None
+    limits = options.limits
     observer = ConnectionLog(
-        metrics, max_connections=options.limits.max_connections, worker=spec.index
+        metrics,
+        max_connections=limits.max_connections,
+        per_address=limits.per_address,
+        worker=spec.index,
     )
     service = await start_service(
         options, keyring, observer, listener, udp=udp, quic=udp is not None

@@ -80,7 +80,21 @@ second's counts). Two families are the supervisor's: ``ech_workers``
 
 **Limits.** ``--max-connections`` and the other limits apply to each worker,
 as nginx's ``worker_connections`` does: N workers hold up to N times
-``--max-connections``.
+``--max-connections``, and one client address up to N times
+``--max-connections-per-address`` (the kernel spreads one address's
+connections over the workers by their ports).
+
+**Session tickets and 0-RTT.** The supervisor draws one ticket key and
+gives it to every worker in its spec (over the control channel, never on
+a command line or in a log), so a ticket issued by one worker resumes at
+any other, and at a worker restarted in its slot; a new supervisor draws a
+new key. Each worker keeps its own 0-RTT anti-replay record
+(``--early-data``): a ClientHello replayed to another worker can have its
+early data accepted there once (RFC 8446 §8 says the same of any record
+not shared), but a replayed ClientHello never completes its handshake,
+and ``ech serve`` answers a request sent as early data only once the
+handshake is complete (:mod:`ech.http.server`), so the replay is never
+answered.
 """
 
 from __future__ import annotations
@@ -88,6 +102,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -100,6 +115,7 @@ from ech.aio.server import CLOSE_TIMEOUT
 from ech.serve.app import ServeError, ServeOptions, service_keyring
 from ech.serve.metrics import METRICS, Metric, Metrics, Snapshot
 from ech.serve.metrics_endpoint import start_metrics_server
+from ech.serve.summary import print_summary
 from ech.serve.worker import (
     CONTROL_LIMIT,
     WorkerSpec,
@@ -347,6 +363,8 @@ class _Supervisor:
         self.sockets = ListeningSockets(*options.listen, tcp=())
         self.metrics = Metrics((*METRICS, *WORKER_METRICS))
         self.retired = Metrics(self.metrics.families)
+        #: Every worker seals its session tickets with this one key.
+        self.ticket_key = os.urandom(32)
         self.keyring = service_keyring(
             options, self.metrics, on_new_keys=self._reload_workers
         )
@@ -404,6 +422,7 @@ class _Supervisor:
             tcp.fileno(),
             udp.fileno() if udp else None,
             logging.getLogger().getEffectiveLevel(),
+            ticket_key=self.ticket_key,
         )
         worker.send(spec.to_json())
         if self.stopping.is_set():
@@ -706,11 +725,20 @@ async def supervise(options: ServeOptions, say: Callable[[str], None]) -> None:
         else None
     )
     say(f"listening on {sockets.host}:{sockets.port}")
+    metrics_address: tuple[str, int] | None = None
     if metrics_server is not None:
-        metrics_host, metrics_port = metrics_server.sockets[0].getsockname()[:2]
-        say(f"metrics on {metrics_host}:{metrics_port}")
+        metrics_address = metrics_server.sockets[0].getsockname()[:2]
+        say(f"metrics on {metrics_address[0]}:{metrics_address[1]}")
     if options.http3:
         say(f"http3 on {sockets.host}:{sockets.port}")
+    print_summary(
+        supervisor.keyring,
+        options.certs,
+        (sockets.host, sockets.port),
+        http3=options.http3,
+        doh_path=options.doh,
+        metrics=metrics_address,
+    )
     try:
         await stop.wait()
         await supervisor.stop(now)

@@ -6,6 +6,8 @@
   CA the client must not trust, and ECH keys made with ``ech keygen``.
 * :func:`server`: ``ech serve`` on a free loopback port for the module
   (:func:`tests.harness.serve.serve_process`, which the tests also use).
+* :func:`tls_files`: a CA, leaves, a client certificate and an ECH key for
+  the TLS feature tests (:mod:`tests.cli.tls_files`), per module.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.tls_files import Files, make_files
 from tests.harness.pki import TestPKI
 from tests.harness.serve import (
     ServeProcess,
@@ -120,6 +123,12 @@ def server(
         command=ech_command,
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Files:
+    """:func:`tests.cli.tls_files.make_files` in a fresh directory."""
+    return make_files(tmp_path_factory.mktemp("tls-cli"))
 
 
 def shell_lines(text: str) -> list[str]:

@@ -136,12 +136,24 @@ class ServeProcess:
         return _log_lines(self.log(), "connection")
 
     def handshakes(self, since: int = 0) -> list[dict[str, Any]]:
-        """The ``handshake {json}`` log lines from offset ``since`` on, parsed.
+        """The connection lines from offset ``since`` on whose handshake completed.
 
-        ``ech serve`` logs one per completed handshake; a handshake that
-        fails (e.g. the client aborts after an ECH rejection) logs none.
+        ``ech serve`` logs one line per connection, when it ends; one whose
+        handshake failed (e.g. the client aborts after an ECH rejection)
+        has ``handshake_ms`` null. A client that has just finished may be
+        ahead of its line: :meth:`wait_handshakes` waits for it.
         """
-        return _log_lines(self.log()[since:], "handshake")
+        lines = _log_lines(self.log()[since:], "connection")
+        return [line for line in lines if line["handshake_ms"] is not None]
+
+    def wait_handshakes(self, since: int, count: int) -> list[dict[str, Any]]:
+        """:meth:`handshakes` from ``since``, once there are ``count``."""
+        deadline = time.monotonic() + IO_TIMEOUT
+        while len(found := self.handshakes(since)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} handshakes: {self.log()}")
+            time.sleep(0.02)
+        return found
 
     def worker_pids(self) -> dict[int, int]:
         """The pid serving in each worker slot, by its latest ``serving`` line."""

@@ -261,7 +261,6 @@ class Result:
     def server_events(self, server: str, kind: str) -> list[dict[str, Any]]:
         """The ``KIND {json}`` lines ``ech serve`` logged, parsed, in order.
 
-        ``handshake``: one per completed handshake (the status page fields);
         ``connection``: one per connection when it ends, failed handshakes
         included (``outcome``, ``alert_received``, ...).
         """
@@ -269,8 +268,9 @@ class Result:
         return [json.loads(m[1]) for m in _LOG_EVENT.findall(text) if m[0] == kind]
 
     def handshakes(self, server: str) -> list[dict[str, Any]]:
-        """The ``handshake {...}`` lines ``ech serve`` logged, parsed."""
-        return self.server_events(server, "handshake")
+        """The connection lines ``ech serve`` logged for completed handshakes."""
+        lines = self.server_events(server, "connection")
+        return [line for line in lines if line["handshake_ms"] is not None]
 
 
 # -- outside: run a scenario in a namespace ----------------------------------------

@@ -299,7 +299,8 @@ def test_get_discovers_ech_through_bind(site: Site) -> None:
     assert outcome["ech_from_dns"] is True, outcome
     assert outcome["retried"] is False, outcome
     check_accepted(status_json(outcome["body"].encode()))  # what the server saw
-    assert [h["ech_status"] for h in site.server.handshakes(since)] == ["accepted"]
+    handshakes = site.server.wait_handshakes(since, 1)
+    assert [h["ech_status"] for h in handshakes] == ["accepted"]
 
 
 # -- 2. curl_cffi with CURLOPT_DOH_URL → BIND -----------------------------------------

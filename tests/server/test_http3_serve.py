@@ -14,7 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ech.aio import ConnectionReport, Observer, open_connection
+import pytest
+
+from ech.aio import ConnectionReport, Limits, Observer, open_connection
 from ech.client.config import ClientConfig
 from ech.http import fetch_async
 from ech.keys import write_ech_key
@@ -208,3 +210,46 @@ def test_quic_report_says_why_ech_was_not_accepted(server_pki: ServerPKI) -> Non
     assert [(str(r.ech_status), str(r.ech_reason)) for r in reports] == [
         ("rejected", "grease_shaped")
     ]
+
+
+def test_quic_per_address_limit(server_pki: ServerPKI) -> None:
+    """One address holds at most its share over QUIC too, refused as ``per_address``."""
+    refused: list[str] = []
+    closed: list[ConnectionReport] = []
+
+    class Collect(Observer):
+        def connection_refused(self, peer: str, reason: str) -> None:
+            refused.append(reason)
+
+        def connection_closed(self, report: ConnectionReport) -> None:
+            closed.append(report)
+
+    async def main() -> int:
+        config = replace(server_pki.server_config(), alpn_protocols=("h3",))
+        limits = Limits(max_connections=10, max_connections_per_address=1)
+        server = HTTP3Server(config, status_page, limits=limits, observer=Collect())
+        await server.start("127.0.0.1", 0)
+        h3_config = replace(server_pki.client_config(), alpn_protocols=("h3",))
+        try:
+            async with asyncio.timeout(IO_TIMEOUT):
+                async with await open_http3(
+                    "127.0.0.1", server.port, h3_config, PUBLIC_NAME
+                ) as held:
+                    assert (await held.request()).status == 200
+                    with pytest.raises(ConnectionError):
+                        await open_http3(
+                            "127.0.0.1", server.port, h3_config, PUBLIC_NAME
+                        )
+                while not closed:  # the held one, reported once closed
+                    await asyncio.sleep(0.01)
+                # Its slot is free again.
+                async with await open_http3(
+                    "127.0.0.1", server.port, h3_config, PUBLIC_NAME
+                ) as again:
+                    status = (await again.request()).status
+        finally:
+            await server.shutdown(0)
+        return status
+
+    assert asyncio.run(main()) == 200
+    assert refused == ["per_address"]

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from ech.aio import Limits, TLSStream, open_connection
+from ech.aio.limits import address_key
 from ech.client.config import ClientConfig
 from ech.client.connection import ClientConnection
 from ech.errors import DecodeError, MessageTooLong, PeerAlert, TLSError
@@ -209,7 +210,8 @@ def test_garbage_flood_is_refused_quickly(server_pki: ServerPKI) -> None:
 
 
 def test_max_connections_closes_extra_ones_at_once(server_pki: ServerPKI) -> None:
-    limits = Limits(max_connections=3)
+    # Every client is 127.0.0.1 here: let one address take every slot.
+    limits = Limits(max_connections=3, max_connections_per_address=3)
     client = server_pki.client_config()
 
     async def connect(port: int) -> TLSStream:
@@ -283,3 +285,29 @@ def test_client_that_never_reads_is_dropped(server_pki: ServerPKI) -> None:
             assert outcomes(running.metrics, "idle_timeout") == 1
 
     asyncio.run(main())
+
+
+# the per-address limit's key and default -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "key"),
+    [
+        ("127.0.0.2", "127.0.0.2"),
+        ("::ffff:127.0.0.2", "127.0.0.2"),  # IPv4-mapped: the IPv4 address
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),  # RFC 6177: a /64 each
+        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("/run/ech.sock", "/run/ech.sock"),  # not an address: itself
+    ],
+)
+def test_address_key(host: str, key: str) -> None:
+    assert address_key(host) == key
+
+
+def test_per_address_default_is_half_of_max_connections() -> None:
+    assert Limits(max_connections=50).per_address == 25
+    assert Limits(max_connections=1).per_address == 1
+    assert Limits(max_connections=50, max_connections_per_address=7).per_address == 7
+    with pytest.raises(ValueError, match="max_connections_per_address"):
+        Limits(max_connections_per_address=0)

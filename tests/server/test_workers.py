@@ -38,7 +38,8 @@ LINE_FIELDS = {
     "peer", "outcome", "ech_status", "outer_server_name", "server_name",
     "tls_version", "cipher_suite", "group", "alpn", "backend", "resumed",
     "hello_retry", "handshake_ms", "duration_ms", "alert_sent",
-    "alert_received", "error", "ech_reason", "worker",
+    "alert_received", "error", "ech_reason", "early_data",
+    "client_certificate_subject", "worker",
 }  # fmt: skip
 
 

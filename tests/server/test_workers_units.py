@@ -21,6 +21,7 @@ from ech.serve.workers import (
     listening_sockets,
     reuse_port_balances,
 )
+from tests.server.conftest import ServerPKI
 
 # sockets ---------------------------------------------------------------------------
 
@@ -170,22 +171,31 @@ def test_options_survive_the_trip_to_a_worker(tmp_path: Path) -> None:
             max_client_hello=4096,
             buffer_size=8192,
             shutdown_timeout=0.25,
+            max_connections_per_address=3,
         ),
         backends={"api.example": ("10.0.0.2", 443)},
         backend_mode=True,
         http3=True,
         workers=3,
+        request_head_timeout=2.5,
+        client_ca=tmp_path / "clients.pem",
+        require_client_certificate=True,
+        early_data=4096,
     )
     # Every field differs from its default, so a field the codec forgets fails.
     defaults = ServeOptions(listen=("", 0), certs=(), keys=())
     for field in dataclasses.fields(ServeOptions):
         if field.name not in ("listen", "certs", "keys"):
             assert getattr(options, field.name) != getattr(defaults, field.name)
-    spec = WorkerSpec(2, options, tcp_fd=5, udp_fd=None, log_level=10)
+    spec = WorkerSpec(
+        2, options, tcp_fd=5, udp_fd=None, log_level=10, ticket_key=bytes(range(32))
+    )
     line = encode_message(spec.to_json())
     assert line.endswith(b"\n")
     assert line.count(b"\n") == 1
     assert WorkerSpec.from_json(decode_message(line)) == spec
+    # The shared session ticket key is a secret: never in a repr (logs).
+    assert bytes(range(32)).hex() not in repr(spec)
 
 
 def test_bad_control_messages() -> None:
@@ -200,11 +210,27 @@ def test_bad_control_messages() -> None:
 # the flag ---------------------------------------------------------------------------
 
 
-def test_workers_default_is_one_per_cpu() -> None:
-    base = ["serve", "--listen", "127.0.0.1:0", "--cert", "c", "--key", "k"]
+def test_workers_default_is_one_per_cpu(server_pki: ServerPKI) -> None:
+    base = ["serve", "--listen", "127.0.0.1:0", *server_pki.cert_args()[:4]]
     parser = build_parser()
     assert serve_options(parser.parse_args(base)).workers == default_workers()
     assert serve_options(parser.parse_args([*base, "--workers", "3"])).workers == 3
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     expected = len(allowed) if allowed else os.cpu_count()
     assert default_workers() == expected
+
+
+def test_per_address_limit_default(server_pki: ServerPKI) -> None:
+    """Half of --max-connections; all of it on a split-mode backend, whose
+    clients are its few client-facing servers."""
+    base = ["serve", "--listen", "127.0.0.1:0", *server_pki.cert_args()[:4]]
+    base += ["--max-connections", "40"]
+    parser = build_parser()
+
+    def per_address(*args: str) -> int:
+        return serve_options(parser.parse_args([*base, *args])).limits.per_address
+
+    assert per_address() == 20
+    assert per_address("--backend-mode") == 40
+    assert per_address("--backend-mode", "--max-connections-per-address", "5") == 5
+    assert per_address("--max-connections-per-address", "30") == 30
