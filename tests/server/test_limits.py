@@ -120,12 +120,12 @@ def test_slowloris_clients_are_cut_off_and_others_served(server_pki: ServerPKI) 
                 asyncio.create_task(slowloris(running.port)) for _ in range(10)
             ]
             await asyncio.sleep(0.1)
-            started = time.monotonic()
             _, page = await fetch(running.port, server_pki.client_config(), PUBLIC_NAME)
             assert page["server_name"] == PUBLIC_NAME
-            assert time.monotonic() - started < 2.0  # not blocked by them
+            # Served while every slow client is still being held open.
+            assert not any(attacker.done() for attacker in attackers)
             held = await asyncio.gather(*attackers)
-            assert all(0.4 < seconds < 3.0 for seconds in held), held
+            assert all(seconds > 0.4 for seconds in held), held
             metrics = running.metrics
             assert outcomes(metrics, "handshake_timeout") == 10
             assert outcomes(metrics, "completed") == 1
@@ -249,7 +249,8 @@ def test_idle_connection_is_closed(server_pki: ServerPKI) -> None:
                 )
                 started = time.monotonic()
                 assert await stream.recv() == b""
-            assert 0.25 < time.monotonic() - started < 3.0
+            # Not before the deadline; the outcome below says why it closed.
+            assert time.monotonic() - started > 0.25
             await stream.close()
             async with asyncio.timeout(IO_TIMEOUT):
                 while running.service.open_connections:
