@@ -38,6 +38,17 @@ typecheck: $(TEST_STAMP)
 pytest: $(TEST_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
+# Every script in benchmarks/ (tests/test_benchmarks_run.py checks this list).
+BENCHMARKS := handshake ech_handshake quic_handshake ech_kem ech_keys ech_padding \
+	server_load workers_load
+
+bench: $(TEST_STAMP)
+	@for name in $(BENCHMARKS); do \
+		echo "== benchmarks/$$name.py"; \
+		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/$$name.py || exit 1; \
+		echo; \
+	done
+
 # The documentation (docs/): the conformance matrix must be current, the HTML
 # build has no warning and no unresolved reference, and every example in the
 # guides and docstrings runs (Sphinx's doctest builder).
@@ -83,11 +94,6 @@ fuzz-long: $(TEST_STAMP)
 		-k "parsers or decoders or reader or record_layer or truncated"
 	HYPOTHESIS_PROFILE=long HYPOTHESIS_LONG_EXAMPLES=3000 $(BIN)/pytest -q --timeout=0 \
 		--hypothesis-show-statistics tests/properties/test_testing_strategies.py
-
-bench: $(TEST_STAMP)
-	$(BIN)/python benchmarks/handshake.py
-	$(BIN)/python benchmarks/quic_handshake.py
-	$(BIN)/python benchmarks/workers_load.py
 
 clean:
 	rm -rf $(VENV) build dist docs/_build docs/api *.egg-info .pytest_cache .mypy_cache \

@@ -7,18 +7,21 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Self
 
 from ech.config import ECHConfigList, HpkeSymmetricCipherSuite
 from ech.errors import DecodeError, IllegalParameter
-from ech.tls.wire import Reader, Writer
+from ech.tls.wire import Reader, encode_opaque
 
 OUTER = 0
 INNER = 1
 #: The whole body of an inner-form ECHClientHello: just its type.
 INNER_BODY = bytes((INNER,))
 CONFIRMATION_LENGTH = 8
+#: type, cipher_suite (kdf_id, aead_id) and config_id of an outer ECHClientHello.
+_OUTER_HEADER = struct.Struct(">BHHB")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +35,14 @@ class ECHClientHelloOuter:
 
     def encode(self) -> bytes:
         """The extension body."""
-        w = Writer()
-        w.u8(OUTER)
-        w.u16(self.cipher_suite.kdf_id)
-        w.u16(self.cipher_suite.aead_id)
-        w.u8(self.config_id)
-        w.opaque(2, self.enc)
-        w.opaque(2, self.payload)
-        return w.getvalue()
+        suite = self.cipher_suite
+        return b"".join(
+            (
+                _OUTER_HEADER.pack(OUTER, suite.kdf_id, suite.aead_id, self.config_id),
+                encode_opaque(2, self.enc),
+                encode_opaque(2, self.payload),
+            )
+        )
 
     def with_payload(self, payload: bytes) -> Self:
         """A copy with another payload (for ClientHelloOuterAAD, §5.2)."""

@@ -14,7 +14,7 @@ from ech.errors import IllegalParameter
 from ech.tls.enums import ExtensionType
 from ech.tls.extensions import Extension
 from ech.tls.messages import ClientHello
-from ech.tls.wire import Reader, Writer
+from ech.tls.wire import Reader, encode_u16_list
 
 E = ExtensionType
 
@@ -23,11 +23,7 @@ def encode_outer_extensions(types: Sequence[int]) -> bytes:
     """``ExtensionType OuterExtensions<2..254>`` (ECH-26)."""
     if not 1 <= len(types) <= 127:
         raise ValueError("ech_outer_extensions names 1 to 127 extensions")
-    w = Writer()
-    with w.vector(1):
-        for ext_type in types:
-            w.u16(ext_type)
-    return w.getvalue()
+    return encode_u16_list(tuple(types), 1)
 
 
 def decode_outer_extensions(data: bytes) -> tuple[int, ...]:
@@ -37,7 +33,7 @@ def decode_outer_extensions(data: bytes) -> tuple[int, ...]:
         DecodeError: malformed, empty or odd-length.
     """
     r = Reader(data)
-    types = tuple(r.items(1, r.u16, min_len=2, max_len=254))
+    types = r.u16_items(1, min_len=2, max_len=254)
     r.expect_end()
     return types
 

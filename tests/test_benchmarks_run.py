@@ -12,7 +12,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 CASES = [
     ("handshake.py", ["--count", "3"], "server vs aioquic"),
-    ("ech_handshake.py", ["--count", "3"], "ECH cost (server)"),
+    ("ech_handshake.py", ["--count", "3", "--idle", "3"], "ECH cost (server)"),
     ("quic_handshake.py", ["--count", "2", "--warmup", "1"], "server vs aioquic"),
     ("ech_kem.py", ["--count", "2"], "SetupR+Open"),
     ("ech_keys.py", ["--count", "2"], "trial"),
@@ -24,6 +24,18 @@ CASES = [
         "handshakes/s",
     ),
 ]
+
+
+#: Modules of benchmarks/ that are shared helpers, not benchmarks.
+HELPERS = {"timing.py"}
+
+
+def test_every_benchmark_is_smoke_tested_and_run_by_make_bench() -> None:
+    scripts = {p.name for p in BENCHMARKS.glob("*.py")} - HELPERS
+    assert scripts == {c[0] for c in CASES}
+    makefile = (BENCHMARKS.parent / "Makefile").read_text()
+    line = makefile.split("BENCHMARKS :=", 1)[1].split("\n\n", 1)[0]
+    assert set(line.replace("\\", " ").split()) == {s[:-3] for s in scripts}
 
 
 @pytest.mark.parametrize(("script", "args", "header"), CASES, ids=[c[0] for c in CASES])

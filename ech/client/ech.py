@@ -19,7 +19,7 @@ from ech.extension import (
     ECHClientHelloOuter,
     parse_client_hello_extension,
 )
-from ech.inner import compress, encode_client_hello_inner, padding_length
+from ech.inner import compress, padding_length
 from ech.tls import extensions as ext
 from ech.tls.enums import ExtensionType
 from ech.tls.extensions import Extension, OfferedPsks, PskIdentity
@@ -147,9 +147,9 @@ def _encoded_inner(inner: ClientHello, maximum_name_length: int) -> bytes:
     )
     sni = inner.extension(E.SERVER_NAME)
     name_length = len(ext.decode_server_name(sni)) if sni is not None else None
-    encoded_length = len(compressed.encode())
-    padding = padding_length(encoded_length, name_length, maximum_name_length)
-    return encode_client_hello_inner(compressed, padding)
+    encoded = compressed.encode()  # once: its length sets the padding
+    padding = padding_length(len(encoded), name_length, maximum_name_length)
+    return encoded + bytes(padding)  # as encode_client_hello_inner does
 
 
 @dataclasses.dataclass
@@ -288,4 +288,4 @@ def with_extension_before_psk(hello: ClientHello, extension: Extension) -> Clien
     """``hello`` with ``extension`` added, keeping pre_shared_key last."""
     extensions = [e for e in hello.extensions if e.type != extension.type]
     _insert_before_psk(extensions, extension)
-    return dataclasses.replace(hello, extensions=tuple(extensions))
+    return hello.with_extensions(tuple(extensions))

@@ -360,8 +360,8 @@ class ClientHandshake(Handshake):
 
     def _sni(self) -> str | None:
         name = self.server_name
-        if name is None:
-            return None
+        if name is None or not ext.may_be_ip_address(name):
+            return name
         try:
             ipaddress.ip_address(name)
         except ValueError:

@@ -177,6 +177,18 @@ class ServerConfig:
             return None
         return ECHConfigList(tuple(key.config for key in self.ech_keys))
 
+    @functools.cached_property
+    def ech_flight_policy(self) -> PaddingPolicy:
+        """The record padding of a flight with ECH accepted (computed once).
+
+        See :func:`ech.server.padding.ech_flight_padding`; it depends only on
+        this configuration, and every ECH-accepted handshake needs it.
+        """
+        # Imported here: ech.server.padding reads ServerConfig.
+        from ech.server.padding import ech_flight_padding
+
+        return ech_flight_padding(self)
+
     def __post_init__(self) -> None:
         if not self.certificates:
             raise ValueError("a server needs at least one certificate")

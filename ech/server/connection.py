@@ -11,7 +11,6 @@ from ech.server.config import ServerConfig
 from ech.server.ech import ECHRejectReason
 from ech.server.events import ForwardToBackend
 from ech.server.handshake import NameRequiresECH, ServerHandshake, ServerState
-from ech.server.padding import ech_flight_padding
 from ech.tls.connection import Connection
 from ech.tls.enums import CipherSuite, NamedGroup
 from ech.tls.events import EarlyDataStatus, Event
@@ -51,7 +50,7 @@ class ServerConnection(Connection):
             and self.handshake.ech_status is ECHStatus.ACCEPTED
             and self.config.ech_flight_padding
         ):
-            return ech_flight_padding(self.config)
+            return self.config.ech_flight_policy
         return None
 
     def _deliver(self, event: Event) -> Event:

@@ -1144,6 +1144,11 @@ class ServerHandshake(Handshake):
         )
         self._client_finished_hash = self._transcript.digest()
         self._stage = _Connected(suite)
+        # Nothing after the client's Finished is hashed, and the HPKE context
+        # only ever opens a second ClientHello (§7.1.1): an idle connection
+        # keeps neither.
+        self._transcript = Transcript()
+        self._ech = None
         cipher_suite = self.cipher_suite
         if cipher_suite is None:
             raise RuntimeError("internal error: no cipher suite")

@@ -11,6 +11,7 @@ machine's job, so test harnesses can still build deliberately bad messages.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Self
@@ -18,7 +19,7 @@ from typing import Self
 import idna
 
 from ech.tls.errors import DecodeError, IllegalParameter
-from ech.tls.wire import Reader, Writer, encode_u16_list
+from ech.tls.wire import Reader, Writer, encode_typed_opaques, encode_u16_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,20 +45,17 @@ class HasExtensions:
 
     def has_extension(self, ext_type: int) -> bool:
         """Whether an extension of ``ext_type`` is present."""
-        return any(ext.type == ext_type for ext in self.extensions)
+        return self.extension(ext_type) is not None
 
 
 def read_extensions(r: Reader, *, min_len: int = 0) -> tuple[Extension, ...]:
     """Read an ``Extension extensions<min_len..2^16-1>`` block."""
-    return tuple(Extension(t, d) for t, d in r.typed_opaques(2, min_len=min_len))
+    return tuple(itertools.starmap(Extension, r.typed_opaques(2, min_len=min_len)))
 
 
 def write_extensions(w: Writer, extensions: Iterable[Extension]) -> None:
     """Write an extension block."""
-    with w.vector(2):
-        for ext in extensions:
-            w.u16(ext.type)
-            w.opaque(2, ext.data)
+    w.opaque(2, encode_typed_opaques((ext.type, ext.data) for ext in extensions))
 
 
 def check_unique(extensions: Sequence[Extension]) -> None:
@@ -66,6 +64,9 @@ def check_unique(extensions: Sequence[Extension]) -> None:
     Raises:
         IllegalParameter: a type appears twice.
     """
+    types = [ext.type for ext in extensions]
+    if len(set(types)) == len(types):
+        return
     seen: set[int] = set()
     for ext in extensions:
         if ext.type in seen:
@@ -111,6 +112,16 @@ def decode_server_name(data: bytes) -> str:
 _LDH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
 
+def may_be_ip_address(name: str) -> bool:
+    """Whether ``ipaddress`` might read ``name`` as an address.
+
+    IPv4 literals are digits and dots, IPv6 ones have a colon. Most names
+    are neither, and a failed ``ipaddress.ip_address`` raises twice (about
+    10 us per hello), so it is tried only on these.
+    """
+    return ":" in name or name.replace(".", "").isdigit()
+
+
 def check_host_name(name: str) -> None:
     """RFC 6066 §3: a HostName is a DNS name, and nothing else.
 
@@ -134,12 +145,13 @@ def check_host_name(name: str) -> None:
         raise IllegalParameter("server_name is empty or longer than 253 bytes")
     if name.endswith("."):
         raise IllegalParameter("server_name has a trailing dot (RFC 6066 §3)")
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        pass
-    else:
-        raise IllegalParameter("server_name is an IP address (RFC 6066 §3)")
+    if may_be_ip_address(name):
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            pass
+        else:
+            raise IllegalParameter("server_name is an IP address (RFC 6066 §3)")
     for label in name.split("."):
         if not 1 <= len(label) <= 63:
             raise IllegalParameter("server_name has an empty or too long label")

@@ -21,7 +21,7 @@ from ech.tls.extensions import (
     read_extensions,
     write_extensions,
 )
-from ech.tls.wire import Reader, Writer, handshake_header
+from ech.tls.wire import Reader, Writer, encode_u16_list, handshake_header
 
 #: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest").
 HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
@@ -83,8 +83,12 @@ class Message(HasExtensions):
 
     def with_extension(self, ext: Extension) -> Self:
         """A copy with ``ext`` replacing its namesake in place (or appended)."""
+        return self.with_extensions(replace_extension(self.extensions, ext))
+
+    def with_extensions(self, extensions: tuple[Extension, ...]) -> Self:
+        """A copy with another extension block."""
         return dataclasses.replace(  # type: ignore[type-var]  # subclasses are dataclasses
-            self, extensions=replace_extension(self.extensions, ext)
+            self, extensions=extensions
         )
 
     def without_extension(self, ext_type: int) -> Self:
@@ -124,13 +128,24 @@ class ClientHello(Message):
         extensions = read_extensions(r, min_len=8)
         return cls(random, session_id, suites, extensions, legacy_version, compression)
 
+    def with_extensions(self, extensions: tuple[Extension, ...]) -> Self:
+        """A copy with another extension block (ClientHelloOuterAAD, §5.2)."""
+        # Built directly: dataclasses.replace costs twice as much, on a hot path.
+        return type(self)(
+            self.random,
+            self.legacy_session_id,
+            self.cipher_suites,
+            extensions,
+            self.legacy_version,
+            self.legacy_compression_methods,
+            self.extensions_absent,
+        )
+
     def _write(self, w: Writer) -> None:
         w.u16(self.legacy_version)
         w.raw(self.random)
         w.opaque(1, self.legacy_session_id)
-        with w.vector(2):
-            for suite in self.cipher_suites:
-                w.u16(suite)
+        w.raw(encode_u16_list(self.cipher_suites, 2))
         w.opaque(1, self.legacy_compression_methods)
         if self.extensions or not self.extensions_absent:
             write_extensions(w, self.extensions)

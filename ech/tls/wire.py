@@ -10,7 +10,7 @@ prefix is our bug and raises ``ValueError``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Literal, TypeVar
 
 from ech.tls.errors import DecodeError
@@ -80,10 +80,14 @@ class Reader:
         self, prefix: LengthPrefix, *, min_len: int = 0, max_len: int | None = None
     ) -> bytes:
         """Read ``opaque x<min_len..max_len>`` with a ``prefix``-byte length."""
-        length = self.uint(prefix)
+        # The most frequent read: length and body taken here, not via uint/raw.
+        data = self._data
+        start = self._take(prefix)
+        length = int.from_bytes(data[start : start + prefix], "big")
         if length < min_len or (max_len is not None and length > max_len):
             raise DecodeError(f"vector length {length} out of range")
-        return self.raw(length)
+        start = self._take(length)
+        return data[start : start + length]
 
     def u16_items(
         self, prefix: LengthPrefix, *, min_len: int = 0, max_len: int | None = None
@@ -247,11 +251,31 @@ class Writer:
 
 def encode_u16_list(values: tuple[int, ...] | list[int], prefix: LengthPrefix) -> bytes:
     """Encode a vector of uint16 values, a shape TLS uses everywhere."""
-    w = Writer()
-    with w.vector(prefix):
-        for v in values:
-            w.u16(v)
-    return w.getvalue()
+    try:
+        body = struct.pack(f">{len(values)}H", *values)
+    except struct.error:
+        raise ValueError("a uint16 list value is out of range") from None
+    return encode_opaque(prefix, body)
+
+
+_TYPE_LENGTH = struct.Struct(">HH")
+
+
+def encode_typed_opaques(items: Iterable[tuple[int, bytes]]) -> bytes:
+    """``(uint16 type, opaque data<0..2^16-1>)`` pairs, without the outer length.
+
+    The inverse of :meth:`Reader.typed_opaques`: the shape of every
+    extension block (RFC 8446 §4.2). One ``struct`` call per item, as
+    every handshake message carries such a block.
+    """
+    parts: list[bytes] = []
+    try:
+        for item_type, data in items:
+            parts.append(_TYPE_LENGTH.pack(item_type, len(data)))
+            parts.append(data)
+    except struct.error:
+        raise ValueError("extension type or length out of range") from None
+    return b"".join(parts)
 
 
 class FrameBuffer:

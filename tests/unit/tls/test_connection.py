@@ -690,17 +690,21 @@ def test_compatibility_mode_sends_change_cipher_spec_once(
     assert ccs == [("server", 1), ("client", 0)]
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
 def test_ip_address_server_name(
-    client_config: ech.ClientConfig, server_config: ech.ServerConfig, ca: TestCA
+    client_config: ech.ClientConfig,
+    server_config: ech.ServerConfig,
+    ca: TestCA,
+    address: str,
 ) -> None:
-    sc = dataclasses.replace(server_config, certificates=(ca.issue("127.0.0.1"),))
-    pair = make_pair(client_config, sc, "127.0.0.1")
+    sc = dataclasses.replace(server_config, certificates=(ca.issue(address),))
+    pair = make_pair(client_config, sc, address)
     hello = split_handshake(parse_records(pair.client.data_to_send())[0][1])[0][1]
     parsed = ClientHello.parse(hello)
     assert not parsed.has_extension(E.SERVER_NAME)  # RFC 6066 §3
-    pair = make_pair(client_config, sc, "127.0.0.1")
+    pair = make_pair(client_config, sc, address)
     pair.pump()
-    assert _complete(pair.client_events).server_name == "127.0.0.1"
+    assert _complete(pair.client_events).server_name == address
     assert _complete(pair.server_events).server_name is None
 
 

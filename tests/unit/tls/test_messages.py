@@ -577,3 +577,13 @@ def test_message_classes_by_type() -> None:
     assert MESSAGE_CLASSES[HandshakeType.CLIENT_HELLO] is ClientHello
     assert MESSAGE_CLASSES[HandshakeType.KEY_UPDATE] is KeyUpdate
     assert HandshakeType.MESSAGE_HASH not in MESSAGE_CLASSES
+
+
+@pytest.mark.parametrize("absent", [False, True])
+def test_hello_copies_keep_every_other_field(absent: bool) -> None:
+    # with_extensions and with_random build their copies field by field (a hot
+    # path); a field added later must not be dropped on the way.
+    ch = ClientHello(b"r" * 32, b"s", (0x1301,), (), 0x0301, b"\x00", absent)
+    assert ch.with_extensions(ch.extensions) == ch
+    sh = ServerHello(b"r" * 32, b"s", 0x1301, (), 0x0301, 0, absent)
+    assert sh.with_random(sh.random) == sh
