@@ -18,8 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ech.arguments import server_name
-from ech.cli.parser import UsageError
+from ech.arguments import server_name, usage_error
 from ech.pki import (
     DEFAULT_NAMES,
     DEFAULT_PUBLIC_NAME,
@@ -115,11 +114,11 @@ def cmd_certs(args: argparse.Namespace) -> int:
             directory, args.public_name, args.name or DEFAULT_NAMES, force=args.force
         )
     except FileExistsError as error:
-        raise UsageError(
-            f"{error}; pass --force to replace them, or choose another DIR"
-        ) from None
+        usage_error(
+            "certs", f"{error}; pass --force to replace them, or choose another DIR"
+        )
     except (ValueError, OSError) as error:
-        raise UsageError(f"{directory}: {error}") from None
+        usage_error("certs", f"{directory}: {error}")
     loopback = ", ".join(LOOPBACK_NAMES)
     print(f"A throwaway CA and certificates in {directory}/ (keys 0600):")
     print(f"  {files.ca}  the CA to trust (--ca); its own key was not kept")

@@ -33,10 +33,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ech import dial
-from ech.arguments import ca_file, config_list
+from ech.arguments import ca_file, config_list, usage_error
 from ech.blocking import TLSSocket, _handshake
 from ech.cli.outcome import Summary, paint, plain_error, summarize
-from ech.cli.parser import UsageError
 from ech.client.config import ClientConfig
 from ech.client.ech import select_config
 from ech.config import ECHConfigList
@@ -226,7 +225,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     """Walk DNS, configs, handshake and the wire; exit 1 if the name showed."""
     url = urlsplit(args.url)
     if url.scheme != "https" or not url.hostname:
-        raise UsageError(f"{args.url}: give an https:// URL")
+        usage_error("diagnose", f"{args.url}: give an https:// URL")
     host, port = url.hostname, url.port or 443
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     alpn = ("h3",) if args.http3 else ("http/1.1",)

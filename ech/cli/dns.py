@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from ech import hpke
+from ech.arguments import usage_error
 from ech.cli.outcome import nothing_sent, paint, plain_error, summarize
-from ech.cli.parser import UsageError
 from ech.config import ECHConfig
 from ech.dial import explain_error, hpke_name
 from ech.dns.publish import (
@@ -74,7 +74,7 @@ def open_resolver(args: argparse.Namespace) -> DoHResolver:
     try:
         return DoHResolver(args.doh, cafile=args.ca)
     except (ValueError, OSError) as error:
-        raise UsageError(f"--doh {args.doh}: {error}") from None
+        usage_error(args.command, f"--doh {args.doh}: {error}")
 
 
 def _no_record(name: str, port: int) -> str:
@@ -139,7 +139,7 @@ def _transport(args: argparse.Namespace) -> ECHTransport:
     """The httpx transport ``ech get`` runs on, from its flags.
 
     Raises:
-        UsageError: the flags make no transport (a bad --doh URL).
+        SystemExit: the flags make no transport (a bad --doh URL), exit 2.
     """
     try:
         return ECHTransport(
@@ -153,7 +153,7 @@ def _transport(args: argparse.Namespace) -> ECHTransport:
             address=args.address,
         )
     except (ValueError, OSError) as error:
-        raise UsageError(str(error)) from None
+        usage_error(args.command, str(error))
 
 
 def _connection_fields(response: httpx.Response) -> dict[str, object]:
@@ -191,7 +191,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     """
     url = urlsplit(args.url)
     if url.scheme != "https" or not url.hostname:
-        raise UsageError(f"{args.url}: give an https:// URL")
+        usage_error(args.command, f"{args.url}: give an https:// URL")
     outcome: dict[str, object] = {"url": args.url, "ech_from_dns": False}
     status = 1
     body = b""
@@ -281,16 +281,18 @@ def cmd_dns_record(args: argparse.Namespace) -> int:
     keys and leaves the accept-only ones out.
     """
     if not args.ech_key and not args.ech_key_dir:
-        raise UsageError("give the keys with --ech-key FILE or --ech-key-dir DIR")
+        usage_error(
+            args.command, "give the keys with --ech-key FILE or --ech-key-dir DIR"
+        )
     try:
         # Paths whatever the flag's type gives (a checked file name is a str).
         keyset = load_keyset([Path(p) for p in args.ech_key], args.ech_key_dir)
     except KeyringError as error:
-        raise UsageError(str(error)) from None
+        usage_error(args.command, str(error))
     configs = keyset.retry_configs
     if configs is None:
         places = ", ".join(map(str, args.ech_key_dir))
-        raise UsageError(f"--ech-key-dir: no ECH key (*.pem) in {places}")
+        usage_error(args.command, f"--ech-key-dir: no ECH key (*.pem) in {places}")
     for warning in warnings_for(configs):
         print(f"warning: {warning}", file=sys.stderr)
     alpn = tuple(args.alpn) if args.alpn else DEFAULT_ALPN
@@ -311,6 +313,6 @@ def cmd_dns_record(args: argparse.Namespace) -> int:
             ipv6hint=args.ipv6hint or (),
         )
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        usage_error(args.command, str(error))
     print(line)
     return 0

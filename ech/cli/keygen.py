@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from ech import hpke
-from ech.arguments import in_range, non_negative
-from ech.cli.parser import UsageError
+from ech.arguments import in_range, non_negative, usage_error
 from ech.config import ECHConfigList
 from ech.keys import generate_ech_key, write_ech_key
 from ech.serve.keyring import KeyringError, rotate
@@ -40,14 +39,15 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if args.rotate is not None:
         return _rotate(args)
     if args.keep is not None or args.retire_after is not None:
-        raise UsageError("--keep and --retire-after need --rotate DIR")
+        usage_error("keygen", "--keep and --retire-after need --rotate DIR")
     if args.output.exists() and not args.force:
         # A new key in place of the published one: every client holding the
         # old HTTPS record is rejected until DNS catches up.
-        raise UsageError(
+        usage_error(
+            "keygen",
             f"-o {args.output} exists; pass --force to replace it (the"
             " ECHConfigList published for it then stops working), or use"
-            " --rotate DIR to rotate keys without breaking clients"
+            " --rotate DIR to rotate keys without breaking clients",
         )
     try:
         key = generate_ech_key(
@@ -58,10 +58,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         )
         write_ech_key(args.output, key)
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        usage_error("keygen", str(error))
     except OSError as error:
         reason = (error.strerror or str(error)).lower()
-        raise UsageError(f"-o {args.output}: {reason}") from None
+        usage_error("keygen", f"-o {args.output}: {reason}")
     print(ECHConfigList((key.config,)).to_base64())
     print(
         f"ech keygen: wrote the ECH private key to {args.output} (mode 0600);"
@@ -103,10 +103,10 @@ def _rotate(args: argparse.Namespace) -> int:
             retire_after=args.retire_after,
         )
     except (KeyringError, ValueError) as error:
-        raise UsageError(f"--rotate {args.rotate}: {error}") from None
+        usage_error("keygen", f"--rotate {args.rotate}: {error}")
     except OSError as error:
         reason = (error.strerror or str(error)).lower()
-        raise UsageError(f"--rotate {args.rotate}: {reason}") from None
+        usage_error("keygen", f"--rotate {args.rotate}: {reason}")
     _warn_short_retirement(args.retire_after)
     config_id = rotation.key.config.config_id
     print(f"advertised: {rotation.path} (config_id {config_id})", file=sys.stderr)

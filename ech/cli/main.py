@@ -10,7 +10,7 @@ from importlib import metadata
 from typing import cast
 
 from ech.cli import certs, connect, demo, diagnose, dns_flags, keygen, serve
-from ech.cli.parser import Parser, UsageError
+from ech.cli.parser import Parser
 from ech.fuzz import add_fuzz_command
 from ech.probe import client as probe_client
 from ech.probe import server as probe_server
@@ -112,9 +112,5 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    try:
-        status: int = args.func(args)
-    except UsageError as error:
-        print(f"ech {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    status: int = args.func(args)
     return status

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["HelpFormatter", "Parser", "UsageError", "closest"]
+__all__ = ["HelpFormatter", "Parser", "closest"]
 
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:
@@ -134,13 +134,3 @@ class Parser(argparse.ArgumentParser):
         if len(names) <= 20:
             message += f" (choose from {', '.join(names)})"
         raise argparse.ArgumentError(action, message)
-
-
-class UsageError(Exception):
-    """The command line asks for something that cannot be done: exit status 2.
-
-    Raised by a command after parsing (a flag combination argparse cannot
-    express, a file that does not hold what it should); :func:`ech.cli.main`
-    prints ``ech COMMAND: MESSAGE`` and returns 2, as argparse does for its
-    own errors, so scripts can tell "fix the command" from "it failed".
-    """

@@ -238,7 +238,9 @@ def test_dns_record_rejects_a_bad_hint(
     assert main(["keygen", "--public-name", "public.test", "-o", str(key)]) == 0
     capsys.readouterr()
     args = ["--port", "8443", "--ipv4hint", "::1"]
-    assert main(["dns-record", "www.example.test", "--ech-key", str(key), *args]) == 2
+    with pytest.raises(SystemExit) as leaving:
+        main(["dns-record", "www.example.test", "--ech-key", str(key), *args])
+    assert leaving.value.code == 2
     assert re.match(r"^ech dns-record: error: .*::1", capsys.readouterr().err)
 
 
@@ -296,7 +298,9 @@ def test_dns_record_without_a_key_says_which_flag(
     elif make == "not-a-key":
         (tmp_path / "cert.pem").write_text("not a key\n")
         args += ["--ech-key-dir", str(tmp_path)]
-    assert main(args) == 2  # a usage error
+    with pytest.raises(SystemExit) as leaving:
+        main(args)
+    assert leaving.value.code == 2  # a usage error
     message = capsys.readouterr().err
     assert message.startswith("ech dns-record: error: ")
     expected = {
