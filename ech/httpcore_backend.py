@@ -28,7 +28,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -138,6 +138,47 @@ class Flavor:
                 raise
             ours: BaseException | None = getattr(error, "ech_error", None)
             raise target(str(error)) from (ours or error)
+
+
+class MappedByteStream:
+    """A response body from httpcore whose errors reach the caller as httpx's.
+
+    Mixed into each flavour's ``httpx.SyncByteStream`` subclass (httpx checks
+    the base class), so ``ech.httpx`` and ``ech.httpx2`` share the body.
+    """
+
+    def __init__(self, stream: Iterable[bytes], flavor: Flavor) -> None:
+        self._stream = stream
+        self._flavor = flavor
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self._flavor.mapped():
+            yield from self._stream
+
+    def close(self) -> None:
+        """Close httpcore's stream, which returns the connection to the pool."""
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+class AsyncMappedByteStream:
+    """The asyncio twin of :class:`MappedByteStream`."""
+
+    def __init__(self, stream: AsyncIterator[bytes], flavor: Flavor) -> None:
+        self._stream = stream
+        self._flavor = flavor
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with self._flavor.mapped():
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        """Close httpcore's stream, which returns the connection to the pool."""
+        aclose = getattr(self._stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def failed(kind: type[Exception], error: BaseException) -> Exception:

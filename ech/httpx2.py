@@ -17,47 +17,28 @@ installed with this package (dnspython's DoH client uses it)::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
-
 import httpcore2
 import httpx2
 
-from ech.httpcore_backend import AsyncCore, Flavor, SyncCore
+from ech.httpcore_backend import (
+    AsyncCore,
+    AsyncMappedByteStream,
+    Flavor,
+    MappedByteStream,
+    SyncCore,
+)
 
 __all__ = ["AsyncECHTransport", "ECHTransport"]
 
 FLAVOR = Flavor(httpx2, httpcore2)
 
 
-class _ResponseStream(httpx2.SyncByteStream):
-    def __init__(self, stream: Iterable[bytes], flavor: Flavor) -> None:
-        self._stream = stream
-        self._flavor = flavor
-
-    def __iter__(self) -> Iterator[bytes]:
-        with self._flavor.mapped():
-            yield from self._stream
-
-    def close(self) -> None:
-        close = getattr(self._stream, "close", None)
-        if close is not None:
-            close()
+class _ResponseStream(MappedByteStream, httpx2.SyncByteStream):
+    """httpcore's response body as httpx2 reads it."""
 
 
-class _AsyncResponseStream(httpx2.AsyncByteStream):
-    def __init__(self, stream: AsyncIterator[bytes], flavor: Flavor) -> None:
-        self._stream = stream
-        self._flavor = flavor
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with self._flavor.mapped():
-            async for part in self._stream:
-                yield part
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
+class _AsyncResponseStream(AsyncMappedByteStream, httpx2.AsyncByteStream):
+    """httpcore's response body as httpx2 reads it, on asyncio."""
 
 
 class ECHTransport(SyncCore, httpx2.BaseTransport):

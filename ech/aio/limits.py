@@ -36,11 +36,12 @@ Limits (defaults here; ``ech serve`` flags in brackets):
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from dataclasses import dataclass
 
 from ech.errors import ConnectionClosedError
 
-__all__ = ["ConnectionTimeoutError", "Limits", "address_key"]
+__all__ = ["AddressCounts", "ConnectionTimeoutError", "Limits", "address_key"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,31 @@ def address_key(host: str) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+class AddressCounts:
+    """Open connections per client address (its :func:`address_key`).
+
+    The TCP and the QUIC server both hold one, so ``per_address`` means the
+    same on both: :meth:`take` before serving, :meth:`give_back` after.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held: Counter[str] = Counter()
+
+    def take(self, client: str) -> bool:
+        """Count one more connection from ``client``; False at the limit."""
+        if self._held[client] >= self.limit:
+            return False
+        self._held[client] += 1
+        return True
+
+    def give_back(self, client: str) -> None:
+        """Count a connection from ``client`` out."""
+        self._held[client] -= 1
+        if self._held[client] <= 0:
+            del self._held[client]
 
 
 class ConnectionTimeoutError(ConnectionClosedError):

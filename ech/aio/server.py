@@ -32,7 +32,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-from ech.aio.limits import ConnectionTimeoutError, Limits, address_key
+from ech.aio.limits import (
+    AddressCounts,
+    ConnectionTimeoutError,
+    Limits,
+    address_key,
+)
 from ech.aio.relay import relay
 from ech.aio.report import ConnectionReport, Observer
 from ech.aio.stream import TLSStream
@@ -121,7 +126,7 @@ class Server:
         self.observer = observer or Observer()
         self.server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[object]] = set()
-        self._per_address: dict[str, int] = {}
+        self._per_address = AddressCounts(self.limits.per_address)
         self._closing = False
         self._limited_source: ServerConfig | None = None
         self._limited_config: ServerConfig | None = None
@@ -152,12 +157,15 @@ class Server:
         return server
 
     def _refusal(self, client: str) -> str | None:
-        """Why a new connection from ``client`` is closed at once, or None."""
+        """Why a new connection from ``client`` is closed at once, or None.
+
+        None counts the connection against its address.
+        """
         if self._closing:
             return "shutting_down"
         if len(self._connections) >= self.limits.max_connections:
             return "over_capacity"
-        if self._per_address.get(client, 0) >= self.limits.per_address:
+        if not self._per_address.take(client):
             return "per_address"
         return None
 
@@ -174,15 +182,12 @@ class Server:
         if task is None:  # pragma: no cover - asyncio runs callbacks in tasks
             raise RuntimeError("not in a task")
         self._connections.add(task)
-        self._per_address[client] = self._per_address.get(client, 0) + 1
         self.observer.open_connections(len(self._connections))
         try:
             await self.handle_connection(reader, writer)
         finally:
             self._connections.discard(task)
-            held = self._per_address.pop(client) - 1
-            if held:
-                self._per_address[client] = held
+            self._per_address.give_back(client)
             self.observer.open_connections(len(self._connections))
 
     def _limited(self, config: ServerConfig) -> ServerConfig:

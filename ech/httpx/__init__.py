@@ -51,47 +51,28 @@ not trio. Proxies and Unix sockets are not supported.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
-
 import httpcore
 import httpx
 
-from ech.httpcore_backend import AsyncCore, Flavor, SyncCore
+from ech.httpcore_backend import (
+    AsyncCore,
+    AsyncMappedByteStream,
+    Flavor,
+    MappedByteStream,
+    SyncCore,
+)
 
 __all__ = ["AsyncECHTransport", "ECHTransport"]
 
 FLAVOR = Flavor(httpx, httpcore)
 
 
-class _ResponseStream(httpx.SyncByteStream):
-    def __init__(self, stream: Iterable[bytes], flavor: Flavor) -> None:
-        self._stream = stream
-        self._flavor = flavor
-
-    def __iter__(self) -> Iterator[bytes]:
-        with self._flavor.mapped():
-            yield from self._stream
-
-    def close(self) -> None:
-        close = getattr(self._stream, "close", None)
-        if close is not None:
-            close()
+class _ResponseStream(MappedByteStream, httpx.SyncByteStream):
+    """httpcore's response body as httpx reads it."""
 
 
-class _AsyncResponseStream(httpx.AsyncByteStream):
-    def __init__(self, stream: AsyncIterator[bytes], flavor: Flavor) -> None:
-        self._stream = stream
-        self._flavor = flavor
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with self._flavor.mapped():
-            async for part in self._stream:
-                yield part
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
+class _AsyncResponseStream(AsyncMappedByteStream, httpx.AsyncByteStream):
+    """httpcore's response body as httpx reads it, on asyncio."""
 
 
 class ECHTransport(SyncCore, httpx.BaseTransport):

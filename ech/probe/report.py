@@ -58,7 +58,8 @@ class CheckResult:
         """The check as a JSON object."""
         return {
             "id": self.info.id,
-            "checklist": list(self.info.items),
+            "requirements": [f"ECH-{n}" for n in self.info.items],
+            "checklist": list(self.info.items),  # the same numbers, kept for scripts
             "rfc": self.info.section,
             "summary": self.info.summary,
             "result": str(self.result),
@@ -141,13 +142,13 @@ class Report:
     def render(self) -> str:
         """A table a person reads at a glance, failures explained below it."""
         lines = [self._title(), ""]
-        rows = [("RESULT", "CHECK", "CHECKLIST", "RFC")]
+        rows = [("RESULT", "CHECK", "REQUIREMENTS", "RFC")]
         for r in self.results:
             rows.append(
                 (
                     _mark(r.result),
                     r.info.id,
-                    " ".join(f"#{n}" for n in r.info.items),
+                    " ".join(f"ECH-{n}" for n in r.info.items),
                     r.info.section.removeprefix("RFC "),
                 )
             )

@@ -44,7 +44,7 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent
 from aioquic.quic.packet import QuicErrorCode
 
-from ech.aio.limits import Limits, address_key
+from ech.aio.limits import AddressCounts, Limits, address_key
 from ech.aio.report import ConnectionReport, Observer
 from ech.aio.server import CLOSE_TIMEOUT
 from ech.errors import Alert, MessageTooLong
@@ -268,7 +268,7 @@ class HTTP3Server:
         self.server: QuicServer | None = None
         self.closing = False
         self._connections: set[_Connection] = set()
-        self._per_address: dict[str, int] = {}
+        self._per_address = AddressCounts(self.limits.per_address)
         self._source: ServerConfig | None = None
         self._config: ServerConfig | None = None
 
@@ -304,12 +304,10 @@ class HTTP3Server:
 
         A connection refused here leaves the count of open connections.
         """
-        held = self._per_address.get(client, 0)
-        if held >= self.limits.per_address:
+        if not self._per_address.take(client):
             self._connections.discard(connection)
             self.observer.open_connections(len(self._connections))
             return "per_address"
-        self._per_address[client] = held + 1
         return None
 
     def release(self, connection: _Connection) -> None:
@@ -318,9 +316,7 @@ class HTTP3Server:
             self._connections.discard(connection)
             client = connection.client
             if client is not None and connection.refused is None:
-                held = self._per_address.pop(client, 1) - 1
-                if held:
-                    self._per_address[client] = held
+                self._per_address.give_back(client)
             self.observer.open_connections(len(self._connections))
 
     async def start(

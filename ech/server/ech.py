@@ -177,21 +177,42 @@ def open_client_hello(
         contents = key.config.contents
         if contents is None or offer.cipher_suite not in contents.cipher_suites:
             continue
-        try:
-            context = hpke.setup_base_recipient(
-                contents.kem_id,
-                offer.cipher_suite.kdf_id,
-                offer.cipher_suite.aead_id,
-                offer.enc,
-                key.private_key,
-                key.config.hpke_info(),
-            )
-        except hpke.HPKEError:
-            continue
-        inner = _open(outer, offer, context)
-        if inner is not None:
-            return inner, ECHAccepted(key, offer.cipher_suite, offer.config_id, context)
+        opened = open_with_key(outer, offer, key)
+        if opened is not None:
+            return opened
     return None
+
+
+def open_with_key(
+    outer: ClientHello, offer: ECHClientHelloOuter, key: ECHKey
+) -> tuple[ClientHello, ECHAccepted] | None:
+    """Set up HPKE with ``key`` for ``offer`` and decrypt (RFC 9849 §7.1).
+
+    Whether ``key`` may be used for the offer (its config_id, a listed
+    suite) is the caller's rule; :func:`open_client_hello` applies it.
+
+    Returns:
+        ClientHelloInner and the state to keep, or None if ``key`` does
+        not open it.
+    """
+    contents = key.config.contents
+    if contents is None:
+        return None
+    try:
+        context = hpke.setup_base_recipient(
+            contents.kem_id,
+            offer.cipher_suite.kdf_id,
+            offer.cipher_suite.aead_id,
+            offer.enc,
+            key.private_key,
+            key.config.hpke_info(),
+        )
+    except hpke.HPKEError:
+        return None
+    inner = _open(outer, offer, context)
+    if inner is None:
+        return None
+    return inner, ECHAccepted(key, offer.cipher_suite, offer.config_id, context)
 
 
 def open_second_client_hello(outer: ClientHello, accepted: ECHAccepted) -> ClientHello:

@@ -70,6 +70,8 @@ def check_report(report: dict[str, Any], transport: str) -> None:
         }
         assert entry["rfc"].startswith("RFC ")
         assert entry["checklist"], entry["id"]
+        # The ids of docs/conformance.rst, the same numbers as "checklist".
+        assert entry["requirements"] == [f"ECH-{n}" for n in entry["checklist"]]
     bad = [c for c in checks if c["result"] not in ("pass", "not_applicable")]
     assert not bad, json.dumps(bad, indent=2)
     assert report["summary"]["fail"] == report["summary"]["error"] == 0

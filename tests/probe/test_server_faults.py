@@ -261,21 +261,9 @@ def unlisted_suite_opened(
 ) -> tuple[ClientHello, ECHAccepted] | None:
     """open_client_hello without the "suite listed in the config" rule."""
     for key in keys.get(offer.config_id, ()):
-        contents = key.config.contents
-        try:
-            context = hpke.setup_base_recipient(
-                contents.kem_id,
-                offer.cipher_suite.kdf_id,
-                offer.cipher_suite.aead_id,
-                offer.enc,
-                key.private_key,
-                key.config.hpke_info(),
-            )
-        except hpke.HPKEError:
-            continue
-        inner = ech.server.ech._open(outer, offer, context)
-        if inner is not None:
-            return inner, ECHAccepted(key, offer.cipher_suite, offer.config_id, context)
+        opened = ech.server.ech.open_with_key(outer, offer, key)
+        if opened is not None:
+            return opened
     return None
 
 
