@@ -64,7 +64,7 @@ def workers_gone(server: ServeProcess) -> None:
 def test_open_connection_finishes_after_sigterm(
     server_pki: ServerPKI, tmp_path: Path, workers: int
 ) -> None:
-    args = [*server_pki.cert_args(), "--shutdown-timeout", "5"]
+    args = [*server_pki.cert_args(), "--shutdown-timeout", "60"]
     with serve_process(args, tmp_path / "serve.log", workers=workers) as server:
 
         async def main() -> None:
@@ -76,9 +76,10 @@ def test_open_connection_finishes_after_sigterm(
                 response = await fetch_async(stream, "/", host=PUBLIC_NAME)
             await stream.close()
             assert response.status_line == "HTTP/1.1 200 OK"
-            code, seconds = await exit_code(server, IO_TIMEOUT)
+            # It exits when the connection ends, not at the 60 s deadline:
+            # exit_code gives up after IO_TIMEOUT (10 s).
+            code, _ = await exit_code(server, IO_TIMEOUT)
             assert code == 0
-            assert seconds < 3.0
 
         asyncio.run(main())
         outcomes = [line["outcome"] for line in server.connections()]
