@@ -29,6 +29,7 @@ from ech.tls.certificates import CertifiedKey
 from ech.tls.errors import IllegalParameter
 
 __all__ = [
+    "add_certificate_pairs",
     "backend",
     "ca_file",
     "certificate_file",
@@ -247,6 +248,34 @@ def load_certified_key(cert_path: str | Path, key_path: str | Path) -> Certified
             "match; give each --cert the --key it was issued for, in the same order"
         )
     return CertifiedKey(chain, key)
+
+
+def add_certificate_pairs(
+    parser: argparse.ArgumentParser, *, cert_help: str, key_help: str
+) -> None:
+    """``--cert CHAIN.pem`` and ``--key KEY.pem``: required, repeatable, paired.
+
+    The n-th ``--key`` belongs to the n-th ``--cert``; the command pairs
+    them with :func:`load_certified_key`, which refuses a mismatch.
+    """
+    parser.add_argument(
+        "--cert",
+        action="append",
+        required=True,
+        default=[],
+        type=certificate_file,
+        metavar="CHAIN.pem",
+        help=cert_help,
+    )
+    parser.add_argument(
+        "--key",
+        action="append",
+        required=True,
+        default=[],
+        type=private_key_file,
+        metavar="KEY.pem",
+        help=key_help,
+    )
 
 
 def usage_error(command: str, message: str) -> NoReturn:

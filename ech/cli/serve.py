@@ -12,15 +12,14 @@ from pathlib import Path
 
 from ech.aio import Limits
 from ech.arguments import (
+    add_certificate_pairs,
     backend,
-    certificate_file,
     client_ca_file,
     ech_key_file,
     key_directory,
     listen_address,
     non_negative,
     positive,
-    private_key_file,
     protected_name,
     url_path,
     usage_error,
@@ -131,23 +130,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="HOST:PORT",
         help="where to listen (port 0: a free one)",
     )
-    parser.add_argument(
-        "--cert",
-        action="append",
-        required=True,
-        default=[],
-        type=certificate_file,
-        metavar="CHAIN.pem",
-        help="certificate chain, leaf first; repeat with --key for more names",
-    )
-    parser.add_argument(
-        "--key",
-        action="append",
-        required=True,
-        default=[],
-        type=private_key_file,
-        metavar="KEY.pem",
-        help="the private key of the --cert given in the same place (mode 0600)",
+    add_certificate_pairs(
+        parser,
+        cert_help="certificate chain, leaf first; repeat with --key for more names",
+        key_help="the private key of the --cert given in the same place (mode 0600)",
     )
     parser.add_argument(
         "--ech-key",

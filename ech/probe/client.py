@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from ech.arguments import (
-    certificate_file,
+    add_certificate_pairs,
     ech_key_file,
     listen_address,
-    private_key_file,
 )
 from ech.config import ECHConfigList
 from ech.errors import Alert, ConnectionClosedError
@@ -909,23 +908,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="HOST:PORT",
         help="where to listen for the client under test",
     )
-    probe.add_argument(
-        "--cert",
-        action="append",
-        required=True,
-        default=[],
-        type=certificate_file,
-        metavar="CHAIN.pem",
-        help="a PEM certificate chain (the public name's); repeat with --key",
-    )
-    probe.add_argument(
-        "--key",
-        action="append",
-        required=True,
-        default=[],
-        type=private_key_file,
-        metavar="KEY.pem",
-        help="the private key of the --cert given in the same place",
+    add_certificate_pairs(
+        probe,
+        cert_help="a PEM certificate chain (the public name's); repeat with --key",
+        key_help="the private key of the --cert given in the same place",
     )
     probe.add_argument(
         "--ech-key",
