@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import re
 from collections.abc import Callable, Collection
@@ -36,6 +37,7 @@ __all__ = [
     "load_ech_key",
     "parse_ech_pem",
     "write_ech_key",
+    "write_owner_only",
 ]
 
 #: The (KDF, AEAD) pairs a new key's config lists, in preference order.
@@ -229,21 +231,33 @@ def load_ech_key(path: str | Path) -> ECHKey:
 
 
 def write_ech_key(path: str | Path, key: ECHKey) -> None:
-    """Write ``key`` as an RFC 9934 file readable by its owner only (mode 0600).
+    """Write ``key`` as an RFC 9934 file readable by its owner only (mode 0600)."""
+    write_owner_only(path, key.to_pem())
 
-    A new file is created with mode 0600; an existing file is truncated and
-    set to 0600 before the key is written.
+
+def write_owner_only(path: str | Path, data: bytes) -> None:
+    """Write a secret to ``path``, readable by its owner only (mode 0600).
+
+    The data goes to a new file beside ``path``, created with mode 0600, which
+    is then renamed over ``path``: a reader (``ech serve`` watching a key
+    directory) never sees half of it, and an existing file's looser mode
+    never applies to the new secret, not even for a moment.
+
+    Raises:
+        OSError: the directory cannot be written.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)
-        else:  # pragma: no cover - Windows before Python 3.13
-            os.chmod(path, 0o600)
-        data = key.to_pem()
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-    finally:
-        os.close(fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ech.keys import write_owner_only
 from ech.tls.certificates import CertifiedKey
 
 KeyType = Literal["p256", "p384", "p521", "ed25519", "ed448", "rsa2048"]
@@ -122,10 +122,7 @@ def write_private_key(path: Path, key: PrivateKeyTypes) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    os.chmod(path, 0o600)
+    write_owner_only(path, pem)
 
 
 @dataclass

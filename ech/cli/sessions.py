@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from ech.arguments import read_file
+from ech.keys import write_owner_only
 from ech.tls.session import SessionTicket
 
 __all__ = [
@@ -149,6 +148,9 @@ def choose_ticket(
 def save_tickets(path: Path, tickets: Sequence[SessionTicket]) -> None:
     """Write ``tickets`` to ``path``, mode 0600, replacing it in one rename.
 
+    The PSKs make it a secret, written as key files are
+    (:func:`ech.keys.write_owner_only`).
+
     Raises:
         OSError: the directory cannot be written.
     """
@@ -158,20 +160,7 @@ def save_tickets(path: Path, tickets: Sequence[SessionTicket]) -> None:
         "tickets": [_encode(ticket) for ticket in tickets],
     }
     data = json.dumps(document, indent=1).encode() + b"\n"
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
+    write_owner_only(path, data)
 
 
 def updated_tickets(
