@@ -65,6 +65,13 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         )
     except ValueError as error:
         usage_error("serve", str(error))
+    if len(args.cert) != len(args.key):
+        usage_error(
+            "serve",
+            f"argument --key: give one --key for each --cert (got "
+            f"{len(args.cert)} --cert and {len(args.key)} --key); the n-th "
+            "--key is the n-th --cert's",
+        )
     if args.require_client_cert and args.client_ca is None:
         usage_error(
             "serve",

@@ -232,6 +232,9 @@ SERVE_BAD_FLAGS: list[tuple[list[str], str, str]] = [
     (["--cert", "FILE:public.key", "--key", "FILE:public.key"], "--cert", "leaf first"),
     (["--cert", "FILE:public.pem", "--key", "FILE:public.pem"], "--key", "issued for"),
     (["--ech-key", "FILE:public.pem"], "--ech-key", "ech keygen -o FILE"),
+    (["--cert", "FILE:public.pem", "--key", "FILE:public.key",
+      "--cert", "FILE:public.pem"],
+     "--key", "one --key for each --cert (got 2 --cert and 1 --key)"),
     (["--ech-key-dir="], "--ech-key-dir", "ech keygen --rotate DIR"),
 ]  # fmt: skip
 
