@@ -14,14 +14,14 @@ accepted, in which case the request answered first is the one sent early.
 
 from __future__ import annotations
 
-import json
+from json.encoder import encode_basestring_ascii
 
 from ech.aio import TLSStream
 from ech.events import HandshakeComplete
 from ech.http import ConnectionInfo, Request, Response, serve_http, text_response
 from ech.http.messages import HTTP_1_1, HTTP_2, HTTP_3
 
-__all__ = ["serve_status", "status_fields", "status_page"]
+__all__ = ["flat_json", "serve_status", "status_fields", "status_page"]
 
 
 def status_fields(handshake: HandshakeComplete) -> dict[str, str | bool | None]:
@@ -43,6 +43,8 @@ def status_fields(handshake: HandshakeComplete) -> dict[str, str | bool | None]:
 #: ``http_version`` as the status page reports it: the ALPN token (RFC 7301).
 HTTP_VERSIONS = {HTTP_1_1: "http/1.1", HTTP_2: "h2", HTTP_3: "h3"}
 
+_JSON = (("content-type", "application/json"),)
+
 
 async def status_page(request: Request, info: ConnectionInfo) -> Response:
     """The status JSON of the connection ``request`` came on.
@@ -55,13 +57,37 @@ async def status_page(request: Request, info: ConnectionInfo) -> Response:
     """
     if info.tls is None:  # only ever served over TLS
         return text_response(404, "not found")
-    fields = {
-        **status_fields(info.tls),
-        "http_version": HTTP_VERSIONS[info.http_version],
-        "client_certificate_subject": info.tls.client_certificate_subject,
-    }
-    body = json.dumps(fields, indent=2).encode() + b"\n"
-    return Response(200, (("content-type", "application/json"),), body)
+    fields = status_fields(info.tls)
+    fields["http_version"] = HTTP_VERSIONS[info.http_version]
+    fields["client_certificate_subject"] = info.tls.client_certificate_subject
+    return Response(200, _JSON, flat_json(fields))
+
+
+#: The JSON literals of the scalars that are not strings.
+_LITERALS = {None: "null", True: "true", False: "false"}
+
+
+def _json_scalar(value: str | bool | None) -> str:
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)  # what json.dumps does for a str
+    return _LITERALS[value]
+
+
+def flat_json(fields: dict[str, str | bool | None]) -> bytes:
+    """``json.dumps(fields, indent=2)`` and a newline, for flat scalar fields.
+
+    The same bytes, several times faster: ``indent`` makes :mod:`json` run
+    its pure-Python encoder over the whole object, which cost more than
+    anything else the page does; here each string goes through the C
+    string encoder alone, between fixed punctuation.
+    """
+    if not fields:
+        return b"{}\n"
+    lines = ",\n".join(
+        f"  {_json_scalar(name)}: {_json_scalar(value)}"
+        for name, value in fields.items()
+    )
+    return f"{{\n{lines}\n}}\n".encode()
 
 
 async def serve_status(stream: TLSStream) -> None:
