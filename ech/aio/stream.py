@@ -1,11 +1,22 @@
-"""A TLS connection over an asyncio stream pair: the same pump as ech.blocking."""
+"""A TLS connection over an asyncio stream pair: the same pump as ech.blocking.
+
+**Writes are coalesced.** What the connection queues goes to the
+transport in as few writes as is correct, each a ``send()`` system call
+and a TCP segment: before the stream waits for the peer (the flights of
+the handshake, a reply to a KeyUpdate), at close (with close_notify), at
+once when much is queued, and otherwise at the end of the current
+event-loop step. So the NewSessionTicket a server issues at the end of
+the handshake (RFC 8446 §4.6.1) leaves with the first response, and the
+last response with close_notify (§6.1), when they come in the same step;
+nothing queued ever waits for the peer, or for longer than that step.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from ech.aio.limits import ConnectionTimeoutError
 from ech.errors import Alert, ConnectionClosedError, PeerAlert, TLSError
@@ -20,6 +31,11 @@ __all__ = ["TLSStream"]
 T = TypeVar("T")
 
 _READ_SIZE = 65536
+
+#: Application bytes queued by :meth:`TLSStream.send` past which they are
+#: written at once, so that a sender that never yields still meets the
+#: transport's flow control.
+_COALESCE_LIMIT: Final = 65536
 
 
 class TLSStream(EventStream):
@@ -55,6 +71,13 @@ class TLSStream(EventStream):
         self.alert_sent: AlertDescription | None = None
         self.alert_received: AlertDescription | None = None
         self._read_size = read_size
+        #: Application bytes queued since the last write (send()).
+        self._unsent = 0
+        self._write_scheduled = False
+
+    def _timed_out(self) -> ConnectionTimeoutError:
+        self.timed_out = True
+        return ConnectionTimeoutError(f"idle for {self.io_timeout:g} s, closing")
 
     async def _io(self, awaitable: Awaitable[T]) -> T:
         if self.io_timeout is None:
@@ -63,19 +86,51 @@ class TLSStream(EventStream):
             async with asyncio.timeout(self.io_timeout):
                 return await awaitable
         except TimeoutError:
-            self.timed_out = True
-            raise ConnectionTimeoutError(
-                f"idle for {self.io_timeout:g} s, closing"
-            ) from None
+            raise self._timed_out() from None
 
-    async def _flush(self) -> None:
+    def _write(self) -> None:
+        """Hand everything the connection has queued to the transport."""
+        self._unsent = 0
         data = self.connection.data_to_send()
         if data:
             self.writer.write(data)
+
+    async def _drain(self) -> None:
+        """Wait while the transport holds too much; raise if it was lost.
+
+        A transport that holds nothing (the usual case) is not waited for:
+        that would cost a timeout per write for nothing.
+        """
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() or transport.is_closing():
             await self._io(self.writer.drain())
 
+    async def _flush(self) -> None:
+        """Write what is queued now, then :meth:`_drain`."""
+        self._write()
+        await self._drain()
+
+    def _write_soon(self) -> None:
+        """Write what is queued at the end of this event-loop step."""
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_write)
+
+    def _scheduled_write(self) -> None:
+        self._write_scheduled = False
+        if not self.writer.transport.is_closing():
+            self._write()
+
     async def _pump(self) -> None:
-        data = await self._io(self.reader.read(self._read_size))
+        await self._flush()  # nothing of ours waits while we wait for the peer
+        if self.io_timeout is None:
+            data = await self.reader.read(self._read_size)
+        else:
+            try:
+                async with asyncio.timeout(self.io_timeout):
+                    data = await self.reader.read(self._read_size)
+            except TimeoutError:
+                raise self._timed_out() from None
         try:
             events = self.connection.receive_data(data)
         except BaseException as error:
@@ -87,11 +142,13 @@ class TLSStream(EventStream):
             with contextlib.suppress(OSError, ConnectionError, TLSError):
                 await self._flush()
             raise
-        await self._flush()
         try:
             self._absorb(events)
-        except PeerAlert as alert:
-            self.alert_received = alert.description
+        except TLSError as error:  # PeerAlert, ECHRejectedError (ech_required queued)
+            if isinstance(error, PeerAlert):
+                self.alert_received = error.description
+            with contextlib.suppress(OSError, ConnectionError, TLSError):
+                await self._flush()
             raise
 
     async def do_handshake(self) -> HandshakeComplete | ForwardToBackend:
@@ -99,14 +156,18 @@ class TLSStream(EventStream):
 
         A split-mode server returns the :class:`ForwardToBackend` instead
         when the hello belongs to a backend (see :mod:`ech.server.split`).
+        What the handshake queued last (a server's session tickets, a
+        client's Finished) leaves with this step's first write, or at its
+        end (see the module docstring).
         """
-        await self._flush()
         while self.handshake is None:
             if self.forward is not None:
+                await self._flush()
                 return self.forward
             if self._eof:
                 raise ConnectionClosedError("connection closed during the handshake")
             await self._pump()
+        self._write_soon()
         return self.handshake
 
     async def recv(self, max_bytes: int = _READ_SIZE) -> bytes:
@@ -116,9 +177,19 @@ class TLSStream(EventStream):
         return self._take(max_bytes)
 
     async def send(self, data: bytes) -> None:
-        """Send application data."""
+        """Send application data.
+
+        It is written with whatever else this event-loop step queues (more
+        data, close_notify), at the step's end at the latest; at once past
+        64 KiB (see the module docstring).
+        """
         self.connection.send(data)
-        await self._flush()
+        self._unsent += len(data)
+        if self._unsent >= _COALESCE_LIMIT:
+            await self._flush()
+        else:
+            self._write_soon()
+            await self._drain()  # flow control on what earlier steps wrote
 
     async def close(self) -> None:
         """Send close_notify and close the transport."""
