@@ -306,18 +306,20 @@ async def drive(
     row.seconds = time.monotonic() - started
 
 
-#: Opens one connection to a port and leaves it idle; returns its transport.
-IdleOpener = Callable[[int], Awaitable[asyncio.BaseTransport]]
+#: Opens one connection to a port and leaves it idle; returns what aborts it
+#: (and keeps it open until then: a StreamWriter closes its transport when
+#: it is collected).
+IdleOpener = Callable[[int], Awaitable[Callable[[], None]]]
 
 
 def ssl_idle(context: ssl.SSLContext) -> IdleOpener:
     """An idle TLS 1.3 connection from the ``ssl`` module (no ECH)."""
 
-    async def open_idle(port: int) -> asyncio.BaseTransport:
+    async def open_idle(port: int) -> Callable[[], None]:
         _, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=context, server_hostname=PUBLIC_NAME
         )
-        return writer.transport
+        return lambda: writer.transport.abort()
 
     return open_idle
 
@@ -325,13 +327,13 @@ def ssl_idle(context: ssl.SSLContext) -> IdleOpener:
 def ech_idle(config: ClientConfig, configs: ECHConfigList) -> IdleOpener:
     """An idle ECH-accepted connection to the hidden name, from ``ech.aio``."""
 
-    async def open_idle(port: int) -> asyncio.BaseTransport:
+    async def open_idle(port: int) -> Callable[[], None]:
         stream = await open_connection(
             "127.0.0.1", port, config, HIDDEN_NAME, ech_configs=configs
         )
         if str(stream.negotiated.ech_status) != "accepted":
             raise RuntimeError("ECH was not accepted")
-        return stream.writer.transport
+        return lambda: stream.writer.transport.abort()
 
     return open_idle
 
@@ -344,7 +346,7 @@ async def idle_connections(
     await drive(process.port, warm_up, 4, 1.0, warm)
     await asyncio.sleep(0.5)
     before = process.status("VmRSS")
-    held: list[asyncio.BaseTransport] = []
+    held: list[Callable[[], None]] = []
     gate = asyncio.Semaphore(32)
 
     async def one() -> None:
@@ -359,11 +361,8 @@ async def idle_connections(
         row.idle_count = len(held)
         row.idle_kib = (after - before) / len(held) / 1024
     finally:
-        for transport in held:
-            if isinstance(transport, asyncio.WriteTransport):
-                transport.abort()
-            else:
-                transport.close()
+        for abort in held:
+            abort()
         await asyncio.sleep(0.5)
 
 
