@@ -48,6 +48,9 @@ class EventStream:
         self.session_tickets: list[SessionTicket] = []
         #: Split mode: set when the server hands the connection to a backend.
         self.forward: ForwardToBackend | None = None
+        #: The connection's events, but for the application data that
+        #: ``recv`` hands over (kept here too, every byte received would
+        #: stay in memory as long as the connection).
         self.events: list[Event] = []
         self._incoming = bytearray()
         self._early = bytearray()
@@ -142,10 +145,11 @@ class EventStream:
             PeerAlert: the peer aborted with a fatal alert.
         """
         for event in events:
-            self.events.append(event)
             if isinstance(event, DataReceived):
                 self._incoming += event.data
-            elif isinstance(event, EarlyDataReceived):
+                continue
+            self.events.append(event)
+            if isinstance(event, EarlyDataReceived):
                 self._early += event.data
             elif isinstance(event, HandshakeComplete):
                 self.handshake = event
