@@ -77,16 +77,30 @@ async def serve_http1(
     close``, or after answering a malformed request (400, or 431 for an
     oversized head). The caller closes the stream.
 
+    The h11 parser is made when a request's first bytes arrive, and
+    dropped once it is answered unless the next one is already there
+    (pipelined): a fresh parser is what ``start_next_cycle`` would leave,
+    and an idle connection (before its first request, or kept alive
+    between two) then holds none.
+
     Raises:
         RequestHeadTimeout: No complete request head in time.
     """
-    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=options.max_head)
     info = ConnectionInfo(HTTP_1_1, stream.handshake)
     loop = asyncio.get_running_loop()
-    timeout = options.request_head_timeout
+    timeout, max_head = options.request_head_timeout, options.max_head
     deadline: float | None = loop.time() + timeout  # the first request's head
+    conn: h11.Connection | None = None
     incoming: _Incoming | None = None
     while True:
+        if conn is None:  # between requests
+            data = await recv_before(stream, deadline, timeout)
+            if not data:
+                return
+            if deadline is None:
+                deadline = loop.time() + timeout  # a later request has begun
+            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head)
+            conn.receive_data(data)
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as error:
@@ -104,12 +118,10 @@ async def serve_http1(
             data = await recv_before(
                 stream, deadline if waiting_for_head else None, timeout
             )
-            if waiting_for_head and deadline is None and data:
-                deadline = loop.time() + timeout  # a later request has begun
             conn.receive_data(data)
         elif isinstance(event, h11.Request):
             deadline = None
-            if _head_size(event) > options.max_head:
+            if _head_size(event) > max_head:
                 # h11 bounds a head still arriving; one that came whole in a
                 # single read is measured here (RFC 6585 §5).
                 await _send(stream, conn, text_response(431, reason_phrase(431)))
@@ -131,10 +143,12 @@ async def serve_http1(
             )
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
-            conn.start_next_cycle()
             incoming = None
             if conn.trailing_data[0]:  # a pipelined request is already here
+                conn.start_next_cycle()
                 deadline = loop.time() + timeout
+            else:
+                conn = None
         else:  # ConnectionClosed, or PAUSED after Connection: close
             return
 

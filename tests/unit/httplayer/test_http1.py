@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable
 
@@ -98,6 +99,38 @@ def test_content_length_body_and_keep_alive() -> None:
         assert request.header("Content-Length") == "5"
         assert (info.http_version, info.tls) == ("HTTP/1.1", stream.handshake)
         # Keep-alive: a second request on the same connection.
+        client.conn.start_next_cycle()
+        stream.feed(client.request("GET", "/b", [("host", "example.test")], b""))
+        _, body = client.response(await stream.wait_sent())
+        assert body == b"GET /b 0\n"
+        stream.feed_eof()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+
+
+def parsers() -> int:
+    """Server-side h11 connections alive now."""
+    gc.collect()
+    return sum(
+        isinstance(o, h11.Connection) and o.our_role is h11.SERVER
+        for o in gc.get_objects()
+    )
+
+
+def test_an_idle_connection_holds_no_parser() -> None:
+    """Before its first request and between two, a connection keeps no h11 state."""
+
+    async def main() -> None:
+        before = parsers()
+        stream, seen = MemoryStream("http/1.1"), Seen()
+        task = await start(stream, seen)
+        assert parsers() == before  # waiting for the first request
+        client = Client()
+        stream.feed(client.request("GET", "/a", [("host", "example.test")], b""))
+        client.response(await stream.wait_sent())
+        await asyncio.sleep(0)
+        assert parsers() == before  # kept alive, waiting for the next one
         client.conn.start_next_cycle()
         stream.feed(client.request("GET", "/b", [("host", "example.test")], b""))
         _, body = client.response(await stream.wait_sent())
