@@ -21,7 +21,8 @@ the client is the round trip of sending the request.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Coroutine
+from typing import Any, Final
 
 from ech.events import HandshakeComplete
 from ech.http.http1 import serve_http1
@@ -59,14 +60,18 @@ class _EarlyDataFirst:
         await self._stream.close()
 
 
-async def serve_http(
+def serve_http(
     stream: ByteStream,
     handler: Handler,
     options: ServerOptions | None = None,
     *,
     early_data: bytes = b"",
-) -> None:
+) -> Coroutine[Any, Any, None]:
     """Answer the requests on ``stream`` with ``handler`` until it closes.
+
+    A coroutine to await, as from an ``async def``; it is the HTTP/1.1 or
+    HTTP/2 binding's own, so that a connection waiting for its client
+    keeps one coroutine frame less.
 
     Args:
         stream: A server-side stream after its handshake (or plain TCP).
@@ -86,6 +91,5 @@ async def serve_http(
         stream = _EarlyDataFirst(stream, early_data)
     handshake = stream.handshake
     if handshake is not None and handshake.alpn_protocol == "h2":
-        await serve_http2(stream, handler, options)
-    else:
-        await serve_http1(stream, handler, options)
+        return serve_http2(stream, handler, options)
+    return serve_http1(stream, handler, options)
