@@ -38,8 +38,8 @@ async def until_refused(port: int) -> None:
         while True:
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except ConnectionRefusedError:
-                return
+            except (ConnectionRefusedError, ConnectionResetError):
+                return  # reset: the listener closed with our SYN in its queue
             writer.close()
             await asyncio.sleep(0.02)
 
