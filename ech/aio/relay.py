@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from ech.aio.tcp import StreamReader, StreamWriter
 from ech.server.events import ForwardToBackend
 from ech.server.split import SplitRelay
 from ech.tls.enums import AlertDescription
@@ -25,8 +26,8 @@ Connector = Callable[
 
 async def relay(
     forward: ForwardToBackend,
-    client_reader: asyncio.StreamReader,
-    client_writer: asyncio.StreamWriter,
+    client_reader: StreamReader,
+    client_writer: StreamWriter,
     *,
     connect: Connector = asyncio.open_connection,
     chunk: int = 16384,
@@ -63,7 +64,7 @@ async def relay(
 
     last_activity = [asyncio.get_running_loop().time()]
 
-    async def pump(reader: asyncio.StreamReader, feed: Callable[[bytes], None]) -> None:
+    async def pump(reader: StreamReader, feed: Callable[[bytes], None]) -> None:
         loop = asyncio.get_running_loop()
         while True:
             if idle_timeout is None:

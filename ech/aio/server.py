@@ -41,6 +41,7 @@ from ech.aio.limits import (
 from ech.aio.relay import relay
 from ech.aio.report import ConnectionReport, Observer
 from ech.aio.stream import TLSStream
+from ech.aio.tcp import StreamReader, StreamWriter, TCPConnection
 from ech.errors import (
     Alert,
     ConnectionClosedError,
@@ -81,7 +82,7 @@ class _Record:
     backend: str | None = None
 
 
-def _peer(writer: asyncio.StreamWriter) -> str:
+def _peer(writer: StreamWriter) -> str:
     address = writer.get_extra_info("peername")
     if isinstance(address, tuple) and len(address) >= 2:
         host = str(address[0])
@@ -89,7 +90,7 @@ def _peer(writer: asyncio.StreamWriter) -> str:
     return str(address)
 
 
-def _client_address(writer: asyncio.StreamWriter) -> str:
+def _client_address(writer: StreamWriter) -> str:
     """The key the per-address limit counts this client under."""
     address = writer.get_extra_info("peername")
     if isinstance(address, tuple) and address:
@@ -125,7 +126,8 @@ class Server:
         self.limits = limits or Limits()
         self.observer = observer or Observer()
         self.server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[object]] = set()
+        #: Each connection's task, and the client address it counts under.
+        self._connections: dict[asyncio.Task[None], str] = {}
         self._per_address = AddressCounts(self.limits.per_address)
         self._closing = False
         self._limited_source: ServerConfig | None = None
@@ -143,16 +145,24 @@ class Server:
         *,
         sock: socket.socket | None = None,
     ) -> asyncio.Server:
-        """Listen on ``host``:``port``, or on the bound ``sock``."""
+        """Listen on ``host``:``port``, or on the bound ``sock``.
+
+        Raises:
+            ValueError: neither a port nor a socket.
+            OSError: the address cannot be listened on.
+        """
+        loop = asyncio.get_running_loop()
         limit = self.limits.buffer_size
+
+        def accepted() -> TCPConnection:
+            return TCPConnection(limit, self._on_connect)
+
         if sock is not None:
-            server = await asyncio.start_server(
-                self._on_connect, sock=sock, limit=limit
-            )
+            server = await loop.create_server(accepted, sock=sock)
+        elif port is None:
+            raise ValueError("give a port or a bound socket")
         else:
-            server = await asyncio.start_server(
-                self._on_connect, host, port, limit=limit
-            )
+            server = await loop.create_server(accepted, host, port)
         self.server = server
         return server
 
@@ -169,26 +179,28 @@ class Server:
             return "per_address"
         return None
 
-    async def _on_connect(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        client = _client_address(writer)
+    def _on_connect(self, tcp: TCPConnection) -> None:
+        """A new connection: refuse it at once, or start its task.
+
+        The task runs :meth:`handle_connection`; its end, however it ends
+        (even cancelled before it started), gives its slot back.
+        """
+        client = _client_address(tcp)
         reason = self._refusal(client)
         if reason is not None:
-            writer.transport.abort()
-            self.observer.connection_refused(_peer(writer), reason)
+            tcp.transport.abort()
+            self.observer.connection_refused(_peer(tcp), reason)
             return
-        task = asyncio.current_task()
-        if task is None:  # pragma: no cover - asyncio runs callbacks in tasks
-            raise RuntimeError("not in a task")
-        self._connections.add(task)
+        task = asyncio.get_running_loop().create_task(self.handle_connection(tcp, tcp))
+        self._connections[task] = client
+        task.add_done_callback(self._connection_done)
         self.observer.open_connections(len(self._connections))
-        try:
-            await self.handle_connection(reader, writer)
-        finally:
-            self._connections.discard(task)
-            self._per_address.give_back(client)
-            self.observer.open_connections(len(self._connections))
+
+    def _connection_done(self, task: asyncio.Task[None]) -> None:
+        self._per_address.give_back(self._connections.pop(task))
+        self.observer.open_connections(len(self._connections))
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("connection failed unexpectedly", exc_info=error)
 
     def _limited(self, config: ServerConfig) -> ServerConfig:
         """``config`` with our ClientHello limit, made once per config object."""
@@ -201,7 +213,7 @@ class Server:
         return limited
 
     def new_stream(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: StreamReader, writer: StreamWriter
     ) -> tuple[TLSStream, ServerConnection]:
         """A stream over a new ServerConnection built from the current config."""
         connection = ServerConnection(self._limited(self._provider()))
@@ -211,7 +223,7 @@ class Server:
         return stream, connection
 
     async def handle_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: StreamReader, writer: StreamWriter
     ) -> None:
         """One connection: the per-connection hook.
 
@@ -231,7 +243,15 @@ class Server:
                 await self.forward(stream, result, record)
             elif result is not None:
                 handshaken = True
-                await self._run_handler(stream, record)
+                # The handler's frame directly under this one: a waiting
+                # connection keeps no frame between them.
+                stream.io_timeout = self.limits.idle_timeout
+                try:
+                    await self.handler(stream)
+                except Exception as error:
+                    _handler_failed(record, error)
+                if stream.timed_out:
+                    record.outcome = "idle_timeout"
         except asyncio.CancelledError:
             record.outcome = "shutdown"
             raise
@@ -296,27 +316,6 @@ class Server:
             record.outcome, record.error = "backend_unreachable", str(error)
             stream.alert_sent = AlertDescription.INTERNAL_ERROR
 
-    async def _run_handler(self, stream: TLSStream, record: _Record) -> None:
-        stream.io_timeout = self.limits.idle_timeout
-        try:
-            await self.handler(stream)
-        except RequestHeadTimeout as error:  # ech.http's deadline
-            record.outcome, record.error = "request_head_timeout", str(error)
-        except ConnectionTimeoutError as error:
-            record.error = str(error)
-        except PeerAlert as alert:
-            record.outcome, record.error = "peer_alert", str(alert)
-        except Alert as alert:
-            record.outcome, record.error = "failed", str(alert)
-        except (TLSError, OSError, ConnectionError) as error:
-            record.error = f"{type(error).__name__}: {error}"
-        except Exception as error:
-            log.error("application failed", exc_info=True)
-            record.outcome = "internal_error"
-            record.error = f"{type(error).__name__}: {error}"
-        if stream.timed_out:
-            record.outcome = "idle_timeout"
-
     async def _close(self, stream: TLSStream, handshaken: bool) -> None:
         writer = stream.writer
         try:
@@ -371,6 +370,24 @@ class Server:
                 async with asyncio.timeout(CLOSE_TIMEOUT):
                     await self.server.wait_closed()
         return len(pending)
+
+
+def _handler_failed(record: _Record, error: Exception) -> None:
+    """Record why the handler ended with ``error``."""
+    if isinstance(error, RequestHeadTimeout):  # ech.http's deadline
+        record.outcome, record.error = "request_head_timeout", str(error)
+    elif isinstance(error, ConnectionTimeoutError):
+        record.error = str(error)
+    elif isinstance(error, PeerAlert):
+        record.outcome, record.error = "peer_alert", str(error)
+    elif isinstance(error, Alert):
+        record.outcome, record.error = "failed", str(error)
+    elif isinstance(error, TLSError | OSError | ConnectionError):
+        record.error = f"{type(error).__name__}: {error}"
+    else:
+        log.error("application failed", exc_info=error)
+        record.outcome = "internal_error"
+        record.error = f"{type(error).__name__}: {error}"
 
 
 def _report(

@@ -19,6 +19,7 @@ from collections.abc import Awaitable
 from typing import Final, TypeVar
 
 from ech.aio.limits import ConnectionTimeoutError
+from ech.aio.tcp import StreamReader, StreamWriter, TCPConnection
 from ech.errors import Alert, ConnectionClosedError, PeerAlert, TLSError
 from ech.events import HandshakeComplete
 from ech.server.events import ForwardToBackend
@@ -42,7 +43,8 @@ class TLSStream(EventStream):
     """A TLS connection over an asyncio stream pair.
 
     Args:
-        reader, writer: the connected streams.
+        reader, writer: the connected streams: asyncio's, or one
+            :class:`~ech.aio.tcp.TCPConnection` as both (the server's).
         connection: a new client or server connection.
         read_size: most bytes taken per read.
 
@@ -57,8 +59,8 @@ class TLSStream(EventStream):
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: StreamReader,
+        writer: StreamWriter,
         connection: Connection,
         *,
         read_size: int = _READ_SIZE,
@@ -123,12 +125,16 @@ class TLSStream(EventStream):
 
     async def _pump(self) -> None:
         await self._flush()  # nothing of ours waits while we wait for the peer
-        if self.io_timeout is None:
-            data = await self.reader.read(self._read_size)
+        reader, size, timeout = self.reader, self._read_size, self.io_timeout
+        if timeout is None:
+            data = await reader.read(size)
         else:
             try:
-                async with asyncio.timeout(self.io_timeout):
-                    data = await self.reader.read(self._read_size)
+                if isinstance(reader, TCPConnection):
+                    data = await reader.read(size, timeout)  # its own, cheaper timer
+                else:
+                    async with asyncio.timeout(timeout):
+                        data = await reader.read(size)
             except TimeoutError:
                 raise self._timed_out() from None
         try:

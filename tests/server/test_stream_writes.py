@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from ech.aio import Server, TLSStream, open_connection
+from ech.aio.tcp import StreamReader, StreamWriter
 from ech.http import fetch_async
 from ech.server.connection import ServerConnection
 from tests.harness.http import page_json
@@ -26,6 +27,37 @@ from tests.server.conftest import (
 REQUEST = f"GET / HTTP/1.1\r\nHost: {HIDDEN_NAME}\r\nConnection: close\r\n\r\n"
 
 
+class LoggedWriter:
+    """A :class:`~ech.aio.tcp.StreamWriter` that logs each write, then makes it."""
+
+    def __init__(self, writer: StreamWriter, writes: list[bytes]) -> None:
+        self._writer = writer
+        self._writes = writes
+
+    @property
+    def transport(self) -> asyncio.WriteTransport:
+        return self._writer.transport
+
+    def write(self, data: bytes) -> None:
+        self._writes.append(bytes(data))
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def is_closing(self) -> bool:
+        return self._writer.is_closing()
+
+    async def wait_closed(self) -> None:
+        await self._writer.wait_closed()
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self._writer.get_extra_info(name, default)
+
+
 class WriteLog:
     """Records every write of the server's connections, in order."""
 
@@ -37,16 +69,9 @@ class WriteLog:
         new_stream = server.new_stream
 
         def logged(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+            reader: StreamReader, writer: StreamWriter
         ) -> tuple[TLSStream, ServerConnection]:
-            write = writer.write
-
-            def write_and_log(data: bytes | bytearray | memoryview) -> None:
-                self.writes.append(bytes(data))
-                write(data)
-
-            writer.write = write_and_log  # type: ignore[method-assign]
-            return new_stream(reader, writer)
+            return new_stream(reader, LoggedWriter(writer, self.writes))
 
         server.new_stream = logged  # type: ignore[method-assign]
 
