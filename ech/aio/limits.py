@@ -96,6 +96,10 @@ def address_key(host: str) -> str:
     address is its /64 prefix; anything else (a Unix socket's name) is
     kept as it is.
     """
+    if ":" not in host and "%" not in host:
+        # IPv4 (the kernel's peername is canonical) or no address at all:
+        # itself either way, without the cost of parsing it.
+        return host
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

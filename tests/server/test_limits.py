@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ech.aio import Limits, TLSStream, open_connection
 from ech.aio.limits import address_key
@@ -304,6 +307,11 @@ def test_client_that_never_reads_is_dropped(server_pki: ServerPKI) -> None:
 )
 def test_address_key(host: str, key: str) -> None:
     assert address_key(host) == key
+
+
+@given(st.ip_addresses(v=4))
+def test_an_ipv4_address_is_its_own_key(address: ipaddress.IPv4Address) -> None:
+    assert address_key(str(address)) == str(address)
 
 
 def test_per_address_default_is_half_of_max_connections() -> None:
