@@ -162,4 +162,5 @@ class ConnectionLog(Observer):
             metrics.inc("ech_alerts_received_total", alert=str(received))
             if received == AlertDescription.ECH_REQUIRED:
                 metrics.inc("ech_required_received_total")
-        log.info("connection %s", json.dumps(self._with_worker(log_fields(report))))
+        if log.isEnabledFor(logging.INFO):  # the fields and JSON only when logged
+            log.info("connection %s", json.dumps(self._with_worker(log_fields(report))))

@@ -161,6 +161,9 @@ class Metrics:
 
     def __init__(self, families: Iterable[Metric] = METRICS) -> None:
         self._families = {family.name: family for family in families}
+        self._label_names = {
+            family.name: frozenset(family.labels) for family in self._families.values()
+        }
         self._values: dict[str, dict[Labels, float]] = {
             name: {} for name in self._families
         }
@@ -169,9 +172,9 @@ class Metrics:
 
     def _key(self, name: str, labels: dict[str, str]) -> Labels:
         family = self._families[name]
-        if set(labels) != set(family.labels):
+        if labels.keys() != self._label_names[name]:  # no set built per update
             raise ValueError(f"{name} takes labels {family.labels}, got {labels}")
-        return tuple((label, labels[label]) for label in family.labels)
+        return tuple([(label, labels[label]) for label in family.labels])
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
         """Add ``value`` to a counter (or gauge) series."""
