@@ -53,7 +53,7 @@ class EventStream:
         #: stay in memory as long as the connection).
         self.events: list[Event] = []
         self._incoming = bytearray()
-        self._early = bytearray()
+        self._early = b""  # rare and small (max_early_data_size): no buffer kept
         self._eof = False
 
     @property
@@ -66,7 +66,7 @@ class EventStream:
         handshake, see there). Empty on a client, and when none was
         accepted.
         """
-        return bytes(self._early)
+        return self._early
 
     @property
     def negotiated(self) -> HandshakeComplete:

@@ -70,7 +70,7 @@ Handler = Callable[[TLSStream], Awaitable[None]]
 CLOSE_TIMEOUT: Final = 2.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
     """What is known so far of one connection's outcome."""
 
