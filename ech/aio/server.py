@@ -1,7 +1,9 @@
 """The asyncio TLS server: accept, limit, handshake, hand over, close.
 
-:class:`Server` accepts TCP connections and runs one TLS 1.3 server
-connection each through :meth:`Server.handle_connection`: take the current
+:class:`Server` accepts TCP connections (each a
+:class:`~ech.aio.tcp.TCPConnection`, refused at once when over a limit) and
+runs one TLS 1.3 server connection each, in a task of its own, through
+:meth:`Server.handle_connection`: take the current
 :class:`ServerConfig` from the config provider, build a
 :class:`ServerConnection`, handshake under the handshake timeout, then
 give the stream to the handler under the idle timeout, or, in split mode,

@@ -136,7 +136,7 @@ class TCPConnection(asyncio.Protocol):
             buffered += data
         else:
             self._buffer = bytearray(buffered) + data
-        self._wake()
+        _wake(self._waiter)
         if not self._reading_paused and len(self._buffer) > 2 * self._limit:
             self.transport.pause_reading()
             self._reading_paused = True
@@ -144,7 +144,7 @@ class TCPConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         """The peer will send nothing more; we may still write (half-close)."""
         self._eof = True
-        self._wake()
+        _wake(self._waiter)
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -156,19 +156,10 @@ class TCPConnection(asyncio.Protocol):
             self._timer = None
         if exc is not None:
             self._error = exc
-        self._wake(exc)
+        _wake(self._waiter, exc)
         for waiter in self._drain_waiters or ():
-            if not waiter.done():
-                if exc is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(exc)
-        closed = self._closed
-        if closed is not None and not closed.done():
-            if exc is None:
-                closed.set_result(None)
-            else:
-                closed.set_exception(exc)
+            _wake(waiter, exc)
+        _wake(self._closed, exc)
 
     def pause_writing(self) -> None:
         """The transport's buffer is over its high-water mark."""
@@ -178,16 +169,7 @@ class TCPConnection(asyncio.Protocol):
         """The transport's buffer is back under its low-water mark."""
         self._writing_paused = False
         for waiter in self._drain_waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _wake(self, exc: Exception | None = None) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            if exc is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(exc)
+            _wake(waiter)
 
     # the reader ----------------------------------------------------------------------
 
@@ -315,3 +297,12 @@ class TCPConnection(asyncio.Protocol):
     def get_extra_info(self, name: str, default: object = None) -> object:
         """The transport's ``get_extra_info``: ``peername``, ``socket``..."""
         return self.transport.get_extra_info(name, default)
+
+
+def _wake(waiter: asyncio.Future[None] | None, exc: Exception | None = None) -> None:
+    """Wake whoever awaits ``waiter``: with ``exc`` raised, if given."""
+    if waiter is not None and not waiter.done():
+        if exc is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(exc)

@@ -131,11 +131,7 @@ def test_an_idle_connection_holds_no_parser() -> None:
         client.response(await stream.wait_sent())
         await asyncio.sleep(0)
         assert parsers() == before  # kept alive, waiting for the next one
-        client.conn.start_next_cycle()
-        stream.feed(client.request("GET", "/b", [("host", "example.test")], b""))
-        _, body = client.response(await stream.wait_sent())
-        assert body == b"GET /b 0\n"
-        stream.feed_eof()
+        stream.feed_eof()  # (the next one is served: keep-alive's test above)
         await asyncio.wait_for(task, 5)
 
     asyncio.run(main())
