@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ech import dial
-from ech.arguments import ca_file, config_list, usage_error
+from ech.arguments import usage_error
 from ech.blocking import TLSSocket, _handshake
+from ech.cli.dns_flags import add_ech_source
 from ech.cli.outcome import Summary, paint, plain_error, summarize
 from ech.client.config import ClientConfig
 from ech.client.ech import select_config
@@ -424,22 +425,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLES,
     )
     diagnose.add_argument("url", metavar="URL", help="an https:// URL")
-    source = diagnose.add_mutually_exclusive_group(required=True)
-    source.add_argument("--doh", metavar="URL", help="DoH resolver URL (RFC 8484)")
-    source.add_argument(
-        "--ech-config-list",
-        type=config_list,
-        metavar="B64|@FILE",
-        help="ECH configs to use instead of DNS (then no DNS is queried)",
-    )
+    add_ech_source(diagnose)
     diagnose.add_argument(
         "--address", metavar="ADDRESS", help="connect here, whatever DNS says"
-    )
-    diagnose.add_argument(
-        "--ca",
-        type=ca_file,
-        metavar="FILE",
-        help="CA file for DoH and the server (default: the system store)",
     )
     diagnose.add_argument(
         "--http3", action="store_true", help="diagnose HTTP/3 over QUIC instead"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ech.arguments import ca_file, config_list, ech_key_file, non_negative, port_number
 
-__all__ = ["add_parsers"]
+__all__ = ["add_ech_source", "add_parsers"]
 
 
 def _dns_command(name: str) -> Callable[[argparse.Namespace], int]:
@@ -37,6 +37,30 @@ def add_parsers(
     _add_dig(commands)
     _add_get(commands)
     _add_dns_record(commands)
+
+
+def add_ech_source(parser: argparse.ArgumentParser) -> None:
+    """Where a URL's ECH configs come from, and the CA: ``ech get`` and ``diagnose``.
+
+    ``--doh`` or ``--ech-config-list``, one of them (nothing touches DNS
+    unless asked), and ``--ca`` for the DoH server and the site alike.
+    """
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--doh", metavar="URL", help="DoH resolver URL (RFC 8484) for the record"
+    )
+    source.add_argument(
+        "--ech-config-list",
+        type=config_list,
+        metavar="B64|@FILE",
+        help="ECH configs to use instead of DNS (then no DNS is queried)",
+    )
+    parser.add_argument(
+        "--ca",
+        type=ca_file,
+        metavar="FILE",
+        help="CA file for DoH and the server (default: the system store)",
+    )
 
 
 def _add_port(parser: argparse.ArgumentParser) -> None:
@@ -87,26 +111,11 @@ def _add_get(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--address 127.0.0.1 --ca ca.pem",
     )
     get.add_argument("url", metavar="URL", help="an https:// URL")
-    source = get.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--doh", metavar="URL", help="DoH resolver URL (RFC 8484) for the record"
-    )
-    source.add_argument(
-        "--ech-config-list",
-        type=config_list,
-        metavar="B64|@FILE",
-        help="ECH configs to use instead of DNS (then no DNS is queried)",
-    )
+    add_ech_source(get)
     get.add_argument(
         "--address",
         metavar="ADDRESS",
         help="connect to this address, whatever DNS says (as curl's --connect-to)",
-    )
-    get.add_argument(
-        "--ca",
-        type=ca_file,
-        metavar="FILE",
-        help="CA file for DoH and the server (default: the system store)",
     )
     get.add_argument(
         "--http3", action="store_true", help="HTTP/3 over QUIC only (RFC 9114)"
