@@ -126,17 +126,13 @@ class TLSStream(EventStream):
     async def _pump(self) -> None:
         await self._flush()  # nothing of ours waits while we wait for the peer
         reader, size, timeout = self.reader, self._read_size, self.io_timeout
-        if timeout is None:
-            data = await reader.read(size)
-        else:
+        if isinstance(reader, TCPConnection) and timeout is not None:
             try:
-                if isinstance(reader, TCPConnection):
-                    data = await reader.read(size, timeout)  # its own, cheaper timer
-                else:
-                    async with asyncio.timeout(timeout):
-                        data = await reader.read(size)
+                data = await reader.read(size, timeout)  # its own, cheaper timer
             except TimeoutError:
                 raise self._timed_out() from None
+        else:
+            data = await self._io(reader.read(size))
         try:
             events = self.connection.receive_data(data)
         except BaseException as error:
