@@ -119,14 +119,22 @@ def read_file(text: str) -> bytes:
         raise argparse.ArgumentTypeError(f"{text}: {error.strerror}") from None
 
 
-def _certificates(text: str, fix: str = "") -> str:
+def _load_certificates(text: str, fix: str = "") -> list[x509.Certificate]:
     try:
         certificates = x509.load_pem_x509_certificates(read_file(text))
     except ValueError:
         certificates = []
     if not certificates:
         raise argparse.ArgumentTypeError(f"{text}: no PEM certificate in it{fix}")
+    return certificates
+
+
+def _certificates(text: str, fix: str = "") -> str:
+    _load_certificates(text, fix)
     return text
+
+
+_CHAIN_FIX = "; give the PEM certificate chain, leaf first"
 
 
 def ca_file(text: str) -> str:
@@ -143,7 +151,7 @@ def client_ca_file(text: str) -> str:
 
 def certificate_file(text: str) -> str:
     """A PEM certificate chain, leaf first (``--cert``), read now."""
-    return _certificates(text, "; give the PEM certificate chain, leaf first")
+    return _certificates(text, _CHAIN_FIX)
 
 
 def _private_key(text: str) -> PrivateKeyTypes:
@@ -225,17 +233,7 @@ def load_certified_key(cert_path: str | Path, key_path: str | Path) -> Certified
             certificate's; the message names the file(s), on one line.
     """
     try:
-        chain = tuple(x509.load_pem_x509_certificates(Path(cert_path).read_bytes()))
-    except OSError as error:
-        raise ValueError(f"{cert_path}: {error.strerror}") from None
-    except ValueError:
-        chain = ()
-    if not chain:
-        raise ValueError(
-            f"{cert_path}: no PEM certificate in it; give the PEM certificate "
-            "chain, leaf first"
-        )
-    try:
+        chain = tuple(_load_certificates(str(cert_path), _CHAIN_FIX))
         key = _private_key(str(key_path))
     except argparse.ArgumentTypeError as error:
         raise ValueError(str(error)) from None
