@@ -266,9 +266,12 @@ class Server:
     async def _handshake(
         self, stream: TLSStream, record: _Record
     ) -> HandshakeComplete | ForwardToBackend | None:
+        # A deadline on the stream, not an asyncio.timeout: its reads are
+        # timed by the connection's one timer (ech.aio.stream).
+        now = asyncio.get_running_loop().time()
+        stream.deadline = now + self.limits.handshake_timeout
         try:
-            async with asyncio.timeout(self.limits.handshake_timeout):
-                result = await stream.do_handshake()
+            result = await stream.do_handshake()
         except TimeoutError:
             record.outcome = "handshake_timeout"
             record.error = f"no handshake in {self.limits.handshake_timeout:g} s"
@@ -287,6 +290,7 @@ class Server:
             record.outcome = "internal_error"
             record.error = f"{type(error).__name__}: {error}"
         else:
+            stream.deadline = None
             if isinstance(result, ForwardToBackend):
                 return result
             record.handshake_seconds = time.monotonic() - record.started
@@ -319,18 +323,27 @@ class Server:
             stream.alert_sent = AlertDescription.INTERNAL_ERROR
 
     async def _close(self, stream: TLSStream, handshaken: bool) -> None:
+        """Close the connection: close_notify after a handshake, then the transport.
+
+        A transport with nothing left to send is closed at the end of this
+        event-loop step, so only one that still holds data is waited for,
+        and aborted if it does not drain within :data:`CLOSE_TIMEOUT`.
+        """
         writer = stream.writer
+        transport = writer.transport
         try:
+            if handshaken and not stream.timed_out:
+                stream.close_soon()  # close_notify, with all else queued
+            else:
+                writer.close()
+            if not transport.get_write_buffer_size():
+                return
             async with asyncio.timeout(CLOSE_TIMEOUT):
-                if handshaken and not stream.timed_out:
-                    await stream.close()  # close_notify
-                else:
-                    writer.close()
-                    await writer.wait_closed()
+                await writer.wait_closed()
         except (TimeoutError, OSError, ConnectionError):
-            writer.transport.abort()
+            transport.abort()
         except BaseException:
-            writer.transport.abort()
+            transport.abort()
             raise
 
     async def shutdown(

@@ -9,6 +9,13 @@ event-loop step. So the NewSessionTicket a server issues at the end of
 the handshake (RFC 8446 §4.6.1) leaves with the first response, and the
 last response with close_notify (§6.1), when they come in the same step;
 nothing queued ever waits for the peer, or for longer than that step.
+
+**Waits are timed with as few timers as possible.** ``io_timeout`` bounds
+each read or write, ``deadline`` (the server's handshake timeout) all of
+them together. Over a :class:`~ech.aio.tcp.TCPConnection` (the server's)
+a read is timed by the connection's one timer, re-armed only when a wait
+must end sooner than it fires; an ``asyncio.timeout`` is only made for
+what else may wait (a drain, another reader).
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ class TLSStream(EventStream):
     Attributes:
         io_timeout: seconds a read or write may wait (None: no limit); the
             server sets its idle timeout here after the handshake.
+        deadline: event-loop time by which every wait must be over (None:
+            no limit), whatever ``io_timeout`` says; one past it raises
+            ``TimeoutError``. The server's handshake timeout.
         timed_out: a read or write exceeded ``io_timeout``.
         alert_sent: the fatal alert sent, if any, for the server's
             connection report.
@@ -69,6 +79,7 @@ class TLSStream(EventStream):
         self.reader = reader
         self.writer = writer
         self.io_timeout: float | None = None
+        self.deadline: float | None = None
         self.timed_out = False
         self.alert_sent: AlertDescription | None = None
         self.alert_received: AlertDescription | None = None
@@ -81,14 +92,34 @@ class TLSStream(EventStream):
         self.timed_out = True
         return ConnectionTimeoutError(f"idle for {self.io_timeout:g} s, closing")
 
+    def _wait_until(self) -> float | None:
+        """When a wait that begins now must end, or None: no limit.
+
+        The sooner of ``io_timeout`` from now and ``deadline``.
+        """
+        deadline, timeout = self.deadline, self.io_timeout
+        if timeout is None:
+            return deadline
+        idle = asyncio.get_running_loop().time() + timeout
+        return idle if deadline is None or idle < deadline else deadline
+
+    def _expired(self, until: float) -> Exception:
+        """The error for a wait that lasted until ``until``.
+
+        ``TimeoutError`` at the ``deadline``, else (idle)
+        :class:`ConnectionTimeoutError`.
+        """
+        return TimeoutError() if until == self.deadline else self._timed_out()
+
     async def _io(self, awaitable: Awaitable[T]) -> T:
-        if self.io_timeout is None:
+        until = self._wait_until()
+        if until is None:
             return await awaitable
         try:
-            async with asyncio.timeout(self.io_timeout):
+            async with asyncio.timeout_at(until):
                 return await awaitable
         except TimeoutError:
-            raise self._timed_out() from None
+            raise self._expired(until) from None
 
     def _write(self) -> None:
         """Hand everything the connection has queued to the transport."""
@@ -125,12 +156,15 @@ class TLSStream(EventStream):
 
     async def _pump(self) -> None:
         await self._flush()  # nothing of ours waits while we wait for the peer
-        reader, size, timeout = self.reader, self._read_size, self.io_timeout
-        if isinstance(reader, TCPConnection) and timeout is not None:
+        reader, size = self.reader, self._read_size
+        if isinstance(reader, TCPConnection):
+            until = self._wait_until()
             try:
-                data = await reader.read(size, timeout)  # its own, cheaper timer
+                data = await reader.read(size, until)  # its own, cheaper timer
             except TimeoutError:
-                raise self._timed_out() from None
+                if until is None:
+                    raise  # the connection was lost with this error
+                raise self._expired(until) from None
         else:
             data = await self._io(reader.read(size))
         try:
@@ -193,14 +227,24 @@ class TLSStream(EventStream):
             self._write_soon()
             await self._drain()  # flow control on what earlier steps wrote
 
-    async def close(self) -> None:
-        """Send close_notify and close the transport."""
+    def close_soon(self) -> None:
+        """Queue close_notify, write it, and close the transport (RFC 8446 §6.1).
+
+        Whatever else is queued leaves in the same write. The transport
+        sends all it holds before it closes, so nothing here waits: a
+        caller that must know when it is over awaits
+        ``writer.wait_closed()`` (as :meth:`close` does), one that only
+        bounds it aborts the transport at its deadline (the server).
+        """
         try:
             self.connection.close()
-            await self._flush()
-        except (OSError, ConnectionError):
-            pass
+            with contextlib.suppress(OSError, ConnectionError):
+                self._write()
         finally:
             self.writer.close()
-            with contextlib.suppress(OSError, ConnectionError):
-                await self.writer.wait_closed()
+
+    async def close(self) -> None:
+        """Send close_notify, close the transport and wait until it is closed."""
+        self.close_soon()
+        with contextlib.suppress(OSError, ConnectionError):
+            await self.writer.wait_closed()

@@ -173,17 +173,18 @@ class TCPConnection(asyncio.Protocol):
 
     # the reader ----------------------------------------------------------------------
 
-    async def read(self, n: int = -1, timeout: float | None = None) -> bytes:
+    async def read(self, n: int = -1, deadline: float | None = None) -> bytes:
         """Up to ``n`` bytes once at least one is there; ``b""`` at the end.
 
-        ``timeout`` bounds the wait, as ``asyncio.timeout`` around
-        ``StreamReader.read`` would, but with one timer per connection
-        instead of a timeout and a timer per read: each wait only moves
-        the deadline, and the timer, when it fires early, re-arms itself
-        for the deadline now due. A read that does not wait costs nothing.
+        ``deadline`` (event-loop time) bounds the wait, as
+        ``asyncio.timeout_at`` around ``StreamReader.read`` would, but with
+        one timer per connection instead of a timeout and a timer per
+        read: each wait only moves the deadline, and the timer, when it
+        fires early, re-arms itself for the deadline now due. A read that
+        does not wait costs nothing.
 
         Raises:
-            TimeoutError: no byte came within ``timeout`` seconds.
+            TimeoutError: no byte came by ``deadline``.
             OSError: the connection was lost with that error.
             RuntimeError: another task is already waiting in :meth:`read`.
             ValueError: ``n`` is not positive (read everything: not needed).
@@ -200,8 +201,8 @@ class TCPConnection(asyncio.Protocol):
                 self.transport.resume_reading()
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
-            if timeout is not None:
-                self._wait_until(loop, loop.time() + timeout)
+            if deadline is not None:
+                self._wait_until(loop, deadline)
             try:
                 await self._waiter
             finally:

@@ -20,6 +20,11 @@ IO_TIMEOUT = 10.0
 LIMIT = 1024
 
 
+def _in(seconds: float) -> float:
+    """The event-loop time ``seconds`` from now: a read's deadline."""
+    return asyncio.get_running_loop().time() + seconds
+
+
 @asynccontextmanager
 async def pair(
     limit: int = LIMIT,
@@ -79,9 +84,9 @@ def test_a_read_times_out_and_a_later_read_still_works() -> None:
     async def main() -> bytes:
         async with pair() as (tcp, _, writer):
             with pytest.raises(TimeoutError):
-                await tcp.read(100, timeout=0.05)
+                await tcp.read(100, _in(0.05))
             writer.write(b"late")
-            return await tcp.read(100, timeout=IO_TIMEOUT)
+            return await tcp.read(100, _in(IO_TIMEOUT))
 
     assert asyncio.run(main()) == b"late"
 
@@ -90,9 +95,9 @@ def test_a_shorter_timeout_is_not_held_back_by_an_earlier_longer_one() -> None:
     async def main() -> None:
         async with pair() as (tcp, _, writer):
             writer.write(b"x")
-            assert await tcp.read(100, timeout=3600) == b"x"  # its timer stays
+            assert await tcp.read(100, _in(3600)) == b"x"  # its timer stays
             with pytest.raises(TimeoutError):  # at 0.05 s, not in an hour
-                await tcp.read(100, timeout=0.05)
+                await tcp.read(100, _in(0.05))
 
     asyncio.run(main())
 
@@ -101,8 +106,8 @@ def test_an_earlier_timer_does_not_cut_a_later_wait_short() -> None:
     async def main() -> bytes:
         async with pair() as (tcp, _, writer):
             writer.write(b"x")
-            assert await tcp.read(100, timeout=0.05) == b"x"  # its timer stays
-            waiting = asyncio.create_task(tcp.read(100, timeout=IO_TIMEOUT))
+            assert await tcp.read(100, _in(0.05)) == b"x"  # its timer stays
+            waiting = asyncio.create_task(tcp.read(100, _in(IO_TIMEOUT)))
             await asyncio.sleep(0.2)  # the first timer fires meanwhile
             writer.write(b"y")
             return await waiting
