@@ -59,6 +59,7 @@ from ech.http import Handler as HTTPHandler
 from ech.http.messages import HTTP_3
 from ech.quic.server import HTTP3Server
 from ech.serve.connection_log import ConnectionLog
+from ech.serve.gc_policy import serving_gc
 from ech.serve.keyring import Keyring, KeyringError, KeySet, warn_if_exposed
 from ech.serve.metrics import Metrics
 from ech.serve.metrics_endpoint import start_metrics_server
@@ -534,8 +535,9 @@ async def serve(
         metrics=metrics_address,
     )
     try:
-        await stop.wait()
-        await stop_service(service, limits.shutdown_timeout, now)
+        with serving_gc():
+            await stop.wait()
+            await stop_service(service, limits.shutdown_timeout, now)
     finally:
         if watcher is not None:
             watcher.cancel()

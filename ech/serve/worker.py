@@ -53,6 +53,7 @@ from ech.serve.app import (
     stop_service,
 )
 from ech.serve.connection_log import ConnectionLog
+from ech.serve.gc_policy import serving_gc
 from ech.serve.keyring import Keyring
 from ech.serve.metrics import Metrics
 
@@ -238,8 +239,9 @@ async def run_worker(control: socket.socket) -> None:
     following = asyncio.create_task(orders.follow())
     orders.send({"event": "ready"})
     try:
-        await orders.stop.wait()
-        await stop_service(service, options.limits.shutdown_timeout, orders.now)
+        with serving_gc():
+            await orders.stop.wait()
+            await stop_service(service, options.limits.shutdown_timeout, orders.now)
     finally:
         following.cancel()
         writer.close()
