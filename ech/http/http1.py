@@ -35,15 +35,17 @@ def _text(value: bytes) -> str:
 
 
 class _Incoming:
-    """The request being received: its head, and its body so far."""
+    """The request being received: its head, and its body so far.
+
+    The :class:`Request` is made once, when the body is complete: a
+    request without a body (most) is one object, not one per part.
+    """
 
     def __init__(self, event: h11.Request, max_body: int) -> None:
-        headers = tuple((_text(name), _text(value)) for name, value in event.headers)
-        self.request = Request(
-            method=_text(event.method),
-            target=_text(event.target),
-            headers=headers,
-            authority=next((v for n, v in headers if n == "host"), None),
+        self.method = _text(event.method)
+        self._target = _text(event.target)
+        self._headers = tuple(
+            (_text(name), _text(value)) for name, value in event.headers
         )
         self.body = bytearray()
         self.too_large = False
@@ -58,13 +60,13 @@ class _Incoming:
             self.body.clear()
 
     def complete(self) -> Request:
-        request = self.request
+        headers = self._headers
         return Request(
-            request.method,
-            request.target,
-            request.headers,
+            self.method,
+            self._target,
+            headers,
             bytes(self.body),
-            request.authority,
+            next((v for n, v in headers if n == "host"), None),
         )
 
 
@@ -139,7 +141,7 @@ async def serve_http1(
                 conn,
                 response,
                 close=not options.keep_alive,
-                head=incoming.request.method == "HEAD",
+                head=incoming.method == "HEAD",
             )
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
