@@ -81,32 +81,28 @@ async def bounded(awaitable: Awaitable[T]) -> T:
 
 
 @pytest.mark.parametrize("tcp", [True, False], ids=["TCPConnection", "asyncio"])
-def test_the_deadline_ends_the_handshake_with_timeout_error(
-    server_pki: ServerPKI, tcp: bool
+@pytest.mark.parametrize(
+    ("io_timeout", "deadline_in", "idle"),
+    [(LONG, SHORT, False), (SHORT, LONG, True)],
+    ids=["deadline-first", "idle-first"],
+)
+def test_the_sooner_bound_ends_the_wait_and_names_itself(
+    server_pki: ServerPKI, tcp: bool, io_timeout: float, deadline_in: float, idle: bool
 ) -> None:
+    """The deadline raises TimeoutError; io_timeout, the idle ConnectionTimeoutError."""
+
     async def main() -> None:
         async with silent_client(server_pki, tcp=tcp) as stream:
-            stream.io_timeout = LONG  # the deadline comes first
-            stream.deadline = asyncio.get_running_loop().time() + SHORT
-            with pytest.raises(TimeoutError) as raised:
+            stream.io_timeout = io_timeout
+            stream.deadline = asyncio.get_running_loop().time() + deadline_in
+            with pytest.raises((TimeoutError, ConnectionTimeoutError)) as raised:
                 await bounded(stream.do_handshake())
-            assert not isinstance(raised.value, ConnectionTimeoutError)
-            assert not stream.timed_out  # not idle: the deadline passed
-
-    asyncio.run(main())
-
-
-@pytest.mark.parametrize("tcp", [True, False], ids=["TCPConnection", "asyncio"])
-def test_io_timeout_before_the_deadline_is_an_idle_timeout(
-    server_pki: ServerPKI, tcp: bool
-) -> None:
-    async def main() -> None:
-        async with silent_client(server_pki, tcp=tcp) as stream:
-            stream.io_timeout = SHORT
-            stream.deadline = asyncio.get_running_loop().time() + LONG
-            with pytest.raises(ConnectionTimeoutError, match=r"idle for 0\.05 s"):
-                await bounded(stream.do_handshake())
-            assert stream.timed_out
+            if idle:
+                assert isinstance(raised.value, ConnectionTimeoutError)
+                assert str(raised.value) == "idle for 0.05 s, closing"
+            else:
+                assert type(raised.value) is TimeoutError
+            assert stream.timed_out is idle
 
     asyncio.run(main())
 
