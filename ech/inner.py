@@ -106,7 +106,8 @@ def decode_client_hello_inner(data: bytes, outer: ClientHello) -> ClientHello:
     """
     r = Reader(data)
     encoded = ClientHello.read(r)
-    if any(r.rest()):
+    padding = r.rest()
+    if padding.count(0) != len(padding):
         raise IllegalParameter("EncodedClientHelloInner padding is not zero")
     extensions: list[Extension] = []
     outer_extensions = outer.extensions

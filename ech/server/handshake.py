@@ -30,6 +30,8 @@ from ech.confirmation import (
     accept_confirmation,
     hello_retry_with_confirmation,
     hrr_accept_confirmation,
+    server_hello_with_confirmation,
+    server_hello_with_confirmation_zeroed,
 )
 from ech.errors import (
     CertificateRequired,
@@ -911,12 +913,15 @@ class ServerHandshake(Handshake):
             sh = self.config.server_hello_hook(sh)
         if self.ech_status is ECHStatus.ACCEPTED:
             # RFC 9849 §7.2: the last 8 bytes of random confirm acceptance.
+            # Zeroed first, the ServerHello is encoded once, for the
+            # confirmation's transcript, and the 8 bytes spliced in after.
+            sh = server_hello_with_confirmation_zeroed(sh)
             confirmation = accept_confirmation(
                 suite.hash, ch.random, self._transcript, sh
             )
             if self.config.ech_confirmation_hook is not None:
                 confirmation = self.config.ech_confirmation_hook(sh, confirmation)
-            sh = sh.with_random(sh.random[: 32 - CONFIRMATION_LENGTH] + confirmation)
+            sh = server_hello_with_confirmation(sh, confirmation)
         self._transcript.add(self._send(sh, Epoch.INITIAL))
         if ch.legacy_session_id and hello.first:
             self._emit(SendChangeCipherSpec())  # RFC 8446 §D.4

@@ -5,6 +5,14 @@ Each message is an immutable value with ``parse(body)`` and ``encode()``.
 body that parses, ``type(m).parse(body).encode() == body``: extensions stay
 raw and in wire order, which ECH's AAD and outer-extension compression
 depend on.
+
+Being immutable, a message remembers its body once known: a parsed message
+keeps the bytes it was parsed from, a built one its first encoding. So the
+transcript, ECH's ClientHelloOuterAAD (RFC 9849 §5.2) and its acceptance
+confirmation (§7.2) never encode the same message twice, and a copy that
+changes one fixed-size field (:meth:`ServerHello.with_random`,
+:meth:`Message.encode_with_extension_body`) is spliced from those bytes
+rather than re-encoded field by field.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from ech.tls.wire import Reader, Writer, encode_u16_list, handshake_header
 HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
     "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
 )
+#: Hello.random: ``opaque Random[32]`` (RFC 8446 §4.1.2, §4.1.3).
+_RANDOM_LENGTH = 32
 
 
 def replace_extension(
@@ -42,20 +52,28 @@ def replace_extension(
 class Message(HasExtensions):
     """Base of the handshake message values."""
 
-    __slots__ = ()
+    __slots__ = ("_encoding",)
     msg_type: ClassVar[HandshakeType]
     extensions: tuple[Extension, ...] = ()
+    #: The body, once known: not a dataclass field, so neither compared nor
+    #: copied by ``dataclasses.replace`` (whose copy encodes afresh).
+    _encoding: bytes
 
     @classmethod
     def parse(cls, body: bytes) -> Self:
         """Decode a message body (without the handshake header).
 
+        The message remembers ``body``: as the codec round-trips exactly,
+        it is what :meth:`encode` would build, and what the peer hashed.
+
         Raises:
             DecodeError: the body is malformed.
         """
+        body = body if type(body) is bytes else bytes(body)
         r = Reader(body)
         msg = cls._read(r)
         r.expect_end()
+        msg._remember(body)
         return msg
 
     @classmethod
@@ -67,11 +85,21 @@ class Message(HasExtensions):
     def _read(cls, r: Reader) -> Self:
         raise NotImplementedError
 
+    def _remember(self, body: bytes) -> None:
+        # The one write to a frozen message: a cache of what encode() returns.
+        object.__setattr__(self, "_encoding", body)
+
     def encode(self) -> bytes:
-        """Encode the body (without the handshake header)."""
+        """Encode the body (without the handshake header), once per message."""
+        try:
+            return self._encoding
+        except AttributeError:
+            pass
         w = Writer()
         self._write(w)
-        return w.getvalue()
+        body = w.getvalue()
+        self._remember(body)
+        return body
 
     def _write(self, w: Writer) -> None:
         raise NotImplementedError
@@ -80,6 +108,41 @@ class Message(HasExtensions):
         """The whole message: type, 24-bit length and body (RFC 8446 §4)."""
         body = self.encode()
         return handshake_header(self.msg_type, len(body)) + body
+
+    def encode_with_extension_body(self, ext_type: int, data: bytes) -> bytes:
+        """The body with the first ``ext_type`` extension's data set to ``data``.
+
+        ``data`` must be as long as the data it replaces, so every length
+        prefix stays as it is and only those bytes change: the result equals
+        ``self.with_extension(Extension(ext_type, data)).encode()``, but is
+        spliced from :meth:`encode` (the bytes received, for a parsed
+        message) instead of re-encoding every field. ClientHelloOuterAAD
+        (RFC 9849 §5.2) and the HelloRetryRequest's ECH confirmation input
+        (§7.2.1) are such bodies. The extension block ends every message
+        that has one (RFC 8446 §4), so the extensions after this one are
+        the body's tail.
+
+        Raises:
+            ValueError: no ``ext_type`` extension, or ``data`` of another
+                length (our mistake, not the peer's).
+        """
+        # One pass: find the first ext_type, then sum what follows it. The
+        # byte offsets come from the model's own lengths; this module and
+        # wire.py are the codec, where bytes may be cut.
+        old_length = -1
+        tail = 0
+        for ext in self.extensions:
+            if old_length >= 0:
+                tail += 4 + len(ext.data)
+            elif ext.type == ext_type:
+                old_length = len(ext.data)
+        if old_length < 0:
+            raise ValueError(f"no extension {ext_type:#06x} to replace")
+        if old_length != len(data):
+            raise ValueError("a replacement extension body must keep its length")
+        body = self.encode()
+        end = len(body) - tail
+        return b"".join((body[: end - old_length], data, body[end:]))
 
     def with_extension(self, ext: Extension) -> Self:
         """A copy with ``ext`` replacing its namesake in place (or appended)."""
@@ -117,7 +180,7 @@ class ClientHello(Message):
     @classmethod
     def _read(cls, r: Reader) -> Self:
         legacy_version = r.u16()
-        random = r.raw(32)
+        random = r.raw(_RANDOM_LENGTH)
         session_id = r.opaque(1, max_len=32)
         suites = r.u16_items(2, min_len=2)
         compression = r.opaque(1, min_len=1)
@@ -174,7 +237,7 @@ class ServerHello(Message):
     @classmethod
     def _read(cls, r: Reader) -> Self:
         legacy_version = r.u16()
-        random = r.raw(32)
+        random = r.raw(_RANDOM_LENGTH)
         session_id = r.opaque(1, max_len=32)
         suite = r.u16()
         compression = r.u8()
@@ -193,9 +256,15 @@ class ServerHello(Message):
             write_extensions(w, self.extensions)
 
     def with_random(self, random: bytes) -> Self:
-        """A copy with another ``random`` (ECH confirmation zeroes its tail)."""
+        """A copy with another ``random`` (ECH confirmation zeroes its tail).
+
+        If this message's body is known, the copy's is spliced from it:
+        ``random`` is a fixed 32 bytes right after legacy_version (RFC 8446
+        §4.1.3), so nothing else moves (RFC 9849 §7.2 encodes the
+        ServerHello twice, the confirmation zeroed, then in place).
+        """
         # Built directly: dataclasses.replace costs twice as much, on a hot path.
-        return type(self)(
+        copy = type(self)(
             random,
             self.legacy_session_id_echo,
             self.cipher_suite,
@@ -204,6 +273,13 @@ class ServerHello(Message):
             self.legacy_compression_method,
             self.extensions_absent,
         )
+        try:
+            body = self._encoding
+        except AttributeError:
+            return copy
+        if len(random) == len(self.random) == _RANDOM_LENGTH:
+            copy._remember(b"".join((body[:2], random, body[2 + _RANDOM_LENGTH :])))
+        return copy
 
 
 @dataclass(frozen=True, slots=True)
