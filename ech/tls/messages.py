@@ -91,10 +91,11 @@ class Message(HasExtensions):
 
     def encode(self) -> bytes:
         """Encode the body (without the handshake header), once per message."""
-        try:
-            return self._encoding
-        except AttributeError:
-            pass
+        # getattr's default: a miss (every built message, once) costs less
+        # than catching AttributeError.
+        body: bytes | None = getattr(self, "_encoding", None)
+        if body is not None:
+            return body
         w = Writer()
         self._write(w)
         body = w.getvalue()
@@ -273,11 +274,8 @@ class ServerHello(Message):
             self.legacy_compression_method,
             self.extensions_absent,
         )
-        try:
-            body = self._encoding
-        except AttributeError:
-            return copy
-        if len(random) == len(self.random) == _RANDOM_LENGTH:
+        body: bytes | None = getattr(self, "_encoding", None)
+        if body is not None and len(random) == len(self.random) == _RANDOM_LENGTH:
             copy._remember(b"".join((body[:2], random, body[2 + _RANDOM_LENGTH :])))
         return copy
 
