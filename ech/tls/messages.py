@@ -29,7 +29,14 @@ from ech.tls.extensions import (
     read_extensions,
     write_extensions,
 )
-from ech.tls.wire import Reader, Writer, encode_u16_list, handshake_header
+from ech.tls.wire import (
+    Reader,
+    Writer,
+    encode_opaque,
+    encode_typed_opaques,
+    encode_u16_list,
+    handshake_header,
+)
 
 #: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest").
 HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
@@ -47,6 +54,13 @@ def replace_extension(
         if old.type == ext.type:
             return (*extensions[:i], ext, *extensions[i + 1 :])
     return (*extensions, ext)
+
+
+def _hello_extensions(extensions: tuple[Extension, ...], absent: bool) -> bytes:
+    """A hello's extension block, or nothing for an old hello without one."""
+    if extensions or not absent:
+        return encode_opaque(2, encode_typed_opaques(extensions))
+    return b""
 
 
 class Message(HasExtensions):
@@ -96,11 +110,14 @@ class Message(HasExtensions):
         body: bytes | None = getattr(self, "_encoding", None)
         if body is not None:
             return body
-        w = Writer()
-        self._write(w)
-        body = w.getvalue()
+        body = self._encode_body()
         self._remember(body)
         return body
+
+    def _encode_body(self) -> bytes:
+        w = Writer()
+        self._write(w)
+        return w.getvalue()
 
     def _write(self, w: Writer) -> None:
         raise NotImplementedError
@@ -205,14 +222,19 @@ class ClientHello(Message):
             self.extensions_absent,
         )
 
-    def _write(self, w: Writer) -> None:
-        w.u16(self.legacy_version)
-        w.raw(self.random)
-        w.opaque(1, self.legacy_session_id)
-        w.raw(encode_u16_list(self.cipher_suites, 2))
-        w.opaque(1, self.legacy_compression_methods)
-        if self.extensions or not self.extensions_absent:
-            write_extensions(w, self.extensions)
+    def _encode_body(self) -> bytes:
+        # Joined in one step, not through a Writer: every handshake encodes
+        # a hello (and an ECH server its ClientHelloInner).
+        return b"".join(
+            (
+                self.legacy_version.to_bytes(2, "big"),
+                self.random,
+                encode_opaque(1, self.legacy_session_id),
+                encode_u16_list(self.cipher_suites, 2),
+                encode_opaque(1, self.legacy_compression_methods),
+                _hello_extensions(self.extensions, self.extensions_absent),
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,14 +269,18 @@ class ServerHello(Message):
         extensions = read_extensions(r, min_len=6)
         return cls(random, session_id, suite, extensions, legacy_version, compression)
 
-    def _write(self, w: Writer) -> None:
-        w.u16(self.legacy_version)
-        w.raw(self.random)
-        w.opaque(1, self.legacy_session_id_echo)
-        w.u16(self.cipher_suite)
-        w.u8(self.legacy_compression_method)
-        if self.extensions or not self.extensions_absent:
-            write_extensions(w, self.extensions)
+    def _encode_body(self) -> bytes:
+        # As ClientHello's: one join, since every handshake sends one.
+        return b"".join(
+            (
+                self.legacy_version.to_bytes(2, "big"),
+                self.random,
+                encode_opaque(1, self.legacy_session_id_echo),
+                self.cipher_suite.to_bytes(2, "big"),
+                bytes((self.legacy_compression_method,)),
+                _hello_extensions(self.extensions, self.extensions_absent),
+            )
+        )
 
     def with_random(self, random: bytes) -> Self:
         """A copy with another ``random`` (ECH confirmation zeroes its tail).
