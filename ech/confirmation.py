@@ -30,21 +30,26 @@ def _confirmation(
     return hkdf_expand_label(algorithm, prk, label, digest, CONFIRMATION_LENGTH)
 
 
+def random_with_confirmation(random: bytes, confirmation: bytes = _ZEROS) -> bytes:
+    """``random`` with ``confirmation`` (zeros by default) as its last 8 bytes."""
+    return random[: 32 - CONFIRMATION_LENGTH] + confirmation
+
+
 def server_hello_with_confirmation_zeroed(sh: ServerHello) -> ServerHello:
     """The ServerHello with the last 8 bytes of its random set to zero.
 
-    ``sh`` itself if they already are: a server zeroes them first, so the
-    one ServerHello is encoded once, hashed here, and the confirmation
-    spliced into its bytes (:func:`server_hello_with_confirmation`).
+    ``sh`` itself if they already are: a server draws its random with them
+    zeroed, so the one ServerHello is encoded once, hashed here, and the
+    confirmation spliced into its bytes (:func:`server_hello_with_confirmation`).
     """
     if sh.random[32 - CONFIRMATION_LENGTH :] == _ZEROS:
         return sh
-    return sh.with_random(sh.random[: 32 - CONFIRMATION_LENGTH] + _ZEROS)
+    return sh.with_random(random_with_confirmation(sh.random))
 
 
 def server_hello_with_confirmation(sh: ServerHello, confirmation: bytes) -> ServerHello:
     """The ServerHello with ``confirmation`` as the last 8 bytes of its random."""
-    return sh.with_random(sh.random[: 32 - CONFIRMATION_LENGTH] + confirmation)
+    return sh.with_random(random_with_confirmation(sh.random, confirmation))
 
 
 def accept_confirmation(

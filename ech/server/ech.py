@@ -117,8 +117,9 @@ def client_hello_outer_aad(outer: ClientHello, offer: ECHClientHelloOuter) -> by
     (:meth:`~ech.tls.messages.Message.encode_with_extension_body`), every
     other byte and length prefix staying as sent.
     """
-    zeroed = offer.with_payload(bytes(len(offer.payload)))
-    return outer.encode_with_extension_body(E.ENCRYPTED_CLIENT_HELLO, zeroed.encode())
+    return outer.encode_with_extension_body(
+        E.ENCRYPTED_CLIENT_HELLO, offer.encode_with_payload_zeroed()
+    )
 
 
 def check_inner(inner: ClientHello) -> None:

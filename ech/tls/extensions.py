@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Self
@@ -146,6 +147,27 @@ def check_host_name(name: str) -> None:
     Raises:
         IllegalParameter: ``name`` is not such a host name.
     """
+    # Nearly every name is plain LDH labels: one regular expression clears
+    # it, and anything else (addresses, A-labels, mistakes) takes the full
+    # checks below, which also say what is wrong.
+    if (
+        len(name) <= 253
+        and _PLAIN_HOST_NAME.fullmatch(name)
+        and "xn--" not in name.lower()
+        and not may_be_ip_address(name)
+    ):
+        return
+    _check_host_name_in_full(name)
+
+
+#: Dot-separated LDH labels of 1 to 63 characters, no hyphen at either end.
+_PLAIN_HOST_NAME = re.compile(
+    r"(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+)
+
+
+def _check_host_name_in_full(name: str) -> None:
+    """:func:`check_host_name`, rule by rule, naming the one broken."""
     if not name or len(name) > 253:
         raise IllegalParameter("server_name is empty or longer than 253 bytes")
     if name.endswith("."):

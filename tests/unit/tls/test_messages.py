@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ech.errors import Alert, DecodeError, IllegalParameter
 from ech.tls import extensions as ext
@@ -621,3 +623,25 @@ def test_with_random_of_another_length_is_not_spliced() -> None:
     sh = ServerHello.parse(RFC8448_SERVER_HELLO)
     odd = sh.with_random(b"short")
     assert odd.encode() == dataclasses.replace(sh, random=b"short").encode()
+
+
+def _accepts(check: Callable[[str], None], name: str) -> bool:
+    try:
+        check(name)
+    except IllegalParameter:
+        return False
+    return True
+
+
+_LABELS = st.text(alphabet="aZ09-_ .:", max_size=70) | st.sampled_from(
+    ["xn--bcher-kva", "xn--zz", "XN--ls8h", "127", "0x1f", "1", "a" * 63, "a" * 64]
+)
+
+
+@given(st.lists(_LABELS, max_size=6).map(".".join))
+def test_host_name_fast_path_agrees_with_the_full_checks(name: str) -> None:
+    # check_host_name clears plain names with one regular expression and
+    # sends the rest through the rule-by-rule checks: same verdicts.
+    assert _accepts(ext.check_host_name, name) == _accepts(
+        ext._check_host_name_in_full, name
+    )
