@@ -6,7 +6,7 @@ body that parses, ``type(m).parse(body).encode() == body``: extensions stay
 raw and in wire order, which ECH's AAD and outer-extension compression
 depend on.
 
-Being immutable, a message remembers its body once known: a parsed message
+Being immutable, a hello remembers its body once known: a parsed one
 keeps the bytes it was parsed from, a built one its first encoding. So the
 transcript, ECH's ClientHelloOuterAAD (RFC 9849 §5.2) and its acceptance
 confirmation (§7.2) never encode the same message twice, and a copy that
@@ -66,28 +66,20 @@ def _hello_extensions(extensions: tuple[Extension, ...], absent: bool) -> bytes:
 class Message(HasExtensions):
     """Base of the handshake message values."""
 
-    __slots__ = ("_encoding",)
+    __slots__ = ()
     msg_type: ClassVar[HandshakeType]
     extensions: tuple[Extension, ...] = ()
-    #: The body, once known: not a dataclass field, so neither compared nor
-    #: copied by ``dataclasses.replace`` (whose copy encodes afresh).
-    _encoding: bytes
 
     @classmethod
     def parse(cls, body: bytes) -> Self:
         """Decode a message body (without the handshake header).
 
-        The message remembers ``body``: as the codec round-trips exactly,
-        it is what :meth:`encode` would build, and what the peer hashed.
-
         Raises:
             DecodeError: the body is malformed.
         """
-        body = body if type(body) is bytes else bytes(body)
         r = Reader(body)
         msg = cls._read(r)
         r.expect_end()
-        msg._remember(body)
         return msg
 
     @classmethod
@@ -99,20 +91,9 @@ class Message(HasExtensions):
     def _read(cls, r: Reader) -> Self:
         raise NotImplementedError
 
-    def _remember(self, body: bytes) -> None:
-        # The one write to a frozen message: a cache of what encode() returns.
-        object.__setattr__(self, "_encoding", body)
-
     def encode(self) -> bytes:
-        """Encode the body (without the handshake header), once per message."""
-        # getattr's default: a miss (every built message, once) costs less
-        # than catching AttributeError.
-        body: bytes | None = getattr(self, "_encoding", None)
-        if body is not None:
-            return body
-        body = self._encode_body()
-        self._remember(body)
-        return body
+        """Encode the body (without the handshake header)."""
+        return self._encode_body()
 
     def _encode_body(self) -> bytes:
         w = Writer()
@@ -179,8 +160,52 @@ class Message(HasExtensions):
         )
 
 
+class _Hello(Message):
+    """A message that keeps its body once known: ClientHello and ServerHello.
+
+    Their bytes are what ECH reuses (ClientHelloOuterAAD, the confirmation's
+    transcript), and what a copy changing one fixed-size field is spliced
+    from. Other messages are encoded once and parsed once, so they keep
+    nothing.
+    """
+
+    __slots__ = ("_encoding",)
+    #: The body, once known: not a dataclass field, so neither compared nor
+    #: copied by ``dataclasses.replace`` (whose copy encodes afresh).
+    _encoding: bytes
+
+    @classmethod
+    def parse(cls, body: bytes) -> Self:
+        """Decode a body, and keep it.
+
+        As the codec round-trips exactly, it is what :meth:`encode` would
+        build, and what the peer hashed.
+
+        Raises:
+            DecodeError: the body is malformed.
+        """
+        body = body if type(body) is bytes else bytes(body)
+        msg = super().parse(body)
+        msg._remember(body)
+        return msg
+
+    def _remember(self, body: bytes) -> None:
+        # The one write to a frozen message: a cache of what encode() returns.
+        object.__setattr__(self, "_encoding", body)
+
+    def encode(self) -> bytes:
+        """Encode the body (without the handshake header), once per message."""
+        # getattr's default: a miss (every built hello, once) costs less
+        # than catching AttributeError.
+        body: bytes | None = getattr(self, "_encoding", None)
+        if body is None:
+            body = self._encode_body()
+            self._remember(body)
+        return body
+
+
 @dataclass(frozen=True, slots=True)
-class ClientHello(Message):
+class ClientHello(_Hello):
     """RFC 8446 §4.1.2."""
 
     msg_type: ClassVar[HandshakeType] = HandshakeType.CLIENT_HELLO
@@ -238,7 +263,7 @@ class ClientHello(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class ServerHello(Message):
+class ServerHello(_Hello):
     """RFC 8446 §4.1.3; also HelloRetryRequest (§4.1.4), told apart by ``random``."""
 
     msg_type: ClassVar[HandshakeType] = HandshakeType.SERVER_HELLO
