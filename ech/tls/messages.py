@@ -116,10 +116,9 @@ class Message(HasExtensions):
         ``self.with_extension(Extension(ext_type, data)).encode()``, but is
         spliced from :meth:`encode` (the bytes received, for a parsed
         message) instead of re-encoding every field. ClientHelloOuterAAD
-        (RFC 9849 §5.2) and the HelloRetryRequest's ECH confirmation input
-        (§7.2.1) are such bodies. The extension block ends every message
-        that has one (RFC 8446 §4), so the extensions after this one are
-        the body's tail.
+        (RFC 9849 §5.2) is such a body. The extension block ends every
+        message that has one (RFC 8446 §4), so the extensions after this
+        one are the body's tail.
 
         Raises:
             ValueError: no ``ext_type`` extension, or ``data`` of another
