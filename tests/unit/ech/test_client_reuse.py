@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 import ech
-from ech.config import ECHConfigList
+from ech.client.ech import select_config
+from ech.config import ECHConfig, ECHConfigList
 from ech.tls import extensions as ext
 from ech.tls.enums import ExtensionType, NamedGroup
 from ech.tls.messages import ClientHello
@@ -18,9 +19,17 @@ from tests.unit.ech.ech_helpers import (
     INNER_NAME,
     client_config,
     client_hello_in,
+    config_list,
+    ech_key,
 )
 
 E = ExtensionType
+
+
+def with_public_name(key_config: ECHConfig, name: bytes) -> ECHConfig:
+    contents = key_config.contents
+    assert contents is not None
+    return ECHConfig.from_contents(dataclasses.replace(contents, public_name=name))
 
 
 def first_hello(
@@ -69,3 +78,22 @@ def test_a_replaced_config_offers_its_own_extensions() -> None:
     assert groups is not None
     assert ext.decode_u16_list(groups) == (NamedGroup.X25519, NamedGroup.SECP384R1)
     assert first_hello(cc).extension(E.APPLICATION_LAYER_PROTOCOL_NEGOTIATION)
+
+
+def test_the_config_choice_is_made_per_list() -> None:
+    first, second = ech_key(config_id=1), ech_key(config_id=2)
+    unusable = with_public_name(second.config, b"192.0.2.1")  # ECH-14
+    assert select_config(config_list(first)) == first.config
+    assert select_config(config_list(second)) == second.config
+    assert select_config(ECHConfigList((unusable, first.config))) == first.config
+    assert select_config(ECHConfigList((unusable,))) is None
+
+
+def test_each_public_name_gets_its_own_outer_server_name() -> None:
+    cc = client_config()
+    key = ech_key()
+    for name in (b"one.example", b"two.example", b"one.example"):
+        configs = ECHConfigList((with_public_name(key.config, name),))
+        sni = first_hello(cc, configs).extension(E.SERVER_NAME)
+        assert sni is not None
+        assert ext.decode_server_name(sni) == name.decode()
