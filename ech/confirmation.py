@@ -19,7 +19,6 @@ from ech.tls.extensions import Extension
 from ech.tls.key_schedule import hkdf_expand_label, hkdf_extract
 from ech.tls.messages import ServerHello
 from ech.tls.transcript import Transcript
-from ech.tls.wire import frame_handshake
 
 _ZEROS = bytes(CONFIRMATION_LENGTH)
 
@@ -31,9 +30,26 @@ def _confirmation(
     return hkdf_expand_label(algorithm, prk, label, digest, CONFIRMATION_LENGTH)
 
 
+def random_with_confirmation(random: bytes, confirmation: bytes = _ZEROS) -> bytes:
+    """``random`` with ``confirmation`` (zeros by default) as its last 8 bytes."""
+    return random[: 32 - CONFIRMATION_LENGTH] + confirmation
+
+
 def server_hello_with_confirmation_zeroed(sh: ServerHello) -> ServerHello:
-    """The ServerHello with the last 8 bytes of its random set to zero."""
-    return sh.with_random(sh.random[: 32 - CONFIRMATION_LENGTH] + _ZEROS)
+    """The ServerHello with the last 8 bytes of its random set to zero.
+
+    ``sh`` itself if they already are: a server draws its random with them
+    zeroed, so the one ServerHello is encoded once, hashed here, and the
+    confirmation spliced into its bytes (:func:`server_hello_with_confirmation`).
+    """
+    if sh.random[32 - CONFIRMATION_LENGTH :] == _ZEROS:
+        return sh
+    return sh.with_random(random_with_confirmation(sh.random))
+
+
+def server_hello_with_confirmation(sh: ServerHello, confirmation: bytes) -> ServerHello:
+    """The ServerHello with ``confirmation`` as the last 8 bytes of its random."""
+    return sh.with_random(random_with_confirmation(sh.random, confirmation))
 
 
 def accept_confirmation(
@@ -45,11 +61,12 @@ def accept_confirmation(
     """``accept_confirmation`` over the inner transcript and ``sh`` (§7.2).
 
     ``inner_transcript`` holds everything before the ServerHello; it is not
-    modified. The last 8 bytes of ``sh.random`` are ignored.
+    modified (its hash state is copied, so ClientHelloInner is not hashed
+    again). The last 8 bytes of ``sh.random`` are ignored.
     """
     transcript = inner_transcript.copy()
     zeroed = server_hello_with_confirmation_zeroed(sh)
-    transcript.add(frame_handshake(zeroed.msg_type, zeroed.encode()))
+    transcript.add(zeroed.framed())
     return _confirmation(
         algorithm, inner_random, b"ech accept confirmation", transcript.digest()
     )
@@ -75,7 +92,7 @@ def hrr_accept_confirmation(
     """
     transcript = inner_transcript.copy()
     zeroed = hello_retry_with_confirmation(hrr, _ZEROS)
-    transcript.add(frame_handshake(zeroed.msg_type, zeroed.encode()))
+    transcript.add(zeroed.framed())
     return _confirmation(
         algorithm, inner_random, b"hrr ech accept confirmation", transcript.digest()
     )

@@ -22,6 +22,8 @@ INNER_BODY = bytes((INNER,))
 CONFIRMATION_LENGTH = 8
 #: type, cipher_suite (kdf_id, aead_id) and config_id of an outer ECHClientHello.
 _OUTER_HEADER = struct.Struct(">BHHB")
+#: The same after the type byte.
+_SUITE_AND_CONFIG_ID = struct.Struct(">HHB")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +37,23 @@ class ECHClientHelloOuter:
 
     def encode(self) -> bytes:
         """The extension body."""
+        return self._encode(self.payload)
+
+    def encode_with_payload_zeroed(self) -> bytes:
+        """The body with the payload's bytes zeroed (RFC 9849 §5.2).
+
+        As ClientHelloOuterAAD has it: the same length, without a copy of
+        the offer (:meth:`with_payload`) to encode.
+        """
+        return self._encode(bytes(len(self.payload)))
+
+    def _encode(self, payload: bytes) -> bytes:
         suite = self.cipher_suite
         return b"".join(
             (
                 _OUTER_HEADER.pack(OUTER, suite.kdf_id, suite.aead_id, self.config_id),
                 encode_opaque(2, self.enc),
-                encode_opaque(2, self.payload),
+                encode_opaque(2, payload),
             )
         )
 
@@ -63,8 +76,12 @@ def parse_client_hello_extension(data: bytes) -> ECHClientHelloOuter | None:
         return None
     if hello_type != OUTER:
         raise IllegalParameter(f"unknown ECHClientHelloType {hello_type}")
-    suite = HpkeSymmetricCipherSuite(r.u16(), r.u16())
-    config_id = r.u8()
+    # cipher_suite and config_id: fixed-size, read in one step (every ECH
+    # hello, and every GREASE one, is parsed).
+    kdf_id, aead_id, config_id = _SUITE_AND_CONFIG_ID.unpack(
+        r.raw(_SUITE_AND_CONFIG_ID.size)
+    )
+    suite = HpkeSymmetricCipherSuite(kdf_id, aead_id)
     enc = r.opaque(2)
     payload = r.opaque(2, min_len=1)
     r.expect_end()

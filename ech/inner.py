@@ -17,6 +17,9 @@ from ech.tls.messages import ClientHello
 from ech.tls.wire import Reader, encode_u16_list
 
 E = ExtensionType
+#: Plain ints for the decoding loops: an enum member lookup costs more.
+_OUTER_EXTENSIONS = int(E.ECH_OUTER_EXTENSIONS)
+_ENCRYPTED_CLIENT_HELLO = int(E.ENCRYPTED_CLIENT_HELLO)
 
 
 def encode_outer_extensions(types: Sequence[int]) -> bytes:
@@ -107,39 +110,50 @@ def decode_client_hello_inner(data: bytes, outer: ClientHello) -> ClientHello:
     """
     r = Reader(data)
     encoded = ClientHello.read(r)
-    if any(r.rest()):
+    padding = r.rest()
+    if padding.count(0) != len(padding):
         raise IllegalParameter("EncodedClientHelloInner padding is not zero")
-    extensions: list[Extension] = []
-    outer_extensions = outer.extensions
-    cursor = 0
-    expanded = False
-    for ext in encoded.extensions:
-        if ext.type != E.ECH_OUTER_EXTENSIONS:
-            extensions.append(ext)
-            continue
-        if expanded:
+    extensions = encoded.extensions
+    types = [ext.type for ext in extensions]
+    if _OUTER_EXTENSIONS in types:
+        at = types.index(_OUTER_EXTENSIONS)
+        if _OUTER_EXTENSIONS in types[at + 1 :]:
             raise IllegalParameter("two ech_outer_extensions in ClientHelloInner")
-        expanded = True
-        # RFC 9849 Appendix A: one forward scan over the outer extensions.
-        for wanted in decode_outer_extensions(ext.data):
-            if wanted == E.ENCRYPTED_CLIENT_HELLO:
-                raise IllegalParameter("ech_outer_extensions references ECH")
-            while (
-                cursor < len(outer_extensions)
-                and outer_extensions[cursor].type != wanted
-            ):
-                cursor += 1
-            if cursor == len(outer_extensions):
-                raise IllegalParameter(
-                    f"ech_outer_extensions: {wanted:#06x} missing or out of order"
-                )
-            extensions.append(outer_extensions[cursor])
-            cursor += 1
+        referenced = decode_outer_extensions(extensions[at].data)
+        copied = _copy_referenced(referenced, outer.extensions)
+        extensions = (*extensions[:at], *copied, *extensions[at + 1 :])
     return ClientHello(
-        random=encoded.random,
-        legacy_session_id=outer.legacy_session_id,
-        cipher_suites=encoded.cipher_suites,
-        extensions=tuple(extensions),
-        legacy_version=encoded.legacy_version,
-        legacy_compression_methods=encoded.legacy_compression_methods,
+        encoded.random,
+        outer.legacy_session_id,
+        encoded.cipher_suites,
+        extensions,
+        encoded.legacy_version,
+        encoded.legacy_compression_methods,
     )
+
+
+def _copy_referenced(
+    referenced: tuple[int, ...], outer_extensions: tuple[Extension, ...]
+) -> list[Extension]:
+    """The outer extensions ``referenced`` names, in one forward scan (Appendix A).
+
+    Raises:
+        IllegalParameter: a type that is encrypted_client_hello, or that is
+            missing from ``outer_extensions`` after the previous one's place
+            (absent, repeated or out of order: ECH-31, ECH-32).
+    """
+    copied: list[Extension] = []
+    cursor = 0
+    end = len(outer_extensions)
+    for wanted in referenced:
+        if wanted == _ENCRYPTED_CLIENT_HELLO:
+            raise IllegalParameter("ech_outer_extensions references ECH")
+        while cursor < end and outer_extensions[cursor].type != wanted:
+            cursor += 1
+        if cursor == end:
+            raise IllegalParameter(
+                f"ech_outer_extensions: {wanted:#06x} missing or out of order"
+            )
+        copied.append(outer_extensions[cursor])
+        cursor += 1
+    return copied

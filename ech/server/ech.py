@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 
 from ech import hpke
 from ech.config import HpkeSymmetricCipherSuite
-from ech.errors import DecodeError, DecryptError, IllegalParameter, MissingExtension
-from ech.extension import ECHClientHelloOuter, parse_client_hello_extension
+from ech.errors import DecryptError, IllegalParameter, MissingExtension
+from ech.extension import INNER_BODY, ECHClientHelloOuter, parse_client_hello_extension
 from ech.inner import decode_client_hello_inner
 from ech.keys import ECHKey
 from ech.tls import extensions as ext
 from ech.tls.enums import TLS13, ExtensionType, is_grease
-from ech.tls.extensions import Extension
 from ech.tls.messages import ClientHello
 
 E = ExtensionType
@@ -111,11 +110,16 @@ def index_keys(keys: Sequence[ECHKey]) -> dict[int, tuple[ECHKey, ...]]:
 
 
 def client_hello_outer_aad(outer: ClientHello, offer: ECHClientHelloOuter) -> bytes:
-    """ClientHelloOuterAAD: the hello with the payload zeroed (§5.2, ECH-33)."""
-    zeroed = offer.with_payload(bytes(len(offer.payload)))
-    return outer.with_extension(
-        Extension(E.ENCRYPTED_CLIENT_HELLO, zeroed.encode())
-    ).encode()
+    """ClientHelloOuterAAD: the hello with the payload zeroed (§5.2, ECH-33).
+
+    ``offer`` is ``outer``'s own encrypted_client_hello, so the zeroed body
+    is as long as the one sent: it is spliced into the bytes received
+    (:meth:`~ech.tls.messages.Message.encode_with_extension_body`), every
+    other byte and length prefix staying as sent.
+    """
+    return outer.encode_with_extension_body(
+        E.ENCRYPTED_CLIENT_HELLO, offer.encode_with_payload_zeroed()
+    )
 
 
 def check_inner(inner: ClientHello) -> None:
@@ -126,12 +130,9 @@ def check_inner(inner: ClientHello) -> None:
     Raises:
         IllegalParameter: either rule is broken.
     """
-    marker = inner.extension(E.ENCRYPTED_CLIENT_HELLO)
-    try:
-        is_inner = marker is not None and parse_client_hello_extension(marker) is None
-    except DecodeError:
-        is_inner = False
-    if not is_inner:
+    # The inner form's whole body is its type byte (§5): a well-formed inner
+    # marker is exactly INNER_BODY, and anything else breaks the rule.
+    if inner.extension(E.ENCRYPTED_CLIENT_HELLO) != INNER_BODY:
         raise IllegalParameter("ClientHelloInner lacks a well-formed inner ECH")
     versions = inner.extension(E.SUPPORTED_VERSIONS)
     if versions is None:

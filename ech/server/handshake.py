@@ -30,6 +30,9 @@ from ech.confirmation import (
     accept_confirmation,
     hello_retry_with_confirmation,
     hrr_accept_confirmation,
+    random_with_confirmation,
+    server_hello_with_confirmation,
+    server_hello_with_confirmation_zeroed,
 )
 from ech.errors import (
     CertificateRequired,
@@ -901,22 +904,27 @@ class ServerHandshake(Handshake):
             # used" (RFC 8446 §7.1).
             shared_secret = bytes(suite.hash.digest_size)
         extensions.append(Extension(E.SUPPORTED_VERSIONS, ext.encode_u16(TLS13)))
+        # RFC 9849 §7.2: the last 8 bytes of random confirm ECH acceptance.
+        # Zeroed from the start, the ServerHello is encoded once, for the
+        # confirmation's transcript, and the 8 bytes spliced in after.
+        accepted = self.ech_status is ECHStatus.ACCEPTED
+        random = self.config.random(32)
         sh = ServerHello(
-            random=self.config.random(32),
+            random=random_with_confirmation(random) if accepted else random,
             legacy_session_id_echo=ch.legacy_session_id,
             cipher_suite=suite.suite,
             extensions=tuple(extensions),
         )
         if self.config.server_hello_hook is not None:
             sh = self.config.server_hello_hook(sh)
-        if self.ech_status is ECHStatus.ACCEPTED:
-            # RFC 9849 §7.2: the last 8 bytes of random confirm acceptance.
+        if accepted:
+            sh = server_hello_with_confirmation_zeroed(sh)  # after any hook
             confirmation = accept_confirmation(
                 suite.hash, ch.random, self._transcript, sh
             )
             if self.config.ech_confirmation_hook is not None:
                 confirmation = self.config.ech_confirmation_hook(sh, confirmation)
-            sh = sh.with_random(sh.random[: 32 - CONFIRMATION_LENGTH] + confirmation)
+            sh = server_hello_with_confirmation(sh, confirmation)
         self._transcript.add(self._send(sh, Epoch.INITIAL))
         if ch.legacy_session_id and hello.first:
             self._emit(SendChangeCipherSpec())  # RFC 8446 §D.4

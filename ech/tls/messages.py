@@ -5,6 +5,14 @@ Each message is an immutable value with ``parse(body)`` and ``encode()``.
 body that parses, ``type(m).parse(body).encode() == body``: extensions stay
 raw and in wire order, which ECH's AAD and outer-extension compression
 depend on.
+
+Being immutable, a hello remembers its body once known: a parsed one
+keeps the bytes it was parsed from, a built one its first encoding. So the
+transcript, ECH's ClientHelloOuterAAD (RFC 9849 §5.2) and its acceptance
+confirmation (§7.2) never encode the same message twice, and a copy that
+changes one fixed-size field (:meth:`ServerHello.with_random`,
+:meth:`Message.encode_with_extension_body`) is spliced from those bytes
+rather than re-encoded field by field.
 """
 
 from __future__ import annotations
@@ -21,12 +29,21 @@ from ech.tls.extensions import (
     read_extensions,
     write_extensions,
 )
-from ech.tls.wire import Reader, Writer, encode_u16_list, handshake_header
+from ech.tls.wire import (
+    Reader,
+    Writer,
+    encode_opaque,
+    encode_typed_opaques,
+    encode_u16_list,
+    handshake_header,
+)
 
 #: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest").
 HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
     "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
 )
+#: Hello.random: ``opaque Random[32]`` (RFC 8446 §4.1.2, §4.1.3).
+_RANDOM_LENGTH = 32
 
 
 def replace_extension(
@@ -37,6 +54,13 @@ def replace_extension(
         if old.type == ext.type:
             return (*extensions[:i], ext, *extensions[i + 1 :])
     return (*extensions, ext)
+
+
+def _hello_extensions(extensions: tuple[Extension, ...], absent: bool) -> bytes:
+    """A hello's extension block, or nothing for an old hello without one."""
+    if extensions or not absent:
+        return encode_opaque(2, encode_typed_opaques(extensions))
+    return b""
 
 
 class Message(HasExtensions):
@@ -69,6 +93,9 @@ class Message(HasExtensions):
 
     def encode(self) -> bytes:
         """Encode the body (without the handshake header)."""
+        return self._encode_body()
+
+    def _encode_body(self) -> bytes:
         w = Writer()
         self._write(w)
         return w.getvalue()
@@ -80,6 +107,40 @@ class Message(HasExtensions):
         """The whole message: type, 24-bit length and body (RFC 8446 §4)."""
         body = self.encode()
         return handshake_header(self.msg_type, len(body)) + body
+
+    def encode_with_extension_body(self, ext_type: int, data: bytes) -> bytes:
+        """The body with the first ``ext_type`` extension's data set to ``data``.
+
+        ``data`` must be as long as the data it replaces, so every length
+        prefix stays as it is and only those bytes change: the result equals
+        ``self.with_extension(Extension(ext_type, data)).encode()``, but is
+        spliced from :meth:`encode` (the bytes received, for a parsed
+        message) instead of re-encoding every field. ClientHelloOuterAAD
+        (RFC 9849 §5.2) is such a body. The extension block ends every
+        message that has one (RFC 8446 §4), so the extensions after this
+        one are the body's tail.
+
+        Raises:
+            ValueError: no ``ext_type`` extension, or ``data`` of another
+                length (our mistake, not the peer's).
+        """
+        # One pass: find the first ext_type, then sum what follows it. The
+        # byte offsets come from the model's own lengths; this module and
+        # wire.py are the codec, where bytes may be cut.
+        old_length = -1
+        tail = 0
+        for ext in self.extensions:
+            if old_length >= 0:
+                tail += 4 + len(ext.data)
+            elif ext.type == ext_type:
+                old_length = len(ext.data)
+        if old_length < 0:
+            raise ValueError(f"no extension {ext_type:#06x} to replace")
+        if old_length != len(data):
+            raise ValueError("a replacement extension body must keep its length")
+        body = self.encode()
+        end = len(body) - tail
+        return b"".join((body[: end - old_length], data, body[end:]))
 
     def with_extension(self, ext: Extension) -> Self:
         """A copy with ``ext`` replacing its namesake in place (or appended)."""
@@ -98,8 +159,52 @@ class Message(HasExtensions):
         )
 
 
+class _Hello(Message):
+    """A message that keeps its body once known: ClientHello and ServerHello.
+
+    Their bytes are what ECH reuses (ClientHelloOuterAAD, the confirmation's
+    transcript), and what a copy changing one fixed-size field is spliced
+    from. Other messages are encoded once and parsed once, so they keep
+    nothing.
+    """
+
+    __slots__ = ("_encoding",)
+    #: The body, once known: not a dataclass field, so neither compared nor
+    #: copied by ``dataclasses.replace`` (whose copy encodes afresh).
+    _encoding: bytes
+
+    @classmethod
+    def parse(cls, body: bytes) -> Self:
+        """Decode a body, and keep it.
+
+        As the codec round-trips exactly, it is what :meth:`encode` would
+        build, and what the peer hashed.
+
+        Raises:
+            DecodeError: the body is malformed.
+        """
+        body = body if type(body) is bytes else bytes(body)
+        msg = super().parse(body)
+        msg._remember(body)
+        return msg
+
+    def _remember(self, body: bytes) -> None:
+        # The one write to a frozen message: a cache of what encode() returns.
+        object.__setattr__(self, "_encoding", body)
+
+    def encode(self) -> bytes:
+        """Encode the body (without the handshake header), once per message."""
+        # getattr's default: a miss (every built hello, once) costs less
+        # than catching AttributeError.
+        body: bytes | None = getattr(self, "_encoding", None)
+        if body is None:
+            body = self._encode_body()
+            self._remember(body)
+        return body
+
+
 @dataclass(frozen=True, slots=True)
-class ClientHello(Message):
+class ClientHello(_Hello):
     """RFC 8446 §4.1.2."""
 
     msg_type: ClassVar[HandshakeType] = HandshakeType.CLIENT_HELLO
@@ -117,7 +222,7 @@ class ClientHello(Message):
     @classmethod
     def _read(cls, r: Reader) -> Self:
         legacy_version = r.u16()
-        random = r.raw(32)
+        random = r.raw(_RANDOM_LENGTH)
         session_id = r.opaque(1, max_len=32)
         suites = r.u16_items(2, min_len=2)
         compression = r.opaque(1, min_len=1)
@@ -141,18 +246,23 @@ class ClientHello(Message):
             self.extensions_absent,
         )
 
-    def _write(self, w: Writer) -> None:
-        w.u16(self.legacy_version)
-        w.raw(self.random)
-        w.opaque(1, self.legacy_session_id)
-        w.raw(encode_u16_list(self.cipher_suites, 2))
-        w.opaque(1, self.legacy_compression_methods)
-        if self.extensions or not self.extensions_absent:
-            write_extensions(w, self.extensions)
+    def _encode_body(self) -> bytes:
+        # Joined in one step, not through a Writer: every handshake encodes
+        # a hello (and an ECH server its ClientHelloInner).
+        return b"".join(
+            (
+                self.legacy_version.to_bytes(2, "big"),
+                self.random,
+                encode_opaque(1, self.legacy_session_id),
+                encode_u16_list(self.cipher_suites, 2),
+                encode_opaque(1, self.legacy_compression_methods),
+                _hello_extensions(self.extensions, self.extensions_absent),
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
-class ServerHello(Message):
+class ServerHello(_Hello):
     """RFC 8446 §4.1.3; also HelloRetryRequest (§4.1.4), told apart by ``random``."""
 
     msg_type: ClassVar[HandshakeType] = HandshakeType.SERVER_HELLO
@@ -174,7 +284,7 @@ class ServerHello(Message):
     @classmethod
     def _read(cls, r: Reader) -> Self:
         legacy_version = r.u16()
-        random = r.raw(32)
+        random = r.raw(_RANDOM_LENGTH)
         session_id = r.opaque(1, max_len=32)
         suite = r.u16()
         compression = r.u8()
@@ -183,19 +293,29 @@ class ServerHello(Message):
         extensions = read_extensions(r, min_len=6)
         return cls(random, session_id, suite, extensions, legacy_version, compression)
 
-    def _write(self, w: Writer) -> None:
-        w.u16(self.legacy_version)
-        w.raw(self.random)
-        w.opaque(1, self.legacy_session_id_echo)
-        w.u16(self.cipher_suite)
-        w.u8(self.legacy_compression_method)
-        if self.extensions or not self.extensions_absent:
-            write_extensions(w, self.extensions)
+    def _encode_body(self) -> bytes:
+        # As ClientHello's: one join, since every handshake sends one.
+        return b"".join(
+            (
+                self.legacy_version.to_bytes(2, "big"),
+                self.random,
+                encode_opaque(1, self.legacy_session_id_echo),
+                self.cipher_suite.to_bytes(2, "big"),
+                bytes((self.legacy_compression_method,)),
+                _hello_extensions(self.extensions, self.extensions_absent),
+            )
+        )
 
     def with_random(self, random: bytes) -> Self:
-        """A copy with another ``random`` (ECH confirmation zeroes its tail)."""
+        """A copy with another ``random`` (ECH confirmation zeroes its tail).
+
+        If this message's body is known, the copy's is spliced from it:
+        ``random`` is a fixed 32 bytes right after legacy_version (RFC 8446
+        §4.1.3), so nothing else moves (RFC 9849 §7.2 encodes the
+        ServerHello twice, the confirmation zeroed, then in place).
+        """
         # Built directly: dataclasses.replace costs twice as much, on a hot path.
-        return type(self)(
+        copy = type(self)(
             random,
             self.legacy_session_id_echo,
             self.cipher_suite,
@@ -204,6 +324,10 @@ class ServerHello(Message):
             self.legacy_compression_method,
             self.extensions_absent,
         )
+        body: bytes | None = getattr(self, "_encoding", None)
+        if body is not None and len(random) == len(self.random) == _RANDOM_LENGTH:
+            copy._remember(b"".join((body[:2], random, body[2 + _RANDOM_LENGTH :])))
+        return copy
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import ech
 from ech.config import ECHConfigList, HpkeSymmetricCipherSuite
 from ech.errors import DecodeError, ECHRejectedError, IllegalParameter
 from ech.events import ECHRejected, ECHStatus, HandshakeComplete
-from ech.extension import INNER_BODY, ECHClientHelloOuter
+from ech.extension import INNER_BODY, ECHClientHelloOuter, parse_client_hello_extension
 from ech.inner import (
     compress,
     decode_client_hello_inner,
@@ -343,3 +343,20 @@ def test_garbage_retry_configs_never_crash_the_client(
         (event,) = [e for e in events if isinstance(e, ECHRejected)]
         assert event.retry_configs == parsed
         ECHRejectedError(event.retry_configs, event.public_name).can_retry  # noqa: B018
+
+
+@pytest.mark.requirement("ECH-19", "ECH-33")
+@given(
+    suite=st.builds(HpkeSymmetricCipherSuite, u16s, u16s),
+    config_id=u8s,
+    enc=st.binary(max_size=70),
+    payload=st.binary(min_size=1, max_size=300),
+)
+def test_offer_parses_back_and_zeroes_exactly_its_payload(
+    suite: HpkeSymmetricCipherSuite, config_id: int, enc: bytes, payload: bytes
+) -> None:
+    offer = ECHClientHelloOuter(suite, config_id, enc, payload)
+    assert parse_client_hello_extension(offer.encode()) == offer
+    zeroed = offer.encode_with_payload_zeroed()
+    assert zeroed == offer.with_payload(bytes(len(payload))).encode()
+    assert len(zeroed) == len(offer.encode())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ech.errors import Alert, DecodeError, IllegalParameter
 from ech.tls import extensions as ext
@@ -138,7 +141,10 @@ def test_message_round_trip(message: Message) -> None:
 def test_rfc8448_bodies_round_trip_byte_for_byte(
     cls: type[Message], body: bytes
 ) -> None:
-    assert cls.parse(body).encode() == body
+    parsed = cls.parse(body)
+    assert parsed.encode() == body
+    fresh = dataclasses.replace(parsed)  # type: ignore[type-var]  # no memo
+    assert fresh.encode() == body  # the encoder itself, not the remembered body
 
 
 def test_unknown_and_grease_extensions_are_kept_in_order() -> None:
@@ -190,6 +196,7 @@ def test_a_hello_without_extensions_parses_and_re_encodes(message: Message) -> N
     assert parsed.extensions == ()
     assert parsed.extensions_absent
     assert parsed.encode() == body
+    assert dataclasses.replace(parsed).encode() == body
     grown = parsed.with_extension(Extension(0x7777, bytes(8)))
     assert type(parsed).parse(grown.encode()).extensions == grown.extensions
 
@@ -587,3 +594,54 @@ def test_hello_copies_keep_every_other_field(absent: bool) -> None:
     assert ch.with_extensions(ch.extensions) == ch
     sh = ServerHello(b"r" * 32, b"s", 0x1301, (), 0x0301, 0, absent)
     assert sh.with_random(sh.random) == sh
+
+
+def test_a_message_encodes_once_and_a_parsed_one_keeps_its_bytes() -> None:
+    built = EXAMPLES[0]
+    assert built.encode() is built.encode()
+    received = bytes(RFC8448_CLIENT_HELLO)
+    assert ClientHello.parse(received).encode() is received
+
+
+def test_extension_body_splice_rejects_our_mistakes() -> None:
+    hello = ClientHello.parse(RFC8448_CLIENT_HELLO)
+    with pytest.raises(ValueError, match="no extension"):
+        hello.encode_with_extension_body(0x7777, b"")
+    with pytest.raises(ValueError, match="keep its length"):
+        hello.encode_with_extension_body(E.SERVER_NAME, b"short")
+    sni = hello.extension(E.SERVER_NAME)
+    assert sni is not None
+    same = hello.encode_with_extension_body(E.SERVER_NAME, bytes(len(sni)))
+    assert ClientHello.parse(same).extension(E.SERVER_NAME) == bytes(len(sni))
+    assert ClientHello.parse(same).with_extension(Extension(E.SERVER_NAME, sni)) == (
+        hello
+    )
+
+
+def test_with_random_of_another_length_is_not_spliced() -> None:
+    # A harness may build a wrong-length random; the copy then encodes afresh.
+    sh = ServerHello.parse(RFC8448_SERVER_HELLO)
+    odd = sh.with_random(b"short")
+    assert odd.encode() == dataclasses.replace(sh, random=b"short").encode()
+
+
+def _accepts(check: Callable[[str], None], name: str) -> bool:
+    try:
+        check(name)
+    except IllegalParameter:
+        return False
+    return True
+
+
+_LABELS = st.text(alphabet="aZ09-_ .:", max_size=70) | st.sampled_from(
+    ["xn--bcher-kva", "xn--zz", "XN--ls8h", "127", "0x1f", "1", "a" * 63, "a" * 64]
+)
+
+
+@given(st.lists(_LABELS, max_size=6).map(".".join))
+def test_host_name_fast_path_agrees_with_the_full_checks(name: str) -> None:
+    # check_host_name clears plain names with one regular expression and
+    # sends the rest through the rule-by-rule checks: same verdicts.
+    assert _accepts(ext.check_host_name, name) == _accepts(
+        ext._check_host_name_in_full, name
+    )
