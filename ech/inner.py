@@ -8,7 +8,7 @@ against the ClientHelloOuter it received, in linear time (Appendix A).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ech.errors import IllegalParameter
 from ech.tls.enums import ExtensionType
@@ -41,36 +41,37 @@ def decode_outer_extensions(data: bytes) -> tuple[int, ...]:
     return types
 
 
-def compress(inner: ClientHello, compressed: Sequence[int]) -> ClientHello:
+def compress(inner: ClientHello, compressed: Collection[int]) -> ClientHello:
     """The ClientHello part of EncodedClientHelloInner (ECH-25 to ECH-27).
 
-    ``compressed`` names extensions of ``inner`` that the outer hello carries
-    byte-identical, in the same relative order; they must be contiguous in
-    ``inner`` and are replaced by one ``ech_outer_extensions`` at their place.
+    ``compressed`` names extension types that the outer hello carries
+    byte-identical, in the same relative order; those of them ``inner`` has
+    must be contiguous there, and are replaced by one ``ech_outer_extensions``
+    at their place, naming them in ``inner``'s order.
     """
-    wanted = set(compressed)
-    kept: list[Extension] = []
+    wanted = frozenset(compressed)
+    extensions: list[Extension] = []
     names: list[int] = []
+    at = -1
     for ext in inner.extensions:
-        if ext.type in wanted:
-            if not names:
-                kept.append(Extension(E.ECH_OUTER_EXTENSIONS, b""))
-            elif kept[-1].type != E.ECH_OUTER_EXTENSIONS:
-                raise ValueError("compressed extensions must be contiguous")
-            names.append(ext.type)
-        else:
-            kept.append(ext)
-    extensions = tuple(
-        Extension(e.type, encode_outer_extensions(names))
-        if e.type == E.ECH_OUTER_EXTENSIONS
-        else e
-        for e in kept
-    )
+        if ext.type not in wanted:
+            extensions.append(ext)
+            continue
+        if not names:
+            at = len(extensions)
+            extensions.append(ext)  # replaced below, once all names are known
+        elif at != len(extensions) - 1:
+            raise ValueError("compressed extensions must be contiguous")
+        names.append(ext.type)
+    if names:
+        extensions[at] = Extension(
+            E.ECH_OUTER_EXTENSIONS, encode_outer_extensions(names)
+        )
     return ClientHello(
         random=inner.random,
         legacy_session_id=b"",
         cipher_suites=inner.cipher_suites,
-        extensions=extensions,
+        extensions=tuple(extensions),
         legacy_version=inner.legacy_version,
         legacy_compression_methods=inner.legacy_compression_methods,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -11,8 +12,10 @@ from pathlib import Path
 from cryptography import x509
 
 from ech.client.ech import SealTamper
+from ech.tls import extensions as ext
 from ech.tls.certificates import CertifiedKey, load_trust_store
-from ech.tls.enums import NamedGroup, PskKeyExchangeMode
+from ech.tls.enums import TLS13, ExtensionType, NamedGroup, PskKeyExchangeMode
+from ech.tls.extensions import Extension
 from ech.tls.groups import KeyShare, generate_key_share
 from ech.tls.messages import ClientHello
 from ech.tls.records import PaddingPolicy
@@ -109,6 +112,49 @@ class ClientConfig:
             raise ValueError("key_share_groups must be a subset of groups")
         if not self.psk_key_exchange_modes:
             raise ValueError("psk_key_exchange_modes must not be empty")
+
+    @functools.cached_property
+    def offer_extensions(self) -> tuple[Extension, ...]:
+        """The ClientHello extensions that follow from this config alone.
+
+        supported_groups, signature_algorithms, signature_algorithms_cert,
+        ALPN, supported_versions and psk_key_exchange_modes (RFC 8446 §4.2,
+        RFC 7301 §3.1), in the order our hellos send them: after server_name
+        and before key_share, inside the run that ECH compresses (RFC 9849
+        §5.1). They carry nothing secret and nothing of one connection, and
+        a config is immutable, so they are encoded once and every connection
+        made with the config shares them, ClientHelloInner and Outer alike.
+        """
+        e = ExtensionType
+        out = [
+            Extension(e.SUPPORTED_GROUPS, ext.encode_u16_vector(self.groups)),
+            Extension(
+                e.SIGNATURE_ALGORITHMS,
+                ext.encode_u16_vector(self.signature_algorithms),
+            ),
+        ]
+        if self.signature_algorithms_cert is not None:
+            out.append(
+                Extension(
+                    e.SIGNATURE_ALGORITHMS_CERT,
+                    ext.encode_u16_vector(self.signature_algorithms_cert),
+                )
+            )
+        if self.alpn_protocols:
+            names = [p.encode() for p in self.alpn_protocols]
+            out.append(
+                Extension(
+                    e.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, ext.encode_alpn(names)
+                )
+            )
+        out.append(Extension(e.SUPPORTED_VERSIONS, ext.encode_client_versions([TLS13])))
+        out.append(
+            Extension(
+                e.PSK_KEY_EXCHANGE_MODES,
+                ext.encode_psk_modes(self.psk_key_exchange_modes),
+            )
+        )
+        return tuple(out)
 
     def trusted_certificates(self) -> tuple[x509.Certificate, ...]:
         """The CA certificates to validate against, loaded once."""

@@ -8,6 +8,7 @@ to send. The TLS codec never learns about it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric import x25519
@@ -43,6 +44,7 @@ COMPRESSED_EXTENSIONS: tuple[int, ...] = (
     # completes with the outer hello (RFC 9001 §8.2).
     E.QUIC_TRANSPORT_PARAMETERS,
 )
+_COMPRESSED = frozenset(COMPRESSED_EXTENSIONS)
 
 #: The suite GREASE ECH claims: the mandatory-to-implement one (§9).
 GREASE_SUITE = HpkeSymmetricCipherSuite(hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
@@ -80,15 +82,32 @@ class SealTamper:
     sealed: Callable[[ECHOffer, ClientHello], ClientHello] | None = None
 
 
+#: A correct client's seal: no faults.
+_NO_TAMPER = SealTamper()
+_INNER_MARKER = Extension(E.ENCRYPTED_CLIENT_HELLO, INNER_BODY)
+
+
+@functools.lru_cache(maxsize=64)
 def select_config(configs: ECHConfigList) -> ECHConfig | None:
-    """The first config we can use, in the server's order (ECH-5 to ECH-9)."""
+    """The first config we can use, in the server's order (ECH-5 to ECH-9).
+
+    Decided once per list: an ECHConfigList is immutable and the choice
+    depends on nothing else, while checking every config (KEM, suites,
+    extensions, public_name syntax) is work each connection would repeat.
+    """
     usable = configs.usable()
     return usable[0] if usable else None
 
 
 def inner_marker() -> Extension:
     """The inner-form encrypted_client_hello that ClientHelloInner carries (ECH-20)."""
-    return Extension(E.ENCRYPTED_CLIENT_HELLO, INNER_BODY)
+    return _INNER_MARKER
+
+
+@functools.lru_cache(maxsize=64)
+def _public_name_extension(public_name: str) -> Extension:
+    """ClientHelloOuter's server_name (ECH-42), encoded once per public_name."""
+    return Extension(E.SERVER_NAME, ext.encode_server_name(public_name))
 
 
 def _outer_extensions(
@@ -102,9 +121,10 @@ def _outer_extensions(
     """
     out: list[Extension] = []
     grease_psk: Extension | None = None
+    outer_name = _public_name_extension(public_name)
     for extension in inner.extensions:
         if extension.type == E.SERVER_NAME:
-            out.append(Extension(E.SERVER_NAME, ext.encode_server_name(public_name)))
+            out.append(outer_name)
         elif extension.type == E.ENCRYPTED_CLIENT_HELLO:
             continue
         elif extension.type == E.PRE_SHARED_KEY:
@@ -114,7 +134,7 @@ def _outer_extensions(
         else:
             out.append(extension)
     if not inner.has_extension(E.SERVER_NAME):
-        out.insert(0, Extension(E.SERVER_NAME, ext.encode_server_name(public_name)))
+        out.insert(0, outer_name)
     if grease_psk is not None:
         out.append(grease_psk)
     return out
@@ -142,9 +162,7 @@ def _insert_before_psk(extensions: list[Extension], extension: Extension) -> Non
 
 def _encoded_inner(inner: ClientHello, maximum_name_length: int) -> bytes:
     """EncodedClientHelloInner with the recommended padding (§5.1, §6.1.3)."""
-    compressed = compress(
-        inner, [e.type for e in inner.extensions if e.type in COMPRESSED_EXTENSIONS]
-    )
+    compressed = compress(inner, _COMPRESSED)
     sni = inner.extension(E.SERVER_NAME)
     name_length = len(ext.decode_server_name(sni)) if sni is not None else None
     encoded = compressed.encode()  # once: its length sets the padding
@@ -222,7 +240,7 @@ class ECHOffer:
         if contents is None:
             raise RuntimeError("internal error: unusable ECHConfig")
         self.inner_hello = inner
-        tamper = self.tamper or SealTamper()
+        tamper = self.tamper or _NO_TAMPER
         encoded = _encoded_inner(inner, contents.maximum_name_length)
         if tamper.encoded_inner is not None:
             encoded = tamper.encoded_inner(self, encoded)

@@ -375,39 +375,11 @@ class ClientHandshake(Handshake):
         *,
         early_data: bool = False,
     ) -> tuple[Extension, ...]:
-        config = self.config
         out: list[Extension] = []
         sni = self._sni()
         if sni is not None:
             out.append(Extension(E.SERVER_NAME, ext.encode_server_name(sni)))
-        out.append(Extension(E.SUPPORTED_GROUPS, ext.encode_u16_vector(config.groups)))
-        out.append(
-            Extension(
-                E.SIGNATURE_ALGORITHMS,
-                ext.encode_u16_vector(config.signature_algorithms),
-            )
-        )
-        if config.signature_algorithms_cert is not None:
-            out.append(
-                Extension(
-                    E.SIGNATURE_ALGORITHMS_CERT,
-                    ext.encode_u16_vector(config.signature_algorithms_cert),
-                )
-            )
-        if config.alpn_protocols:
-            names = [p.encode() for p in config.alpn_protocols]
-            out.append(
-                Extension(
-                    E.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, ext.encode_alpn(names)
-                )
-            )
-        out.append(Extension(E.SUPPORTED_VERSIONS, ext.encode_client_versions([TLS13])))
-        out.append(
-            Extension(
-                E.PSK_KEY_EXCHANGE_MODES,
-                ext.encode_psk_modes(config.psk_key_exchange_modes),
-            )
-        )
+        out.extend(self.config.offer_extensions)
         shares = [
             ext.KeyShareEntry(group, share.public)
             for group, share in key_shares.items()

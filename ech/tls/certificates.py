@@ -154,6 +154,43 @@ def _store(trust: tuple[x509.Certificate, ...]) -> Store:
     return Store(list(trust))
 
 
+#: Received certificates longer than this are parsed afresh, never kept.
+_CACHED_CERTIFICATE_MAX = 8192
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(der: bytes) -> x509.Certificate:
+    return x509.load_der_x509_certificate(der)
+
+
+def _parse_chain(chain_der: Sequence[bytes], *, cache: bool) -> list[x509.Certificate]:
+    """Parse a received chain, leaf first.
+
+    With ``cache`` (a client reading server chains) certificates are parsed
+    once and kept, as Go's crypto/tls does (its ``certCache``): a client
+    receives the same chains over and over, and a kept certificate also
+    keeps its decoded public key, which saves about a fifth of the chain
+    check and of the CertificateVerify check. Certificates are public and
+    immutable, the cache is bounded (256 of up to 8 KiB), and validation,
+    name, validity and CertificateVerify checks still run on every
+    handshake. A server does not cache its clients' certificates: a client
+    could otherwise learn from the timing whether another client's
+    certificate was seen recently.
+
+    Raises:
+        BadCertificate: a certificate does not parse (never cached).
+    """
+    try:
+        return [
+            _parse_cached(der)
+            if cache and len(der) <= _CACHED_CERTIFICATE_MAX
+            else x509.load_der_x509_certificate(der)
+            for der in chain_der
+        ]
+    except (ValueError, x509.InvalidVersion):
+        raise BadCertificate("certificate does not parse") from None
+
+
 def verify_server_chain(
     chain_der: Sequence[bytes],
     server_name: str,
@@ -166,10 +203,7 @@ def verify_server_chain(
         BadCertificate: a certificate does not parse, the path does not
             validate, or the leaf does not name ``server_name``.
     """
-    try:
-        certs = [x509.load_der_x509_certificate(der) for der in chain_der]
-    except (ValueError, x509.InvalidVersion):
-        raise BadCertificate("certificate does not parse") from None
+    certs = _parse_chain(chain_der, cache=True)
     if not certs:
         raise DecodeError("empty certificate chain")
     if not trust:
@@ -233,10 +267,7 @@ def verify_client_chain(
         CertificateExpired: a certificate is outside its validity period.
         UnsupportedCertificate: the leaf is not for client authentication.
     """
-    try:
-        certs = [x509.load_der_x509_certificate(der) for der in chain_der]
-    except (ValueError, x509.InvalidVersion):
-        raise BadCertificate("certificate does not parse") from None
+    certs = _parse_chain(chain_der, cache=False)
     verifier = (
         PolicyBuilder()
         .store(_store(tuple(trust)))
@@ -258,7 +289,4 @@ def parse_leaf(der: bytes) -> x509.Certificate:
     Raises:
         BadCertificate: it does not parse.
     """
-    try:
-        return x509.load_der_x509_certificate(der)
-    except (ValueError, x509.InvalidVersion):
-        raise BadCertificate("certificate does not parse") from None
+    return _parse_chain((der,), cache=False)[0]

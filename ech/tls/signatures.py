@@ -77,6 +77,13 @@ _ECDSA: dict[int, tuple[type[ec.EllipticCurve], type[hashes.HashAlgorithm]]] = {
     S.ECDSA_SECP521R1_SHA512: (ec.SECP521R1, hashes.SHA512),
 }
 
+#: The verifying side of :data:`_ECDSA`: the curve, and the signature
+#: algorithm object, which holds no state and is made once, not per handshake.
+_ECDSA_VERIFY: dict[int, tuple[type[ec.EllipticCurve], ec.ECDSA]] = {
+    scheme: (curve, ec.ECDSA(hash_type()))
+    for scheme, (curve, hash_type) in _ECDSA.items()
+}
+
 SERVER_CONTEXT = b"TLS 1.3, server CertificateVerify"
 CLIENT_CONTEXT = b"TLS 1.3, client CertificateVerify"
 
@@ -183,18 +190,18 @@ def verify(
     except (ValueError, UnsupportedAlgorithm):
         raise BadCertificate("certificate public key does not parse") from None
     try:
-        if isinstance(key, rsa.RSAPublicKey) and (scheme in _RSAE or scheme in _PSS):
+        if scheme in _ECDSA_VERIFY and isinstance(key, ec.EllipticCurvePublicKey):
+            curve, ecdsa = _ECDSA_VERIFY[scheme]
+            if not isinstance(key.curve, curve):
+                raise IllegalParameter("ECDSA scheme does not match the key's curve")
+            key.verify(signature, content, ecdsa)
+        elif isinstance(key, rsa.RSAPublicKey) and (scheme in _RSAE or scheme in _PSS):
             if (scheme in _PSS) != has_pss_key(certificate):
                 raise IllegalParameter(
                     f"{SignatureScheme(scheme)} does not fit the key's OID (§4.2.3)"
                 )
             algorithm = (_RSAE.get(scheme) or _PSS[scheme])()
             key.verify(signature, content, _pss(algorithm), algorithm)
-        elif scheme in _ECDSA and isinstance(key, ec.EllipticCurvePublicKey):
-            curve, algorithm_type = _ECDSA[scheme]
-            if not isinstance(key.curve, curve):
-                raise IllegalParameter("ECDSA scheme does not match the key's curve")
-            key.verify(signature, content, ec.ECDSA(algorithm_type()))
         elif (scheme == S.ED25519 and isinstance(key, ed25519.Ed25519PublicKey)) or (
             scheme == S.ED448 and isinstance(key, ed448.Ed448PublicKey)
         ):

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 import ech
-from ech.errors import IllegalParameter
+from ech.errors import DecryptError, IllegalParameter
 from ech.events import HandshakeComplete
 from ech.pki import KeyType, TestCA
 from ech.tls import extensions as ext
@@ -249,3 +249,34 @@ def test_certificate_signature_schemes(ca: TestCA, tmp_path: Path) -> None:
     assert certificate_signature_schemes(ed448_ca.issue("a.test").chain[0]) == (
         S.ED448,
     )
+
+
+@pytest.mark.parametrize(
+    ("key_type", "scheme", "error"),
+    [
+        ("p256", S.ECDSA_SECP256R1_SHA256, None),
+        ("p384", S.ECDSA_SECP384R1_SHA384, None),
+        ("p256", S.ECDSA_SECP384R1_SHA384, IllegalParameter),  # not the key's curve
+        ("ed25519", S.ECDSA_SECP256R1_SHA256, IllegalParameter),
+        ("p256", S.ED25519, IllegalParameter),
+        ("p256", S.RSA_PSS_RSAE_SHA256, IllegalParameter),
+    ],
+)
+def test_verify_checks_the_scheme_against_the_key(
+    ca: TestCA,
+    key_type: KeyType,
+    scheme: SignatureScheme,
+    error: type[Exception] | None,
+) -> None:
+    certified = ca.issue("example.test", key_type=key_type)
+    content = b"signed content"
+    own = certified.signature_schemes[0]
+    signature = sign(certified.private_key, own, content)
+    leaf = certified.chain[0]
+    if error is None:
+        verify(leaf, scheme, signature, content)
+        with pytest.raises(DecryptError):
+            verify(leaf, scheme, signature, content + b"!")
+        return
+    with pytest.raises(error):
+        verify(leaf, scheme, signature, content)
