@@ -8,6 +8,8 @@
   that need an asyncio server (:class:`BackgroundLoop`).
 * :mod:`tests.harness.http`: the status page's JSON object, from an
   :mod:`ech.http` response or from another client's raw bytes.
+* :mod:`tests.harness.grease`: a client random source whose GREASE
+  config_id avoids the server's keys (:func:`random_avoiding_config_ids`).
 * ``tests/harness/wiretap/``: a ``sitecustomize`` that, on ``PYTHONPATH``,
   records what each Python process started sends over TCP (the README
   quickstart's commands, run unchanged).

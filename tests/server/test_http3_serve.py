@@ -23,6 +23,7 @@ from ech.keys import write_ech_key
 from ech.quic.client import open_http3
 from ech.quic.server import HTTP3Server
 from ech.serve.status_page import status_page
+from tests.harness.grease import random_avoiding_config_ids
 from tests.harness.pki import TestPKI
 from tests.harness.serve import find_ech_command, run_ech, serve_process
 from tests.server.conftest import (
@@ -193,7 +194,10 @@ def test_quic_report_says_why_ech_was_not_accepted(server_pki: ServerPKI) -> Non
         await server.start("127.0.0.1", 0)
         try:
             grease = replace(
-                server_pki.client_config(ech_grease=True), alpn_protocols=("h3",)
+                server_pki.client_config(
+                    ech_grease=True, random=random_avoiding_config_ids(1)
+                ),
+                alpn_protocols=("h3",),
             )
             async with asyncio.timeout(IO_TIMEOUT):
                 async with await open_http3(

@@ -15,6 +15,7 @@ from ech.errors import ECHRejectedError
 from ech.keys import load_ech_key
 from ech.serve.keyring import rotate
 from ech.serve.metrics import CONTENT_TYPE, Metric, Metrics
+from tests.harness.grease import random_avoiding_config_ids
 from tests.harness.serve import serve_process
 from tests.server.conftest import (
     HIDDEN_NAME,
@@ -110,7 +111,10 @@ def test_logs_and_metrics(server_pki: ServerPKI, tmp_path: Path, workers: int) -
                     ech_configs=config_list(ech_key(rotation.key.config.config_id)),
                     ech_retry=False,
                 )
-            grease = server_pki.client_config(ech_grease=True)
+            grease = server_pki.client_config(
+                ech_grease=True,
+                random=random_avoiding_config_ids(rotation.key.config.config_id),
+            )
             _, page = await fetch(server.port, grease, HIDDEN_NAME)
             assert page["ech_status"] == "rejected"
             _, page = await fetch(server.port, client, PUBLIC_NAME)

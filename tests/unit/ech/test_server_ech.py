@@ -35,6 +35,7 @@ from ech.tls import extensions as ext
 from ech.tls.enums import TLS12, TLS13, CipherSuite, ExtensionType
 from ech.tls.extensions import Extension
 from ech.tls.messages import ClientHello
+from tests.harness.grease import random_avoiding_config_ids
 from tests.helpers import expect_plain_alert
 from tests.unit.ech.ech_helpers import (
     CHACHA,
@@ -590,12 +591,29 @@ def test_accepted_and_plain_hellos_have_no_reason() -> None:
 @pytest.mark.requirement("ECH-82")
 def test_grease_is_reported_as_grease_shaped() -> None:
     """Our GREASE (unknown id, HKDF-SHA256, X25519 enc) reads as grease_shaped."""
-    grease = ech.ClientConnection(client_config(ech_grease=True), INNER_NAME)
+    config = client_config(ech_grease=True, random=random_avoiding_config_ids(9))
+    grease = ech.ClientConnection(config, INNER_NAME)
     grease.start()
     server = ech.ServerConnection(server_config(ech_key(9)))
     server.receive_data(grease.data_to_send())
     assert server.ech_status is ECHStatus.REJECTED
     assert server.ech_reason is ECHRejectReason.GREASE_SHAPED
+
+
+@pytest.mark.requirement("ECH-82")
+def test_grease_on_the_served_config_id_is_rejected_as_hpke_open_failed() -> None:
+    """GREASE whose random config_id is the server's (1 in 256): the key is
+    tried, HPKE fails, the offer is rejected, never an error."""
+    only_nine = random_avoiding_config_ids(*(i for i in range(256) if i != 9))
+    grease = ech.ClientConnection(
+        client_config(ech_grease=True, random=only_nine), INNER_NAME
+    )
+    grease.start()
+    server = ech.ServerConnection(server_config(ech_key(9)))
+    server.receive_data(grease.data_to_send())
+    assert server.ech_status is ECHStatus.REJECTED
+    assert server.ech_reason is ECHRejectReason.HPKE_OPEN_FAILED
+    assert server.data_to_send()  # the handshake goes on with the outer hello
 
 
 def test_unknown_config_id_with_another_kem_is_not_grease_shaped() -> None:
