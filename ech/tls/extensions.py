@@ -20,7 +20,13 @@ from typing import NamedTuple, Self
 import idna
 
 from ech.tls.errors import DecodeError, IllegalParameter
-from ech.tls.wire import Reader, Writer, encode_typed_opaques, encode_u16_list
+from ech.tls.wire import (
+    Reader,
+    Writer,
+    encode_opaque,
+    encode_typed_opaques,
+    encode_u16_list,
+)
 
 
 class Extension(NamedTuple):
@@ -59,9 +65,14 @@ def read_extensions(r: Reader, *, min_len: int = 0) -> tuple[Extension, ...]:
     return tuple(itertools.starmap(Extension, r.typed_opaques(2, min_len=min_len)))
 
 
+def encode_extensions(extensions: Iterable[Extension]) -> bytes:
+    """An ``Extension extensions<0..2^16-1>`` block (RFC 8446 §4.2)."""
+    return encode_opaque(2, encode_typed_opaques(extensions))
+
+
 def write_extensions(w: Writer, extensions: Iterable[Extension]) -> None:
-    """Write an extension block."""
-    w.opaque(2, encode_typed_opaques(extensions))
+    """Write an extension block (:func:`encode_extensions`)."""
+    w.raw(encode_extensions(extensions))
 
 
 def check_unique(extensions: Sequence[Extension]) -> None:

@@ -26,6 +26,7 @@ from ech.tls.errors import IllegalParameter
 from ech.tls.extensions import (
     Extension,
     HasExtensions,
+    encode_extensions,
     read_extensions,
     write_extensions,
 )
@@ -33,7 +34,6 @@ from ech.tls.wire import (
     Reader,
     Writer,
     encode_opaque,
-    encode_typed_opaques,
     encode_u16_list,
     handshake_header,
 )
@@ -58,9 +58,7 @@ def replace_extension(
 
 def _hello_extensions(extensions: tuple[Extension, ...], absent: bool) -> bytes:
     """A hello's extension block, or nothing for an old hello without one."""
-    if extensions or not absent:
-        return encode_opaque(2, encode_typed_opaques(extensions))
-    return b""
+    return encode_extensions(extensions) if extensions or not absent else b""
 
 
 class Message(HasExtensions):
